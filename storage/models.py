@@ -1,0 +1,237 @@
+"""SQLAlchemy models of the sales domain: deals, their evidence, next steps, history, teams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MONEY = Numeric(18, 2)
+SLACK_ID = String(32)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True)}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    channel_id: Mapped[str] = mapped_column(SLACK_ID)
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(SLACK_ID)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[TeamMember]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", order_by="TeamMember.id"
+    )
+    quotas: Mapped[list[Quota]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", order_by="Quota.id"
+    )
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", "role", name="uq_team_members_membership"),
+        CheckConstraint("role IN ('rep', 'manager')", name="role"),
+        Index("ix_team_members_user", "user_id", "role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(SLACK_ID)
+    role: Mapped[str] = mapped_column(String(16))
+
+    team: Mapped[Team] = relationship(back_populates="members")
+
+
+class Quota(Base):
+    __tablename__ = "quotas"
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", "period", name="uq_quotas_rep_period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(SLACK_ID)
+    period: Mapped[str] = mapped_column(String(8))  # "2026-Q4"
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+
+    team: Mapped[Team] = relationship(back_populates="quotas")
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),
+        CheckConstraint(
+            "forecast_category IN ('pipeline', 'best_case', 'commit', 'omitted')",
+            name="forecast_category",
+        ),
+        Index("ix_deals_owner_status", "owner_id", "status"),
+        Index("ix_deals_status_close_date", "status", "close_date"),
+        # Prefix lookups ("init" finds "Initech") use LIKE 'init%'; on PostgreSQL that
+        # needs pattern ops to use the index under a non-C collation.
+        Index(
+            "ix_deals_account_key",
+            "account_key",
+            postgresql_ops={"account_key": "text_pattern_ops"},
+        ),
+        Index("ix_deals_title_key", "title_key", postgresql_ops={"title_key": "text_pattern_ops"}),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    account_key: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    title_key: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[str] = mapped_column(SLACK_ID)
+    amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    stage: Mapped[str] = mapped_column(String(32))
+    stage_entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    close_date: Mapped[dt.date | None] = mapped_column(Date)
+    forecast_category: Mapped[str] = mapped_column(String(16), default="pipeline")
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    buying_criteria: Mapped[str | None] = mapped_column(Text)
+    buying_process: Mapped[str | None] = mapped_column(Text)
+    paper_process: Mapped[str | None] = mapped_column(Text)
+    pain: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[str | None] = mapped_column(Text)
+    competition: Mapped[str | None] = mapped_column(Text)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(SLACK_ID)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_touch_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="deal", cascade="all, delete-orphan", order_by="Contact.id"
+    )
+    next_steps: Mapped[list[NextStep]] = relationship(
+        back_populates="deal", cascade="all, delete-orphan", order_by="NextStep.id"
+    )
+    changes: Mapped[list[DealChange]] = relationship(
+        back_populates="deal", cascade="all, delete-orphan", order_by="DealChange.id"
+    )
+    post_mortem: Mapped[PostMortem | None] = relationship(
+        back_populates="deal", cascade="all, delete-orphan"
+    )
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        CheckConstraint("role IN ('economic_buyer', 'champion', 'other')", name="role"),
+        Index("ix_contacts_deal", "deal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    title: Mapped[str | None] = mapped_column(String(200))
+    slack_user_id: Mapped[str | None] = mapped_column(SLACK_ID)
+    role: Mapped[str] = mapped_column(String(16), default="other")
+
+    deal: Mapped[Deal] = relationship(back_populates="contacts")
+
+
+class NextStep(Base):
+    __tablename__ = "next_steps"
+    __table_args__ = (
+        Index("ix_next_steps_deal_done", "deal_id", "done"),
+        Index("ix_next_steps_owner_open", "owner_id", "done", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    what: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(SLACK_ID)
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_at: Mapped[dt.datetime | None]
+    created_by: Mapped[str] = mapped_column(SLACK_ID)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    deal: Mapped[Deal] = relationship(back_populates="next_steps")
+
+
+class DealChange(Base):
+    """One change to a tracked field, kept so that slippage is evidence, not memory."""
+
+    __tablename__ = "deal_changes"
+    __table_args__ = (Index("ix_deal_changes_deal_field", "deal_id", "field", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(SLACK_ID)
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    deal: Mapped[Deal] = relationship(back_populates="changes")
+
+
+class PostMortem(Base):
+    __tablename__ = "post_mortems"
+    __table_args__ = (CheckConstraint("outcome IN ('won', 'lost')", name="outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(8))
+    primary_reason: Mapped[str] = mapped_column(Text)
+    competitor: Mapped[str | None] = mapped_column(String(200))
+    lessons: Mapped[str | None] = mapped_column(Text)
+    submitted_by: Mapped[str] = mapped_column(SLACK_ID)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    deal: Mapped[Deal] = relationship(back_populates="post_mortem")
+
+
+__all__ = [
+    "Base",
+    "Contact",
+    "Deal",
+    "DealChange",
+    "NextStep",
+    "PostMortem",
+    "Quota",
+    "Team",
+    "TeamMember",
+]
