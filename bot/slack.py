@@ -1,0 +1,68 @@
+"""The Slack Web API client, and the few facts about users that only Slack knows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+logger = logging.getLogger(__name__)
+
+# Slash commands must answer within 3 s, so one Web API call may not take all of it.
+WEB_API_TIMEOUT_SECONDS = 10
+
+
+def build_web_client(*, token: str | None, base_url: str) -> WebClient:
+    """Return a WebClient for `base_url` that retries connection errors, 429s and 5xxs."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=WEB_API_TIMEOUT_SECONDS,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+class SlackDirectory:
+    """Answers "is this user an admin?" from `users.info`, cached for a few minutes.
+
+    Only asked when a user changes something that is not theirs, so the common path
+    never waits on Slack.
+    """
+
+    CACHE_SECONDS = 300
+
+    def __init__(self, *, client: WebClient, configured_admins: tuple[str, ...] = ()) -> None:
+        self.client = client
+        self.configured_admins = frozenset(configured_admins)
+        self._cache: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def is_admin(self, user_id: str) -> bool:
+        if user_id in self.configured_admins:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(user_id)
+        if cached and now - cached[0] < self.CACHE_SECONDS:
+            return cached[1]
+        try:
+            user = self.client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            logger.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+            return False
+        admin = bool(user.get("is_admin") or user.get("is_owner"))
+        with self._lock:
+            self._cache[user_id] = (now, admin)
+        return admin

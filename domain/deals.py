@@ -1,0 +1,563 @@
+"""Deals and next steps: create, change with history, close, and read the pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from handlers.commands.parsing import ContactRef, DealChanges, DealRef
+from sqlalchemy.orm import Session
+
+from domain.attention import CHECK_IDS, attention_reasons
+from domain.clock import Clock
+from domain.errors import AmbiguousDeal, Candidate, DealNotFound, InvalidChange, NotAllowed
+from domain.money import Money, format_money
+from domain.stages import DEFAULT_STAGES, Stage
+from domain.views import (
+    ChangeView,
+    ContactView,
+    DealUpdate,
+    DealView,
+    FieldChange,
+    HomeView,
+    NextStepView,
+    PipelineView,
+    PostMortemView,
+)
+from storage.database import Database
+from storage.models import Contact, Deal, NextStep, PostMortem
+from storage.repositories import DealRepository, TeamRepository, name_key
+
+EVIDENCE_FIELDS = (
+    "buying_criteria",
+    "buying_process",
+    "paper_process",
+    "pain",
+    "metrics",
+    "competition",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking. `is_admin` is a callable because asking Slack costs a round trip."""
+
+    user_id: str
+    is_admin: Callable[[], bool] = lambda: False
+
+
+class DealService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock,
+        default_timezone: ZoneInfo,
+        default_currency: str = "USD",
+        stages: tuple[Stage, ...] = DEFAULT_STAGES,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.default_timezone = default_timezone
+        self.default_currency = default_currency
+        self.stages = {stage.key: stage for stage in stages}
+        self.first_stage = min(stages, key=lambda stage: stage.order)
+
+    # --- time -----------------------------------------------------------------------------
+
+    def today_for(self, user_id: str) -> dt.date:
+        """Return today's date in the user's team timezone (or the workspace default)."""
+        with self.database.session() as session:
+            return self._today(session, user_id)
+
+    # --- deals ----------------------------------------------------------------------------
+
+    def create_deal(self, actor: Actor, account: str, changes: DealChanges) -> DealView:
+        """Return the new deal, owned by the actor, with its starting values in the history."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            stage = self._open_stage(changes.stage or self.first_stage.key)
+            amount = changes.amount
+            deal = Deal(
+                account=account,
+                account_key=name_key(account),
+                title=changes.title,
+                title_key=name_key(changes.title) if changes.title else None,
+                owner_id=actor.user_id,
+                amount=amount.amount if amount else None,
+                currency=amount.currency if amount else self.default_currency,
+                stage=stage.key,
+                stage_entered_at=now,
+                close_date=changes.close_date,
+                forecast_category=changes.forecast or "pipeline",
+                status="open",
+                created_by=actor.user_id,
+                created_at=now,
+                updated_at=now,
+                last_touch_at=now,
+            )
+            for name in EVIDENCE_FIELDS:
+                setattr(deal, name, getattr(changes, name))
+            deals.add(deal)
+            self._apply_contacts(deal, changes)
+            for field, value in self._tracked_values(deal).items():
+                if value is not None:
+                    deals.record_change(
+                        deal, field=field, old=None, new=value, by=actor.user_id, at=now
+                    )
+            session.flush()
+            return self._view(deal, self._today(session, actor.user_id), deals=deals)
+
+    def update_deal(self, actor: Actor, ref: DealRef, changes: DealChanges) -> DealUpdate:
+        """Return the deal after applying `changes`, with what actually changed."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            self._check_can_change(session, actor, deal)
+            if deal.status != "open":
+                raise InvalidChange(
+                    f"{deal.account} is already {deal.status}; closed deals keep their record.",
+                    "Open a new deal with `/deal new`.",
+                )
+            before = self._tracked_values(deal)
+            if changes.stage is not None:
+                stage = self._open_stage(changes.stage)
+                if stage.key != deal.stage:
+                    deal.stage = stage.key
+                    deal.stage_entered_at = now
+            if changes.amount is not None:
+                deal.amount = changes.amount.amount
+                deal.currency = changes.amount.currency
+            if changes.close_date is not None:
+                deal.close_date = changes.close_date
+            if changes.forecast is not None:
+                deal.forecast_category = changes.forecast
+            if changes.title is not None:
+                deal.title = changes.title
+                deal.title_key = name_key(changes.title)
+            for name in EVIDENCE_FIELDS:
+                value = getattr(changes, name)
+                if value is not None:
+                    setattr(deal, name, value)
+            self._apply_contacts(deal, changes)
+            after = self._tracked_values(deal)
+            changed = tuple(
+                FieldChange(field=field, old=before[field], new=after[field])
+                for field in after
+                if before[field] != after[field]
+            )
+            for change in changed:
+                deals.record_change(
+                    deal,
+                    field=change.field,
+                    old=change.old,
+                    new=change.new,
+                    by=actor.user_id,
+                    at=now,
+                )
+            deal.updated_at = now
+            deal.last_touch_at = now
+            session.flush()
+            today = self._today(session, actor.user_id)
+            return DealUpdate(deal=self._view(deal, today, deals=deals), changes=changed)
+
+    def show_deal(self, actor: Actor, ref: DealRef) -> DealView:
+        """Return the deal with its contacts, next step, history and post-mortem."""
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+
+    def close_deal(self, actor: Actor, ref: DealRef, *, won: bool, reason: str | None) -> DealView:
+        """Return the deal marked won or lost; open next steps are closed with it."""
+        now = self.clock.now()
+        outcome = "won" if won else "lost"
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            self._check_can_change(session, actor, deal)
+            if deal.status != "open":
+                raise InvalidChange(f"{deal.account} is already {deal.status}.")
+            if not won and not reason:
+                raise InvalidChange(
+                    "A lost deal needs a reason.", "/deal lost Initech went with Globex"
+                )
+            before = self._tracked_values(deal)
+            deal.status = outcome
+            deal.stage = "closed_won" if won else "closed_lost"
+            deal.stage_entered_at = now
+            deal.close_reason = reason
+            deal.closed_at = now
+            deal.updated_at = now
+            deal.last_touch_at = now
+            for step in deal.next_steps:
+                if not step.done:
+                    step.done = True
+                    step.done_at = now
+            after = self._tracked_values(deal)
+            for field in after:
+                if before[field] != after[field]:
+                    deals.record_change(
+                        deal,
+                        field=field,
+                        old=before[field],
+                        new=after[field],
+                        by=actor.user_id,
+                        at=now,
+                    )
+            session.flush()
+            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+
+    def record_post_mortem(
+        self,
+        actor: Actor,
+        deal_id: int,
+        *,
+        primary_reason: str,
+        competitor: str | None,
+        lessons: str | None,
+    ) -> DealView:
+        """Return the closed deal with its post-mortem stored (a second one replaces the first)."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, DealRef(name=None, deal_id=deal_id))
+            self._check_can_change(session, actor, deal)
+            if deal.status == "open":
+                raise InvalidChange(f"{deal.account} is still open; close it first.")
+            if deal.post_mortem is None:
+                deal.post_mortem = PostMortem(
+                    outcome=deal.status,
+                    primary_reason=primary_reason,
+                    submitted_by=actor.user_id,
+                    created_at=now,
+                )
+            deal.post_mortem.primary_reason = primary_reason
+            deal.post_mortem.competitor = competitor
+            deal.post_mortem.lessons = lessons
+            deal.close_reason = deal.close_reason or primary_reason
+            session.flush()
+            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+
+    # --- next steps -----------------------------------------------------------------------
+
+    def add_next_step(
+        self,
+        actor: Actor,
+        ref: DealRef,
+        *,
+        what: str,
+        due: dt.date | None,
+        owner_id: str | None,
+    ) -> DealView:
+        """Return the deal with a new open next step (owner defaults to the actor)."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            self._check_can_change(session, actor, deal)
+            if deal.status != "open":
+                raise InvalidChange(
+                    f"{deal.account} is {deal.status}; next steps are for open deals."
+                )
+            today = self._today(session, actor.user_id)
+            if due is not None and due < today:
+                raise InvalidChange(
+                    f"The due date {due.isoformat()} is in the past.",
+                    f"/nextstep {deal.account} {what} due:tomorrow",
+                )
+            deal.next_steps.append(
+                NextStep(
+                    what=what,
+                    owner_id=owner_id or actor.user_id,
+                    due_date=due,
+                    done=False,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            )
+            deal.last_touch_at = now
+            session.flush()
+            return self._view(deal, today, deals=deals)
+
+    def complete_next_step(self, actor: Actor, ref: DealRef) -> tuple[DealView, NextStepView]:
+        """Return the deal and the next step just marked done (the earliest open one)."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            self._check_can_change(session, actor, deal)
+            step = _current_step(deal.next_steps)
+            if step is None:
+                raise InvalidChange(
+                    f"{deal.account} has no open next step.",
+                    f"/nextstep {deal.account} Send the proposal due:fri",
+                )
+            step.done = True
+            step.done_at = now
+            deal.last_touch_at = now
+            session.flush()
+            return self._view(deal, self._today(session, actor.user_id), deals=deals), _step_view(
+                step
+            )
+
+    # --- pipeline -------------------------------------------------------------------------
+
+    def pipeline(self, actor: Actor, *, scope: str, team_name: str | None = None) -> PipelineView:
+        """Return open deals for `scope` ("me", "team" or a user id) with totals and attention.
+
+        Reps see their own pipeline and their teammates'; a team view takes the teams the
+        actor belongs to (or `team_name`).
+        """
+        with self.database.session() as session:
+            teams = TeamRepository(session)
+            today = self._today(session, actor.user_id)
+            if scope == "me":
+                owners: set[str] = {actor.user_id}
+                title = "Your pipeline"
+            elif scope == "team":
+                if team_name:
+                    team = teams.by_name(team_name)
+                    chosen = [team] if team else []
+                    if not chosen:
+                        raise DealNotFound(f"There is no team called “{team_name}”.")
+                else:
+                    chosen = list(teams.teams_of(actor.user_id))
+                if not chosen:
+                    raise DealNotFound(
+                        "You are not in a team yet.",
+                        "An admin adds you with `/dealbot team add <team> rep @you`.",
+                    )
+                owners = {m.user_id for team in chosen for m in team.members if m.role == "rep"}
+                title = "Pipeline of " + ", ".join(team.name for team in chosen)
+            else:
+                owners = {scope}
+                title = f"Pipeline of <@{scope}>"
+            deals = DealRepository(session)
+            views = tuple(
+                self._view(deal, today, deals=deals) for deal in deals.open_deals_owned_by(owners)
+            )
+        totals: dict[str, Decimal] = {}
+        weighted: dict[str, Decimal] = {}
+        for view in views:
+            if view.amount is not None and view.weighted_amount is not None:
+                currency = view.amount.currency
+                totals[currency] = totals.get(currency, Decimal(0)) + view.amount.amount
+                weighted[currency] = (
+                    weighted.get(currency, Decimal(0)) + view.weighted_amount.amount
+                )
+        return PipelineView(
+            title=title, today=today, deals=views, totals=totals, weighted_totals=weighted
+        )
+
+    def home(self, user_id: str) -> HomeView:
+        """Return what the App Home shows: open deals, overdue next steps, accuracy score."""
+        with self.database.session() as session:
+            today = self._today(session, user_id)
+            deals = DealRepository(session)
+            open_deals = tuple(
+                self._view(deal, today, deals=deals)
+                for deal in deals.open_deals_owned_by([user_id])
+            )
+            overdue = tuple(
+                (_step_view(step), step.deal.account)
+                for step in deals.open_next_steps_overdue_for(user_id, today)
+            )
+        score = None
+        if open_deals:
+            checks = len(open_deals) * len(CHECK_IDS)
+            failed = sum(len(deal.attention) for deal in open_deals)
+            score = (Decimal(checks - failed) / Decimal(checks)).quantize(Decimal("0.01"))
+        return HomeView(
+            user_id=user_id,
+            today=today,
+            open_deals=open_deals,
+            overdue_steps=overdue,
+            accuracy_score=score,
+        )
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _today(self, session: Session, user_id: str) -> dt.date:
+        zone_name = TeamRepository(session).timezone_of(user_id)
+        zone = ZoneInfo(zone_name) if zone_name else self.default_timezone
+        return self.clock.now().astimezone(zone).date()
+
+    def _open_stage(self, key: str) -> Stage:
+        stage = self.stages.get(key)
+        if stage is None:
+            raise InvalidChange(f"“{key}” is not a stage.")
+        if stage.is_closed:
+            raise InvalidChange(
+                f"A deal moves to {stage.label.lower()} by closing it.",
+                "/deal won Initech  or  /deal lost Initech went with Globex",
+            )
+        return stage
+
+    def _resolve(self, deals: DealRepository, ref: DealRef) -> Deal:
+        if ref.deal_id is not None:
+            deal = deals.get(ref.deal_id)
+            if deal is None:
+                raise DealNotFound(f"There is no deal #{ref.deal_id}.", "/pipeline lists yours.")
+            return deal
+        reference = ref.name or ""
+        matches = deals.find_by_reference(reference)
+        if not matches:
+            raise DealNotFound(
+                f"No deal matches “{reference}”.",
+                f"Check the spelling, or create it: /deal new {reference}",
+            )
+        if len(matches) > 1:
+            candidates = tuple(
+                Candidate(deal_id=deal.id, label=_candidate_label(deal)) for deal in matches[:5]
+            )
+            raise AmbiguousDeal(reference, candidates)
+        return matches[0]
+
+    def _check_can_change(self, session: Session, actor: Actor, deal: Deal) -> None:
+        """Reps change their own deals, managers their team's, admins all."""
+        if deal.owner_id == actor.user_id:
+            return
+        if deal.owner_id in TeamRepository(session).reps_managed_by(actor.user_id):
+            return
+        if actor.is_admin():
+            return
+        raise NotAllowed(
+            f"{deal.account} belongs to <@{deal.owner_id}>; only they, their manager "
+            "or an admin can change it."
+        )
+
+    def _apply_contacts(self, deal: Deal, changes: DealChanges) -> None:
+        if changes.economic_buyer is not None:
+            self._put_contact(deal, changes.economic_buyer, role="economic_buyer")
+        if changes.champion is not None:
+            self._put_contact(deal, changes.champion, role="champion")
+        for ref in changes.contacts:
+            self._put_contact(deal, ref, role=None)
+
+    @staticmethod
+    def _put_contact(deal: Deal, ref: ContactRef, *, role: str | None) -> None:
+        existing = next((c for c in deal.contacts if _same_person(c, ref)), None)
+        if role is not None:
+            # One economic buyer and one champion per deal: the previous holder stays a contact.
+            for contact in deal.contacts:
+                if contact.role == role and contact is not existing:
+                    contact.role = "other"
+        if existing is None:
+            deal.contacts.append(
+                Contact(
+                    name=ref.name,
+                    email=ref.email,
+                    slack_user_id=ref.user_id,
+                    role=role or "other",
+                )
+            )
+            return
+        existing.name = ref.name or existing.name
+        existing.email = ref.email or existing.email
+        existing.slack_user_id = ref.user_id or existing.slack_user_id
+        if role is not None:
+            existing.role = role
+
+    @staticmethod
+    def _tracked_values(deal: Deal) -> dict[str, str | None]:
+        """Return the fields whose every change is kept, as strings for the history table."""
+        return {
+            "stage": deal.stage,
+            "amount": None if deal.amount is None else f"{deal.amount:.2f} {deal.currency}",
+            "close_date": deal.close_date.isoformat() if deal.close_date else None,
+            "forecast_category": deal.forecast_category,
+            "status": deal.status,
+        }
+
+    def _view(
+        self, deal: Deal, today: dt.date, *, deals: DealRepository, full: bool = False
+    ) -> DealView:
+        stage = self.stages.get(deal.stage)
+        step = _current_step(deal.next_steps)
+        return DealView(
+            id=deal.id,
+            account=deal.account,
+            title=deal.title,
+            owner_id=deal.owner_id,
+            amount=None if deal.amount is None else Money(deal.amount, deal.currency),
+            stage=deal.stage,
+            stage_label=stage.label if stage else deal.stage,
+            probability=stage.probability if stage else Decimal(0),
+            close_date=deal.close_date,
+            forecast_category=deal.forecast_category,
+            status=deal.status,
+            buying_criteria=deal.buying_criteria,
+            buying_process=deal.buying_process,
+            paper_process=deal.paper_process,
+            pain=deal.pain,
+            metrics=deal.metrics,
+            competition=deal.competition,
+            close_reason=deal.close_reason,
+            contacts=tuple(
+                ContactView(name=c.name, email=c.email, slack_user_id=c.slack_user_id, role=c.role)
+                for c in deal.contacts
+            ),
+            next_step=_step_view(step) if step else None,
+            attention=attention_reasons(deal, today),
+            history=tuple(
+                ChangeView(
+                    field=c.field,
+                    old_value=c.old_value,
+                    new_value=c.new_value,
+                    changed_by=c.changed_by,
+                    changed_at=c.changed_at,
+                )
+                for c in deal.changes
+            )
+            if full
+            else (),
+            close_date_pushes=deals.close_date_pushes(deal.id) if full else 0,
+            post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
+        )
+
+
+def _current_step(steps: Iterable[NextStep]) -> NextStep | None:
+    """Return the open next step due soonest (undated ones last)."""
+    open_steps = [step for step in steps if not step.done]
+    if not open_steps:
+        return None
+    return min(open_steps, key=lambda s: (s.due_date is None, s.due_date or dt.date.max, s.id))
+
+
+def _step_view(step: NextStep) -> NextStepView:
+    return NextStepView(
+        id=step.id, what=step.what, owner_id=step.owner_id, due_date=step.due_date, done=step.done
+    )
+
+
+def _post_mortem_view(post_mortem: PostMortem | None) -> PostMortemView | None:
+    if post_mortem is None:
+        return None
+    return PostMortemView(
+        outcome=post_mortem.outcome,
+        primary_reason=post_mortem.primary_reason,
+        competitor=post_mortem.competitor,
+        lessons=post_mortem.lessons,
+    )
+
+
+def _same_person(contact: Contact, ref: ContactRef) -> bool:
+    if ref.email and contact.email:
+        return ref.email.casefold() == contact.email.casefold()
+    if ref.user_id and contact.slack_user_id:
+        return ref.user_id == contact.slack_user_id
+    if ref.name and contact.name:
+        return name_key(ref.name) == name_key(contact.name)
+    return False
+
+
+def _candidate_label(deal: Deal) -> str:
+    amount = format_money(Money(deal.amount, deal.currency)) if deal.amount is not None else ""
+    parts = [deal.account, deal.title or "", amount, deal.status if deal.status != "open" else ""]
+    return " · ".join(part for part in parts if part) + f" (#{deal.id})"

@@ -1,0 +1,138 @@
+"""Plain snapshots the domain returns; the Slack layer renders them, nothing writes through them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from domain.money import Money
+
+
+@dataclass(frozen=True)
+class ContactView:
+    name: str | None
+    email: str | None
+    slack_user_id: str | None
+    role: str  # economic_buyer | champion | other
+
+
+@dataclass(frozen=True)
+class NextStepView:
+    id: int
+    what: str
+    owner_id: str | None
+    due_date: dt.date | None
+    done: bool
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    field: str
+    old_value: str | None
+    new_value: str | None
+    changed_by: str
+    changed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PostMortemView:
+    outcome: str
+    primary_reason: str
+    competitor: str | None
+    lessons: str | None
+
+
+@dataclass(frozen=True)
+class DealView:
+    id: int
+    account: str
+    title: str | None
+    owner_id: str
+    amount: Money | None
+    stage: str
+    stage_label: str
+    probability: Decimal
+    close_date: dt.date | None
+    forecast_category: str
+    status: str
+    buying_criteria: str | None
+    buying_process: str | None
+    paper_process: str | None
+    pain: str | None
+    metrics: str | None
+    competition: str | None
+    close_reason: str | None
+    contacts: tuple[ContactView, ...]
+    next_step: NextStepView | None
+    attention: tuple[str, ...]
+    history: tuple[ChangeView, ...] = ()
+    close_date_pushes: int = 0
+    post_mortem: PostMortemView | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.account} — {self.title}" if self.title else self.account
+
+    @property
+    def weighted_amount(self) -> Money | None:
+        if self.amount is None:
+            return None
+        weighted = (self.amount.amount * self.probability).quantize(Decimal("0.01"))
+        return Money(weighted, self.amount.currency)
+
+    def contact_with_role(self, role: str) -> ContactView | None:
+        return next((c for c in self.contacts if c.role == role), None)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class DealUpdate:
+    deal: DealView
+    changes: tuple[FieldChange, ...]
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    title: str
+    today: dt.date
+    deals: tuple[DealView, ...]
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    weighted_totals: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def needing_attention(self) -> tuple[DealView, ...]:
+        return tuple(deal for deal in self.deals if deal.attention)
+
+
+@dataclass(frozen=True)
+class HomeView:
+    user_id: str
+    today: dt.date
+    open_deals: tuple[DealView, ...]
+    overdue_steps: tuple[tuple[NextStepView, str], ...]  # (step, deal name)
+    accuracy_score: Decimal | None  # share of basic checks passed, None without open deals
+
+
+@dataclass(frozen=True)
+class QuotaView:
+    user_id: str
+    period: str
+    amount: Money
+
+
+@dataclass(frozen=True)
+class TeamView:
+    id: int
+    name: str
+    channel_id: str
+    timezone: str
+    managers: tuple[str, ...]
+    reps: tuple[str, ...]
+    quotas: tuple[QuotaView, ...]
