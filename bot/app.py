@@ -1,0 +1,104 @@
+"""create_app(): the Bolt app wired to storage, the domain and the Slack client."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.settings import Settings
+from bot.slack import SlackDirectory, build_web_client
+from domain.clock import Clock, SystemClock
+from domain.deals import Actor, DealService
+from domain.teams import TeamService
+from storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+# Listeners answer inside the request (process_before_response), so this pool only runs
+# lazy listeners: slow follow-ups such as posting to a response_url. A handful is plenty
+# and bounds how hard one burst of clicks can hit the database.
+LISTENER_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Services:
+    """What listeners call: the domain services plus the few Slack-only facts."""
+
+    settings: Settings
+    database: Database
+    deals: DealService
+    teams: TeamService
+    directory: SlackDirectory
+    clock: Clock
+
+    def actor(self, user_id: str) -> Actor:
+        return Actor(user_id=user_id, is_admin=lambda: self.directory.is_admin(user_id))
+
+
+def build_services(
+    settings: Settings,
+    *,
+    client: WebClient,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> Services:
+    database = database or Database.from_url(settings.database_url)
+    clock = clock or SystemClock()
+    return Services(
+        settings=settings,
+        database=database,
+        deals=DealService(
+            database=database,
+            clock=clock,
+            default_timezone=settings.timezone,
+            default_currency=settings.dealbot_currency,
+        ),
+        teams=TeamService(
+            database=database, clock=clock, default_timezone=settings.dealbot_timezone
+        ),
+        directory=SlackDirectory(client=client, configured_admins=settings.dealbot_admins),
+        clock=clock,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client: WebClient | None = None,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    verify_requests: bool = True,
+) -> App:
+    """Return the Bolt app with every listener registered.
+
+    `verify_requests=False` is for the offline demo only, which feeds Bolt requests
+    itself; anything reachable over HTTP keeps Slack's signature check.
+    """
+    from handlers import register_all
+
+    if client is None:
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        client = build_web_client(token=token, base_url=settings.slack_api_url)
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=verify_requests,
+        token_verification_enabled=verify_requests,
+        # Answer within the request: a fast reply needs no 10 ms ack polling, and the
+        # reply lands in the slash command's HTTP response.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="dealbot-listener"
+        ),
+        logger=logging.getLogger("dealbot.bolt"),
+    )
+    services = build_services(settings, client=client, database=database, clock=clock)
+    register_all(app, services)
+    return app

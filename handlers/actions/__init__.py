@@ -1,0 +1,84 @@
+"""Button clicks: pick a deal when a reference was ambiguous, open the post-mortem form."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from domain.errors import DomainError
+from handlers import blocks
+from handlers.commands.dispatch import Invocation, reply_for
+from handlers.commands.parsing import DealRef
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$"))
+    def pick_deal(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        choice = _parse_choice(action.get("value"))
+        if choice is None:
+            reply = blocks.error_reply("That choice has expired; please run the command again.")
+        else:
+            invocation = Invocation(
+                command=choice["command"],
+                text=choice["text"],
+                user_id=body["user"]["id"],
+                channel_id=(body.get("channel") or {}).get("id"),
+                trigger_id=body.get("trigger_id"),
+            )
+            reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
+        respond(
+            replace_original=True,
+            response_type="ephemeral",
+            text=reply.text,
+            blocks=reply.block_dicts(),
+        )
+
+    @app.action(blocks.OPEN_POST_MORTEM_ACTION)
+    def open_post_mortem(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        try:
+            deal_id = int(action.get("value") or "")
+            deal = services.deals.show_deal(
+                services.actor(body["user"]["id"]), DealRef(name=None, deal_id=deal_id)
+            )
+        except (ValueError, DomainError) as error:
+            problem = getattr(error, "problem", "That deal no longer exists.")
+            reply = blocks.error_reply(problem)
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=reply.text,
+                blocks=reply.block_dicts(),
+            )
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.post_mortem_modal(deal))
+
+
+def _parse_choice(value: str | None) -> dict[str, Any] | None:
+    """Return the command a pick-a-deal button re-runs, or None if the value is not ours."""
+    try:
+        choice = json.loads(value or "")
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(choice, dict):
+        return None
+    if not isinstance(choice.get("command"), str) or not isinstance(choice.get("text"), str):
+        return None
+    if not isinstance(choice.get("deal_id"), int):
+        return None
+    return choice

@@ -1,0 +1,530 @@
+"""Block Kit builders: one function per message or view, built with slack_sdk's models.
+
+The models check Slack's limits offline; every message carries a plain-text fallback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DatePickerElement,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from domain.dates import format_day
+from domain.errors import Candidate
+from domain.money import Money, format_money
+from domain.stages import DEFAULT_STAGES
+from domain.views import DealUpdate, DealView, HomeView, NextStepView, PipelineView, TeamView
+from handlers import messages
+
+SECTION_TEXT_LIMIT = 2900
+PIPELINE_DEALS_SHOWN = 40
+
+# action_id / callback_id values: the registry of interactive surfaces.
+PICK_DEAL_ACTION = "pick_deal"
+OPEN_POST_MORTEM_ACTION = "open_post_mortem"
+NEW_DEAL_VIEW = "new_deal"
+POST_MORTEM_VIEW = "post_mortem"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message: the fallback text Slack shows in notifications, and its blocks."""
+
+    text: str
+    blocks: tuple[Block, ...]
+
+    def block_dicts(self) -> list[dict[str, Any]]:
+        return [block.to_dict() for block in self.blocks]
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text)
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=_mrkdwn(text[:SECTION_TEXT_LIMIT]))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[_mrkdwn(text[:SECTION_TEXT_LIMIT])])
+
+
+def _sections(lines: Iterable[str]) -> list[SectionBlock]:
+    """Return sections holding `lines`, split so that none passes Slack's text limit."""
+    sections: list[SectionBlock] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) + 1 > SECTION_TEXT_LIMIT:
+            sections.append(_section("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        sections.append(_section("\n".join(chunk)))
+    return sections
+
+
+def escape(text: str) -> str:
+    """Return user text safe to put inside mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _money(money: Money | None) -> str:
+    return format_money(money) if money is not None else "no amount"
+
+
+def _day(day: dt.date | None, today: dt.date) -> str:
+    return format_day(day, today=today) if day is not None else "no date"
+
+
+def _totals(totals: dict[str, Decimal]) -> str:
+    if not totals:
+        return format_money(Money(Decimal(0), "USD"))
+    return " + ".join(format_money(Money(amount, currency)) for currency, amount in totals.items())
+
+
+def _step_line(step: NextStepView, today: dt.date) -> str:
+    owner = f"<@{step.owner_id}>" if step.owner_id else "no owner"
+    due = _day(step.due_date, today)
+    overdue = " — *overdue*" if step.due_date and step.due_date < today else ""
+    return f"{escape(step.what)} ({due}, {owner}){overdue}"
+
+
+def deal_line(deal: DealView, today: dt.date) -> str:
+    """Return one scannable line about a deal, as pipelines and App Home list them."""
+    parts = [
+        f"*{escape(deal.name)}* `#{deal.id}`",
+        _money(deal.amount),
+        deal.stage_label,
+        f"closes {_day(deal.close_date, today)}",
+    ]
+    line = " · ".join(parts)
+    if deal.next_step is not None:
+        line += f"\n      next: {_step_line(deal.next_step, today)}"
+    if deal.attention:
+        line += "\n      :warning: " + ", ".join(messages.check_label(c) for c in deal.attention)
+    return line
+
+
+# --- replies to commands ----------------------------------------------------------------
+
+
+def error_reply(problem: str, usage: str | None = None) -> Reply:
+    """Return a short private message naming what was wrong and showing the right form."""
+    blocks: list[Block] = [_section(f":warning: {problem}")]
+    if usage:
+        blocks.append(_context(f"Try: `{usage}`" if "\n" not in usage else usage))
+    text = problem if not usage else f"{problem} Try: {usage}"
+    return Reply(text=text, blocks=tuple(blocks))
+
+
+def ambiguous_reply(
+    problem: str, candidates: Sequence[Candidate], *, command: str, text: str
+) -> Reply:
+    """Return a choice of buttons, one per candidate deal, that re-run the command on it."""
+    buttons = [
+        ButtonElement(
+            text=candidate.label[:75],
+            action_id=f"{PICK_DEAL_ACTION}_{index}",
+            value=json.dumps({"command": command, "text": text, "deal_id": candidate.deal_id}),
+        )
+        for index, candidate in enumerate(candidates)
+    ]
+    return Reply(
+        text=f"{problem} {messages.PICK_ONE}",
+        blocks=(
+            _section(f":mag: {problem}"),
+            ActionsBlock(elements=buttons, block_id="pick_deal"),
+            _context(messages.PICK_ONE),
+        ),
+    )
+
+
+def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> Reply:
+    """Return the full picture of a deal: numbers, evidence, people, next step, history."""
+    heading = heading or deal.name
+    status = "" if deal.status == "open" else f" · *{deal.status.upper()}*"
+    summary = (
+        f"*{escape(deal.name)}* `#{deal.id}`{status}\n"
+        f"{_money(deal.amount)} · {deal.stage_label} · closes {_day(deal.close_date, today)} · "
+        f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)} · "
+        f"owner <@{deal.owner_id}>"
+    )
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading[:150])), _section(summary)]
+    evidence = [
+        ("Buying criteria", deal.buying_criteria),
+        ("Buying process", deal.buying_process),
+        ("Paper process", deal.paper_process),
+        ("Pain", deal.pain),
+        ("Metrics", deal.metrics),
+        ("Competition", deal.competition),
+    ]
+    evidence_lines = [f"*{label}:* {escape(value)}" for label, value in evidence if value]
+    people = [_contact_line(c) for c in deal.contacts]
+    if evidence_lines:
+        blocks.extend(_sections(evidence_lines))
+    if people:
+        blocks.extend(_sections(people))
+    if deal.next_step is not None:
+        blocks.append(_section(f"*Next step:* {_step_line(deal.next_step, today)}"))
+    elif deal.status == "open":
+        blocks.append(
+            _section(f"*Next step:* none yet — `/nextstep {_ref(deal)} <what> due:<date>`")
+        )
+    if deal.attention:
+        blocks.append(
+            _context(
+                ":warning: Needs attention: "
+                + ", ".join(messages.check_label(c) for c in deal.attention)
+            )
+        )
+    if deal.post_mortem is not None:
+        pm = deal.post_mortem
+        lines = [f"*Post-mortem ({pm.outcome}):* {escape(pm.primary_reason)}"]
+        if pm.competitor:
+            lines.append(f"*Competitor:* {escape(pm.competitor)}")
+        if pm.lessons:
+            lines.append(f"*Lessons:* {escape(pm.lessons)}")
+        blocks.extend(_sections(lines))
+    elif deal.close_reason:
+        blocks.append(_section(f"*Reason:* {escape(deal.close_reason)}"))
+    if deal.history:
+        blocks.append(_context(_history_text(deal, today)))
+    closes = _day(deal.close_date, today)
+    text = f"{deal.name}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
+    return Reply(text=text, blocks=tuple(blocks[:50]))
+
+
+def _contact_line(contact: Any) -> str:
+    who = contact.name or ""
+    if contact.slack_user_id:
+        who = f"<@{contact.slack_user_id}>"
+    if contact.email:
+        who = f"{escape(who)} <mailto:{contact.email}|{contact.email}>".strip()
+    else:
+        who = escape(who) if not contact.slack_user_id else who
+    return f"*{messages.CONTACT_ROLE_LABELS.get(contact.role, 'Contact')}:* {who}"
+
+
+def _history_text(deal: DealView, today: dt.date) -> str:
+    changes = [c for c in deal.history if c.old_value is not None][-6:]
+    pushes = f"Close date pushed {deal.close_date_pushes}×. " if deal.close_date_pushes else ""
+    if not changes:
+        return pushes + "No changes since it was created."
+    lines = [
+        f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: {c.old_value} → {c.new_value} "
+        f"(<@{c.changed_by}>, {format_day(c.changed_at.date(), today=today)})"
+        for c in changes
+    ]
+    return pushes + "Recent changes: " + "; ".join(lines)
+
+
+def _ref(deal: DealView) -> str:
+    return f"#{deal.id}"
+
+
+def deal_created(deal: DealView, today: dt.date) -> Reply:
+    card = deal_card(deal, today, heading=f"New deal: {deal.name}")
+    return Reply(text=f"Created {card.text}", blocks=card.blocks)
+
+
+def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
+    deal = update.deal
+    if not update.changes:
+        changed = "Saved."
+    else:
+        changed = "Saved: " + "; ".join(
+            f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field).lower()} "
+            f"{c.old or '—'} → {c.new or '—'}"
+            for c in update.changes
+        )
+    blocks: list[Block] = [
+        _section(f":white_check_mark: {escape(changed)}"),
+        _section(deal_line(deal, today)),
+    ]
+    return Reply(text=f"{deal.name}: {changed}", blocks=tuple(blocks))
+
+
+def deal_closed(deal: DealView, today: dt.date) -> Reply:
+    icon = ":trophy:" if deal.status == "won" else ":black_flag:"
+    text = f"{deal.name} is closed {deal.status} ({_money(deal.amount)})."
+    return Reply(
+        text=text,
+        blocks=(
+            _section(
+                f"{icon} *{escape(deal.name)}* is closed *{deal.status}* ({_money(deal.amount)})."
+            ),
+            _context(messages.POST_MORTEM_PROMPT),
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text="Write post-mortem",
+                        action_id=OPEN_POST_MORTEM_ACTION,
+                        value=str(deal.id),
+                    )
+                ]
+            ),
+        ),
+    )
+
+
+def next_step_added(deal: DealView, today: dt.date) -> Reply:
+    step = deal.next_step
+    line = _step_line(step, today) if step else ""
+    return Reply(
+        text=f"Next step for {deal.name}: {line}",
+        blocks=(
+            _section(f":white_check_mark: Next step for *{escape(deal.name)}*: {line}"),
+            _context(f"Mark it done with `/nextstep done {_ref(deal)}`."),
+        ),
+    )
+
+
+def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
+    following = (
+        f"Next up: {_step_line(deal.next_step, today)}"
+        if deal.next_step
+        else f"No next step left: what happens next? `/nextstep {_ref(deal)} <what> due:<date>`"
+    )
+    return Reply(
+        text=f"Done: {step.what} ({deal.name})",
+        blocks=(
+            _section(
+                f":ballot_box_with_check: Done: ~{escape(step.what)}~ — *{escape(deal.name)}*"
+            ),
+            _context(following),
+        ),
+    )
+
+
+def pipeline_reply(view: PipelineView) -> Reply:
+    """Return the pipeline: totals, weighted totals, each open deal, and what needs attention."""
+    today = view.today
+    totals = (
+        f"{len(view.deals)} open · total {_totals(view.totals)}"
+        f" · weighted {_totals(view.weighted_totals)}"
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=view.title[:150])),
+        _context(totals),
+    ]
+    if not view.deals:
+        blocks.append(_section(messages.NO_OPEN_DEALS))
+        return Reply(text=f"{view.title}: no open deals", blocks=tuple(blocks))
+    shown = view.deals[:PIPELINE_DEALS_SHOWN]
+    blocks.extend(_sections(deal_line(deal, today) for deal in shown))
+    if len(view.deals) > len(shown):
+        blocks.append(_context(f"…and {len(view.deals) - len(shown)} more."))
+    blocks.append(DividerBlock())
+    attention = view.needing_attention
+    if attention:
+        lines = [
+            f"• *{escape(d.name)}*: " + ", ".join(messages.check_label(c) for c in d.attention)
+            for d in attention[:PIPELINE_DEALS_SHOWN]
+        ]
+        blocks.append(_section(f"*Needs attention ({len(attention)})*"))
+        blocks.extend(_sections(lines))
+    else:
+        blocks.append(_section(messages.NOTHING_NEEDS_ATTENTION))
+    return Reply(text=f"{view.title}: {totals}", blocks=tuple(blocks[:50]))
+
+
+def help_reply(usage: dict[str, Sequence[str]]) -> Reply:
+    lines = [messages.HELP_INTRO]
+    for command, examples in usage.items():
+        lines.append(f"*{command}*\n" + "\n".join(f"`{example}`" for example in examples))
+    return Reply(
+        text="dealbot help: /deal, /nextstep, /pipeline, /dealbot",
+        blocks=(*_sections(lines), _context(messages.HELP_REFERENCES)),
+    )
+
+
+def team_reply(teams: Sequence[TeamView], *, heading: str | None = None) -> Reply:
+    if not teams:
+        return Reply(
+            text="No teams yet.",
+            blocks=(
+                _section(
+                    "No teams yet. An admin creates one with "
+                    "`/dealbot team create <name> <#channel>`."
+                ),
+            ),
+        )
+    lines = []
+    for team in teams:
+        managers = " ".join(f"<@{m}>" for m in team.managers) or "none"
+        reps = " ".join(f"<@{r}>" for r in team.reps) or "none"
+        quotas = ", ".join(
+            f"<@{q.user_id}> {format_money(q.amount)} ({q.period})" for q in team.quotas
+        )
+        line = (
+            f"*{escape(team.name)}* · <#{team.channel_id}> · {team.timezone}\n"
+            f"Managers: {managers}\nReps: {reps}"
+        )
+        if quotas:
+            line += f"\nQuotas: {quotas}"
+        lines.append(line)
+    blocks: list[Block] = []
+    if heading:
+        blocks.append(_section(f":white_check_mark: {escape(heading)}"))
+    blocks.extend(_sections(lines))
+    return Reply(text=heading or f"{len(teams)} team(s)", blocks=tuple(blocks))
+
+
+# --- views --------------------------------------------------------------------------------
+
+
+def new_deal_modal(*, channel_id: str | None) -> View:
+    """Return the modal `/deal` opens: the same fields as `/deal new`, in a form."""
+    stage_options = [
+        Option(text=stage.label, value=stage.key) for stage in DEFAULT_STAGES if not stage.is_closed
+    ]
+    forecast_options = [
+        Option(text=label, value=key) for key, label in messages.FORECAST_LABELS.items()
+    ]
+    return View(
+        type="modal",
+        callback_id=NEW_DEAL_VIEW,
+        title="New deal",
+        submit="Create",
+        close="Cancel",
+        private_metadata=json.dumps({"channel_id": channel_id}),
+        blocks=[
+            InputBlock(
+                block_id="account",
+                label="Account",
+                element=PlainTextInputElement(
+                    action_id="value", max_length=200, placeholder="Initech"
+                ),
+            ),
+            InputBlock(
+                block_id="amount",
+                label="Amount",
+                optional=True,
+                element=PlainTextInputElement(action_id="value", placeholder="50k, $1.2M, €40,000"),
+            ),
+            InputBlock(
+                block_id="stage",
+                label="Stage",
+                optional=True,
+                element=StaticSelectElement(
+                    action_id="value", options=stage_options, initial_option=stage_options[0]
+                ),
+            ),
+            InputBlock(
+                block_id="close_date",
+                label="Close date",
+                optional=True,
+                element=DatePickerElement(action_id="value"),
+            ),
+            InputBlock(
+                block_id="forecast",
+                label="Forecast category",
+                optional=True,
+                element=StaticSelectElement(
+                    action_id="value", options=forecast_options, initial_option=forecast_options[0]
+                ),
+            ),
+        ],
+    )
+
+
+def post_mortem_modal(deal: DealView) -> View:
+    """Return the short post-mortem form a closed deal asks for."""
+    return View(
+        type="modal",
+        callback_id=POST_MORTEM_VIEW,
+        title="Post-mortem",
+        submit="Save",
+        close="Later",
+        private_metadata=json.dumps({"deal_id": deal.id}),
+        blocks=[
+            _section(f"*{escape(deal.name)}* — closed *{deal.status}*. What decided it?"),
+            InputBlock(
+                block_id="reason",
+                label="Primary reason",
+                element=PlainTextInputElement(
+                    action_id="value",
+                    max_length=500,
+                    initial_value=deal.close_reason or None,
+                    placeholder="e.g. champion left, price, timing",
+                ),
+            ),
+            InputBlock(
+                block_id="competitor",
+                label="Competitor",
+                optional=True,
+                element=PlainTextInputElement(action_id="value", max_length=200),
+            ),
+            InputBlock(
+                block_id="lessons",
+                label="Lessons",
+                optional=True,
+                element=PlainTextInputElement(action_id="value", multiline=True, max_length=2000),
+            ),
+        ],
+    )
+
+
+def home_view(home: HomeView) -> View:
+    """Return the App Home: my open deals, my overdue next steps, my accuracy score."""
+    today = home.today
+    score = f"{home.accuracy_score * 100:.0f}%" if home.accuracy_score is not None else "—"
+    blocks: list[Block] = [
+        HeaderBlock(text="Your pipeline"),
+        _context(f"Accuracy score: *{score}* · {len(home.open_deals)} open deal(s)"),
+    ]
+    if home.overdue_steps:
+        blocks.append(_section("*Overdue next steps*"))
+        blocks.extend(
+            _sections(
+                f"• *{escape(name)}*: {_step_line(step, today)}"
+                for step, name in home.overdue_steps
+            )
+        )
+    if home.open_deals:
+        blocks.append(_section("*Open deals*"))
+        blocks.extend(
+            _sections(deal_line(d, today) for d in home.open_deals[:PIPELINE_DEALS_SHOWN])
+        )
+        attention = [d for d in home.open_deals if d.attention]
+        if attention:
+            blocks.append(DividerBlock())
+            blocks.append(_section(f"*Needs attention ({len(attention)})*"))
+            blocks.extend(
+                _sections(
+                    f"• *{escape(d.name)}*: "
+                    + ", ".join(messages.check_label(c) for c in d.attention)
+                    for d in attention[:PIPELINE_DEALS_SHOWN]
+                )
+            )
+    else:
+        blocks.append(_section(messages.NO_OPEN_DEALS))
+    return View(type="home", blocks=blocks[:100])
+
+
+def user_select(action_id: str) -> UserSelectElement:
+    return UserSelectElement(action_id=action_id)

@@ -1,0 +1,66 @@
+"""Every sentence dealbot says to a user that is not built from data lives here."""
+
+from __future__ import annotations
+
+CHECK_LABELS: dict[str, str] = {
+    "NO_NEXT_STEP": "no dated next step",
+    "NEXT_STEP_NO_OWNER": "next step has no owner",
+    "NEXT_STEP_OVERDUE": "next step overdue",
+    "CLOSE_DATE_PAST": "close date has passed",
+    "NO_AMOUNT": "no amount",
+}
+
+FORECAST_LABELS: dict[str, str] = {
+    "pipeline": "Pipeline",
+    "best_case": "Best case",
+    "commit": "Commit",
+    "omitted": "Omitted",
+}
+
+CONTACT_ROLE_LABELS: dict[str, str] = {
+    "economic_buyer": "Economic buyer",
+    "champion": "Champion",
+    "other": "Contact",
+}
+
+HISTORY_FIELD_LABELS: dict[str, str] = {
+    "stage": "Stage",
+    "amount": "Amount",
+    "close_date": "Close date",
+    "forecast_category": "Forecast",
+    "status": "Status",
+}
+
+HELP_INTRO = (
+    "*dealbot* keeps your pipeline honest: every open deal has a next step with an owner "
+    "and a date, and every change of stage, amount and close date is kept."
+)
+
+HELP_REFERENCES = (
+    "A `<deal>` is an account or deal name (any case; a unique prefix is enough) or `#<id>`. "
+    'For `won`, `lost` and `/nextstep` it is one word, a "quoted name" or `#id`.\n'
+    "Amounts: `50000`, `50k`, `$1.2M`, `€40,000`. Dates: `2026-12-15`, `dec 15`, `fri`, "
+    "`next tuesday`, `in 2 weeks`, `eom`, `eoq`."
+)
+
+UNEXPECTED_ERROR = (
+    "Something went wrong on our side and nothing was saved. Please try again in a moment."
+)
+
+PICK_ONE = "Pick the one you meant; nothing has been changed yet."
+
+NOT_A_DEAL_OWNER_HINT = "Ask the deal's owner or their manager to make the change."
+
+POST_MORTEM_PROMPT = (
+    "Two minutes now make the next forecast better: what decided it? A post-mortem form is open."
+)
+
+POST_MORTEM_THANKS = "Thanks, the post-mortem is saved with the deal."
+
+NOTHING_NEEDS_ATTENTION = "Nothing needs attention. Every open deal has a dated next step."
+
+NO_OPEN_DEALS = "No open deals yet. Log one with `/deal new <account> [amount]`."
+
+
+def check_label(check_id: str) -> str:
+    return CHECK_LABELS.get(check_id, check_id.replace("_", " ").lower())
