@@ -1,0 +1,379 @@
+"""Repository queries on both backends: deal lookup, bulk loading, slippage, team membership."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
+
+from domain.clock import FixedClock
+from domain.deals import Actor, DealService
+from domain.errors import InvalidChange
+from domain.money import Money
+from handlers.commands.parsing import DealChanges, DealRef
+from storage.database import Database
+from storage.models import Contact, Deal, DealChange, NextStep, Team, TeamMember
+from storage.repositories import MAX_CANDIDATES, DealRepository, TeamRepository, name_key
+
+NOW = dt.datetime(2026, 11, 23, 15, 30, tzinfo=dt.UTC)
+
+
+def _deal(account: str, *, owner_id: str = "UREP", status: str = "open", **values: Any) -> Deal:
+    title = values.pop("title", None)
+    return Deal(
+        account=account,
+        account_key=name_key(account),
+        title=title,
+        title_key=name_key(title) if title else None,
+        owner_id=owner_id,
+        currency="USD",
+        stage="discovery" if status == "open" else f"closed_{status}",
+        status=status,
+        created_by=owner_id,
+        **values,
+    )
+
+
+def _add(database: Database, *deals: Deal) -> list[int]:
+    with database.session() as session:
+        session.add_all(deals)
+        session.flush()
+        return [deal.id for deal in deals]
+
+
+def _accounts(database: Database, reference: str) -> list[str]:
+    with database.session() as session:
+        return [deal.account for deal in DealRepository(session).find_by_reference(reference)]
+
+
+@contextmanager
+def _counting_statements(engine: Engine) -> Iterator[list[str]]:
+    """Yield a list that collects every SQL statement the engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+# --- find_by_reference -----------------------------------------------------------------------
+
+
+def test_find_by_reference_matches_account_ignoring_case_and_spaces(database: Database) -> None:
+    _add(database, _deal("Initech  Corp"), _deal("Initrode"))
+
+    assert _accounts(database, "  INITECH corp ") == ["Initech  Corp"]
+
+
+def test_find_by_reference_exact_match_beats_longer_prefix_matches(database: Database) -> None:
+    _add(database, _deal("Acme"), _deal("Acme Europe"))
+
+    assert _accounts(database, "acme") == ["Acme"]
+
+
+def test_find_by_reference_unique_prefix_is_enough(database: Database) -> None:
+    _add(database, _deal("Initech"), _deal("Globex"))
+
+    assert _accounts(database, "ini") == ["Initech"]
+    assert _accounts(database, "umbrella") == []
+
+
+def test_find_by_reference_matches_deal_title(database: Database) -> None:
+    _add(database, _deal("Initech", title="TPS rollout"), _deal("Globex"))
+
+    assert _accounts(database, "tps roll") == ["Initech"]
+
+
+def test_find_by_reference_ambiguous_prefix_returns_every_candidate(database: Database) -> None:
+    _add(database, _deal("Initech"), _deal("Initrode"), _deal("Globex"))
+
+    assert sorted(_accounts(database, "init")) == ["Initech", "Initrode"]
+
+
+def test_find_by_reference_percent_is_literal_not_a_wildcard(database: Database) -> None:
+    _add(database, _deal("50% Off Ltd"), _deal("500 Startups"), _deal("Initech"))
+
+    assert _accounts(database, "50%") == ["50% Off Ltd"]
+    assert _accounts(database, "%") == []
+
+
+def test_find_by_reference_underscore_is_literal_not_a_wildcard(database: Database) -> None:
+    _add(database, _deal("a_b Labs"), _deal("axb Labs"))
+
+    assert _accounts(database, "a_b") == ["a_b Labs"]
+    assert _accounts(database, "_") == []
+
+
+def test_find_by_reference_backslash_is_literal(database: Database) -> None:
+    _add(database, _deal("AC\\DC Tours"), _deal("ACDC Tours"))
+
+    assert _accounts(database, "ac\\d") == ["AC\\DC Tours"]
+
+
+def test_find_by_reference_prefers_open_deals_over_closed_ones(database: Database) -> None:
+    _add(
+        database,
+        _deal("Initech", status="lost", close_reason="went with Globex"),
+        _deal("Initech", status="won"),
+        _deal("Initech"),
+    )
+
+    with database.session() as session:
+        matches = DealRepository(session).find_by_reference("initech")
+        assert [deal.status for deal in matches] == ["open"]
+
+
+def test_find_by_reference_offers_closed_deals_when_none_is_open(database: Database) -> None:
+    _add(database, _deal("Initech", status="lost", close_reason="price"))
+
+    with database.session() as session:
+        matches = DealRepository(session).find_by_reference("ini")
+        assert [deal.status for deal in matches] == ["lost"]
+
+
+def test_find_by_reference_returns_at_most_one_more_than_the_candidates_shown(
+    database: Database,
+) -> None:
+    _add(database, *(_deal(f"Acme {n:02d}") for n in range(MAX_CANDIDATES * 5)))
+
+    # One extra row tells the caller "and more": it can ask the rep to type more.
+    assert len(_accounts(database, "acme")) == MAX_CANDIDATES + 1
+
+
+# --- open_deals_owned_by ---------------------------------------------------------------------
+
+
+def test_open_deals_owned_by_loads_next_steps_and_contacts_up_front(database: Database) -> None:
+    deals = []
+    for n in range(4):
+        deal = _deal(f"Account {n}", close_date=dt.date(2026, 12, n + 1))
+        deal.next_steps = [NextStep(what=f"Call {n}", owner_id="UREP", created_by="UREP")]
+        deal.contacts = [Contact(name=f"Buyer {n}", role="economic_buyer")]
+        deals.append(deal)
+    deals.append(_deal("Someone else's", owner_id="UOTHER"))
+    deals.append(_deal("Closed", status="won"))
+    _add(database, *deals)
+
+    with database.session() as session:
+        found = DealRepository(session).open_deals_owned_by(["UREP"])
+        with _counting_statements(database.engine) as statements:
+            loaded = [
+                ([step.what for step in deal.next_steps], [c.name for c in deal.contacts])
+                for deal in found
+            ]
+
+    assert statements == [], "touching relationships of loaded deals ran extra queries (N+1)"
+    assert [deal.account for deal in found] == [f"Account {n}" for n in range(4)]
+    assert loaded[0] == (["Call 0"], ["Buyer 0"])
+
+
+def test_open_deals_owned_by_uses_a_fixed_number_of_queries(database: Database) -> None:
+    _add(database, *(_deal(f"Account {n}") for n in range(10)))
+
+    with database.session() as session, _counting_statements(database.engine) as statements:
+        found = DealRepository(session).open_deals_owned_by(["UREP"])
+        for deal in found:
+            _ = deal.next_steps, deal.contacts
+
+    assert len(found) == 10
+    # One for the deals, one per eagerly loaded relationship.
+    assert len(statements) == 3
+
+
+def test_open_deals_owned_by_nobody_runs_no_query(database: Database) -> None:
+    with database.session() as session, _counting_statements(database.engine) as statements:
+        assert DealRepository(session).open_deals_owned_by([]) == []
+    assert statements == []
+
+
+# --- close_date_pushes -----------------------------------------------------------------------
+
+
+def test_close_date_pushes_counts_only_moves_later(database: Database) -> None:
+    (deal_id,) = _add(database, _deal("Initech", close_date=dt.date(2027, 1, 5)))
+    history = [
+        (None, "2026-11-30"),  # the first close date is not a push
+        ("2026-11-30", "2026-12-15"),  # pushed
+        ("2026-12-15", "2026-12-10"),  # pulled in
+        ("2026-12-10", "2027-01-05"),  # pushed, across a year
+        ("2027-01-05", None),  # cleared
+    ]
+    with database.session() as session:
+        deal = session.get(Deal, deal_id)
+        assert deal is not None
+        repository = DealRepository(session)
+        for old, new in history:
+            repository.record_change(deal, field="close_date", old=old, new=new, by="UREP", at=NOW)
+        # Another tracked field changing "later" must not count as a close-date push.
+        repository.record_change(deal, field="stage", old="demo", new="proposal", by="UREP", at=NOW)
+
+    with database.session() as session:
+        assert DealRepository(session).close_date_pushes(deal_id) == 2
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def teams(database: Database) -> Database:
+    """Two teams: West (managed by UMGR, reps UA and UB) and East (UMGR2 manages UC)."""
+    with database.session() as session:
+        west = Team(
+            name="West Coast",
+            name_key=name_key("West Coast"),
+            channel_id="C0WEST",
+            timezone="America/Los_Angeles",
+            created_by="UADMIN",
+        )
+        west.members = [
+            TeamMember(user_id="UMGR", role="manager"),
+            TeamMember(user_id="UA", role="rep"),
+            TeamMember(user_id="UB", role="rep"),
+        ]
+        east = Team(
+            name="East",
+            name_key=name_key("East"),
+            channel_id="C0EAST",
+            timezone="America/New_York",
+            created_by="UADMIN",
+        )
+        east.members = [
+            TeamMember(user_id="UMGR2", role="manager"),
+            TeamMember(user_id="UC", role="rep"),
+            TeamMember(user_id="UA", role="manager"),
+        ]
+        session.add_all([west, east])
+    return database
+
+
+def test_reps_managed_by(teams: Database) -> None:
+    with teams.session() as session:
+        repository = TeamRepository(session)
+        assert repository.reps_managed_by("UMGR") == {"UA", "UB"}
+        assert repository.reps_managed_by("UA") == {"UC"}
+        assert repository.reps_managed_by("UB") == set()  # a rep manages no one
+
+
+def test_teams_of_lists_memberships_optionally_by_role(teams: Database) -> None:
+    with teams.session() as session:
+        repository = TeamRepository(session)
+        assert [t.name for t in repository.teams_of("UA")] == ["East", "West Coast"]
+        assert [t.name for t in repository.teams_of("UA", role="rep")] == ["West Coast"]
+        assert [t.name for t in repository.teams_of("UA", role="manager")] == ["East"]
+        assert repository.teams_of("UNOBODY") == []
+
+
+def test_timezone_of_is_the_first_team_joined(teams: Database) -> None:
+    with teams.session() as session:
+        repository = TeamRepository(session)
+        assert repository.timezone_of("UA") == "America/Los_Angeles"
+        assert repository.timezone_of("UC") == "America/New_York"
+        assert repository.timezone_of("UNOBODY") is None
+
+
+def test_team_by_name_ignores_case_and_spaces(teams: Database) -> None:
+    with teams.session() as session:
+        team = TeamRepository(session).by_name("  west   COAST")
+        assert team is not None
+        assert team.name == "West Coast"
+        assert {m.user_id for m in team.members} == {"UMGR", "UA", "UB"}
+        assert TeamRepository(session).by_name("north") is None
+
+
+# --- history through the domain --------------------------------------------------------------
+
+
+def _history(database: Database, deal_id: int) -> list[tuple[str, str | None, str | None, str]]:
+    with database.session() as session:
+        rows = session.scalars(
+            select(DealChange).where(DealChange.deal_id == deal_id).order_by(DealChange.id)
+        )
+        return [(c.field, c.old_value, c.new_value, c.changed_by) for c in rows]
+
+
+def _change_times(session: Session, deal_id: int) -> set[dt.datetime]:
+    return set(session.scalars(select(DealChange.changed_at).where(DealChange.deal_id == deal_id)))
+
+
+def test_deal_service_keeps_history_of_tracked_fields(database: Database) -> None:
+    service = DealService(
+        database=database, clock=FixedClock(at=NOW), default_timezone=ZoneInfo("UTC")
+    )
+    rep = Actor(user_id="UREP")
+
+    created = service.create_deal(
+        rep,
+        "Initech",
+        DealChanges(
+            stage="discovery",
+            amount=Money(Decimal("50000"), "USD"),
+            close_date=dt.date(2026, 12, 15),
+        ),
+    )
+    assert _history(database, created.id) == [
+        ("stage", None, "discovery", "UREP"),
+        ("amount", None, "50000.00 USD", "UREP"),
+        ("close_date", None, "2026-12-15", "UREP"),
+        ("forecast_category", None, "pipeline", "UREP"),
+        ("status", None, "open", "UREP"),
+    ]
+
+    service.clock = FixedClock(at=NOW + dt.timedelta(days=3))
+    service.update_deal(
+        rep,
+        DealRef(name="initech", deal_id=None),
+        DealChanges(
+            stage="demo",
+            amount=Money(Decimal("65000"), "USD"),
+            close_date=dt.date(2027, 1, 20),
+            forecast="best_case",
+        ),
+    )
+
+    assert _history(database, created.id)[5:] == [
+        ("stage", "discovery", "demo", "UREP"),
+        ("amount", "50000.00 USD", "65000.00 USD", "UREP"),
+        ("close_date", "2026-12-15", "2027-01-20", "UREP"),
+        ("forecast_category", "pipeline", "best_case", "UREP"),
+    ]
+    with database.session() as session:
+        assert _change_times(session, created.id) == {NOW, NOW + dt.timedelta(days=3)}
+        assert DealRepository(session).close_date_pushes(created.id) == 1
+
+
+def test_deal_service_failed_update_writes_nothing(database: Database) -> None:
+    service = DealService(
+        database=database, clock=FixedClock(at=NOW), default_timezone=ZoneInfo("UTC")
+    )
+    rep = Actor(user_id="UREP")
+    created = service.create_deal(
+        rep, "Initech", DealChanges(amount=Money(Decimal("50000"), "USD"))
+    )
+    history_before = _history(database, created.id)
+
+    with pytest.raises(InvalidChange):
+        # Closing goes through /deal won; the amount in the same command must not stick.
+        service.update_deal(
+            rep,
+            DealRef(name=None, deal_id=created.id),
+            DealChanges(stage="closed_won", amount=Money(Decimal("90000"), "USD")),
+        )
+
+    assert _history(database, created.id) == history_before
+    with database.session() as session:
+        deal = session.get(Deal, created.id)
+        assert deal is not None
+        assert (deal.stage, deal.amount) == ("prospecting", Decimal("50000.00"))
+        assert session.scalar(select(func.count()).select_from(DealChange)) == len(history_before)
