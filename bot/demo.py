@@ -27,11 +27,11 @@ from bot.app import create_app
 from bot.console import ConsoleRenderer
 from bot.settings import Settings
 from bot.slack import build_web_client
+from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import FixedClock
 from domain.deals import Actor, DealService
 from domain.money import Money
 from domain.teams import TeamService
-from handlers.commands.parsing import ContactRef, DealChanges, DealRef
 from storage.database import Database
 from storage.migrate import upgrade
 

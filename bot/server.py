@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from waitress import create_server
+from waitress import create_server, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 logger = logging.getLogger(__name__)
@@ -38,3 +39,43 @@ def make_server(
 ) -> BaseWSGIServer | MultiSocketServer:
     """Return a bound (not yet running) waitress server; port 0 picks a free one."""
     return create_server(wsgi, host=host, port=port, threads=threads, ident="dealbot")
+
+
+class BackgroundServer:
+    """A waitress server running in a thread, stoppable cleanly (tests, benchmarks, demo)."""
+
+    # How long the loop may take to notice a stop request.
+    POLL_SECONDS = 0.05
+
+    def __init__(
+        self,
+        wsgi: WSGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = SERVER_THREADS,
+    ) -> None:
+        self.server = make_server(wsgi, host=host, port=port, threads=threads)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="dealbot-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)  # type: ignore[union-attr]
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        # Our own loop rather than server.run(): closing sockets from another thread
+        # while select() watches them breaks the loop, so they are closed here, after it.
+        server_map = self.server._map  # type: ignore[union-attr]
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=self.POLL_SECONDS, map=server_map, count=1)
+        wasyncore.close_all(server_map)
+        self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from handlers.commands.parsing import ContactRef, DealChanges, DealRef
 from sqlalchemy.orm import Session
 
 from domain.attention import CHECK_IDS, attention_reasons
+from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock
 from domain.errors import AmbiguousDeal, Candidate, DealNotFound, InvalidChange, NotAllowed
 from domain.money import Money, format_money

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from domain.changes import DealRef
 from domain.errors import DomainError
 from handlers import blocks
 from handlers.commands.dispatch import Invocation, reply_for
-from handlers.commands.parsing import DealRef
 
 if TYPE_CHECKING:
     from bot.app import Services

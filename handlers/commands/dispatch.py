@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from domain.changes import DealRef
 from domain.errors import AmbiguousDeal, DomainError
 from handlers import blocks, messages
 from handlers.commands import parsing
-from handlers.commands.parsing import CommandSyntaxError, DealRef
+from handlers.commands.parsing import CommandSyntaxError
 
 if TYPE_CHECKING:
     from bot.app import Services

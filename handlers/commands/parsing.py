@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
+from domain.changes import ContactRef, DealChanges, DealRef
 from domain.dates import InvalidDate, parse_date, parse_period, quarter_of
 from domain.money import InvalidAmount, Money, is_currency_code, parse_amount
 from domain.stages import UnknownForecast, UnknownStage, match_forecast, match_stage
@@ -183,47 +184,6 @@ class ChannelRef:
 
     channel_id: str
     name: str | None
-
-
-@dataclass(frozen=True)
-class ContactRef:
-    """A person on the buyer's side: a name, an email, a Slack user, or a mix."""
-
-    name: str | None
-    email: str | None
-    user_id: str | None
-
-
-@dataclass(frozen=True)
-class DealRef:
-    """A deal as the rep named it: `#42` gives `deal_id`, anything else `name`."""
-
-    name: str | None
-    deal_id: int | None
-
-
-@dataclass(frozen=True)
-class DealChanges:
-    """The fields a command sets on a deal; None (or no contacts) leaves a field alone."""
-
-    stage: str | None = None
-    close_date: date | None = None
-    amount: Money | None = None
-    forecast: str | None = None
-    economic_buyer: ContactRef | None = None
-    champion: ContactRef | None = None
-    contacts: tuple[ContactRef, ...] = ()
-    buying_criteria: str | None = None
-    buying_process: str | None = None
-    paper_process: str | None = None
-    pain: str | None = None
-    metrics: str | None = None
-    competition: str | None = None
-    title: str | None = None
-
-    def is_empty(self) -> bool:
-        """Return whether the changes set nothing at all."""
-        return self == DealChanges()
 
 
 @dataclass(frozen=True)

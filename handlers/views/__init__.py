@@ -11,11 +11,11 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from domain.changes import DealChanges
 from domain.errors import DomainError
 from domain.money import InvalidAmount, parse_amount
 from domain.stages import FORECAST_CATEGORIES
 from handlers import blocks
-from handlers.commands.parsing import DealChanges
 
 if TYPE_CHECKING:
     from bot.app import Services
