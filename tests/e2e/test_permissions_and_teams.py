@@ -1,0 +1,109 @@
+"""Reps change their own deals, managers their team's, admins all; teams and quotas."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.models import Quota, TeamMember
+from tests.e2e.harness import RunningApp
+
+
+def _team_with_ana_and_ben(app: RunningApp) -> None:
+    admin = "U0ADMIN"  # a workspace admin according to users.info
+    assert "created" in app.command(
+        "/dealbot", "team create Enterprise <#C0SALES|sales> tz:Europe/Paris", user=admin
+    ).all_text
+    app.command("/dealbot", "team add Enterprise rep <@U0ANA|ana> <@U0BEN|ben>", user=admin)
+    app.command("/dealbot", "team add Enterprise manager <@U0MARIA|maria>", user=admin)
+
+
+def test_a_rep_cannot_change_another_reps_deal(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    before = app.row_counts()
+    reply = app.command("/deal", "initech stage:proposal", user="U0BEN")
+    assert "belongs to <@U0ANA>" in reply.all_text
+    assert app.deal_named("Initech").stage == "demo"
+    assert app.row_counts() == before
+    reply = app.command("/nextstep", "initech Call Bill due:fri", user="U0BEN")
+    assert "belongs to" in reply.all_text
+    reply = app.command("/deal", "won initech", user="U0BEN")
+    assert "belongs to" in reply.all_text
+    assert app.deal_named("Initech").status == "open"
+
+
+def test_anyone_can_read_a_deal(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    assert "Initech" in app.command("/deal", "show initech", user="U0BEN").all_text
+
+
+def test_a_manager_changes_their_teams_deals(app: RunningApp) -> None:
+    _team_with_ana_and_ben(app)
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    reply = app.command("/deal", "initech forecast:commit", user="U0MARIA")
+    assert "forecast pipeline → commit" in reply.all_text
+    deal = app.deal_named("Initech")
+    assert deal.forecast_category == "commit"
+    assert ("forecast_category", "pipeline", "commit", "U0MARIA") in app.changes_of(deal.id)
+
+
+def test_a_workspace_admin_changes_any_deal(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    reply = app.command("/deal", "initech amount:75k", user="U0ADMIN")
+    assert "amount" in reply.all_text
+    assert app.deal_named("Initech").amount == 75000
+    assert app.slack.calls_to("users.info")[-1].args["user"] == "U0ADMIN"
+
+
+def test_configured_admins_need_no_slack_lookup(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    app.command("/deal", "initech amount:80k", user="U0ROOT")
+    assert app.deal_named("Initech").amount == 80000
+    assert not [c for c in app.slack.calls_to("users.info") if c.args["user"] == "U0ROOT"]
+
+
+def test_owners_never_wait_on_slack_for_permission(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    app.command("/deal", "initech amount:60k", user="U0ANA")
+    assert app.slack.calls_to("users.info") == []
+
+
+def test_only_admins_create_teams(app: RunningApp) -> None:
+    reply = app.command("/dealbot", "team create Enterprise <#C0SALES|sales>", user="U0ANA")
+    assert "admin" in reply.all_text
+    assert app.row_counts()["teams"] == 0
+
+
+def test_team_setup_members_quota_and_team_pipeline(app: RunningApp) -> None:
+    _team_with_ana_and_ben(app)
+    reply = app.command("/dealbot", "team quota Enterprise <@U0ANA|ana> 300k", user="U0MARIA")
+    assert "2026-Q4" in reply.all_text
+    app.command("/dealbot", "team quota Enterprise <@U0ANA|ana> 350k", user="U0MARIA")
+    with app.database.session() as session:
+        quotas = session.scalars(select(Quota)).all()
+        assert [(q.user_id, q.period, q.amount) for q in quotas] == [("U0ANA", "2026-Q4", 350000)]
+        roles = sorted((m.user_id, m.role) for m in session.scalars(select(TeamMember)))
+    assert roles == [("U0ANA", "rep"), ("U0BEN", "rep"), ("U0MARIA", "manager")]
+
+    again = app.command("/dealbot", "team add Enterprise rep <@U0ANA|ana>", user="U0MARIA")
+    assert "already" in again.all_text
+
+    refused = app.command("/dealbot", "team quota Enterprise <@U0BEN|ben> 1M", user="U0ANA")
+    assert "managers" in refused.all_text
+
+    shown = app.command("/dealbot", "team show Enterprise", user="U0ANA")
+    assert "Europe/Paris" in shown.all_text and "<@U0MARIA>" in shown.all_text
+
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    app.command("/deal", "new Hooli 100k stage:proposal", user="U0BEN")
+    team = app.command("/pipeline", "team", user="U0MARIA")
+    assert "2 open" in team.all_text and "total $150,000" in team.all_text
+    mine = app.command("/pipeline", "", user="U0ANA")
+    assert "Hooli" not in mine.all_text and "Initech" in mine.all_text
+    bens = app.command("/pipeline", "<@U0BEN|ben>", user="U0ANA")
+    assert "Hooli" in bens.all_text and "Initech" not in bens.all_text
+
+
+def test_help_lists_every_command(app: RunningApp) -> None:
+    text = app.command("/dealbot", "help").all_text
+    for command in ("/deal", "/nextstep", "/pipeline", "/dealbot team create"):
+        assert command in text
