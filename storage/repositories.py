@@ -185,6 +185,4 @@ class TeamRepository:
         return self.session.scalar(statement)
 
     def quota_for(self, team: Team, user_id: str, period: str) -> Quota | None:
-        return next(
-            (q for q in team.quotas if q.user_id == user_id and q.period == period), None
-        )
+        return next((q for q in team.quotas if q.user_id == user_id and q.period == period), None)

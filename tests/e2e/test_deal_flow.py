@@ -20,7 +20,7 @@ def test_deal_round_trip_keeps_every_change_as_evidence(app: RunningApp) -> None
 
     updated = app.command(
         "/deal",
-        'initech stage:demo amount:$60k close:2027-01-15 forecast:best case '
+        "initech stage:demo amount:$60k close:2027-01-15 forecast:best case "
         'buyer:"Bill Lumbergh &lt;<mailto:bill@initech.com|bill@initech.com>&gt;" '
         'criteria:"SSO and audit log"',
     )

@@ -10,9 +10,12 @@ from tests.e2e.harness import RunningApp
 
 def _team_with_ana_and_ben(app: RunningApp) -> None:
     admin = "U0ADMIN"  # a workspace admin according to users.info
-    assert "created" in app.command(
-        "/dealbot", "team create Enterprise <#C0SALES|sales> tz:Europe/Paris", user=admin
-    ).all_text
+    assert (
+        "created"
+        in app.command(
+            "/dealbot", "team create Enterprise <#C0SALES|sales> tz:Europe/Paris", user=admin
+        ).all_text
+    )
     app.command("/dealbot", "team add Enterprise rep <@U0ANA|ana> <@U0BEN|ben>", user=admin)
     app.command("/dealbot", "team add Enterprise manager <@U0MARIA|maria>", user=admin)
 
