@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -87,8 +88,18 @@ def _sections(lines: Iterable[str]) -> list[SectionBlock]:
     return sections
 
 
+# Mentions the parser keeps in free text (`<@U123>`, `<#C123|sales>`) stay live mentions.
+_MENTION = re.compile(r"(<[@#][A-Z0-9]+(?:\|[^<>]*)?>)")
+
+
 def escape(text: str) -> str:
-    """Return user text safe to put inside mrkdwn (Slack's three control characters)."""
+    """Return user text safe inside mrkdwn: `& < >` escaped, user and channel mentions kept."""
+    return "".join(
+        part if _MENTION.fullmatch(part) else _escape_plain(part) for part in _MENTION.split(text)
+    )
+
+
+def _escape_plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
