@@ -1,0 +1,1 @@
+"""Scheduled jobs, the scheduler, the accuracy checks and message delivery."""
