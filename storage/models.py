@@ -13,6 +13,8 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -264,4 +266,147 @@ __all__ = [
     "Team",
     "TeamMember",
     "UTCDateTime",
+]
+
+
+# --- Reminders: scheduled job runs, the delivery outbox, nudges, snoozes, weekly snapshots ---
+# (issue 3; the reminders/ package owns these tables)
+
+
+class JobRun(Base):
+    """One firing of a scheduled job in one scope; the unique key makes one process win it.
+
+    APScheduler ticks in every process that runs a scheduler; whichever inserts this row
+    first does the work, the others see the conflict and stand down.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "scope", "fire_time", name="uq_job_runs_firing"),
+        CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(64))  # a timezone, or "all" for manual runs
+    fire_time: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    runner: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    summary: Mapped[str | None] = mapped_column(String(200))
+
+
+class OutboxMessage(Base):
+    """A message a job decided to send, recorded before it is sent.
+
+    (job, period, recipient, subject) is the idempotency key: recording the same message
+    twice is a no-op, so reruns, restarts and second instances never send it twice.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("job", "period", "recipient", "subject", name="uq_outbox_messages_key"),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'failed', 'expired')", name="status"
+        ),
+        Index("ix_outbox_messages_job_status", "job", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))  # "2026-11-23" or "2026-W48"
+    recipient: Mapped[str] = mapped_column(SLACK_ID)  # a user id (DM) or a channel id
+    subject: Mapped[str] = mapped_column(String(120))
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[str | None] = mapped_column(Text)  # JSON list of Block Kit blocks
+    file_name: Mapped[str | None] = mapped_column(String(120))
+    file_title: Mapped[str | None] = mapped_column(String(200))
+    file_content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    not_after: Mapped[dt.datetime | None]  # a chase is stale after the rep's day ends
+    claimed_at: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+    slack_channel: Mapped[str | None] = mapped_column(SLACK_ID)
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    file_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Nudge(Base):
+    """One deal flagged in one chase DM, and whether the rep acted on it afterwards."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        UniqueConstraint("period", "rep_id", "deal_id", name="uq_nudges_rep_deal_day"),
+        Index("ix_nudges_rep_period", "rep_id", "period"),
+        Index("ix_nudges_open", "acted_at", "deal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(32))
+    rep_id: Mapped[str] = mapped_column(SLACK_ID)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    checks: Mapped[str] = mapped_column(String(200))  # comma-separated check ids
+    nudged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    acted_at: Mapped[dt.datetime | None]
+    action: Mapped[str | None] = mapped_column(String(32))  # next_step | change | closed
+
+
+class DealSnooze(Base):
+    """A rep asked not to be chased about a deal until a date (their own today)."""
+
+    __tablename__ = "deal_snoozes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), unique=True)
+    until: Mapped[dt.date] = mapped_column(Date)
+    snoozed_by: Mapped[str] = mapped_column(SLACK_ID)
+    snoozed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DealSnapshot(Base):
+    """An open deal as it stood in one ISO week: the evidence behind "since last week"."""
+
+    __tablename__ = "deal_snapshots"
+    __table_args__ = (
+        UniqueConstraint("week", "deal_id", name="uq_deal_snapshots_week_deal"),
+        Index("ix_deal_snapshots_owner_week", "owner_id", "week"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(10))  # "2026-W48"
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(SLACK_ID)
+    stage: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    forecast_category: Mapped[str] = mapped_column(String(16))
+    close_date: Mapped[dt.date | None] = mapped_column(Date)
+    taken_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AccuracyScore(Base):
+    """A rep's accuracy score for one ISO week, kept for "change since last week"."""
+
+    __tablename__ = "accuracy_scores"
+    __table_args__ = (UniqueConstraint("week", "rep_id", name="uq_accuracy_scores_week_rep"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(10))
+    rep_id: Mapped[str] = mapped_column(SLACK_ID)
+    passed: Mapped[int] = mapped_column(Integer)
+    checked: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+__all__ += [
+    "AccuracyScore",
+    "DealSnapshot",
+    "DealSnooze",
+    "JobRun",
+    "Nudge",
+    "OutboxMessage",
 ]

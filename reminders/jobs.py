@@ -1,0 +1,178 @@
+"""Scheduled jobs: what a job is, the registry, and running one job once.
+
+How to add a job
+----------------
+1. Write a module (e.g. ``reminders/follow_ups.py``) with a planning function and a
+   module-level ``JOB``::
+
+       from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, day_period
+
+       def plan_follow_ups(context: JobContext) -> list[OutgoingMessage]:
+           messages = []
+           for rep_id, zone in context.reps_in_scope():
+               messages.append(
+                   OutgoingMessage(
+                       recipient=rep_id,          # a Slack user id: delivered as a DM
+                       subject="draft-1234",      # what the message is about, unique per period
+                       period=day_period(context.now, zone),
+                       text="Your follow-up to Initech is ready in Gmail.",
+                       blocks=[...],              # Block Kit dicts (optional)
+                   )
+               )
+           return messages
+
+       JOB = Job(
+           name="draft-follow-ups",
+           description="Gmail drafts for next steps and stage changes that call for an email",
+           schedule=Schedule(cron={"minute": "*/15"}, timezone="UTC"),
+           plan=plan_follow_ups,
+       )
+
+2. Add the module's dotted path to ``JOB_MODULES`` below. ``dealbot jobs list``,
+   ``dealbot jobs run <name>``, the scheduler and the demo pick it up from there.
+
+The plan function returns the messages to send; it must not call Slack's chat methods
+itself. It may do other work (create a Gmail draft, write a snapshot) as long as that work
+is idempotent, because a plan can run more than once for the same period (a rerun, a
+catch-up after downtime, a second instance). Delivery records every message in the outbox
+under its idempotency key (job, period, recipient, subject) before sending anything, so a
+message planned twice is sent once, and one that fails to send stays pending and goes out on
+the next run. A DM is just an ``OutgoingMessage`` whose ``recipient`` is the rep's user id;
+a channel post uses the channel id.
+
+Schedules are cron fields (APScheduler's ``CronTrigger`` keywords) in a timezone, which is an
+IANA name or ``"team"``: one trigger per distinct team timezone, and the firing's
+``JobContext.timezones`` says which zone fired, so "9:00 on weekdays" is 9:00 for each team.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.app import Services
+    from bot.settings import Settings
+    from reminders.delivery import DeliverySummary
+    from storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+# Built-in and plugged-in jobs; each module defines a module-level `JOB`.
+JOB_MODULES: tuple[str, ...] = (
+    "reminders.chase",
+    "reminders.accuracy",
+    "reminders.digest",
+)
+
+TEAM_TIMEZONE = "team"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a job fires: APScheduler cron fields in an IANA zone, or in each team's zone."""
+
+    cron: Mapping[str, str]
+    timezone: str = "UTC"
+
+    def describe(self) -> str:
+        fields = " ".join(f"{name}={value}" for name, value in self.cron.items())
+        zone = "each team's timezone" if self.timezone == TEAM_TIMEZONE else self.timezone
+        return f"{fields} ({zone})"
+
+
+@dataclass(frozen=True)
+class ChartFile:
+    """A file posted with a message (the digest's chart), uploaded with files_upload_v2."""
+
+    name: str
+    title: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message a job wants sent; (job, period, recipient, subject) is its identity."""
+
+    recipient: str  # Slack user id (a DM) or channel id
+    subject: str
+    period: str
+    text: str
+    blocks: Sequence[Mapping[str, Any]] = ()
+    file: ChartFile | None = None
+    # After this instant the message is no longer worth sending (a chase after the day ends).
+    not_after: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job's plan function gets: the time it runs as, and the app's services."""
+
+    now: dt.datetime
+    database: Database
+    services: Services
+    client: WebClient
+    settings: Settings
+    # The timezones this firing covers; None means every one (an on-demand run).
+    timezones: frozenset[str] | None = None
+
+    def covers(self, zone: str) -> bool:
+        return self.timezones is None or zone in self.timezones
+
+    def reps_in_scope(self) -> list[tuple[str, ZoneInfo]]:
+        """Return (rep user id, rep's timezone) for every team rep this firing covers."""
+        from storage.reminder_repositories import ReminderRepository
+
+        with self.database.session() as session:
+            reps = ReminderRepository(session).rep_timezones(self.settings.dealbot_timezone)
+        return [(rep, ZoneInfo(zone)) for rep, zone in reps if self.covers(zone)]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named job: when it runs and how it works out what to send."""
+
+    name: str
+    description: str
+    schedule: Schedule
+    plan: Callable[[JobContext], Iterable[OutgoingMessage]]
+
+
+def load_jobs(modules: Sequence[str] = JOB_MODULES) -> dict[str, Job]:
+    """Return every registered job by name, in the order of `modules`."""
+    jobs: dict[str, Job] = {}
+    for module_name in modules:
+        job = importlib.import_module(module_name).JOB
+        if job.name in jobs:
+            raise ValueError(f"two jobs are called {job.name!r}")
+        jobs[job.name] = job
+    return jobs
+
+
+def day_period(now: dt.datetime, zone: ZoneInfo) -> str:
+    """Return the daily period key of `now` in `zone`, e.g. "2026-11-23"."""
+    return now.astimezone(zone).date().isoformat()
+
+
+def week_period(now: dt.datetime, zone: ZoneInfo) -> str:
+    """Return the ISO-week period key of `now` in `zone`, e.g. "2026-W48"."""
+    year, week, _ = now.astimezone(zone).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def run_job(job: Job, context: JobContext) -> DeliverySummary:
+    """Plan `job` as of `context.now`, record its messages, send what is pending; return counts."""
+    from reminders.delivery import Delivery
+
+    messages = list(job.plan(context))
+    delivery = Delivery(database=context.database, client=context.client)
+    recorded = delivery.record(job.name, messages)
+    logger.info("%s planned %d message(s), %d new", job.name, len(messages), recorded)
+    return delivery.send_pending(job.name, now=context.now)
