@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from domain.attention import CHECK_IDS, attention_reasons
+from domain.attention import attention_reasons
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock
+from domain.dates import quarter_bounds
 from domain.errors import AmbiguousDeal, Candidate, DealNotFound, InvalidChange, NotAllowed
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES, Stage
@@ -368,11 +369,11 @@ class DealService:
                 (_step_view(step), step.deal.account)
                 for step in deals.open_next_steps_overdue_for(user_id, today)
             )
-        score = None
-        if open_deals:
-            checks = len(open_deals) * len(CHECK_IDS)
-            failed = sum(len(deal.attention) for deal in open_deals)
-            score = (Decimal(checks - failed) / Decimal(checks)).quantize(Decimal("0.01"))
+            zone = self._zone(session, user_id)
+            score = None
+            if open_deals:
+                # The same score the weekly pipeline-accuracy post shows for this rep.
+                score = accuracy_score_of(session, user_id, self.clock.now(), zone)
         return HomeView(
             user_id=user_id,
             today=today,
@@ -384,9 +385,11 @@ class DealService:
     # --- internals ------------------------------------------------------------------------
 
     def _today(self, session: Session, user_id: str) -> dt.date:
+        return self.clock.now().astimezone(self._zone(session, user_id)).date()
+
+    def _zone(self, session: Session, user_id: str) -> ZoneInfo:
         zone_name = TeamRepository(session).timezone_of(user_id)
-        zone = ZoneInfo(zone_name) if zone_name else self.default_timezone
-        return self.clock.now().astimezone(zone).date()
+        return ZoneInfo(zone_name) if zone_name else self.default_timezone
 
     def _open_stage(self, key: str) -> Stage:
         stage = self.stages.get(key)
@@ -520,6 +523,24 @@ class DealService:
             close_date_pushes=deals.close_date_pushes(deal.id) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
         )
+
+
+def accuracy_score_of(
+    session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo
+) -> Decimal | None:
+    """Return the rep's accuracy score as of `now`: checks passed over checks counted."""
+    from reminders.checks import default_checks, score_reps
+    from storage.reminder_repositories import ReminderRepository
+
+    today = now.astimezone(zone).date()
+    quarter = quarter_bounds(today)
+    facts = ReminderRepository(session).deal_facts(
+        quarter=quarter,
+        closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
+        owner_ids=[rep_id],
+    )
+    scores = score_reps(facts, lambda _owner: (today, zone), default_checks())
+    return scores[rep_id].score if rep_id in scores else None
 
 
 def _current_step(steps: Iterable[NextStep]) -> NextStep | None:

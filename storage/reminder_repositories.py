@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.models import JobRun, OutboxMessage, Team, TeamMember
+from reminders.checks import DealFacts
+from storage.models import (
+    Contact,
+    Deal,
+    DealChange,
+    JobRun,
+    NextStep,
+    OutboxMessage,
+    PostMortem,
+    Team,
+    TeamMember,
+)
 
 
 def _insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> Any:
@@ -207,6 +219,147 @@ class ReminderRepository:
         )
         return [
             (user_id, zone or default_timezone) for user_id, zone in self.session.execute(statement)
+        ]
+
+    def deal_facts(
+        self,
+        *,
+        quarter: tuple[dt.date, dt.date],
+        closed_since: dt.datetime | None = None,
+        owner_ids: Iterable[str] | None = None,
+        deal_ids: Iterable[int] | None = None,
+    ) -> list[DealFacts]:
+        """Return the facts the checks need for open deals (and deals closed since a time).
+
+        One statement: each per-deal aggregate (open next steps, contacts, close-date pushes
+        this quarter) is a grouped subquery joined to the deals, so the cost is a few index
+        scans however many deals there are.
+        """
+        quarter_start, quarter_end = quarter
+        steps = (
+            select(
+                NextStep.deal_id.label("deal_id"),
+                func.count().label("open_steps"),
+                func.count(NextStep.due_date).label("dated"),
+                func.sum(case((NextStep.owner_id.is_(None), 1), else_=0)).label("unowned"),
+                func.min(NextStep.due_date).label("next_due"),
+            )
+            .where(NextStep.done.is_(False))
+            .group_by(NextStep.deal_id)
+            .subquery()
+        )
+        contacts = (
+            select(
+                Contact.deal_id.label("deal_id"),
+                func.count().label("contacts"),
+                func.max(case((Contact.role == "economic_buyer", 1), else_=0)).label("buyer"),
+            )
+            .group_by(Contact.deal_id)
+            .subquery()
+        )
+        start_text, end_text = quarter_start.isoformat(), quarter_end.isoformat()
+        quarter_start_at = dt.datetime.combine(quarter_start, dt.time(), tzinfo=dt.UTC)
+        pushes = (
+            select(
+                DealChange.deal_id.label("deal_id"),
+                func.sum(case((DealChange.changed_at >= quarter_start_at, 1), else_=0)).label(
+                    "pushes"
+                ),
+                func.max(
+                    case(
+                        (
+                            and_(
+                                DealChange.old_value >= start_text,
+                                DealChange.old_value <= end_text,
+                                DealChange.new_value > end_text,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ).label("pushed_out"),
+            )
+            .where(
+                DealChange.field == "close_date",
+                DealChange.old_value.is_not(None),
+                # ISO dates compare as text in date order.
+                DealChange.new_value > DealChange.old_value,
+            )
+            .group_by(DealChange.deal_id)
+            .subquery()
+        )
+        wanted = Deal.status == "open"
+        if closed_since is not None:
+            wanted = or_(wanted, and_(Deal.status != "open", Deal.closed_at >= closed_since))
+        statement = (
+            select(
+                Deal.id,
+                Deal.owner_id,
+                Deal.account,
+                Deal.title,
+                Deal.stage,
+                Deal.status,
+                Deal.forecast_category,
+                Deal.amount,
+                Deal.close_date,
+                Deal.last_touch_at,
+                Deal.updated_at,
+                Deal.stage_entered_at,
+                Deal.buying_criteria,
+                Deal.buying_process,
+                Deal.paper_process,
+                Deal.close_reason,
+                Deal.closed_at,
+                steps.c.open_steps,
+                steps.c.dated,
+                steps.c.unowned,
+                steps.c.next_due,
+                contacts.c.contacts,
+                contacts.c.buyer,
+                pushes.c.pushes,
+                pushes.c.pushed_out,
+                PostMortem.id.label("post_mortem_id"),
+            )
+            .outerjoin(steps, steps.c.deal_id == Deal.id)
+            .outerjoin(contacts, contacts.c.deal_id == Deal.id)
+            .outerjoin(pushes, pushes.c.deal_id == Deal.id)
+            .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
+            .where(wanted)
+            .order_by(Deal.owner_id, Deal.close_date.is_(None), Deal.close_date, Deal.id)
+        )
+        if owner_ids is not None:
+            statement = statement.where(Deal.owner_id.in_(list(owner_ids)))
+        if deal_ids is not None:
+            statement = statement.where(Deal.id.in_(list(deal_ids)))
+        return [
+            DealFacts(
+                deal_id=row.id,
+                owner_id=row.owner_id,
+                account=row.account,
+                title=row.title,
+                stage=row.stage,
+                status=row.status,
+                forecast_category=row.forecast_category,
+                has_amount=row.amount is not None,
+                close_date=row.close_date,
+                open_steps=row.open_steps or 0,
+                open_steps_dated=row.dated or 0,
+                open_steps_without_owner=row.unowned or 0,
+                next_step_due=row.next_due,
+                last_activity_at=max(row.last_touch_at, row.updated_at),
+                stage_entered_at=row.stage_entered_at,
+                contacts=row.contacts or 0,
+                has_economic_buyer=bool(row.buyer),
+                has_buying_criteria=bool(row.buying_criteria),
+                has_buying_process=bool(row.buying_process),
+                has_paper_process=bool(row.paper_process),
+                close_date_pushes_this_quarter=row.pushes or 0,
+                pushed_out_of_quarter=bool(row.pushed_out),
+                has_post_mortem=row.post_mortem_id is not None,
+                has_close_reason=bool(row.close_reason),
+                closed_at=row.closed_at,
+            )
+            for row in self.session.execute(statement)
         ]
 
 
