@@ -8,6 +8,33 @@ CHECK_LABELS: dict[str, str] = {
     "NEXT_STEP_OVERDUE": "next step overdue",
     "CLOSE_DATE_PAST": "close date has passed",
     "NO_AMOUNT": "no amount",
+    "NEXT_STEP_TOO_FAR": "next step too far out",
+    "CLOSE_DATE_SLIPPED": "close date keeps slipping",
+    "STALE": "no activity for two weeks",
+    "STALLED_IN_STAGE": "stalled in its stage",
+    "NO_ECONOMIC_BUYER": "no economic buyer",
+    "SINGLE_THREADED": "single-threaded",
+    "STAGE_CRITERIA_UNMET": "stage exit criteria unmet",
+    "COMMIT_WITHOUT_EVIDENCE": "commit without evidence",
+    "LOST_WITHOUT_REASON": "closed without a reason",
+}
+
+# The one fix that clears a check, phrased as an instruction (the accuracy nudge's advice).
+CHECK_FIXES: dict[str, str] = {
+    "NO_NEXT_STEP": "log a dated next step",
+    "NEXT_STEP_NO_OWNER": "give each next step an owner",
+    "NEXT_STEP_OVERDUE": "do or re-date the overdue next step",
+    "NEXT_STEP_TOO_FAR": "add a nearer next step",
+    "CLOSE_DATE_PAST": "move the close date or close the deal",
+    "CLOSE_DATE_SLIPPED": "re-qualify the close date with the buyer",
+    "STALE": "touch the deal (a next step or an update)",
+    "STALLED_IN_STAGE": "advance the stage or re-qualify",
+    "NO_ECONOMIC_BUYER": "name the economic buyer (`buyer:`)",
+    "SINGLE_THREADED": "add a second contact",
+    "STAGE_CRITERIA_UNMET": "fill in what the stage's exit criteria ask",
+    "COMMIT_WITHOUT_EVIDENCE": "back the commit with evidence or move it to best case",
+    "NO_AMOUNT": "add an amount",
+    "LOST_WITHOUT_REASON": "write the post-mortem",
 }
 
 FORECAST_LABELS: dict[str, str] = {
@@ -64,3 +91,7 @@ NO_OPEN_DEALS = "No open deals yet. Log one with `/deal new <account> [amount]`.
 
 def check_label(check_id: str) -> str:
     return CHECK_LABELS.get(check_id, check_id.replace("_", " ").lower())
+
+
+def check_fix(check_id: str) -> str:
+    return CHECK_FIXES.get(check_id, "clear " + check_label(check_id))
