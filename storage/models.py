@@ -410,3 +410,71 @@ __all__ += [
     "Nudge",
     "OutboxMessage",
 ]
+
+
+# --- Follow-up email drafts (issue 4; reminders/email/ owns these tables) ---
+
+
+class FollowUpTrigger(Base):
+    """An event that calls for one follow-up draft; `source_key` makes it happen once."""
+
+    __tablename__ = "follow_up_triggers"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'drafted', 'skipped', 'failed')", name="status"),
+        Index("ix_follow_up_triggers_status", "status", "created_at"),
+        Index("ix_follow_up_triggers_deal", "deal_id", "drafted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "stage_change:<change id>", "next_step:<step id>", "check:STALE:<deal>:<date>", ...
+    source_key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    rep_id: Mapped[str] = mapped_column(SLACK_ID)
+    template: Mapped[str] = mapped_column(String(64))
+    # What the trigger was about, for the template: the next step's text, the new stage.
+    detail: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Set while one worker drafts it, so a second instance leaves it alone.
+    claimed_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    draft_id: Mapped[str | None] = mapped_column(String(255))
+    thread_id: Mapped[str | None] = mapped_column(String(255))
+    draft_link: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    preview: Mapped[str | None] = mapped_column(Text)  # the body's first lines, for the DM
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    drafted_at: Mapped[dt.datetime | None]
+
+
+class GmailGrant(Base):
+    """A rep's Gmail authorisation: the refresh token, encrypted (never stored in clear)."""
+
+    __tablename__ = "gmail_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(SLACK_ID, unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GoogleOAuthState(Base):
+    """A connect link in flight: issued once, consumed once, expires."""
+
+    __tablename__ = "google_oauth_states"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(SLACK_ID)
+    # PKCE verifier (encrypted), set when the rep opens the link and Google is asked.
+    code_verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+__all__ += ["FollowUpTrigger", "GmailGrant", "GoogleOAuthState"]

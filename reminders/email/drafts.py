@@ -1,0 +1,567 @@
+"""Follow-up drafts: find the events that call for one, render the template, make the draft.
+
+The work is Slack-free: it takes how to learn a rep's name and email, and reports outcomes
+as plain values; the `draft-follow-ups` job (reminders/follow_ups.py) turns them into DMs.
+
+Each trigger yields at most one draft. A trigger is a row keyed by what caused it (a stage
+change's id, a next step's id, a deal's quiet spell), inserted with ON CONFLICT DO NOTHING,
+so a rerun or a second instance finds nothing new. Drafting claims the row for a lease and
+counts the attempt before calling the backend; the draft's Message-ID is derived from the
+trigger, so a retry after a crash finds the draft Google already has instead of adding one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from domain.changes import DealRef
+from domain.clock import Clock
+from domain.dates import format_day
+from domain.deals import Actor, DealService
+from domain.errors import DomainError, InvalidChange
+from domain.money import format_money
+from domain.views import ContactView, DealView
+from reminders.email.backends import (
+    EmailBackend,
+    EmailBackendError,
+    MailboxUnavailable,
+    TransientEmailError,
+)
+from reminders.email.message import DraftMessage, Party, message_id_for
+from reminders.email.templates import EmailTemplates, TemplateProblem, with_blanks
+from reminders.email.triggers import CHECK, NEXT_STEP, ON_DEMAND, STAGE_CHANGE, TriggerRules
+from storage.database import Database
+from storage.follow_up_repositories import FollowUpRepository
+from storage.models import FollowUpTrigger
+
+logger = logging.getLogger(__name__)
+
+# A claimed trigger is left alone this long by other workers.
+CLAIM_LEASE = dt.timedelta(minutes=10)
+# After this many failed attempts (rate limits, outages) a trigger is given up on.
+MAX_ATTEMPTS = 8
+# The STALE check's default: no change, next step or touch for this long.
+STALE_AFTER = dt.timedelta(days=14)
+PREVIEW_LINES = 3
+CONTACT_PREFERENCE = ("champion", "economic_buyer", "other")
+
+
+@dataclass(frozen=True)
+class RepProfile:
+    """What Slack says about a rep: the name to sign with and the mailbox address."""
+
+    name: str | None
+    email: str | None
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    """What happened to one trigger in one attempt."""
+
+    trigger_id: int
+    rep_id: str
+    deal_name: str
+    template: str
+    # drafted | connect (the rep must connect Gmail) | skipped (nothing to send it to)
+    # | template_error | retry (try next run) | failed (given up) | busy (another worker)
+    status: str
+    subject: str | None = None
+    preview: str | None = None
+    link: str | None = None
+    problem: str | None = None
+    connect_link: str | None = None
+
+
+class FollowUps:
+    """Finds follow-up triggers and turns each into exactly one draft."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        deals: DealService,
+        templates: EmailTemplates,
+        rules: TriggerRules,
+        backend: EmailBackend,
+        clock: Clock,
+        rep_profile: Callable[[str], RepProfile],
+        connect_link: Callable[[str], str] | None = None,
+        stale_after: dt.timedelta = STALE_AFTER,
+    ) -> None:
+        self.database = database
+        self.deals = deals
+        self.templates = templates
+        self.rules = rules
+        self.backend = backend
+        self.clock = clock
+        self.rep_profile = rep_profile
+        self.connect_link = connect_link
+        self.stale_after = stale_after
+
+    # --- finding triggers -----------------------------------------------------------------
+
+    def find_triggers(self, now: dt.datetime, *, stale_deal_ids: set[int] | None = None) -> int:
+        """Record a trigger for each new event that calls for an email; return how many.
+
+        `stale_deal_ids` are deals the STALE accuracy check fired on, when the caller ran
+        the checks; otherwise staleness is read from each deal's last touch.
+        """
+        since = now - dt.timedelta(days=self.rules.lookback_days)
+        today = now.astimezone(self.deals.default_timezone).date()
+        found = 0
+        with self.database.session() as session:
+            repository = FollowUpRepository(session)
+            for change in repository.stage_changes_since(since):
+                template = self.rules.for_stage(change.stage)
+                if template:
+                    found += repository.add_trigger(
+                        source_key=f"{STAGE_CHANGE}:{change.change_id}",
+                        kind=STAGE_CHANGE,
+                        deal_id=change.deal_id,
+                        rep_id=change.owner_id,
+                        template=template,
+                        detail=change.stage,
+                        at=now,
+                    )
+            for step in repository.next_steps_past(
+                done_since=since, due_since=since.date(), today=today
+            ):
+                template = self.rules.for_next_step(step.what)
+                if template:
+                    found += repository.add_trigger(
+                        source_key=f"{NEXT_STEP}:{step.step_id}",
+                        kind=NEXT_STEP,
+                        deal_id=step.deal_id,
+                        rep_id=step.owner_id,
+                        template=template,
+                        detail=step.what,
+                        at=now,
+                    )
+            template = self.rules.for_check("STALE")
+            if template:
+                for deal_id, owner_id, touched in repository.quiet_deals(
+                    untouched_since=now - self.stale_after
+                ):
+                    if stale_deal_ids is not None and deal_id not in stale_deal_ids:
+                        continue
+                    # One draft per quiet spell: a touch starts a new spell and a new key.
+                    found += repository.add_trigger(
+                        source_key=f"{CHECK}:STALE:{deal_id}:{touched.date().isoformat()}",
+                        kind=CHECK,
+                        deal_id=deal_id,
+                        rep_id=owner_id,
+                        template=template,
+                        detail="STALE",
+                        at=now,
+                    )
+        return found
+
+    def request(self, actor: Actor, ref: DealRef, template: str | None) -> int:
+        """Record an on-demand draft for a deal; return the trigger's id.
+
+        Asking twice on the same day for the same deal and template gives the same draft.
+        """
+        name = template or None
+        deal = self.deals.show_deal(actor, ref)
+        if deal.status != "open":
+            raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
+        if name is None:
+            name = self.default_template_for(deal)
+        if not self.templates.exists(name):
+            known = ", ".join(self.templates.names())
+            raise InvalidChange(
+                f"There is no email template called “{name}”.",
+                f"Templates: {known}",
+            )
+        if _recipient(deal) is None:
+            raise InvalidChange(
+                f"{deal.account} has no contact with an email address to write to.",
+                f'/deal {deal.account} contact:"Peter Gibbons <peter@example.com>"',
+            )
+        now = self.clock.now()
+        today = self.deals.today_for(actor.user_id)
+        key = f"{ON_DEMAND}:{deal.id}:{name}:{actor.user_id}:{today.isoformat()}"
+        with self.database.session() as session:
+            repository = FollowUpRepository(session)
+            repository.add_trigger(
+                source_key=key,
+                kind=ON_DEMAND,
+                deal_id=deal.id,
+                rep_id=actor.user_id,
+                template=name,
+                detail=None,
+                at=now,
+            )
+            trigger = repository.by_key(key)
+            assert trigger is not None
+            # A trigger that failed or was skipped gets another go when asked for by hand.
+            if trigger.status in ("failed", "skipped"):
+                trigger.status = "pending"
+                trigger.attempts = 0
+            return trigger.id
+
+    def default_template_for(self, deal: DealView) -> str:
+        """Return the template that fits the deal's stage, else the discovery recap."""
+        return self.rules.for_stage(deal.stage) or "discovery_recap"
+
+    # --- drafting -------------------------------------------------------------------------
+
+    def draft_pending(self, now: dt.datetime) -> list[DraftOutcome]:
+        """Try every pending trigger once; return what happened to each."""
+        with self.database.session() as session:
+            pending = FollowUpRepository(session).pending_ids()
+        links: dict[str, str] = {}
+        outcomes = []
+        for trigger_id in pending:
+            outcome = self.draft(trigger_id, now=now, connect_links=links)
+            if outcome.status != "busy":
+                outcomes.append(outcome)
+        return outcomes
+
+    def outcome_of(self, trigger_id: int) -> DraftOutcome | None:
+        """Return the settled outcome of a trigger (for an on-demand request already done)."""
+        with self.database.session() as session:
+            trigger = FollowUpRepository(session).get(trigger_id)
+            if trigger is None or trigger.status != "drafted":
+                return None
+            return self._drafted_outcome(trigger, _deal_name(session, trigger))
+
+    def draft(
+        self,
+        trigger_id: int,
+        *,
+        now: dt.datetime | None = None,
+        connect_links: dict[str, str] | None = None,
+    ) -> DraftOutcome:
+        """Make the draft for one trigger, unless another worker holds it or it is settled."""
+        now = now or self.clock.now()
+        with self.database.session() as session:
+            repository = FollowUpRepository(session)
+            trigger = repository.get(trigger_id)
+            if trigger is None:
+                raise ValueError(f"no follow-up trigger {trigger_id}")
+            if trigger.status == "drafted":
+                return self._drafted_outcome(trigger, _deal_name(session, trigger))
+            if not repository.claim(trigger_id, now=now, lease=CLAIM_LEASE):
+                return DraftOutcome(trigger_id, trigger.rep_id, "", trigger.template, "busy")
+            snapshot = _TriggerSnapshot.of(trigger)
+        # Committed: the attempt is counted before anything leaves the building.
+        try:
+            return self._draft(snapshot, now, {} if connect_links is None else connect_links)
+        except Exception as error:  # one bad trigger must not stop the run for the others
+            logger.exception("follow-up trigger %s failed", trigger_id)
+            return self._settle_failure(
+                snapshot, "retry", f"unexpected {type(error).__name__}", now=now
+            )
+
+    def _draft(
+        self, trigger: _TriggerSnapshot, now: dt.datetime, links: dict[str, str]
+    ) -> DraftOutcome:
+        try:
+            deal = self.deals.show_deal(Actor(trigger.rep_id), DealRef(None, trigger.deal_id))
+        except DomainError:
+            return self._settle(trigger, "skipped", problem="the deal no longer exists")
+        contact = _recipient(deal)
+        if contact is None or contact.email is None:
+            return self._settle(
+                trigger,
+                "skipped",
+                deal=deal,
+                problem="the deal has no contact with an email address",
+            )
+        rep = self.rep_profile(trigger.rep_id)
+        try:
+            mailbox = self.backend.mailbox(trigger.rep_id, slack_email=rep.email)
+        except MailboxUnavailable as unavailable:
+            return self._unavailable(trigger, deal, unavailable, now, links)
+        sender_email = mailbox.email or rep.email
+        if not sender_email:
+            return self._settle(
+                trigger,
+                "skipped",
+                deal=deal,
+                problem="Slack shows no email address for you, so the draft has no sender",
+            )
+        today = self.deals.today_for(trigger.rep_id)
+        context = email_context(
+            deal,
+            contact,
+            RepProfile(name=rep.name, email=sender_email),
+            today=today,
+            trigger_detail=trigger.detail,
+        )
+        try:
+            rendered = self.templates.render(trigger.template, context)
+        except TemplateProblem as problem:
+            # Left pending: once an admin fixes the file, the next run drafts it.
+            logger.error("email template %s is broken: %s", problem.template, problem.problem)
+            return self._release(trigger, deal, "template_error", problem=str(problem))
+        with self.database.session() as session:
+            thread = FollowUpRepository(session).thread_so_far(
+                trigger.deal_id, contact.email.casefold(), before=trigger.id
+            )
+        message = DraftMessage(
+            sender=Party(rep.name, sender_email),
+            to=Party(contact.name, contact.email),
+            subject=rendered.subject,
+            body=rendered.body,
+            message_id=message_id_for(trigger.source_key, mailbox=sender_email),
+            date=now,
+            in_reply_to=thread.message_ids[-1] if thread.message_ids else None,
+            references=thread.message_ids,
+            thread_id=thread.thread_id,
+        )
+        try:
+            result = self.backend.create_draft(
+                message, mailbox=mailbox, look_first=trigger.attempts > 1
+            )
+        except MailboxUnavailable as unavailable:
+            return self._unavailable(trigger, deal, unavailable, now, links)
+        except TransientEmailError as error:
+            return self._settle_failure(trigger, "retry", str(error), now=now, deal=deal)
+        except (EmailBackendError, ValueError) as error:
+            return self._settle(trigger, "failed", deal=deal, problem=str(error))
+        preview = _preview(rendered.body)
+        with self.database.session() as session:
+            row = FollowUpRepository(session).get(trigger.id)
+            assert row is not None
+            row.status = "drafted"
+            row.claimed_until = None
+            row.last_error = None
+            row.message_id = message.message_id
+            row.draft_id = result.draft_id
+            row.thread_id = result.thread_id
+            row.draft_link = result.link
+            row.subject = rendered.subject
+            row.preview = preview
+            row.recipient = contact.email.casefold()
+            row.drafted_at = now
+            return self._drafted_outcome(row, deal.name)
+
+    def _unavailable(
+        self,
+        trigger: _TriggerSnapshot,
+        deal: DealView,
+        unavailable: MailboxUnavailable,
+        now: dt.datetime,
+        links: dict[str, str],
+    ) -> DraftOutcome:
+        if unavailable.reconnect and self.connect_link is not None:
+            # Pending, not counted against the attempts: it drafts once the rep connects.
+            outcome = self._release(trigger, deal, "connect", problem=unavailable.reason)
+            if trigger.rep_id not in links:  # one link per rep per run
+                links[trigger.rep_id] = self.connect_link(trigger.rep_id)
+            return _replace(outcome, connect_link=links[trigger.rep_id])
+        return self._settle_failure(trigger, "retry", unavailable.reason, now=now, deal=deal)
+
+    def _release(
+        self, trigger: _TriggerSnapshot, deal: DealView, status: str, *, problem: str
+    ) -> DraftOutcome:
+        with self.database.session() as session:
+            row = FollowUpRepository(session).get(trigger.id)
+            assert row is not None
+            row.claimed_until = None
+            row.attempts = max(0, row.attempts - 1)
+            row.last_error = problem[:500]
+        return DraftOutcome(
+            trigger.id, trigger.rep_id, deal.name, trigger.template, status, problem=problem
+        )
+
+    def _settle_failure(
+        self,
+        trigger: _TriggerSnapshot,
+        status: str,
+        problem: str,
+        *,
+        now: dt.datetime,
+        deal: DealView | None = None,
+    ) -> DraftOutcome:
+        with self.database.session() as session:
+            row = FollowUpRepository(session).get(trigger.id)
+            assert row is not None
+            row.claimed_until = None
+            row.last_error = problem[:500]
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = status = "failed"
+        logger.warning("follow-up trigger %s not drafted: %s", trigger.id, problem)
+        return DraftOutcome(
+            trigger.id,
+            trigger.rep_id,
+            deal.name if deal else "",
+            trigger.template,
+            status,
+            problem=problem,
+        )
+
+    def _settle(
+        self,
+        trigger: _TriggerSnapshot,
+        status: str,
+        *,
+        problem: str,
+        deal: DealView | None = None,
+    ) -> DraftOutcome:
+        with self.database.session() as session:
+            row = FollowUpRepository(session).get(trigger.id)
+            assert row is not None
+            row.status = status
+            row.claimed_until = None
+            row.last_error = problem[:500]
+        return DraftOutcome(
+            trigger.id,
+            trigger.rep_id,
+            deal.name if deal else "",
+            trigger.template,
+            status,
+            problem=problem,
+        )
+
+    @staticmethod
+    def _drafted_outcome(trigger: FollowUpTrigger, deal_name: str) -> DraftOutcome:
+        return DraftOutcome(
+            trigger_id=trigger.id,
+            rep_id=trigger.rep_id,
+            deal_name=deal_name,
+            template=trigger.template,
+            status="drafted",
+            subject=trigger.subject,
+            preview=trigger.preview,
+            link=trigger.draft_link,
+        )
+
+    def drafted_since(self, since: dt.datetime) -> list[DraftOutcome]:
+        """Return every draft made since `since`, to (re-)announce idempotently."""
+        with self.database.session() as session:
+            return [
+                self._drafted_outcome(trigger, _deal_name(session, trigger))
+                for trigger in FollowUpRepository(session).drafted_since(since)
+            ]
+
+
+@dataclass(frozen=True)
+class _TriggerSnapshot:
+    id: int
+    source_key: str
+    deal_id: int
+    rep_id: str
+    template: str
+    detail: str | None
+    attempts: int
+
+    @classmethod
+    def of(cls, trigger: FollowUpTrigger) -> _TriggerSnapshot:
+        return cls(
+            id=trigger.id,
+            source_key=trigger.source_key,
+            deal_id=trigger.deal_id,
+            rep_id=trigger.rep_id,
+            template=trigger.template,
+            detail=trigger.detail,
+            attempts=trigger.attempts + 1,  # counting the claim just made
+        )
+
+
+def _replace(outcome: DraftOutcome, **changes: Any) -> DraftOutcome:
+    import dataclasses
+
+    return dataclasses.replace(outcome, **changes)
+
+
+def _deal_name(session: Any, trigger: FollowUpTrigger) -> str:
+    from storage.models import Deal
+
+    deal = session.get(Deal, trigger.deal_id)
+    if deal is None:
+        return ""
+    return f"{deal.account} — {deal.title}" if deal.title else deal.account
+
+
+def _recipient(deal: DealView) -> ContactView | None:
+    """Return who the follow-up goes to: the champion, else the economic buyer, else anyone."""
+    with_email = [c for c in deal.contacts if c.email]
+    for role in CONTACT_PREFERENCE:
+        for contact in with_email:
+            if contact.role == role:
+                return contact
+    return None
+
+
+def _preview(body: str) -> str:
+    lines = [line for line in body.splitlines() if line.strip()]
+    # Skip the greeting: the first lines worth reading are what the email says.
+    if lines and lines[0].rstrip().endswith(","):
+        lines = lines[1:]
+    return "\n".join(lines[:PREVIEW_LINES])
+
+
+def _long_day(day: dt.date) -> str:
+    return f"{day:%A} {day.day} {day:%B}"
+
+
+def business_days_after(day: dt.date, count: int) -> dt.date:
+    """Return the day `count` working days (Mon–Fri) after `day`."""
+    while count > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            count -= 1
+    return day
+
+
+def email_context(
+    deal: DealView,
+    contact: ContactView,
+    rep: RepProfile,
+    *,
+    today: dt.date,
+    trigger_detail: str | None,
+) -> dict[str, Any]:
+    """Return what a template may use, with absent values as Blanks named after their path."""
+    contact_name = contact.name or None
+    step = deal.next_step
+    values: dict[str, Any] = {
+        "account": deal.account,
+        "deal": {
+            "id": deal.id,
+            "name": deal.name,
+            "account": deal.account,
+            "title": deal.title,
+            "amount": format_money(deal.amount) if deal.amount is not None else None,
+            "stage": deal.stage_label,
+            "close_date": _long_day(deal.close_date) if deal.close_date else None,
+            "buying_criteria": deal.buying_criteria,
+            "buying_process": deal.buying_process,
+            "paper_process": deal.paper_process,
+            "pain": deal.pain,
+            "metrics": deal.metrics,
+            "competition": deal.competition,
+        },
+        "contact": {
+            "name": contact_name or contact.email,
+            # "there" keeps "Hi there," readable when only an address is known.
+            "first_name": contact_name.split()[0] if contact_name else "there",
+            "email": contact.email,
+            "role": contact.role,
+        },
+        "rep": {
+            "name": rep.name,
+            "first_name": rep.name.split()[0] if rep.name else None,
+            "email": rep.email,
+        },
+        "next_step": {
+            "what": step.what,
+            "due": format_day(step.due_date, today=today) if step.due_date else None,
+        }
+        if step is not None
+        else None,
+        "trigger": {"detail": trigger_detail},
+        "dates": {
+            "today": _long_day(today),
+            "suggested_sync": _long_day(business_days_after(today, 1)),
+            "suggested_meeting": _long_day(business_days_after(today, 2)),
+        },
+    }
+    return with_blanks(values, "")
