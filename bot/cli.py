@@ -1,8 +1,9 @@
-"""The `dealbot` command: serve, demo, db upgrade."""
+"""The `dealbot` command: serve, demo, jobs, db upgrade."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the demo keeps its data (re-seeded on every run)",
     )
 
+    jobs = commands.add_parser("jobs", help="scheduled jobs: list them, or run one now")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    job_commands.add_parser("list", help="each job with its schedule and next run")
+    run = job_commands.add_parser("run", help="run one job once and print what it sent")
+    run.add_argument("job", help="the job's name (see `dealbot jobs list`)")
+    run.add_argument(
+        "--now",
+        type=_iso_datetime,
+        default=None,
+        help="run as if the clock said this ISO datetime (quiet hours, budget, periods); "
+        "without an offset it is read in DEALBOT_TIMEZONE",
+    )
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply migrations up to the newest schema")
@@ -57,10 +71,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if arguments.command == "db":
             return _db_upgrade(settings)
+        from reminders.checks import default_checks
+
+        # A bad checks file stops start-up here, naming the line, not at 9:00 tomorrow.
+        default_checks()
+        if arguments.command == "jobs":
+            from bot.jobs_cli import list_jobs, run_job_now
+
+            if arguments.jobs_command == "list":
+                return list_jobs(settings)
+            return run_job_now(settings, arguments.job, now=arguments.now)
         return _serve(settings, scheduler=not arguments.no_scheduler)
     except SettingsError as error:
         print(f"dealbot: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ValueError as error:
+        from reminders.checks import ChecksFileError
+
+        if not isinstance(error, ChecksFileError):
+            raise
+        print(f"dealbot: checks file refused: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _iso_datetime(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO datetime, e.g. 2026-11-23T09:00-05:00"
+        ) from None
 
 
 def _db_upgrade(settings: Settings) -> int:
@@ -86,8 +126,15 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     elif not is_up_to_date(database.engine):
         raise SettingsError("DATABASE_URL: the schema is not current; run `dealbot db upgrade`")
     app = create_app(settings, database=database)
+    job_scheduler = None
     if scheduler:
-        logger.info("no scheduled jobs are configured yet; serving Slack requests only")
+        from bot.jobs_cli import build_scheduler
+
+        job_scheduler = build_scheduler(settings, database=database, client=app.client)
+        job_scheduler.start()
+        logger.info("scheduler started (%s)", ", ".join(job_scheduler.jobs))
+    else:
+        logger.info("--no-scheduler: serving Slack requests only")
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -102,6 +149,8 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         logger.info("stopping")
     finally:
         server.close()
+        if job_scheduler is not None:
+            job_scheduler.shutdown()
     return EXIT_OK
 
 

@@ -1,14 +1,154 @@
-"""Placeholder while the job is being built (issue 3)."""
+"""`pipeline-accuracy`: the weekly post to each team's channel, rep by rep.
+
+A rep's accuracy score is the share of checks passed over their open deals (each enabled
+check counts once per open deal), plus one check (`LOST_WITHOUT_REASON`) per deal they closed
+this quarter. The post gives each rep's score, the change since last week's post, the checks
+that fired most, and the one fix that would raise the score most: the check failing on the
+most deals, worth (deals fixed ÷ checks counted) in score points.
+"""
 
 from __future__ import annotations
 
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from domain.dates import quarter_bounds
+from handlers import reminder_blocks
+from reminders.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
+from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
+from storage.models import Team
+from storage.reminder_repositories import ReminderRepository, WeeklyRepository
+from storage.repositories import TeamRepository
+
+NAME = "pipeline-accuracy"
 
 
-def plan(context: JobContext) -> list[OutgoingMessage]:
-    return []
+@dataclass(frozen=True)
+class TeamScope:
+    """A team this firing covers, with its reps and its own calendar."""
+
+    team_id: int
+    name: str
+    channel_id: str
+    zone: ZoneInfo
+    reps: tuple[str, ...]
+    managers: tuple[str, ...]
+
+    def today(self, now: dt.datetime) -> dt.date:
+        return now.astimezone(self.zone).date()
+
+
+def teams_in_scope(context: JobContext) -> list[TeamScope]:
+    with context.database.session() as session:
+        teams: Sequence[Team] = TeamRepository(session).all()
+        return [
+            TeamScope(
+                team_id=team.id,
+                name=team.name,
+                channel_id=team.channel_id,
+                zone=ZoneInfo(team.timezone),
+                reps=tuple(m.user_id for m in team.members if m.role == "rep"),
+                managers=tuple(m.user_id for m in team.members if m.role == "manager"),
+            )
+            for team in teams
+            if context.covers(team.timezone)
+        ]
+
+
+def previous_week(now: dt.datetime, zone: ZoneInfo) -> str:
+    return week_period(now - dt.timedelta(days=7), zone)
+
+
+def team_scores(
+    context: JobContext, team: TeamScope, config: ChecksConfig
+) -> tuple[dict[str, RepScore], list[DealFacts]]:
+    """Return each rep's score for `team` as of `context.now`, and the facts behind them."""
+    today = team.today(context.now)
+    quarter = quarter_bounds(today)
+    with context.database.session() as session:
+        facts = ReminderRepository(session).deal_facts(
+            quarter=quarter,
+            closed_since=dt.datetime.combine(quarter[0], dt.time(), team.zone),
+            owner_ids=team.reps,
+        )
+    return score_reps(facts, lambda _rep: (today, team.zone), config), facts
+
+
+def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
+    """Return one accuracy post per team in scope; snapshot the week and keep the scores."""
+    config = config or default_checks()
+    messages: list[OutgoingMessage] = []
+    for team in teams_in_scope(context):
+        if not team.reps:
+            continue
+        week = week_period(context.now, team.zone)
+        scores, _ = team_scores(context, team, config)
+        with context.database.session() as session:
+            weekly = WeeklyRepository(session)
+            weekly.snapshot_open_deals(week=week, owner_ids=team.reps, at=context.now)
+            weekly.save_scores(
+                week=week,
+                scores=[(s.rep_id, s.passed, s.checked) for s in scores.values()],
+                at=context.now,
+            )
+            last_week = weekly.scores(week=previous_week(context.now, team.zone), rep_ids=team.reps)
+        rows = []
+        for rep in team.reps:
+            score = scores.get(rep)
+            if score is None:
+                rows.append(reminder_blocks.RepAccuracy(rep, None, None, 0, (), None))
+                continue
+            change = None
+            if rep in last_week and last_week[rep][1] and score.score is not None:
+                before = Decimal(last_week[rep][0]) / Decimal(last_week[rep][1])
+                change = (score.score - before).quantize(Decimal("0.01"))
+            top = tuple(Counter(score.failures).most_common(3))
+            rows.append(
+                reminder_blocks.RepAccuracy(
+                    rep_id=rep,
+                    score=score.score,
+                    change=change,
+                    deals=score.deals,
+                    top_failures=top,
+                    best_fix=score.best_fix(),
+                )
+            )
+        rows.sort(key=lambda r: (r.score is None, r.score or 0))
+        passed = sum(s.passed for s in scores.values())
+        checked = sum(s.checked for s in scores.values())
+        team_score = (
+            (Decimal(passed) / Decimal(checked)).quantize(Decimal("0.01")) if checked else None
+        )
+        failing: Counter[str] = Counter()
+        for score in scores.values():
+            failing.update(score.failures)
+        reply = reminder_blocks.accuracy_post(
+            team_name=team.name,
+            week=week,
+            team_score=team_score,
+            reps=rows,
+            top_checks=failing.most_common(3),
+        )
+        messages.append(
+            OutgoingMessage(
+                recipient=team.channel_id,
+                subject=f"team:{team.team_id}",
+                period=week,
+                text=reply.text,
+                blocks=reply.block_dicts(),
+            )
+        )
+    return messages
 
 
 JOB = Job(
-    name="accuracy", description="(being built)", schedule=Schedule(cron={"hour": "9"}), plan=plan
+    name=NAME,
+    description="post each rep's accuracy score, its evidence and the best fix to the "
+    "team's channel",
+    schedule=Schedule(cron={"day_of_week": "mon", "hour": "9", "minute": "30"}, timezone="team"),
+    plan=plan_accuracy,
 )

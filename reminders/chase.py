@@ -1,14 +1,122 @@
-"""Placeholder while the job is being built (issue 3)."""
+"""`chase-next-steps`: each rep's morning DM of open deals that need a next step.
+
+Weekdays at 9:00 in each team's timezone. A rep gets at most one chase a day (the outbox key
+is the rep's local day), never in quiet hours or at weekends (the checks file's `nudges`),
+and only about deals that fire a `chase` check and are not snoozed. The same job sends the
+post-mortem prompt for a deal closed two days ago without one, once per deal.
+"""
 
 from __future__ import annotations
 
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule
+import datetime as dt
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from domain.dates import quarter_bounds
+from handlers import reminder_blocks
+from reminders.checks import ChecksConfig, DealFacts, default_checks, fired_checks
+from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, day_period
+from storage.reminder_repositories import NudgeRepository, ReminderRepository
+
+NAME = "chase-next-steps"
+POST_MORTEM_AFTER = dt.timedelta(days=2)
+# A deal closed longer ago than this is not worth a first prompt any more.
+POST_MORTEM_WINDOW = dt.timedelta(days=14)
 
 
-def plan(context: JobContext) -> list[OutgoingMessage]:
-    return []
+def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetime:
+    """Return when today's chase is no longer worth sending: quiet hours or the day's end."""
+    zone = local_now.tzinfo
+    end_of_day = dt.datetime.combine(local_now.date() + dt.timedelta(days=1), dt.time(), zone)
+    quiet = dt.datetime.combine(local_now.date(), config.nudges.quiet_start, zone)
+    return min(quiet, end_of_day) if quiet > local_now else end_of_day
+
+
+def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
+    """Return the chase DMs and post-mortem prompts due as of `context.now`; record nudges."""
+    config = config or default_checks()
+    awake: dict[str, ZoneInfo] = {
+        rep: zone
+        for rep, zone in context.reps_in_scope()
+        if config.nudges.allows(context.now.astimezone(zone))
+    }
+    if not awake:
+        return []
+    with context.database.session() as session:
+        NudgeRepository(session).mark_acted(at=context.now)
+        facts = ReminderRepository(session).deal_facts(
+            quarter=quarter_bounds(context.now.date()),
+            closed_since=context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1),
+            owner_ids=list(awake),
+        )
+        snoozed = NudgeRepository(session).snoozed_until()
+    chase: dict[str, list[reminder_blocks.ChaseItem]] = defaultdict(list)
+    prompts: list[DealFacts] = []
+    for deal in facts:
+        zone = awake[deal.owner_id]
+        today = context.now.astimezone(zone).date()
+        if deal.status == "open":
+            if snoozed.get(deal.deal_id, dt.date.min) > today:
+                continue
+            fired = fired_checks(deal, today, config, zone=zone, only=config.chase)
+            if fired:
+                chase[deal.owner_id].append(reminder_blocks.ChaseItem(deal=deal, checks=fired))
+        elif (
+            not deal.has_post_mortem
+            and deal.closed_at is not None
+            and context.now - POST_MORTEM_WINDOW
+            <= deal.closed_at
+            <= context.now - POST_MORTEM_AFTER
+        ):
+            prompts.append(deal)
+    messages: list[OutgoingMessage] = []
+    nudges: list[dict[str, object]] = []
+    for rep, items in chase.items():
+        local_now = context.now.astimezone(awake[rep])
+        period = day_period(context.now, awake[rep])
+        reply = reminder_blocks.chase_message(items, local_now.date())
+        messages.append(
+            OutgoingMessage(
+                recipient=rep,
+                subject="chase",
+                period=period,
+                text=reply.text,
+                blocks=reply.block_dicts(),
+                not_after=_stop_sending_at(local_now, config),
+            )
+        )
+        nudges += [
+            {
+                "period": period,
+                "rep_id": rep,
+                "deal_id": item.deal.deal_id,
+                "checks": ",".join(item.checks),
+                "nudged_at": context.now,
+            }
+            for item in items
+        ]
+    for deal in prompts:
+        reply = reminder_blocks.post_mortem_prompt(deal)
+        messages.append(
+            OutgoingMessage(
+                recipient=deal.owner_id,
+                # "once": the key is the deal, so the prompt is sent one time, ever.
+                subject=f"post-mortem:{deal.deal_id}",
+                period="once",
+                text=reply.text,
+                blocks=reply.block_dicts(),
+            )
+        )
+    if nudges:
+        with context.database.session() as session:
+            NudgeRepository(session).record_nudges(nudges)
+    return messages
 
 
 JOB = Job(
-    name="chase", description="(being built)", schedule=Schedule(cron={"hour": "9"}), plan=plan
+    name=NAME,
+    description="DM each rep their open deals with no next step, an overdue one, or a past "
+    "close date (and a post-mortem prompt two days after a close)",
+    schedule=Schedule(cron={"day_of_week": "mon-fri", "hour": "9", "minute": "0"}, timezone="team"),
+    plan=plan_chase,
 )

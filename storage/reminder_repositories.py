@@ -6,21 +6,26 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from reminders.checks import DealFacts
 from storage.models import (
+    AccuracyScore,
     Contact,
     Deal,
     DealChange,
+    DealSnapshot,
+    DealSnooze,
     JobRun,
     NextStep,
+    Nudge,
     OutboxMessage,
     PostMortem,
     Team,
     TeamMember,
+    UTCDateTime,
 )
 
 
@@ -363,4 +368,217 @@ class ReminderRepository:
         ]
 
 
-__all__ = ["JobRunRepository", "OutboxRepository", "ReminderRepository"]
+_NUDGES = Nudge.__table__
+
+
+class NudgeRepository:
+    """Snoozes, nudges and whether reps acted on them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def snoozed_until(self, deal_ids: Iterable[int] | None = None) -> dict[int, dt.date]:
+        statement = select(DealSnooze.deal_id, DealSnooze.until)
+        if deal_ids is not None:
+            statement = statement.where(DealSnooze.deal_id.in_(list(deal_ids)))
+        return {deal_id: until for deal_id, until in self.session.execute(statement)}
+
+    def snooze(self, *, deal_id: int, until: dt.date, by: str, at: dt.datetime) -> None:
+        existing = self.session.scalar(select(DealSnooze).where(DealSnooze.deal_id == deal_id))
+        if existing is None:
+            self.session.add(DealSnooze(deal_id=deal_id, until=until, snoozed_by=by, snoozed_at=at))
+        else:
+            existing.until, existing.snoozed_by, existing.snoozed_at = until, by, at
+        self.session.flush()
+
+    def record_nudges(self, rows: list[dict[str, Any]]) -> int:
+        """Insert (period, rep, deal) nudges not yet recorded; return how many were new."""
+        statement = _insert_ignoring_conflicts(
+            self.session, _NUDGES, ["period", "rep_id", "deal_id"]
+        )
+        return sum(self.session.execute(statement, row).rowcount or 0 for row in rows)
+
+    def mark_acted(self, *, at: dt.datetime) -> int:
+        """Record, set-based, which open nudges the rep acted on since; return how many."""
+        later_step = (
+            select(NextStep.id)
+            .where(NextStep.deal_id == Nudge.deal_id, NextStep.created_at > Nudge.nudged_at)
+            .exists()
+        )
+        later_change = (
+            select(DealChange.id)
+            .where(
+                DealChange.deal_id == Nudge.deal_id,
+                DealChange.changed_at > Nudge.nudged_at,
+                DealChange.field.in_(("close_date", "stage", "amount", "forecast_category")),
+            )
+            .exists()
+        )
+        closed = (
+            select(Deal.id)
+            .where(Deal.id == Nudge.deal_id, Deal.closed_at > Nudge.nudged_at)
+            .exists()
+        )
+        touched = 0
+        for action, condition in (
+            ("closed", closed),
+            ("next_step", later_step),
+            ("change", later_change),
+        ):
+            result = self.session.execute(
+                update(Nudge)
+                .where(Nudge.acted_at.is_(None), condition)
+                .values(acted_at=at, action=action)
+                .execution_options(synchronize_session=False)
+            )
+            touched += result.rowcount or 0
+        return touched
+
+    def check_response(
+        self, *, rep_ids: Iterable[str], since: dt.datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Return check id -> (deals nudged, deals acted on) for sent nudges since `since`."""
+        sent = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.job == "chase-next-steps",
+                OutboxMessage.period == Nudge.period,
+                OutboxMessage.recipient == Nudge.rep_id,
+                OutboxMessage.status == "sent",
+            )
+            .exists()
+        )
+        statement = select(Nudge.checks, Nudge.acted_at).where(
+            Nudge.rep_id.in_(list(rep_ids)), Nudge.nudged_at >= since, sent
+        )
+        response: dict[str, tuple[int, int]] = {}
+        for checks, acted_at in self.session.execute(statement):
+            for check in checks.split(","):
+                nudged, acted = response.get(check, (0, 0))
+                response[check] = (nudged + 1, acted + (acted_at is not None))
+        return response
+
+
+class WeeklyRepository:
+    """Weekly snapshots of open deals and reps' accuracy scores."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def snapshot_open_deals(self, *, week: str, owner_ids: Iterable[str], at: dt.datetime) -> int:
+        """Snapshot these owners' open deals for `week` (once: later calls add nothing)."""
+        owners = list(owner_ids)
+        if not owners:
+            return 0
+        source = select(
+            literal(week),
+            Deal.id,
+            Deal.owner_id,
+            Deal.stage,
+            Deal.amount,
+            Deal.currency,
+            Deal.forecast_category,
+            Deal.close_date,
+            literal(at, UTCDateTime()),
+        ).where(Deal.status == "open", Deal.owner_id.in_(owners))
+        columns = [
+            "week",
+            "deal_id",
+            "owner_id",
+            "stage",
+            "amount",
+            "currency",
+            "forecast_category",
+            "close_date",
+            "taken_at",
+        ]
+        table = DealSnapshot.__table__
+        statement = _insert_ignoring_conflicts(self.session, table, ["week", "deal_id"])
+        statement = statement.from_select(columns, source)
+        return self.session.execute(statement).rowcount or 0
+
+    def snapshots(self, *, weeks: Iterable[str], owner_ids: Iterable[str]) -> list[DealSnapshot]:
+        statement = select(DealSnapshot).where(
+            DealSnapshot.week.in_(list(weeks)), DealSnapshot.owner_id.in_(list(owner_ids))
+        )
+        return list(self.session.scalars(statement))
+
+    def earliest_week_since(self, *, first_week: str, owner_ids: Iterable[str]) -> str | None:
+        statement = select(func.min(DealSnapshot.week)).where(
+            DealSnapshot.week >= first_week, DealSnapshot.owner_id.in_(list(owner_ids))
+        )
+        return self.session.scalar(statement)
+
+    def save_scores(
+        self, *, week: str, scores: Iterable[tuple[str, int, int]], at: dt.datetime
+    ) -> None:
+        """Keep the first score computed for each rep and week (the one that was posted)."""
+        statement = _insert_ignoring_conflicts(
+            self.session, AccuracyScore.__table__, ["week", "rep_id"]
+        )
+        for rep_id, passed, checked in scores:
+            self.session.execute(
+                statement,
+                {
+                    "week": week,
+                    "rep_id": rep_id,
+                    "passed": passed,
+                    "checked": checked,
+                    "computed_at": at,
+                },
+            )
+
+    def scores(self, *, week: str, rep_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        statement = select(AccuracyScore.rep_id, AccuracyScore.passed, AccuracyScore.checked).where(
+            AccuracyScore.week == week, AccuracyScore.rep_id.in_(list(rep_ids))
+        )
+        return {rep: (passed, checked) for rep, passed, checked in self.session.execute(statement)}
+
+    def team_deals(
+        self, *, owner_ids: Iterable[str], closed_since: dt.datetime, created_since: dt.datetime
+    ) -> list[Deal]:
+        """Return the owners' open deals, deals closed or created since the given times."""
+        statement = (
+            select(Deal)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                or_(
+                    Deal.status == "open",
+                    Deal.closed_at >= closed_since,
+                    Deal.created_at >= created_since,
+                ),
+            )
+            .options(selectinload(Deal.post_mortem))
+            .order_by(Deal.id)
+        )
+        return list(self.session.scalars(statement))
+
+    def changes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[DealChange]:
+        """Return stage and close-date changes to the owners' deals since `since`."""
+        statement = (
+            select(DealChange)
+            .join(Deal)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                DealChange.changed_at >= since,
+                DealChange.field.in_(("stage", "close_date")),
+                DealChange.old_value.is_not(None),
+            )
+            .order_by(DealChange.id)
+        )
+        return list(self.session.scalars(statement))
+
+    def close_date_pushes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> int:
+        """Return how many of the owners' deals had their close date pushed since `since`."""
+        statement = (
+            select(func.count(func.distinct(DealChange.deal_id)))
+            .join(Deal)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                DealChange.field == "close_date",
+                DealChange.changed_at >= since,
+                DealChange.old_value.is_not(None),
+                DealChange.new_value > DealChange.old_value,
+            )
+        )
+        return self.session.scalar(statement) or 0

@@ -1,0 +1,116 @@
+"""Wiring for scheduled jobs: the scheduler behind `serve`, and `dealbot jobs list|run`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import TextIO
+
+from slack_sdk import WebClient
+
+from bot.app import build_services
+from bot.settings import Settings, SettingsError
+from bot.slack import build_web_client
+from domain.clock import Clock, FixedClock, SystemClock
+from reminders.delivery import DeliverySummary
+from reminders.jobs import JobContext, load_jobs, run_job
+from reminders.scheduler import ContextFactory, JobScheduler
+from storage.database import Database
+
+EXIT_OK = 0
+EXIT_PENDING = 1
+EXIT_USAGE = 2
+
+
+def context_factory(
+    settings: Settings, *, database: Database, client: WebClient, clock: Clock | None = None
+) -> ContextFactory:
+    """Return a function building each firing's JobContext on shared services."""
+
+    def build(now: dt.datetime, timezones: frozenset[str] | None) -> JobContext:
+        services = build_services(
+            settings, client=client, database=database, clock=clock or FixedClock(at=now)
+        )
+        return JobContext(
+            now=now,
+            database=database,
+            services=services,
+            client=client,
+            settings=settings,
+            timezones=timezones,
+        )
+
+    return build
+
+
+def build_scheduler(
+    settings: Settings, *, database: Database, client: WebClient, clock: Clock | None = None
+) -> JobScheduler:
+    return JobScheduler(
+        jobs=load_jobs(),
+        database=database,
+        context_factory=context_factory(settings, database=database, client=client),
+        default_timezone=settings.dealbot_timezone,
+        clock=clock or SystemClock(),
+    )
+
+
+def _database(settings: Settings) -> Database:
+    from storage.migrate import is_up_to_date, upgrade
+
+    database = Database.from_url(settings.database_url)
+    if database.engine.dialect.name == "sqlite":
+        upgrade(settings.database_url)
+    elif not is_up_to_date(database.engine):
+        raise SettingsError("DATABASE_URL: the schema is not current; run `dealbot db upgrade`")
+    return database
+
+
+def list_jobs(settings: Settings, *, out: TextIO = sys.stdout) -> int:
+    """Print each job with its schedule and next run."""
+    database = _database(settings)
+    try:
+        scheduler = build_scheduler(
+            settings, database=database, client=WebClient(base_url=settings.slack_api_url)
+        )
+        for job in scheduler.jobs.values():
+            upcoming = scheduler.next_run(job)
+            when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
+            print(f"{job.name:<20} {job.schedule.describe():<45} next {when}", file=out)
+            print(f"{'':<20} {job.description}", file=out)
+    finally:
+        database.dispose()
+    return EXIT_OK
+
+
+def run_job_now(
+    settings: Settings,
+    name: str,
+    *,
+    now: dt.datetime | None,
+    client: WebClient | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run `name` once as of `now`; print the summary; return the exit code."""
+    jobs = load_jobs()
+    if name not in jobs:
+        print(f"dealbot: no job called {name!r}; try one of: {', '.join(jobs)}", file=sys.stderr)
+        return EXIT_USAGE
+    if client is None:
+        if settings.slack_bot_token is None:
+            raise SettingsError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+        client = build_web_client(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+    if now is None:
+        now = dt.datetime.now(dt.UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=settings.timezone)
+    database = _database(settings)
+    try:
+        context = context_factory(settings, database=database, client=client)(now, None)
+        summary: DeliverySummary = run_job(jobs[name], context)
+    finally:
+        database.dispose()
+    print(summary.line(), file=out)
+    return EXIT_OK if summary.complete else EXIT_PENDING

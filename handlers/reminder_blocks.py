@@ -1,0 +1,210 @@
+"""Block Kit for what the scheduled jobs send: the chase DM, the accuracy post, the digest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    DatePickerElement,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    PlainTextInputElement,
+)
+from slack_sdk.models.views import View
+
+from domain.dates import format_day
+from handlers import messages
+from handlers.blocks import OPEN_POST_MORTEM_ACTION, Reply, _context, _section, escape
+from reminders.checks import DealFacts
+
+LOG_STEP_ACTION = "reminder_log_step"
+MARK_DONE_ACTION = "reminder_mark_done"
+SNOOZE_ACTION = "reminder_snooze"
+LOG_STEP_VIEW = "reminder_log_step"
+# Ten deals keep the DM inside Slack's 50-block limit and readable on a phone.
+CHASE_DEALS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ChaseItem:
+    deal: DealFacts
+    checks: tuple[str, ...]
+
+
+def _score(score: Decimal | None) -> str:
+    return "—" if score is None else f"{score * 100:.0f}%"
+
+
+def _why(item: ChaseItem, today: dt.date) -> str:
+    reasons = []
+    for check in item.checks:
+        if check == "NEXT_STEP_OVERDUE" and item.deal.next_step_due:
+            reasons.append(f"next step was due {format_day(item.deal.next_step_due)}")
+        elif check == "CLOSE_DATE_PAST" and item.deal.close_date:
+            reasons.append(f"close date {format_day(item.deal.close_date)} has passed")
+        else:
+            reasons.append(messages.check_label(check))
+    return "; ".join(reasons)
+
+
+def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
+    """Return the chase DM: each deal that needs a next step, with buttons to fix it."""
+    count = len(items)
+    noun = "deal needs" if count == 1 else "deals need"
+    text = f"{count} {noun} a next step: " + ", ".join(i.deal.account for i in items[:5])
+    blocks: list[Block] = [
+        _section(f"Good morning. *{count} {noun} your attention* before they go quiet:")
+    ]
+    for item in items[:CHASE_DEALS_SHOWN]:
+        deal_id = str(item.deal.deal_id)
+        buttons = [
+            ButtonElement(
+                text="Log next step",
+                action_id=LOG_STEP_ACTION,
+                value=deal_id,
+                style="primary",
+            )
+        ]
+        if item.deal.open_steps:
+            buttons.append(
+                ButtonElement(text="Mark done", action_id=MARK_DONE_ACTION, value=deal_id)
+            )
+        buttons += [
+            ButtonElement(
+                text="Snooze 1 day", action_id=f"{SNOOZE_ACTION}_1", value=f"{deal_id}:1"
+            ),
+            ButtonElement(
+                text="Snooze 1 week", action_id=f"{SNOOZE_ACTION}_7", value=f"{deal_id}:7"
+            ),
+        ]
+        blocks.append(
+            _section(f"*{escape(item.deal.name)}* (#{deal_id})\n:warning: {_why(item, today)}")
+        )
+        blocks.append(ActionsBlock(block_id=f"chase_{deal_id}", elements=buttons))
+    if count > CHASE_DEALS_SHOWN:
+        blocks.append(_context(f"…and {count - CHASE_DEALS_SHOWN} more: `/pipeline` lists them."))
+    blocks.append(_context("One reminder a day at most, on weekdays. Snooze a deal to skip it."))
+    return Reply(text=text, blocks=tuple(blocks))
+
+
+def post_mortem_prompt(deal: DealFacts) -> Reply:
+    """Return the one reminder a closed deal without a post-mortem gets, two days on."""
+    outcome = "won" if deal.status == "won" else "lost"
+    text = f"{deal.account} closed {outcome}: two minutes for the post-mortem?"
+    return Reply(
+        text=text,
+        blocks=(
+            _section(
+                f"*{escape(deal.name)}* closed *{outcome}* two days ago. "
+                "What decided it? Two minutes now make the next forecast better."
+            ),
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text="Write the post-mortem",
+                        action_id=OPEN_POST_MORTEM_ACTION,
+                        value=str(deal.deal_id),
+                        style="primary",
+                    )
+                ]
+            ),
+        ),
+    )
+
+
+def log_step_modal(*, deal_id: int, account: str, today: dt.date) -> View:
+    return View(
+        type="modal",
+        callback_id=LOG_STEP_VIEW,
+        title="Next step",
+        submit="Save",
+        close="Cancel",
+        private_metadata=json.dumps({"deal_id": deal_id}),
+        blocks=[
+            _section(f"What happens next on *{escape(account)}*, and when?"),
+            InputBlock(
+                block_id="what",
+                label="Next step",
+                element=PlainTextInputElement(
+                    action_id="value", max_length=500, placeholder="e.g. Demo to procurement"
+                ),
+            ),
+            InputBlock(
+                block_id="due",
+                label="Due",
+                element=DatePickerElement(action_id="value", initial_date=today.isoformat()),
+            ),
+        ],
+    )
+
+
+def confirmation(text: str) -> Reply:
+    return Reply(text=text, blocks=(_section(text),))
+
+
+@dataclass(frozen=True)
+class RepAccuracy:
+    rep_id: str
+    score: Decimal | None
+    change: Decimal | None  # since last week, in score points (0.05 = 5 points)
+    deals: int
+    top_failures: tuple[tuple[str, int], ...]
+    best_fix: tuple[str, int, Decimal] | None
+
+
+def accuracy_post(
+    *,
+    team_name: str,
+    week: str,
+    team_score: Decimal | None,
+    reps: Sequence[RepAccuracy],
+    top_checks: Sequence[tuple[str, int]],
+) -> Reply:
+    """Return the weekly pipeline-accuracy post for a team's channel."""
+    text = f"Pipeline accuracy for {team_name}, {week}: {_score(team_score)}"
+    blocks: list[Block] = [
+        HeaderBlock(text=f"Pipeline accuracy · {team_name} · {week}"[:150]),
+        _section(
+            f"Team score *{_score(team_score)}*: the share of accuracy checks our open "
+            "deals pass."
+            + (
+                "\nMost often failing: "
+                + ", ".join(f"{messages.check_label(c)} ({n})" for c, n in top_checks[:3])
+                if top_checks
+                else ""
+            )
+        ),
+        DividerBlock(),
+    ]
+    lines = []
+    for rep in reps:
+        change = ""
+        if rep.change is not None:
+            points = int((rep.change * 100).to_integral_value())
+            change = f" ({'+' if points >= 0 else ''}{points} pts since last week)"
+        line = f"<@{rep.rep_id}> *{_score(rep.score)}*{change} over {rep.deals} open deal(s)"
+        if rep.top_failures:
+            line += "\n      " + ", ".join(
+                f"{messages.check_label(c)} ×{n}" for c, n in rep.top_failures[:3]
+            )
+        if rep.best_fix is not None:
+            check, count, gain = rep.best_fix
+            line += (
+                f"\n      :bulb: {messages.check_fix(check)} on {count} deal(s): "
+                f"+{gain * 100:.0f} pts"
+            )
+        lines.append(line)
+    for start in range(0, len(lines), 8):
+        blocks.append(_section("\n".join(lines[start : start + 8])))
+    blocks.append(
+        _context("Score = checks passed ÷ checks run over open deals. `/pipeline` shows yours.")
+    )
+    return Reply(text=text, blocks=tuple(blocks[:50]))
