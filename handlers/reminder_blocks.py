@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -21,9 +22,13 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from domain.dates import format_day
+from domain.money import format_money
 from handlers import messages
 from handlers.blocks import OPEN_POST_MORTEM_ACTION, Reply, _context, _section, escape
 from reminders.checks import DealFacts
+
+if TYPE_CHECKING:
+    from reminders.digest import DealLine, Digest
 
 LOG_STEP_ACTION = "reminder_log_step"
 MARK_DONE_ACTION = "reminder_mark_done"
@@ -208,3 +213,76 @@ def accuracy_post(
         _context("Score = checks passed ÷ checks run over open deals. `/pipeline` shows yours.")
     )
     return Reply(text=text, blocks=tuple(blocks[:50]))
+
+
+def _deal_lines(lines: Sequence[DealLine], *, limit: int = 6) -> str:
+    shown = []
+    for line in lines[:limit]:
+        amount = f" {format_money(line.amount)}" if line.amount else ""
+        note = f" — {escape(line.note)}" if line.note else ""
+        shown.append(f"• *{escape(line.name)}*{amount} (<@{line.owner_id}>){note}")
+    if len(lines) > limit:
+        shown.append(f"• …and {len(lines) - limit} more")
+    return "\n".join(shown)
+
+
+def _percent(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def manager_digest(digest: Digest) -> Reply:
+    """Return a manager's weekly digest of their team."""
+    text = (
+        f"{digest.team_name} weekly digest, {digest.week}: {digest.open_deals} open deals, "
+        f"{format_money(digest.pipeline)} pipeline"
+    )
+    forecast = " · ".join(f"{label} {format_money(m)}" for label, m in digest.forecast)
+    quota_line = (
+        f"Quota {digest.quarter}: *{format_money(digest.quota)}* · won "
+        f"{format_money(digest.won_this_quarter)} · coverage "
+        f"*{'—' if digest.coverage is None else f'{digest.coverage:.1f}×'}*"
+        if digest.quota is not None
+        else f"No quota set for {digest.quarter} (`/dealbot team quota`) · won "
+        f"{format_money(digest.won_this_quarter)}"
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=f"{digest.team_name} · week {digest.week}"[:150]),
+        _section(
+            f"*{digest.open_deals} open deals* · pipeline *{format_money(digest.pipeline)}* · "
+            f"weighted *{format_money(digest.weighted)}*\n"
+            f"Closing in {digest.quarter}: {forecast}\n{quota_line}"
+        ),
+        DividerBlock(),
+    ]
+    week_parts = []
+    for title, lines in (
+        ("New", digest.created),
+        ("Moved forward", digest.moved),
+        ("Slipped", digest.slipped),
+        (":trophy: Won", digest.won),
+        ("Lost", digest.lost),
+    ):
+        if lines:
+            week_parts.append(f"*{title} ({len(lines)})*\n{_deal_lines(lines)}")
+    blocks.append(
+        _section("*This week*\n" + ("\n".join(week_parts) if week_parts else "A quiet week."))
+    )
+    days = "—" if digest.average_days_to_close is None else f"{digest.average_days_to_close} days"
+    blocks.append(
+        _section(
+            f"*{digest.quarter} so far*: win rate *{_percent(digest.win_rate)}* · average "
+            f"days to close *{days}* · slip rate *{_percent(digest.slip_rate)}* · "
+            f"forecast accuracy *{_percent(digest.forecast_accuracy)}* (commit at the "
+            "quarter's start that closed won)"
+        )
+    )
+    scores = " · ".join(f"<@{rep}> {_percent(score)}" for rep, score in digest.rep_scores)
+    blocks.append(_section(f"*Accuracy per rep*: {scores or 'no reps yet'}"))
+    if digest.ignored_checks:
+        ignored = ", ".join(
+            f"{messages.check_label(check)} (acted on {acted} of {nudged})"
+            for check, nudged, acted in digest.ignored_checks
+        )
+        blocks.append(_context(f"Nudges reps ignore most (last 4 weeks): {ignored}"))
+    blocks.append(_context("Chart: open pipeline by stage against quota, below."))
+    return Reply(text=text, blocks=tuple(blocks))
