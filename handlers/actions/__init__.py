@@ -1,4 +1,4 @@
-"""Button clicks: pick a deal when a reference was ambiguous, open the post-mortem form."""
+"""Button clicks: pick an ambiguous deal, open the post-mortem form, draft a follow-up."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
+    from handlers.actions import reminders
+
+    reminders.register(app, services)
+
     @app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$"))
     def pick_deal(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
@@ -67,6 +71,31 @@ def register(app: App, services: Services) -> None:
             )
             return
         client.views_open(trigger_id=body["trigger_id"], view=blocks.post_mortem_modal(deal))
+
+    @app.action(blocks.DRAFT_FOLLOW_UP_ACTION)
+    def draft_follow_up(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        try:
+            deal_id = int(action.get("value") or "")
+        except ValueError:
+            reply = blocks.error_reply("That button has expired; use /deal followup <deal>.")
+        else:
+            invocation = Invocation(
+                command="/deal",
+                text=f"followup #{deal_id}",
+                user_id=body["user"]["id"],
+                channel_id=(body.get("channel") or {}).get("id"),
+                trigger_id=body.get("trigger_id"),
+            )
+            reply = reply_for(services, client, invocation)
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=reply.text,
+            blocks=reply.block_dicts(),
+        )
 
 
 def _parse_choice(value: str | None) -> dict[str, Any] | None:

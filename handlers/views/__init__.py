@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
+    from handlers.views import reminders
+
+    reminders.register(app, services)
+
     @app.view(blocks.NEW_DEAL_VIEW)
     def submit_new_deal(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient

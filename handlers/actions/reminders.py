@@ -1,0 +1,85 @@
+"""Reminder buttons: log a next step (opens a modal), mark the step done, snooze a deal."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from domain.changes import DealRef
+from domain.dates import format_day
+from domain.errors import DomainError
+from handlers import blocks, reminder_blocks
+from reminders.snooze import snooze_deal
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+logger = logging.getLogger(__name__)
+
+
+def _say(respond: Respond, reply: blocks.Reply) -> None:
+    respond(
+        response_type="ephemeral",
+        replace_original=False,
+        text=reply.text,
+        blocks=reply.block_dicts(),
+    )
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(reminder_blocks.LOG_STEP_ACTION)
+    def log_step(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            deal_id = int(action.get("value") or "")
+            deal = services.deals.show_deal(
+                services.actor(user_id), DealRef(name=None, deal_id=deal_id)
+            )
+        except (ValueError, DomainError) as error:
+            _say(respond, blocks.error_reply(getattr(error, "problem", "That deal is gone.")))
+            return
+        today = services.deals.today_for(user_id)
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today),
+        )
+
+    @app.action(reminder_blocks.MARK_DONE_ACTION)
+    def mark_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            deal_id = int(action.get("value") or "")
+            deal, step = services.deals.complete_next_step(
+                services.actor(user_id), DealRef(name=None, deal_id=deal_id)
+            )
+        except (ValueError, DomainError) as error:
+            _say(respond, blocks.error_reply(getattr(error, "problem", "That deal is gone.")))
+            return
+        _say(respond, blocks.next_step_done(deal, step, services.deals.today_for(user_id)))
+
+    @app.action(re.compile(f"^{reminder_blocks.SNOOZE_ACTION}_\\d+$"))
+    def snooze(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        try:
+            deal_text, days_text = str(action.get("value") or "").split(":")
+            name, until = snooze_deal(services, body["user"]["id"], int(deal_text), int(days_text))
+        except DomainError as error:
+            _say(respond, blocks.error_reply(error.problem))
+            return
+        except ValueError:
+            _say(respond, blocks.error_reply("That button has expired."))
+            return
+        _say(
+            respond,
+            reminder_blocks.confirmation(
+                f"Snoozed *{blocks.escape(name)}*: no reminder about it until {format_day(until)}."
+            ),
+        )
