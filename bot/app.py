@@ -14,6 +14,8 @@ from bot.slack import SlackDirectory, build_web_client
 from domain.clock import Clock, SystemClock
 from domain.deals import Actor, DealService
 from domain.teams import TeamService
+from reminders.email.drafts import FollowUps, RepProfile
+from reminders.email.setup import build_follow_ups
 from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class Services:
     teams: TeamService
     directory: SlackDirectory
     clock: Clock
+    # Follow-up email drafts (reminders/email/); None only in tests that build Services by hand.
+    follow_ups: FollowUps | None = None
 
     def actor(self, user_id: str) -> Actor:
         return Actor(user_id=user_id, is_admin=lambda: self.directory.is_admin(user_id))
@@ -48,20 +52,29 @@ def build_services(
 ) -> Services:
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
+    deals = DealService(
+        database=database,
+        clock=clock,
+        default_timezone=settings.timezone,
+        default_currency=settings.dealbot_currency,
+    )
+    directory = SlackDirectory(client=client, configured_admins=settings.dealbot_admins)
     return Services(
         settings=settings,
         database=database,
-        deals=DealService(
-            database=database,
-            clock=clock,
-            default_timezone=settings.timezone,
-            default_currency=settings.dealbot_currency,
-        ),
+        deals=deals,
         teams=TeamService(
             database=database, clock=clock, default_timezone=settings.dealbot_timezone
         ),
-        directory=SlackDirectory(client=client, configured_admins=settings.dealbot_admins),
+        directory=directory,
         clock=clock,
+        follow_ups=build_follow_ups(
+            settings,
+            database=database,
+            deals=deals,
+            clock=clock,
+            rep_profile=lambda user_id: RepProfile(*directory.name_and_email(user_id)),
+        ),
     )
 
 

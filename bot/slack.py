@@ -47,6 +47,7 @@ class SlackDirectory:
         self.client = client
         self.configured_admins = frozenset(configured_admins)
         self._cache: dict[str, tuple[float, bool]] = {}
+        self._profiles: dict[str, tuple[float, tuple[str | None, str | None]]] = {}
         self._lock = threading.Lock()
 
     def is_admin(self, user_id: str) -> bool:
@@ -66,3 +67,25 @@ class SlackDirectory:
         with self._lock:
             self._cache[user_id] = (now, admin)
         return admin
+
+    def name_and_email(self, user_id: str) -> tuple[str | None, str | None]:
+        """Return the user's real name and email (users:read.email), cached; Nones if unknown.
+
+        A follow-up draft is signed with the name and comes From the email address.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._profiles.get(user_id)
+        if cached and now - cached[0] < self.CACHE_SECONDS:
+            return cached[1]
+        try:
+            user = self.client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            logger.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+            return None, None
+        profile = user.get("profile") or {}
+        name = profile.get("real_name") or user.get("real_name") or user.get("name")
+        found = (name or None, profile.get("email") or None)
+        with self._lock:
+            self._profiles[user_id] = (now, found)
+        return found

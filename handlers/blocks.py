@@ -45,6 +45,7 @@ PIPELINE_DEALS_SHOWN = 40
 # action_id / callback_id values: the registry of interactive surfaces.
 PICK_DEAL_ACTION = "pick_deal"
 OPEN_POST_MORTEM_ACTION = "open_post_mortem"
+DRAFT_FOLLOW_UP_ACTION = "draft_follow_up"
 NEW_DEAL_VIEW = "new_deal"
 POST_MORTEM_VIEW = "post_mortem"
 
@@ -224,6 +225,20 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
         blocks.append(_section(f"*Reason:* {escape(deal.close_reason)}"))
     if deal.history:
         blocks.append(_context(_history_text(deal, today)))
+    if deal.status == "open":
+        blocks = blocks[:49]
+        blocks.append(
+            ActionsBlock(
+                block_id="deal_actions",
+                elements=[
+                    ButtonElement(
+                        text="Draft follow-up email",
+                        action_id=DRAFT_FOLLOW_UP_ACTION,
+                        value=str(deal.id),
+                    )
+                ],
+            )
+        )
     closes = _day(deal.close_date, today)
     text = f"{deal.name}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
     return Reply(text=text, blocks=tuple(blocks[:50]))

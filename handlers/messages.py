@@ -95,3 +95,22 @@ def check_label(check_id: str) -> str:
 
 def check_fix(check_id: str) -> str:
     return CHECK_FIXES.get(check_id, "clear " + check_label(check_id))
+
+
+# --- Follow-up email drafts ----------------------------------------------------------------
+
+FOLLOW_UP_NEVER_SENT = "dealbot never sends it: review it, then send it yourself."
+
+GMAIL_CONNECT_WHY = (
+    "dealbot asks Google only for permission to *create drafts* (gmail.compose); it never "
+    "sends or reads your mail. The link works once, for 24 hours."
+)
+
+GMAIL_NOT_CONNECTED = "To put follow-up drafts in your Gmail, connect it once:"
+
+GMAIL_RECONNECT = "Your Gmail connection was revoked or has expired, so drafts are waiting:"
+
+
+def template_label(name: str) -> str:
+    """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
+    return name.replace("_", " ").replace("-", " ")

@@ -18,6 +18,7 @@ from domain.errors import AmbiguousDeal, DomainError
 from handlers import blocks, messages
 from handlers.commands import parsing
 from handlers.commands.parsing import CommandSyntaxError
+from handlers.follow_ups import follow_up_reply
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -105,11 +106,8 @@ def _run_deal(
             deal = services.deals.close_deal(actor, ref, won=won, reason=reason)
             _open_view(client, invocation, blocks.post_mortem_modal(deal))
             return blocks.deal_closed(deal, today)
-        case parsing.FollowUp():
-            raise CommandSyntaxError(
-                "Follow-up drafts are not switched on in this workspace yet.",
-                "/deal show <deal>",
-            )
+        case parsing.FollowUp(deal=ref, template=template):
+            return follow_up_reply(services, client, actor, ref, template)
         case _:
             return blocks.help_reply({"/deal": parsing.USAGE["/deal"]})
 

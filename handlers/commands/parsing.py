@@ -132,8 +132,8 @@ _FORMS: Final[dict[str, tuple[str, ...]]] = {
     "/dealbot team quota": ("/dealbot team quota East @jane 250k period:2026-Q4",),
     "/dealbot team show": ("/dealbot team show East",),
 }
-# `/deal followup` is parsed but not offered yet, so help leaves it out.
-_UNANNOUNCED: Final = frozenset({"/deal followup"})
+# Forms parsed but left out of help (none at the moment).
+_UNANNOUNCED: Final[frozenset[str]] = frozenset()
 
 USAGE: Final[dict[str, Sequence[str]]] = {
     command: tuple(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,10 @@ from storage.follow_up_repositories import FollowUpRepository
 from storage.models import FollowUpTrigger
 
 logger = logging.getLogger(__name__)
+
+# On-demand Gmail drafts run here, off the request thread; two at a time is plenty for
+# people clicking buttons, and bounds what a burst can ask of Gmail's per-user quota.
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dealbot-drafts")
 
 # A claimed trigger is left alone this long by other workers.
 CLAIM_LEASE = dt.timedelta(minutes=10)
@@ -203,6 +208,36 @@ class FollowUps:
                 trigger.status = "pending"
                 trigger.attempts = 0
             return trigger.id
+
+    @property
+    def drafts_inline(self) -> bool:
+        """Return whether a draft is quick enough to make inside a slash command's 3 seconds.
+
+        Writing an .eml file takes milliseconds; Gmail, with retries, can take longer.
+        """
+        return self.backend.name == "outbox"
+
+    def connect_link_for(self, user_id: str, *, slack_email: str | None) -> str | None:
+        """Return a connect link when this rep must connect Gmail first, else None."""
+        if self.connect_link is None:
+            return None
+        try:
+            self.backend.mailbox(user_id, slack_email=slack_email)
+        except MailboxUnavailable as unavailable:
+            if unavailable.reconnect:
+                return self.connect_link(user_id)
+        return None
+
+    def draft_later(self, trigger_id: int, then: Callable[[DraftOutcome], None]) -> Future[None]:
+        """Make the draft on a background thread, then hand the outcome to `then`."""
+
+        def work() -> None:
+            try:
+                then(self.draft(trigger_id))
+            except Exception:
+                logger.exception("on-demand follow-up %s failed", trigger_id)
+
+        return _BACKGROUND.submit(work)
 
     def default_template_for(self, deal: DealView) -> str:
         """Return the template that fits the deal's stage, else the discovery recap."""

@@ -1,0 +1,120 @@
+"""Block Kit for follow-up drafts: the "draft ready" DM, connect links, and what went wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import Block
+
+from handlers import messages
+from handlers.blocks import Reply, _context, _section, escape
+from reminders.email.drafts import DraftOutcome
+
+
+def _link_or_path(link: str) -> str:
+    if link.startswith(("https://", "http://")):
+        return f"<{link}|Open the draft in Gmail>"
+    return f"Saved as `{escape(link)}`"
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + escape(line) for line in text.splitlines() if line.strip())
+
+
+def draft_ready(outcome: DraftOutcome) -> Reply:
+    """Return the DM (or reply) announcing a draft: subject, first lines, a link to it."""
+    what = messages.template_label(outcome.template)
+    subject = outcome.subject or ""
+    blocks: list[Block] = [
+        _section(
+            f":email: Your *{what}* draft for *{escape(outcome.deal_name)}* is ready.\n"
+            f"*Subject:* {escape(subject)}"
+        )
+    ]
+    if outcome.preview:
+        blocks.append(_section(_quote(outcome.preview)))
+    blocks.append(
+        _section(f"{_link_or_path(outcome.link or '')} · {messages.FOLLOW_UP_NEVER_SENT}")
+    )
+    text = f"Follow-up draft ready for {outcome.deal_name}: {subject}"
+    return Reply(text=text, blocks=tuple(blocks))
+
+
+def connect_gmail(link: str, *, deals: Sequence[str], reconnect: bool) -> Reply:
+    """Return the DM asking a rep to connect (or reconnect) Gmail, with a single-use link."""
+    lead = messages.GMAIL_RECONNECT if reconnect else messages.GMAIL_NOT_CONNECTED
+    waiting = ""
+    if deals:
+        waiting = "\nDrafts waiting for: " + ", ".join(f"*{escape(d)}*" for d in deals[:10])
+    return Reply(
+        text=f"{lead} {link}",
+        blocks=(
+            _section(f":link: {lead} <{link}|Connect Gmail>{waiting}"),
+            _context(messages.GMAIL_CONNECT_WHY),
+        ),
+    )
+
+
+def draft_skipped(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
+    """Return the DM saying a draft could not be made and how to get it."""
+    what = messages.template_label(outcome.template)
+    problem = outcome.problem or "something is missing"
+    retry = f"/deal followup {deal_ref} {outcome.template}"
+    return Reply(
+        text=f"No {what} draft for {outcome.deal_name}: {problem}.",
+        blocks=(
+            _section(
+                f":warning: I could not draft the *{what}* email for "
+                f"*{escape(outcome.deal_name)}*: {escape(problem)}."
+            ),
+            _context(
+                f'Add a contact with `/deal {deal_ref} contact:"Name <name@example.com>"`, '
+                f"then ask again: `{retry}`"
+            ),
+        ),
+    )
+
+
+def template_broken(template: str, problem: str) -> Reply:
+    """Return the admin DM naming a broken template; no draft is made from it until fixed."""
+    return Reply(
+        text=f"The email template {template} is broken: {problem}",
+        blocks=(
+            _section(
+                f":warning: The email template `{escape(template)}` is broken, so no draft was "
+                f"made from it:\n```{escape(problem)}```"
+            ),
+            _context(
+                f"Fix `templates/email/{escape(template)}.j2`; the waiting drafts are made on "
+                "the next run of `draft-follow-ups`."
+            ),
+        ),
+    )
+
+
+def drafting_started(deal_name: str, template: str) -> Reply:
+    """Return the reply to /deal followup while Gmail works: the link follows by DM."""
+    what = messages.template_label(template)
+    return Reply(
+        text=f"Drafting the {what} email for {deal_name}…",
+        blocks=(
+            _section(
+                f":hourglass_flowing_sand: Drafting the *{what}* email for "
+                f"*{escape(deal_name)}*; I will DM you the link in a moment."
+            ),
+        ),
+    )
+
+
+def follow_up_problem(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
+    """Return the reply when an on-demand draft could not be made now."""
+    if outcome.status == "skipped":
+        return draft_skipped(outcome, deal_ref=deal_ref)
+    if outcome.status == "template_error":
+        problem = f"the template is broken ({outcome.problem}); your admin has been told"
+    else:
+        problem = f"{outcome.problem or 'the mail service did not answer'}; I will retry shortly"
+    return Reply(
+        text=f"No draft yet for {outcome.deal_name}: {problem}",
+        blocks=(_section(f":warning: No draft yet for *{escape(outcome.deal_name)}*: {problem}."),),
+    )

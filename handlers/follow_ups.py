@@ -1,0 +1,76 @@
+"""On-demand follow-up drafts: `/deal followup <deal> [template]` and the deal card's button."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from slack_sdk import WebClient
+
+from domain.changes import DealRef
+from domain.deals import Actor
+from domain.errors import InvalidChange
+from handlers import blocks, follow_up_blocks
+from reminders.email.drafts import DraftOutcome
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+logger = logging.getLogger(__name__)
+
+# On-demand DMs go through the jobs' delivery outbox, under the job's name.
+JOB_NAME = "draft-follow-ups"
+
+
+def follow_up_reply(
+    services: Services, client: WebClient, actor: Actor, ref: DealRef, template: str | None
+) -> blocks.Reply:
+    """Return the reply to a request for a draft; a Gmail draft's link follows by DM."""
+    follow_ups = services.follow_ups
+    if follow_ups is None:
+        raise InvalidChange("Follow-up drafts are not switched on in this workspace.")
+    trigger_id = follow_ups.request(actor, ref, template)
+    done = follow_ups.outcome_of(trigger_id)
+    if done is not None:
+        return follow_up_blocks.draft_ready(done)
+    _, email = services.directory.name_and_email(actor.user_id)
+    link = follow_ups.connect_link_for(actor.user_id, slack_email=email)
+    if link is not None:
+        # The request is kept: the job drafts it once Gmail is connected.
+        return follow_up_blocks.connect_gmail(link, deals=(), reconnect=False)
+    if follow_ups.drafts_inline:
+        return _reply_for(follow_ups.draft(trigger_id), ref)
+    name = follow_ups.deals.show_deal(actor, ref).name
+    follow_ups.draft_later(trigger_id, lambda outcome: _dm(services, client, outcome, ref))
+    return follow_up_blocks.drafting_started(name, template or "follow-up")
+
+
+def _reply_for(outcome: DraftOutcome, ref: DealRef) -> blocks.Reply:
+    if outcome.status == "drafted":
+        return follow_up_blocks.draft_ready(outcome)
+    if outcome.status == "connect" and outcome.connect_link:
+        return follow_up_blocks.connect_gmail(outcome.connect_link, deals=(), reconnect=True)
+    return follow_up_blocks.follow_up_problem(outcome, deal_ref=_ref(ref))
+
+
+def _ref(ref: DealRef) -> str:
+    return f"#{ref.deal_id}" if ref.deal_id is not None else (ref.name or "")
+
+
+def _dm(services: Services, client: WebClient, outcome: DraftOutcome, ref: DealRef) -> None:
+    """DM the outcome of a background draft through the jobs' delivery (idempotent)."""
+    from reminders.delivery import Delivery
+    from reminders.jobs import OutgoingMessage
+
+    reply = _reply_for(outcome, ref)
+    message = OutgoingMessage(
+        recipient=outcome.rep_id,
+        subject=f"follow-up:{outcome.trigger_id}:{outcome.status}",
+        period="on-demand",
+        text=reply.text,
+        blocks=reply.block_dicts(),
+    )
+    delivery = Delivery(database=services.database, client=client)
+    delivery.record(JOB_NAME, [message])
+    summary = delivery.send_pending(JOB_NAME, now=services.clock.now())
+    logger.info("on-demand follow-up %s: %s", outcome.trigger_id, summary.line())
