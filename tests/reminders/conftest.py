@@ -1,0 +1,30 @@
+"""Fixtures for the job tests: a seeded world on SQLite (PostgreSQL where it matters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import sqlite_url
+from tests.fakes.slack_api import FakeSlackWebAPI
+from tests.reminders.world import World, build_world
+
+
+@pytest.fixture
+def world(tmp_path: Path, slack_api: FakeSlackWebAPI) -> Iterator[World]:
+    built = build_world(sqlite_url(tmp_path), slack_api)
+    try:
+        yield built
+    finally:
+        built.database.dispose()
+
+
+@pytest.fixture
+def lenient_world(tmp_path: Path, slack_api_lenient: FakeSlackWebAPI) -> Iterator[World]:
+    built = build_world(sqlite_url(tmp_path), slack_api_lenient)
+    try:
+        yield built
+    finally:
+        built.database.dispose()
