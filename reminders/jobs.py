@@ -70,6 +70,7 @@ JOB_MODULES: tuple[str, ...] = (
     "reminders.chase",
     "reminders.accuracy",
     "reminders.digest",
+    "reminders.follow_ups",
 )
 
 TEAM_TIMEZONE = "team"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +79,7 @@ class DraftOutcome:
     link: str | None = None
     problem: str | None = None
     connect_link: str | None = None
+    deal_id: int | None = None
 
 
 class FollowUps:
@@ -109,11 +110,17 @@ class FollowUps:
 
     # --- finding triggers -----------------------------------------------------------------
 
-    def find_triggers(self, now: dt.datetime, *, stale_deal_ids: set[int] | None = None) -> int:
+    def find_triggers(
+        self,
+        now: dt.datetime,
+        *,
+        stale_deals: Sequence[tuple[int, str, dt.datetime | None]] | None = None,
+    ) -> int:
         """Record a trigger for each new event that calls for an email; return how many.
 
-        `stale_deal_ids` are deals the STALE accuracy check fired on, when the caller ran
-        the checks; otherwise staleness is read from each deal's last touch.
+        `stale_deals` are (deal id, owner, last activity) of the deals the STALE accuracy
+        check fired on, when the caller ran the checks; without them, a deal is stale when
+        its last touch is older than `stale_after`.
         """
         since = now - dt.timedelta(days=self.rules.lookback_days)
         today = now.astimezone(self.deals.default_timezone).date()
@@ -148,14 +155,13 @@ class FollowUps:
                     )
             template = self.rules.for_check("STALE")
             if template:
-                for deal_id, owner_id, touched in repository.quiet_deals(
-                    untouched_since=now - self.stale_after
-                ):
-                    if stale_deal_ids is not None and deal_id not in stale_deal_ids:
-                        continue
+                if stale_deals is None:
+                    stale_deals = repository.quiet_deals(untouched_since=now - self.stale_after)
+                for deal_id, owner_id, touched in stale_deals:
                     # One draft per quiet spell: a touch starts a new spell and a new key.
+                    spell = touched.date().isoformat() if touched else "never"
                     found += repository.add_trigger(
-                        source_key=f"{CHECK}:STALE:{deal_id}:{touched.date().isoformat()}",
+                        source_key=f"{CHECK}:STALE:{deal_id}:{spell}",
                         kind=CHECK,
                         deal_id=deal_id,
                         rep_id=owner_id,
@@ -403,7 +409,13 @@ class FollowUps:
             row.attempts = max(0, row.attempts - 1)
             row.last_error = problem[:500]
         return DraftOutcome(
-            trigger.id, trigger.rep_id, deal.name, trigger.template, status, problem=problem
+            trigger.id,
+            trigger.rep_id,
+            deal.name,
+            trigger.template,
+            status,
+            problem=problem,
+            deal_id=trigger.deal_id,
         )
 
     def _settle_failure(
@@ -430,6 +442,7 @@ class FollowUps:
             trigger.template,
             status,
             problem=problem,
+            deal_id=trigger.deal_id,
         )
 
     def _settle(
@@ -453,6 +466,7 @@ class FollowUps:
             trigger.template,
             status,
             problem=problem,
+            deal_id=trigger.deal_id,
         )
 
     @staticmethod
@@ -466,6 +480,7 @@ class FollowUps:
             subject=trigger.subject,
             preview=trigger.preview,
             link=trigger.draft_link,
+            deal_id=trigger.deal_id,
         )
 
     def drafted_since(self, since: dt.datetime) -> list[DraftOutcome]:

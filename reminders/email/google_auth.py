@@ -35,6 +35,10 @@ LINK_TTL = dt.timedelta(hours=24)
 FLOW_TTL = dt.timedelta(minutes=15)
 
 
+# Why a rep's drafts wait after Google refused their refresh token.
+REVOKED_REASON = "the Gmail grant was revoked or has expired"
+
+
 class GoogleSetupError(ValueError):
     """A Google credentials file is missing or malformed; the message names the setting."""
 
@@ -159,7 +163,7 @@ class OAuthMailboxes:
         with self.database.session() as session:
             FollowUpRepository(session).remove_grant(mailbox.rep_id)
         logger.info("the Gmail grant of %s was revoked or expired", mailbox.rep_id)
-        return MailboxUnavailable("the Gmail grant was revoked or has expired", reconnect=True)
+        return MailboxUnavailable(REVOKED_REASON, reconnect=True)
 
     # --- the connect flow -----------------------------------------------------------------
 
