@@ -57,6 +57,7 @@ class InstantRateLimitRetry(RateLimitErrorRetryHandler):
         headers = {k.lower(): v for k, v in (response.headers if response else {}).items()}
         self.retry_afters.append(str((headers.get("retry-after") or ["?"])[0]))
         state.next_attempt_requested = True
+        state.increment_current_attempt()
 
 
 def fast_client(base_url: str) -> tuple[WebClient, InstantRateLimitRetry]:
