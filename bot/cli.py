@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -126,6 +127,7 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     elif not is_up_to_date(database.engine):
         raise SettingsError("DATABASE_URL: the schema is not current; run `dealbot db upgrade`")
     app = create_app(settings, database=database)
+    google_oauth = _google_oauth_pages(settings, database)
     job_scheduler = None
     if scheduler:
         from bot.jobs_cli import build_scheduler
@@ -138,10 +140,17 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+        if google_oauth is not None:
+            # Socket Mode needs no public URL for Slack, but Google's redirect still does.
+            from bot.server import BackgroundServer
+
+            BackgroundServer(google_oauth, host=settings.host, port=settings.port).start()
+            logger.info("Gmail connect pages on http://%s:%s", settings.host, settings.port)
         logger.info("connecting to Slack in Socket Mode")
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
         return EXIT_OK
-    server = make_server(build_wsgi_app(app), host=settings.host, port=settings.port)
+    wsgi = build_wsgi_app(app, google_oauth=google_oauth)
+    server = make_server(wsgi, host=settings.host, port=settings.port)
     logger.info("listening on http://%s:%s/slack/events", settings.host, settings.port)
     try:
         server.run()
@@ -152,6 +161,16 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         if job_scheduler is not None:
             job_scheduler.shutdown()
     return EXIT_OK
+
+
+def _google_oauth_pages(settings: Settings, database: Any) -> Any:
+    """Return the WSGI app of the Gmail connect pages when reps connect with OAuth, else None."""
+    from bot.google_oauth import google_oauth_wsgi
+    from domain.clock import SystemClock
+    from reminders.email.setup import build_gmail_connect
+
+    connect = build_gmail_connect(settings, database=database, clock=SystemClock())
+    return google_oauth_wsgi(connect) if connect is not None else None
 
 
 if __name__ == "__main__":

@@ -15,20 +15,28 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+GOOGLE_OAUTH_PATHS = ("/oauth/google/start", "/oauth/google/callback")
 # Waitress threads serve requests; with process_before_response the listener runs in them.
 SERVER_THREADS = 16
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def build_wsgi_app(app: App) -> WSGIApp:
-    """Return the WSGI app: Slack's requests go to Bolt, /healthz answers load balancers."""
+def build_wsgi_app(app: App, *, google_oauth: WSGIApp | None = None) -> WSGIApp:
+    """Return the WSGI app: Slack's requests go to Bolt, /healthz answers load balancers.
+
+    `google_oauth` serves the Gmail connect pages (/oauth/google/start and /callback)
+    when reps connect Gmail with per-rep OAuth.
+    """
     slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok"]
+        if google_oauth is not None and path in GOOGLE_OAUTH_PATHS:
+            return google_oauth(environ, start_response)
         return slack(environ, start_response)
 
     return wsgi
