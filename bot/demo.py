@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import create_app
 from bot.console import ConsoleRenderer
+from bot.demo_jobs import DemoJobs
 from bot.settings import Settings
 from bot.slack import build_web_client
 from domain.changes import ContactRef, DealChanges, DealRef
@@ -64,6 +65,7 @@ INTRO = """dealbot demo — a seeded pipeline, offline. Type slash commands as y
   /nextstep globex Send the security review due:fri owner:@ben
   /nextstep done initech       /deal won hooli signed for 3 years      /dealbot help
 Console commands: :as <ana|ben|chloe|maria> (who you are), :home (App Home), :quit
+Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest)
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
@@ -77,11 +79,19 @@ class ConsoleSlack:
     def __init__(self, *, renderer: ConsoleRenderer, out: TextIO) -> None:
         self.renderer = renderer
         self.out = out
+        self.uploads: dict[str, bytes] = {}
         console = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                if "/upload/" in self.path:
+                    # files_upload_v2 sends the chart's bytes here; keep them for :run.
+                    console.uploads[self.path.rsplit("/", 1)[-1]] = self.rfile.read(length)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 raw = self.rfile.read(length).decode("utf-8")
                 if "json" in (self.headers.get("Content-Type") or ""):
                     args = json.loads(raw or "{}")
@@ -129,8 +139,21 @@ class ConsoleSlack:
             view = _decoded(args.get("view"))
             self._print(self.renderer.view(view))
             answer["view"] = {"id": "V0DEMO", **view}
+        elif method == "conversations.open":
+            answer["channel"] = {"id": "D" + str(args.get("users", "")).split(",")[0]}
+        elif method == "files.getUploadURLExternal":
+            answer.update(upload_url=self.base_url.replace("/api/", "/upload/F0CHART"))
+            answer["file_id"] = "F0CHART"
+        elif method == "files.completeUploadExternal":
+            chart = Path("dealbot-demo-chart.png")
+            chart.write_bytes(self.uploads.get("F0CHART", b""))
+            self._print(f"(chart attached; saved to {chart})")
+            answer["files"] = [{"id": "F0CHART", "title": "chart"}]
         elif method in ("chat.postMessage", "chat.postEphemeral"):
+            channel = str(args.get("channel") or "")
             where = "(only visible to you)" if method == "chat.postEphemeral" else "(DM)"
+            if method == "chat.postMessage" and channel.startswith("C"):
+                where = f"(posted in #{self.renderer.channels.get(channel, channel)})"
             self._print(f"{where}\n" + self._message(args))
             answer.update(channel=args.get("channel"), ts="1.000001", message_ts="1.000001")
         return answer
@@ -169,10 +192,13 @@ def slack_escape(text: str) -> str:
 class DemoConsole:
     """Reads commands, sends them through Bolt as Slack would, and prints the replies."""
 
-    def __init__(self, *, app: App, renderer: ConsoleRenderer, out: TextIO) -> None:
+    def __init__(
+        self, *, app: App, renderer: ConsoleRenderer, out: TextIO, jobs: DemoJobs | None = None
+    ) -> None:
         self.app = app
         self.renderer = renderer
         self.out = out
+        self.jobs = jobs
         self.user = USERS_BY_HANDLE["ana"]
 
     def handle(self, line: str) -> bool:
@@ -194,6 +220,8 @@ class DemoConsole:
             self._dispatch_event(
                 {"type": "app_home_opened", "user": self.user.user_id, "tab": "home"}
             )
+            return True
+        if self.jobs is not None and self.jobs.handle(line):
             return True
         if not line.startswith("/"):
             self._say("Type a slash command such as /pipeline, or :quit.")
@@ -401,7 +429,10 @@ def run_demo(*, database_url: str, stdin: TextIO | None = None, out: TextIO | No
         dealbot_admins=tuple(u.user_id for u in DEMO_USERS if u.is_admin),
     )
     app = create_app(settings, client=client, database=database, verify_requests=False)
-    console = DemoConsole(app=app, renderer=renderer, out=out)
+    jobs = DemoJobs(
+        settings=settings, database=database, client=client, zone=DEMO_TIMEZONE, out=out
+    )
+    console = DemoConsole(app=app, renderer=renderer, out=out, jobs=jobs)
     print(INTRO, file=out)
     interactive = stdin.isatty()
     for line in _lines(stdin, lambda: f"{console.user.handle}> "):

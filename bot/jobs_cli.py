@@ -66,8 +66,9 @@ def _database(settings: Settings) -> Database:
     return database
 
 
-def list_jobs(settings: Settings, *, out: TextIO = sys.stdout) -> int:
+def list_jobs(settings: Settings, *, out: TextIO | None = None) -> int:
     """Print each job with its schedule and next run."""
+    out = out or sys.stdout
     database = _database(settings)
     try:
         scheduler = build_scheduler(
@@ -89,9 +90,10 @@ def run_job_now(
     *,
     now: dt.datetime | None,
     client: WebClient | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Run `name` once as of `now`; print the summary; return the exit code."""
+    out = out or sys.stdout
     jobs = load_jobs()
     if name not in jobs:
         print(f"dealbot: no job called {name!r}; try one of: {', '.join(jobs)}", file=sys.stderr)

@@ -161,6 +161,10 @@ class Delivery:
         except (SlackClientError, OSError) as error:
             # Connection refused or dropped, timeouts: the retry handler already tried.
             return self._failed(message_id, type(error).__name__, permanent=False)
+        except Exception as error:
+            # An odd answer must not stop the other recipients' messages; retried next run.
+            logger.exception("outbox message %s: unexpected error while sending", message_id)
+            return self._failed(message_id, type(error).__name__, permanent=False)
         with self.database.session() as session:
             OutboxRepository(session).mark_sent(message_id, at=self.wall_clock.now())
         return "sent"

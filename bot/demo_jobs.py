@@ -1,0 +1,71 @@
+"""The demo's `:jobs` and `:run <job>`: run a scheduled job on the demo pipeline and show it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from slack_sdk import WebClient
+
+from bot.jobs_cli import context_factory
+from bot.settings import Settings
+from reminders.jobs import load_jobs, run_job
+from storage.database import Database
+
+JOBS_HELP = "Jobs: :jobs lists them; :run <job> [ISO datetime] runs one as the scheduler would."
+
+
+def demo_morning(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """Return 10:00 on the latest weekday in `zone`, so the demo never lands in quiet hours."""
+    day = now.astimezone(zone).date()
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(10), zone)
+
+
+class DemoJobs:
+    def __init__(
+        self, *, settings: Settings, database: Database, client: WebClient, zone: str, out: TextIO
+    ) -> None:
+        self.jobs = load_jobs()
+        self.build_context = context_factory(settings, database=database, client=client)
+        self.zone = ZoneInfo(zone)
+        self.out = out
+
+    def handle(self, line: str) -> bool:
+        """Run `:jobs` or `:run …`; return False for any other line."""
+        if line == ":jobs":
+            for job in self.jobs.values():
+                self._say(f"{job.name:<20} {job.schedule.describe()}\n    {job.description}")
+            self._say("Try :run chase-next-steps")
+            return True
+        if not line.startswith(":run"):
+            return False
+        name, _, when = line.removeprefix(":run").strip().partition(" ")
+        if name not in self.jobs:
+            self._say(f"Unknown job {name!r}: {', '.join(self.jobs)}")
+            return True
+        try:
+            now = dt.datetime.fromisoformat(when) if when else None
+        except ValueError:
+            self._say(f"{when!r} is not an ISO datetime, e.g. 2026-11-23T09:30-05:00")
+            return True
+        if now is None:
+            now = demo_morning(dt.datetime.now(dt.UTC), self.zone)
+        elif now.tzinfo is None:
+            now = now.replace(tzinfo=self.zone)
+        self._say(f"Running {name} as of {now.isoformat(timespec='minutes')}…")
+        summary = run_job(self.jobs[name], self.build_context(now, None))
+        self._say(
+            summary.line()
+            + (
+                ""
+                if summary.sent
+                else " (nothing new: sent already this period, quiet hours or a weekend)"
+            )
+        )
+        return True
+
+    def _say(self, text: str) -> None:
+        print("\n".join("  " + line for line in text.splitlines()), file=self.out, flush=True)
