@@ -119,7 +119,11 @@ class GmailCredentials(Protocol):
         ...
 
     def revoked(self, mailbox: Mailbox) -> MailboxUnavailable:
-        """Forget a grant Google refused; return the error to raise."""
+        """Forget a grant Google refused for good (invalid_grant); return the error to raise."""
+        ...
+
+    def refused(self, mailbox: Mailbox, detail: str) -> MailboxUnavailable:
+        """Return the error for any other refusal of the credentials (not retryable)."""
         ...
 
 
@@ -184,9 +188,7 @@ class GmailBackend:
                 raise self.credentials.revoked(mailbox) from None
             if getattr(error, "retryable", False):
                 raise TransientEmailError(f"token refresh: {detail[:120]}") from None
-            raise MailboxUnavailable(
-                f"Google refused the credentials ({detail[:120]})", reconnect=False
-            ) from None
+            raise self.credentials.refused(mailbox, detail[:120]) from None
         except HttpError as error:
             status = error.resp.status
             if status == 429 or status >= 500:

@@ -287,9 +287,9 @@ class FollowUps:
                 raise ValueError(f"no follow-up trigger {trigger_id}")
             if trigger.status == "drafted":
                 return self._drafted_outcome(trigger, _deal_name(session, trigger))
+            snapshot = _TriggerSnapshot.of(trigger)  # before the claim updates the row
             if not repository.claim(trigger_id, now=now, lease=CLAIM_LEASE):
                 return DraftOutcome(trigger_id, trigger.rep_id, "", trigger.template, "busy")
-            snapshot = _TriggerSnapshot.of(trigger)
         # Committed: the attempt is counted before anything leaves the building.
         try:
             return self._draft(snapshot, now, {} if connect_links is None else connect_links)

@@ -165,6 +165,10 @@ class OAuthMailboxes:
         logger.info("the Gmail grant of %s was revoked or expired", mailbox.rep_id)
         return MailboxUnavailable(REVOKED_REASON, reconnect=True)
 
+    def refused(self, mailbox: Mailbox, detail: str) -> MailboxUnavailable:
+        # invalid_client and the like: the OAuth client itself is wrong, an admin matter.
+        return MailboxUnavailable(f"Google refused the OAuth client ({detail})", reconnect=False)
+
     # --- the connect flow -----------------------------------------------------------------
 
     def connect_link(self, user_id: str) -> str:
@@ -305,9 +309,12 @@ class DelegatedMailboxes:
         return self._base.with_subject(mailbox.email)
 
     def revoked(self, mailbox: Mailbox) -> MailboxUnavailable:
+        return self.refused(mailbox, "invalid_grant")
+
+    def refused(self, mailbox: Mailbox, detail: str) -> MailboxUnavailable:
         return MailboxUnavailable(
-            "domain-wide delegation is not granted for this mailbox (Google Admin console > "
-            "Security > API controls > Domain-wide delegation)",
+            f"domain-wide delegation is not granted for {mailbox.email} ({detail}); an admin "
+            "grants it in the Google Admin console > Security > API controls",
             reconnect=False,
         )
 
