@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -34,6 +35,126 @@ def _insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> 
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+
+
+def _within(column: Any, scope: Select[tuple[int]] | None) -> Any:
+    """Return `column IN (scope)`, or a condition that always holds when there is no scope."""
+    return column.in_(scope) if scope is not None else true()
+
+
+@cache
+def _deal_facts_statement(*, with_closed: bool, by_owner: bool, by_deal: bool) -> Select[Any]:
+    """Return the facts query, built once per shape: /pipeline and App Home run it per request.
+
+    Values arrive as bound parameters, so building the statement (which costs more than
+    running it for one rep's deals) happens once per process.
+    """
+    # Asked about a few owners or deals (a /pipeline, App Home), aggregate only their
+    # rows: an unfiltered GROUP BY would scan every next step and contact in the table.
+    in_scope: Select[tuple[int]] | None = None
+    if by_owner or by_deal:
+        in_scope = select(Deal.id)
+        if by_owner:
+            in_scope = in_scope.where(Deal.owner_id.in_(bindparam("owner_ids", expanding=True)))
+        if by_deal:
+            in_scope = in_scope.where(Deal.id.in_(bindparam("deal_ids", expanding=True)))
+    steps = (
+        select(
+            NextStep.deal_id.label("deal_id"),
+            func.count().label("open_steps"),
+            func.count(NextStep.due_date).label("dated"),
+            func.sum(case((NextStep.owner_id.is_(None), 1), else_=0)).label("unowned"),
+            func.min(NextStep.due_date).label("next_due"),
+        )
+        .where(NextStep.done.is_(False), _within(NextStep.deal_id, in_scope))
+        .group_by(NextStep.deal_id)
+        .subquery()
+    )
+    contacts = (
+        select(
+            Contact.deal_id.label("deal_id"),
+            func.count().label("contacts"),
+            func.max(case((Contact.role == "economic_buyer", 1), else_=0)).label("buyer"),
+        )
+        .where(_within(Contact.deal_id, in_scope))
+        .group_by(Contact.deal_id)
+        .subquery()
+    )
+    start_text, end_text = bindparam("start_text"), bindparam("end_text")
+    quarter_start_at = bindparam("quarter_start_at", type_=UTCDateTime())
+    pushes = (
+        select(
+            DealChange.deal_id.label("deal_id"),
+            func.sum(case((DealChange.changed_at >= quarter_start_at, 1), else_=0)).label("pushes"),
+            func.max(
+                case(
+                    (
+                        and_(
+                            DealChange.old_value >= start_text,
+                            DealChange.old_value <= end_text,
+                            DealChange.new_value > end_text,
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("pushed_out"),
+        )
+        .where(
+            _within(DealChange.deal_id, in_scope),
+            DealChange.field == "close_date",
+            DealChange.old_value.is_not(None),
+            # ISO dates compare as text in date order.
+            DealChange.new_value > DealChange.old_value,
+        )
+        .group_by(DealChange.deal_id)
+        .subquery()
+    )
+    wanted = Deal.status == "open"
+    if with_closed:
+        closed_since = bindparam("closed_since", type_=UTCDateTime())
+        wanted = or_(wanted, and_(Deal.status != "open", Deal.closed_at >= closed_since))
+    statement = (
+        select(
+            Deal.id,
+            Deal.owner_id,
+            Deal.account,
+            Deal.title,
+            Deal.stage,
+            Deal.status,
+            Deal.forecast_category,
+            Deal.amount,
+            Deal.close_date,
+            Deal.last_touch_at,
+            Deal.updated_at,
+            Deal.stage_entered_at,
+            Deal.buying_criteria,
+            Deal.buying_process,
+            Deal.paper_process,
+            Deal.close_reason,
+            Deal.closed_at,
+            steps.c.open_steps,
+            steps.c.dated,
+            steps.c.unowned,
+            steps.c.next_due,
+            contacts.c.contacts,
+            contacts.c.buyer,
+            pushes.c.pushes,
+            pushes.c.pushed_out,
+            PostMortem.id.label("post_mortem_id"),
+        )
+        .outerjoin(steps, steps.c.deal_id == Deal.id)
+        .outerjoin(contacts, contacts.c.deal_id == Deal.id)
+        .outerjoin(pushes, pushes.c.deal_id == Deal.id)
+        .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
+        .where(wanted)
+        .order_by(Deal.owner_id, Deal.close_date.is_(None), Deal.close_date, Deal.id)
+    )
+    if by_owner:
+        statement = statement.where(Deal.owner_id.in_(bindparam("owner_ids", expanding=True)))
+    if by_deal:
+        statement = statement.where(Deal.id.in_(bindparam("deal_ids", expanding=True)))
+    return statement
 
 
 class JobRunRepository:
@@ -241,101 +362,22 @@ class ReminderRepository:
         scans however many deals there are.
         """
         quarter_start, quarter_end = quarter
-        steps = (
-            select(
-                NextStep.deal_id.label("deal_id"),
-                func.count().label("open_steps"),
-                func.count(NextStep.due_date).label("dated"),
-                func.sum(case((NextStep.owner_id.is_(None), 1), else_=0)).label("unowned"),
-                func.min(NextStep.due_date).label("next_due"),
-            )
-            .where(NextStep.done.is_(False))
-            .group_by(NextStep.deal_id)
-            .subquery()
+        statement = _deal_facts_statement(
+            with_closed=closed_since is not None,
+            by_owner=owner_ids is not None,
+            by_deal=deal_ids is not None,
         )
-        contacts = (
-            select(
-                Contact.deal_id.label("deal_id"),
-                func.count().label("contacts"),
-                func.max(case((Contact.role == "economic_buyer", 1), else_=0)).label("buyer"),
-            )
-            .group_by(Contact.deal_id)
-            .subquery()
-        )
-        start_text, end_text = quarter_start.isoformat(), quarter_end.isoformat()
-        quarter_start_at = dt.datetime.combine(quarter_start, dt.time(), tzinfo=dt.UTC)
-        pushes = (
-            select(
-                DealChange.deal_id.label("deal_id"),
-                func.sum(case((DealChange.changed_at >= quarter_start_at, 1), else_=0)).label(
-                    "pushes"
-                ),
-                func.max(
-                    case(
-                        (
-                            and_(
-                                DealChange.old_value >= start_text,
-                                DealChange.old_value <= end_text,
-                                DealChange.new_value > end_text,
-                            ),
-                            1,
-                        ),
-                        else_=0,
-                    )
-                ).label("pushed_out"),
-            )
-            .where(
-                DealChange.field == "close_date",
-                DealChange.old_value.is_not(None),
-                # ISO dates compare as text in date order.
-                DealChange.new_value > DealChange.old_value,
-            )
-            .group_by(DealChange.deal_id)
-            .subquery()
-        )
-        wanted = Deal.status == "open"
+        parameters: dict[str, Any] = {
+            "quarter_start_at": dt.datetime.combine(quarter_start, dt.time(), tzinfo=dt.UTC),
+            "start_text": quarter_start.isoformat(),
+            "end_text": quarter_end.isoformat(),
+        }
         if closed_since is not None:
-            wanted = or_(wanted, and_(Deal.status != "open", Deal.closed_at >= closed_since))
-        statement = (
-            select(
-                Deal.id,
-                Deal.owner_id,
-                Deal.account,
-                Deal.title,
-                Deal.stage,
-                Deal.status,
-                Deal.forecast_category,
-                Deal.amount,
-                Deal.close_date,
-                Deal.last_touch_at,
-                Deal.updated_at,
-                Deal.stage_entered_at,
-                Deal.buying_criteria,
-                Deal.buying_process,
-                Deal.paper_process,
-                Deal.close_reason,
-                Deal.closed_at,
-                steps.c.open_steps,
-                steps.c.dated,
-                steps.c.unowned,
-                steps.c.next_due,
-                contacts.c.contacts,
-                contacts.c.buyer,
-                pushes.c.pushes,
-                pushes.c.pushed_out,
-                PostMortem.id.label("post_mortem_id"),
-            )
-            .outerjoin(steps, steps.c.deal_id == Deal.id)
-            .outerjoin(contacts, contacts.c.deal_id == Deal.id)
-            .outerjoin(pushes, pushes.c.deal_id == Deal.id)
-            .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
-            .where(wanted)
-            .order_by(Deal.owner_id, Deal.close_date.is_(None), Deal.close_date, Deal.id)
-        )
+            parameters["closed_since"] = closed_since
         if owner_ids is not None:
-            statement = statement.where(Deal.owner_id.in_(list(owner_ids)))
+            parameters["owner_ids"] = list(owner_ids)
         if deal_ids is not None:
-            statement = statement.where(Deal.id.in_(list(deal_ids)))
+            parameters["deal_ids"] = list(deal_ids)
         return [
             DealFacts(
                 deal_id=row.id,
@@ -364,7 +406,7 @@ class ReminderRepository:
                 has_close_reason=bool(row.close_reason),
                 closed_at=row.closed_at,
             )
-            for row in self.session.execute(statement)
+            for row in self.session.execute(statement, parameters)
         ]
 
 
@@ -391,12 +433,13 @@ class NudgeRepository:
             existing.until, existing.snoozed_by, existing.snoozed_at = until, by, at
         self.session.flush()
 
-    def record_nudges(self, rows: list[dict[str, Any]]) -> int:
-        """Insert (period, rep, deal) nudges not yet recorded; return how many were new."""
-        statement = _insert_ignoring_conflicts(
-            self.session, _NUDGES, ["period", "rep_id", "deal_id"]
-        )
-        return sum(self.session.execute(statement, row).rowcount or 0 for row in rows)
+    def record_nudges(self, rows: list[dict[str, Any]]) -> None:
+        """Insert the (period, rep, deal) nudges not yet recorded, in one batch."""
+        if rows:
+            statement = _insert_ignoring_conflicts(
+                self.session, _NUDGES, ["period", "rep_id", "deal_id"]
+            )
+            self.session.execute(statement, rows)
 
     def mark_acted(self, *, at: dt.datetime) -> int:
         """Record, set-based, which open nudges the rep acted on since; return how many."""
