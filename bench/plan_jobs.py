@@ -175,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
         database = Database.from_url(url)
         seconds, _ = timed(lambda: seed(database, deals=arguments.deals, reps=arguments.reps))
-        print(
-            f"seeded {arguments.deals:,} open deals, {arguments.reps:,} reps in {seconds:.1f} s"
-        )
+        print(f"seeded {arguments.deals:,} open deals, {arguments.reps:,} reps in {seconds:.1f} s")
         settings = load_settings(_env_file=None, database_url=url)
         client = WebClient(base_url="http://127.0.0.1:9/api/")  # never called: planning only
         build = context_factory(settings, database=database, client=client)
