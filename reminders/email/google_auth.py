@@ -238,6 +238,10 @@ class OAuthMailboxes:
         )
         try:
             token = flow.fetch_token(code=code)
+        except Warning as changed:
+            # oauthlib raises "Scope has changed" when the user unticked a scope on Google's
+            # granular consent page; the token it carries is checked for compose below.
+            token = dict(getattr(changed, "token", None) or {})
         except (OAuth2Error, OSError, ValueError) as failure:
             logger.warning("Google token exchange failed: %s", type(failure).__name__)
             raise ConnectError(

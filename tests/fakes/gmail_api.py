@@ -245,7 +245,7 @@ class FakeGmail:
         if path == "/o/oauth2/auth":
             return self._consent(query)
         if path == "/token":
-            return self._token(parse_qs(body.decode()))
+            return self._token(parse_qs(body.decode()), headers)
         if path.startswith("/gmail/v1/users/me/"):
             return self._gmail(
                 method, path.removeprefix("/gmail/v1/users/me/"), query, headers, body
@@ -270,9 +270,16 @@ class FakeGmail:
         location = one("redirect_uri") + "?" + urlencode({"state": one("state"), "code": code})
         return 302, None, {"Location": location}
 
-    def _token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _token(
+        self, form: dict[str, list[str]], headers: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         def one(name: str) -> str:
             return (form.get(name) or [""])[0]
+
+        # Google takes the client's credentials in the body or as HTTP Basic auth.
+        basic = (headers.get("Authorization") or "").removeprefix("Basic ")
+        _, _, client_secret = base64.b64decode(basic).decode().partition(":")
+        client_secret = one("client_secret") or client_secret
 
         grant_type = one("grant_type")
         with self._state.lock:
@@ -286,7 +293,7 @@ class FakeGmail:
                 expected = base64.urlsafe_b64encode(verifier_hash).rstrip(b"=").decode()
                 if expected != challenge or one("redirect_uri") != redirect_uri:
                     return 400, {"error": "invalid_grant", "error_description": "PKCE"}, {}
-                if one("client_secret") != self.CLIENT_SECRET:
+                if client_secret != self.CLIENT_SECRET:
                     return 401, {"error": "invalid_client"}, {}
                 refresh = "1//refresh-" + secrets.token_urlsafe(16)
                 self._state.refresh_tokens[refresh] = _Grant(user, self._state.granted_scope)

@@ -1,0 +1,206 @@
+"""Connecting Gmail per rep: the start and callback pages over HTTP, against a fake Google."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from bot.google_oauth import google_oauth_wsgi
+from bot.server import BackgroundServer
+from domain.changes import DealRef
+from domain.deals import Actor
+from reminders.email.google_auth import OAuthMailboxes
+from reminders.email.token_cipher import InvalidToken, TokenCipher
+from storage.follow_up_repositories import FollowUpRepository
+from storage.models import GmailGrant, GoogleOAuthState
+from tests.fakes.gmail_api import FakeGmail, follow_redirects
+from tests.reminders.email.conftest import Drafting
+
+
+@pytest.fixture
+def connect(
+    drafting: Drafting, gmail: FakeGmail, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OAuthMailboxes]:
+    """Yield the OAuth mailboxes whose start and callback pages run on a local server."""
+    # oauthlib refuses plain-http token endpoints; the fake Google is on http://127.0.0.1.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    pages: dict[str, Callable[..., Any]] = {}
+    server = BackgroundServer(lambda environ, start: pages["wsgi"](environ, start)).start()
+    oauth = drafting.oauth(
+        gmail, redirect_uri=f"http://127.0.0.1:{server.port}/oauth/google/callback"
+    )
+    pages["wsgi"] = google_oauth_wsgi(oauth)
+    try:
+        yield oauth
+    finally:
+        server.stop()
+
+
+def _grant(drafting: Drafting, user_id: str) -> GmailGrant | None:
+    with drafting.database.session() as session:
+        grant = FollowUpRepository(session).grant_for(user_id)
+        if grant is not None:
+            session.expunge(grant)
+        return grant
+
+
+def test_connecting_stores_the_refresh_token_encrypted_and_drafts_with_it(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    gmail.consent_as("ana.ruiz@gmail-workspace.example")
+    link = connect.connect_link("U0ANA")
+
+    hops = list(follow_redirects(link))
+
+    assert [status for status, _, _ in hops] == [302, 302, 200]
+    assert hops[0][1].startswith(gmail.origin + "/o/oauth2/auth?")
+    assert "Gmail connected" in hops[-1][2]
+    assert "ana.ruiz@gmail-workspace.example" in hops[-1][2]
+    grant = _grant(drafting, "U0ANA")
+    assert grant is not None and grant.email == "ana.ruiz@gmail-workspace.example"
+    [issued] = gmail._state.refresh_tokens
+    # At rest the column holds a Fernet token, never the refresh token itself.
+    assert issued not in grant.refresh_token_encrypted
+    assert drafting.cipher.decrypt(grant.refresh_token_encrypted) == issued
+    with pytest.raises(InvalidToken):
+        TokenCipher(secrets=[Fernet.generate_key().decode()]).decrypt(grant.refresh_token_encrypted)
+    with drafting.database.session() as session:
+        assert session.scalars(select(GoogleOAuthState)).all() == []  # consumed
+    # The stored grant refreshes into an access token and the draft lands in that mailbox.
+    follow_ups = drafting.follow_ups(drafting.gmail_backend(gmail, connect), connect=connect)
+    outcome = follow_ups.draft(follow_ups.request(Actor("U0ANA"), DealRef("globex", None), None))
+    assert outcome.status == "drafted"
+    assert gmail.token_grants == ["authorization_code", "refresh_token"]
+    [draft] = gmail.drafts
+    assert draft.mailbox == "ana.ruiz@gmail-workspace.example"
+    assert draft.header("From") == "Ana Ruiz <ana.ruiz@gmail-workspace.example>"
+
+
+def test_a_callback_is_honoured_once(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=2))
+    callback_url = start[1][1]  # where Google sends the browser back
+    assert "/oauth/google/callback?" in callback_url
+
+    first = list(follow_redirects(callback_url))
+    replay = list(follow_redirects(callback_url))
+
+    assert first[-1][0] == 200
+    assert replay[-1][0] == 400 and "already used" in replay[-1][2]
+    assert gmail.token_grants == ["authorization_code"]  # the replay never reached Google
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "state=forged-state&code=4/anything",  # a state we never issued
+        "code=4/anything",  # no state at all
+    ],
+)
+def test_a_callback_with_a_state_we_did_not_issue_is_refused(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes, query: str
+) -> None:
+    base = connect.client.redirect_uri
+
+    [(status, _, body)] = list(follow_redirects(f"{base}?{query}"))
+
+    assert status == 400 and "Gmail not connected" in body
+    assert gmail.token_grants == []
+    assert _grant(drafting, "U0ANA") is None
+
+
+def test_a_callback_for_a_link_that_was_never_opened_is_refused(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    # The state exists (a DM'd link) but no PKCE verifier was ever made for it.
+    link = connect.connect_link("U0ANA")
+    state = link.split("state=")[1]
+
+    [(status, _, _)] = list(
+        follow_redirects(f"{connect.client.redirect_uri}?state={state}&code=4/x")
+    )
+
+    assert status == 400
+    assert gmail.token_grants == []
+
+
+def test_an_expired_connect_link_is_refused(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    link = connect.connect_link("U0ANA")
+    drafting.clock.at += dt.timedelta(hours=25)
+
+    [(status, _, body)] = list(follow_redirects(link))
+
+    assert status == 400 and "expired" in body
+
+
+def test_a_consent_without_the_compose_scope_stores_nothing(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    gmail.consent_as("ana@sales.example", scope="openid")
+
+    hops = list(follow_redirects(connect.connect_link("U0ANA")))
+
+    assert hops[-1][0] == 400 and "create drafts" in hops[-1][2]
+    assert _grant(drafting, "U0ANA") is None
+
+
+def test_the_user_declining_on_google_s_page_is_explained(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1))
+    state = start[0][1].split("state=")[1].split("&")[0]
+
+    [(status, _, body)] = list(
+        follow_redirects(f"{connect.client.redirect_uri}?state={state}&error=access_denied")
+    )
+
+    assert status == 400 and "access_denied" in body
+    assert _grant(drafting, "U0ANA") is None
+
+
+def test_rotating_the_secret_key_keeps_every_grant_readable(
+    drafting: Drafting, gmail: FakeGmail
+) -> None:
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    drafting.cipher = TokenCipher(secrets=[old_key])
+    token = drafting.connect_rep(gmail, "U0ANA")
+    drafting.cipher = TokenCipher(secrets=[new_key, old_key])
+
+    assert drafting.oauth(gmail).rotate_key() == 1
+
+    grant = _grant(drafting, "U0ANA")
+    assert grant is not None
+    assert TokenCipher(secrets=[new_key]).decrypt(grant.refresh_token_encrypted) == token
+
+
+def test_a_passphrase_too_short_for_a_key_is_refused() -> None:
+    from reminders.email.token_cipher import SecretKeyError
+
+    with pytest.raises(SecretKeyError):
+        TokenCipher.from_setting("hunter2")
+    assert (
+        TokenCipher.from_setting("x" * 40).decrypt(TokenCipher.from_setting("x" * 40).encrypt("t"))
+        == "t"
+    )
+
+
+def test_the_callback_page_never_shows_the_code(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    hops = list(follow_redirects(connect.connect_link("U0ANA")))
+    code = hops[1][1].split("code=")[1]
+
+    assert code not in hops[-1][2]
+    with drafting.database.session() as session:
+        stored = " ".join(
+            str(value) for row in session.execute(select(GmailGrant)).all() for value in row
+        )
+    assert code not in stored
