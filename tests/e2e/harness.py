@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.google_oauth import google_oauth_wsgi
 from bot.server import BackgroundServer, build_wsgi_app
 from bot.settings import load_settings
 from domain.clock import FixedClock
+from reminders.email.setup import build_gmail_connect
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -139,8 +141,13 @@ class RunningApp:
 
 
 @contextmanager
-def running_app(slack: FakeSlackWebAPI, database_url: str) -> Iterator[RunningApp]:
-    """Yield the app served by waitress on a free port, with a migrated database."""
+def running_app(
+    slack: FakeSlackWebAPI, database_url: str, **overrides: Any
+) -> Iterator[RunningApp]:
+    """Yield the app served by waitress on a free port, with a migrated database.
+
+    `overrides` are extra settings (the email backend, say).
+    """
     upgrade(database_url)
     database = Database.from_url(database_url)
     clock = FixedClock(at=NOW)
@@ -152,9 +159,12 @@ def running_app(slack: FakeSlackWebAPI, database_url: str) -> Iterator[RunningAp
         database_url=database_url,
         dealbot_admins=CONFIGURED_ADMIN,
         dealbot_timezone="America/New_York",
+        **overrides,
     )
     app = create_app(settings, database=database, clock=clock)
-    server = BackgroundServer(build_wsgi_app(app), threads=8).start()
+    connect = build_gmail_connect(settings, database=database, clock=clock)
+    google_oauth = google_oauth_wsgi(connect) if connect is not None else None
+    server = BackgroundServer(build_wsgi_app(app, google_oauth=google_oauth), threads=8).start()
     try:
         yield RunningApp(
             url=f"http://127.0.0.1:{server.port}/slack/events",

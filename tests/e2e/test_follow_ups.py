@@ -1,0 +1,230 @@
+"""/deal followup and the deal card's button over real HTTP: outbox inline, Gmail by DM."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+from reminders.email.token_cipher import TokenCipher
+from storage.follow_up_repositories import FollowUpRepository
+from storage.models import FollowUpTrigger
+from tests.e2e.harness import NOW, RunningApp, blocks_text, running_app
+from tests.fakes.gmail_api import FakeGmail, follow_redirects
+from tests.fakes.slack_api import FakeSlackWebAPI
+
+BUYER = 'buyer:"Bill Lumbergh &lt;<mailto:bill@initech.com|bill@initech.com>&gt;"'
+
+
+def _people(slack: FakeSlackWebAPI) -> None:
+    slack.set_user("U0ANA", name="ana", real_name="Ana Ruiz", email="ana@sales.example")
+    slack.set_user("U0BEN", name="ben", real_name="Ben Okafor", email="ben@sales.example")
+
+
+def _initech(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:discovery close:dec 15")
+    app.command("/deal", f"initech stage:demo {BUYER}")
+
+
+@pytest.fixture
+def outbox_app(slack_api: FakeSlackWebAPI, tmp_path: Path) -> Iterator[tuple[RunningApp, Path]]:
+    _people(slack_api)
+    outbox = tmp_path / "outbox"
+    with running_app(
+        slack_api, f"sqlite:///{tmp_path / 'e2e.db'}", dealbot_outbox_dir=str(outbox)
+    ) as app:
+        _initech(app)
+        yield app, outbox
+
+
+def test_deal_followup_writes_the_draft_and_answers_with_it(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+
+    reply = app.command("/deal", "followup initech proposal_sent")
+    again = app.command("/deal", "followup initech proposal_sent")
+
+    assert reply.status == 200 and reply.is_private
+    assert "*proposal sent* draft for *Initech*" in reply.all_text
+    assert "*Subject:* Proposal for Initech" in reply.all_text
+    assert "Saved as" in reply.all_text
+    [draft] = outbox.glob("*.eml")
+    text = draft.read_text()
+    assert "To: Bill Lumbergh <bill@initech.com>" in text
+    assert "From: Ana Ruiz <ana@sales.example>" in text
+    # Asking twice the same day gives the same draft, not a second one.
+    assert again.all_text == reply.all_text
+    assert list(outbox.glob("*.eml")) == [draft]
+
+
+def test_without_a_template_the_deal_s_stage_picks_one(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, _ = outbox_app
+
+    reply = app.command("/deal", "followup initech")
+
+    assert "*discovery recap* draft for *Initech*" in reply.all_text  # Initech is at demo
+
+
+def test_an_unknown_template_is_refused_with_the_list(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+
+    reply = app.command("/deal", "followup initech thank_you")
+
+    assert reply.is_private
+    assert "no email template called “thank_you”" in reply.all_text
+    assert "proposal_sent" in reply.all_text and "re_engage" in reply.all_text
+    assert not outbox.exists() or list(outbox.glob("*.eml")) == []
+
+
+def test_a_deal_with_nobody_to_write_to_says_how_to_add_someone(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, _ = outbox_app
+    app.command("/deal", "new Globex 20k")
+
+    reply = app.command("/deal", "followup globex")
+
+    assert "no contact with an email address" in reply.all_text
+    assert 'contact:"' in reply.all_text
+    with app.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(FollowUpTrigger)) == 0
+
+
+def test_the_deal_card_button_drafts_the_follow_up(outbox_app: tuple[RunningApp, Path]) -> None:
+    app, outbox = outbox_app
+    card = app.command("/deal", "show initech")
+    [button] = [
+        element
+        for block in card.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "draft_follow_up"
+    ]
+
+    status, _ = app.interact(
+        {
+            "type": "block_actions",
+            "team": {"id": "T1"},
+            "user": {"id": "U0ANA"},
+            "api_app_id": "A0DEALBOT",
+            "trigger_id": "trigger.draft",
+            "channel": {"id": "C0TEAM"},
+            "container": {"type": "message", "is_ephemeral": True},
+            "response_url": app.slack.response_url_for("draft"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": "draft_follow_up",
+                    "block_id": "deal_actions",
+                    "value": button["value"],
+                    "action_ts": "1.1",
+                }
+            ],
+        }
+    )
+
+    assert status == 200
+    [response] = [r for r in app.slack.responses if r.name == "draft"]
+    assert "draft for *Initech* is ready" in blocks_text(response.body["blocks"])
+    assert len(list(outbox.glob("*.eml"))) == 1
+
+
+SECRET = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def gmail_app(
+    slack_api: FakeSlackWebAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RunningApp, FakeGmail]]:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake Google is plain http
+    _people(slack_api)
+    with FakeGmail() as gmail:
+        # The redirect URI names the public origin (https://… behind a proxy in production);
+        # the test's browser swaps it for the app's local port.
+        client_file = tmp_path / "client.json"
+        client_file.write_text(
+            json.dumps(gmail.oauth_client_config("http://x/oauth/google/callback"))
+        )
+        with running_app(
+            slack_api,
+            f"sqlite:///{tmp_path / 'e2e.db'}",
+            dealbot_email_backend="gmail",
+            google_oauth_client_file=str(client_file),
+            dealbot_secret_key=SECRET,
+            gmail_api_url=gmail.base_url,
+        ) as app:
+            _initech(app)
+            yield app, gmail
+
+
+def _wait_for_dm(app: RunningApp, user_id: str, *, containing: str) -> str:
+    """Return the first DM to `user_id` containing `containing`, waiting for the background."""
+    pause = threading.Event()
+    for _ in range(200):
+        for call in app.slack.calls_to("chat.postMessage"):
+            text = blocks_text(call.args.get("blocks") or [])
+            if call.args["channel"] == user_id and containing in text:
+                return text
+        pause.wait(0.05)
+    raise AssertionError(f"no DM to {user_id} containing {containing!r}")
+
+
+def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    token = gmail.issue_refresh_token("ana@sales.example")
+    with app.database.session() as session:
+        FollowUpRepository(session).put_grant(
+            user_id="U0ANA",
+            email="ana@sales.example",
+            refresh_token_encrypted=TokenCipher.from_setting(SECRET).encrypt(token),
+            scopes="https://www.googleapis.com/auth/gmail.compose",
+            at=NOW,
+        )
+
+    reply = app.command("/deal", "followup initech proposal_sent")
+
+    assert reply.is_private and "Drafting the *proposal sent* email" in reply.all_text
+    dm = _wait_for_dm(app, "U0ANA", containing="Open the draft in Gmail")
+    [draft] = gmail.drafts
+    assert f"https://mail.google.com/mail/u/0/#drafts?compose={draft.message_id}" in json.dumps(
+        app.slack.calls_to("chat.postMessage")[-1].args
+    )
+    assert "Proposal for Initech" in dm
+    assert draft.header("To") == "Bill Lumbergh <bill@initech.com>"
+    assert draft.header("From") == "Ana Ruiz <ana@sales.example>"
+    assert draft.header("Subject") == "Proposal for Initech"
+
+
+def test_a_rep_without_gmail_is_offered_a_connect_link_served_by_the_app(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    gmail.consent_as("ana.ruiz@workspace.example")
+
+    reply = app.command("/deal", "followup initech")
+
+    assert "Connect Gmail" in reply.all_text
+    link = reply.all_text.split("<", 1)[1].split("|", 1)[0]
+    assert link.startswith("http://x/oauth/google/start?state=")
+    # Open it on the app's own server: Google's consent, back to the callback, connected.
+    origin = app.url.removesuffix("/slack/events")
+    hops = list(follow_redirects(origin + link.removeprefix("http://x"), limit=2))
+    assert hops[0][0] == 302 and hops[1][0] == 302
+    callback = origin + hops[1][1].removeprefix("http://x")
+    [(status, _, page)] = list(follow_redirects(callback))
+    assert status == 200 and "Gmail connected" in page
+    with app.database.session() as session:
+        grant = FollowUpRepository(session).grant_for("U0ANA")
+        assert grant is not None and grant.email == "ana.ruiz@workspace.example"
