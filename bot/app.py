@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.settings import Settings
 from bot.slack import SlackDirectory, build_web_client
-from domain.clock import Clock, SystemClock
+from domain.clock import Clock, SystemClock, ZoneCache
 from domain.deals import Actor, DealService
 from domain.teams import TeamService
 from reminders.email.drafts import FollowUps, RepProfile
@@ -52,6 +52,7 @@ def build_services(
 ) -> Services:
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
+    zones = ZoneCache()
     deals = DealService(
         database=database,
         clock=clock,
@@ -64,7 +65,10 @@ def build_services(
         database=database,
         deals=deals,
         teams=TeamService(
-            database=database, clock=clock, default_timezone=settings.dealbot_timezone
+            database=database,
+            clock=clock,
+            default_timezone=settings.dealbot_timezone,
+            zones=zones,
         ),
         directory=directory,
         clock=clock,

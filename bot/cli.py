@@ -114,7 +114,7 @@ def _db_upgrade(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, scheduler: bool) -> int:
     from bot.app import create_app
-    from bot.server import build_wsgi_app, make_server
+    from bot.server import build_wsgi_app, make_server, tune_gc_for_serving
     from storage.database import Database
     from storage.migrate import is_up_to_date, upgrade
 
@@ -151,6 +151,7 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         return EXIT_OK
     wsgi = build_wsgi_app(app, google_oauth=google_oauth)
     server = make_server(wsgi, host=settings.host, port=settings.port)
+    tune_gc_for_serving()
     logger.info("listening on http://%s:%s/slack/events", settings.host, settings.port)
     try:
         server.run()

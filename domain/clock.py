@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -25,3 +28,28 @@ class FixedClock:
 
     def now(self) -> dt.datetime:
         return self.at
+
+
+class ZoneCache:
+    """Remembers each user's timezone for a minute; team changes in this process clear it.
+
+    Every command needs "today" for the user. A team's zone rarely changes, so one query
+    less per command is worth a minute's delay when another instance changes a team.
+    """
+
+    TTL_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._zones: dict[str, tuple[float, ZoneInfo]] = {}
+
+    def get(self, user_id: str, load: Callable[[], ZoneInfo]) -> ZoneInfo:
+        now = time.monotonic()
+        cached = self._zones.get(user_id)
+        if cached is not None and now - cached[0] < self.TTL_SECONDS:
+            return cached[1]
+        zone = load()
+        self._zones[user_id] = (now, zone)
+        return zone
+
+    def clear(self) -> None:
+        self._zones.clear()

@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from domain.attention import attention_reasons
 from domain.changes import ContactRef, DealChanges, DealRef
-from domain.clock import Clock
+from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds
 from domain.errors import AmbiguousDeal, Candidate, DealNotFound, InvalidChange, NotAllowed
 from domain.money import Money, format_money
@@ -28,8 +29,10 @@ from domain.views import (
     PipelineView,
     PostMortemView,
 )
+from reminders.checks import default_checks, fired_checks
 from storage.database import Database
-from storage.models import Contact, Deal, NextStep, PostMortem
+from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
+from storage.reminder_repositories import ReminderRepository
 from storage.repositories import DealRepository, TeamRepository, name_key
 
 EVIDENCE_FIELDS = (
@@ -59,6 +62,7 @@ class DealService:
         default_timezone: ZoneInfo,
         default_currency: str = "USD",
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
+        zones: ZoneCache | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -66,6 +70,7 @@ class DealService:
         self.default_currency = default_currency
         self.stages = {stage.key: stage for stage in stages}
         self.first_stage = min(stages, key=lambda stage: stage.order)
+        self.zones = zones or ZoneCache()
 
     # --- time -----------------------------------------------------------------------------
 
@@ -339,10 +344,7 @@ class DealService:
             else:
                 owners = {scope}
                 title = f"Pipeline of <@{scope}>"
-            deals = DealRepository(session)
-            views = tuple(
-                self._view(deal, today, deals=deals) for deal in deals.open_deals_owned_by(owners)
-            )
+            views = self._listed(session, owners, today)
         totals: dict[str, Decimal] = {}
         weighted: dict[str, Decimal] = {}
         for view in views:
@@ -361,10 +363,7 @@ class DealService:
         with self.database.session() as session:
             today = self._today(session, user_id)
             deals = DealRepository(session)
-            open_deals = tuple(
-                self._view(deal, today, deals=deals)
-                for deal in deals.open_deals_owned_by([user_id])
-            )
+            open_deals = self._listed(session, [user_id], today)
             overdue = tuple(
                 (_step_view(step), step.deal.account)
                 for step in deals.open_next_steps_overdue_for(user_id, today)
@@ -388,8 +387,73 @@ class DealService:
         return self.clock.now().astimezone(self._zone(session, user_id)).date()
 
     def _zone(self, session: Session, user_id: str) -> ZoneInfo:
-        zone_name = TeamRepository(session).timezone_of(user_id)
-        return ZoneInfo(zone_name) if zone_name else self.default_timezone
+        """Return the user's team timezone (the workspace default outside any team)."""
+
+        def load() -> ZoneInfo:
+            zone_name = TeamRepository(session).timezone_of(user_id)
+            return ZoneInfo(zone_name) if zone_name else self.default_timezone
+
+        return self.zones.get(user_id, load)
+
+    def _listed(
+        self, session: Session, owners: Iterable[str], today: dt.date
+    ) -> tuple[DealView, ...]:
+        """Return list views of these owners' open deals: columns, not ORM objects."""
+        owners = list(owners)
+        rows = DealRepository(session).open_deal_rows(owners)
+        if not rows:
+            return ()
+        facts = {
+            f.deal_id: f
+            for f in ReminderRepository(session).deal_facts(
+                quarter=quarter_bounds(today), owner_ids=owners
+            )
+        }
+        config = default_checks()
+        return tuple(
+            self._row_view(
+                row,
+                attention=fired_checks(facts[row.id], today, config, only=config.attention)
+                if row.id in facts
+                else (),
+            )
+            for row in rows
+        )
+
+    def _row_view(self, row: Any, *, attention: tuple[str, ...]) -> DealView:
+        stage = self.stages.get(row.stage)
+        step = None
+        if row.step_id is not None:
+            step = NextStepView(
+                id=row.step_id,
+                what=row.step_what,
+                owner_id=row.step_owner_id,
+                due_date=row.step_due_date,
+                done=False,
+            )
+        return DealView(
+            id=row.id,
+            account=row.account,
+            title=row.title,
+            owner_id=row.owner_id,
+            amount=None if row.amount is None else Money(row.amount, row.currency),
+            stage=row.stage,
+            stage_label=stage.label if stage else row.stage,
+            probability=stage.probability if stage else Decimal(0),
+            close_date=row.close_date,
+            forecast_category=row.forecast_category,
+            status=row.status,
+            buying_criteria=None,
+            buying_process=None,
+            paper_process=None,
+            pain=None,
+            metrics=None,
+            competition=None,
+            close_reason=None,
+            contacts=(),
+            next_step=step,
+            attention=attention,
+        )
 
     def _open_stage(self, key: str) -> Stage:
         stage = self.stages.get(key)
@@ -520,7 +584,7 @@ class DealService:
             )
             if full
             else (),
-            close_date_pushes=deals.close_date_pushes(deal.id) if full else 0,
+            close_date_pushes=_close_date_pushes(deal.changes) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
         )
 
@@ -549,6 +613,15 @@ def _current_step(steps: Iterable[NextStep]) -> NextStep | None:
     if not open_steps:
         return None
     return min(open_steps, key=lambda s: (s.due_date is None, s.due_date or dt.date.max, s.id))
+
+
+def _close_date_pushes(changes: Iterable[DealChange]) -> int:
+    """Return how many times the close date was moved later (ISO dates sort as text)."""
+    return sum(
+        1
+        for c in changes
+        if c.field == "close_date" and c.old_value and c.new_value and c.new_value > c.old_value
+    )
 
 
 def _step_view(step: NextStep) -> NextStepView:

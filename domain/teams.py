@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from domain.clock import Clock
+from domain.clock import Clock, ZoneCache
 from domain.deals import Actor
 from domain.errors import InvalidChange, NotAllowed, TeamNotFound
 from domain.money import Money
@@ -16,10 +16,19 @@ from storage.repositories import TeamRepository, name_key
 
 
 class TeamService:
-    def __init__(self, *, database: Database, clock: Clock, default_timezone: str) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock,
+        default_timezone: str,
+        zones: ZoneCache | None = None,
+    ) -> None:
         self.database = database
         self.clock = clock
         self.default_timezone = default_timezone
+        # Shared with DealService: membership decides a user's "today".
+        self.zones = zones or ZoneCache()
 
     def create_team(
         self, actor: Actor, *, name: str, channel_id: str, timezone: str | None
@@ -58,6 +67,7 @@ class TeamService:
                     team.members.append(TeamMember(user_id=user_id, role=role))
                     added.append(user_id)
             session.flush()
+            self.zones.clear()
             return _team_view(team), tuple(added)
 
     def set_quota(

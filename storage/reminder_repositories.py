@@ -406,7 +406,8 @@ class ReminderRepository:
                 has_close_reason=bool(row.close_reason),
                 closed_at=row.closed_at,
             )
-            for row in self.session.execute(statement, parameters)
+            # Core rows straight from the connection: no ORM result machinery per row.
+            for row in self.session.connection().execute(statement, parameters)
         ]
 
 

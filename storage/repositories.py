@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem, Quota, Team, TeamMember
@@ -76,6 +77,48 @@ class DealRepository:
             .order_by(Deal.close_date.is_(None), Deal.close_date, Deal.account_key)
         )
         return self.session.scalars(statement).all()
+
+    def open_deal_rows(self, owner_ids: Iterable[str]) -> Sequence[Row[Any]]:
+        """Return one flat row per open deal of these owners, with its current next step.
+
+        Lists (/pipeline, App Home) read columns, not ORM objects: building and tracking
+        a hundred Deal instances with their collections costs more than the query itself.
+        The current step is the open one due soonest (undated ones last).
+        """
+        owners = list(owner_ids)
+        if not owners:
+            return []
+        current_step = (
+            select(NextStep.id)
+            .where(NextStep.deal_id == Deal.id, NextStep.done.is_(False))
+            .order_by(NextStep.due_date.is_(None), NextStep.due_date, NextStep.id)
+            .limit(1)
+            .correlate(Deal)
+            .scalar_subquery()
+        )
+        statement = (
+            select(
+                Deal.id,
+                Deal.account,
+                Deal.title,
+                Deal.owner_id,
+                Deal.amount,
+                Deal.currency,
+                Deal.stage,
+                Deal.close_date,
+                Deal.forecast_category,
+                Deal.status,
+                NextStep.id.label("step_id"),
+                NextStep.what.label("step_what"),
+                NextStep.owner_id.label("step_owner_id"),
+                NextStep.due_date.label("step_due_date"),
+            )
+            .outerjoin(NextStep, NextStep.id == current_step)
+            .where(Deal.owner_id.in_(owners), Deal.status == "open")
+            .order_by(Deal.close_date.is_(None), Deal.close_date, Deal.account_key, Deal.id)
+        )
+        # Core rows straight from the connection: no ORM result machinery per row.
+        return self.session.connection().execute(statement).all()
 
     def record_change(
         self,
