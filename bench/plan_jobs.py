@@ -29,6 +29,7 @@ from sqlalchemy import event, insert, select
 from bot.jobs_cli import context_factory
 from bot.settings import load_settings
 from domain.attention import facts_from_deal
+from handlers.blocks import Reply
 from reminders.accuracy import plan_accuracy
 from reminders.chase import plan_chase
 from reminders.checks import default_checks, fired_checks
@@ -151,6 +152,26 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+@contextmanager
+def timing_block_kit() -> Iterator[list[float]]:
+    """Accumulate the time spent turning slack_sdk Block Kit models into dicts."""
+    spent = [0.0]
+    original = Reply.block_dicts
+
+    def timed_block_dicts(self: Reply) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            return original(self)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    Reply.block_dicts = timed_block_dicts  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        Reply.block_dicts = original  # type: ignore[method-assign]
+
+
 def per_deal_loop(database: Database, deal_ids: list[int]) -> int:
     """The shape the set-based queries replace: load each deal, lazy-load what checks need."""
     config = default_checks()
@@ -181,13 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         build = context_factory(settings, database=database, client=client)
         results: dict[str, float] = {}
         for name, plan in (("chase-next-steps", plan_chase), ("pipeline-accuracy", plan_accuracy)):
-            with counting_statements(database) as statements:
+            with counting_statements(database) as statements, timing_block_kit() as rendering:
                 seconds, messages = timed(lambda plan=plan: plan(build(NOW, None)))
             reads = sum(1 for s in statements if s.lstrip().upper().startswith("SELECT"))
             results[name] = seconds
             print(
                 f"{name:<18} {seconds:6.2f} s to plan {len(messages):,} messages "
-                f"({len(statements):,} SQL statements, {reads} of them SELECTs)"
+                f"({len(statements):,} SQL statements, {reads} of them SELECTs; "
+                f"{rendering[0]:.2f} s of it rendering Block Kit)"
             )
         with database.session() as session:
             sample = list(session.scalars(select(Deal.id).limit(arguments.sample)))

@@ -10,7 +10,7 @@ most deals, worth (deals fixed ÷ checks counted) in score points.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -63,30 +63,53 @@ def previous_week(now: dt.datetime, zone: ZoneInfo) -> str:
     return week_period(now - dt.timedelta(days=7), zone)
 
 
-def team_scores(
-    context: JobContext, team: TeamScope, config: ChecksConfig
-) -> tuple[dict[str, RepScore], list[DealFacts]]:
-    """Return each rep's score for `team` as of `context.now`, and the facts behind them."""
-    today = team.today(context.now)
-    quarter = quarter_bounds(today)
-    with context.database.session() as session:
-        facts = ReminderRepository(session).deal_facts(
-            quarter=quarter,
-            closed_since=dt.datetime.combine(quarter[0], dt.time(), team.zone),
-            owner_ids=team.reps,
-        )
-    return score_reps(facts, lambda _rep: (today, team.zone), config), facts
+def scores_by_team(
+    context: JobContext, teams: Sequence[TeamScope], config: ChecksConfig
+) -> dict[int, dict[str, RepScore]]:
+    """Return each team's rep scores as of `context.now`, from one facts query per quarter.
+
+    Teams are grouped by the quarter their own today falls in (one group, except around a
+    quarter's turn), so scoring every team costs one set-based query, not one per team.
+    """
+    groups: dict[tuple[dt.date, dt.date], list[TeamScope]] = defaultdict(list)
+    for team in teams:
+        groups[quarter_bounds(team.today(context.now))].append(team)
+    scores: dict[int, dict[str, RepScore]] = {}
+    for quarter, members in groups.items():
+        starts = {t.team_id: dt.datetime.combine(quarter[0], dt.time(), t.zone) for t in members}
+        with context.database.session() as session:
+            facts = ReminderRepository(session).deal_facts(
+                quarter=quarter,
+                closed_since=min(starts.values()),
+                owner_ids={rep for team in members for rep in team.reps},
+            )
+        by_owner: dict[str, list[DealFacts]] = defaultdict(list)
+        for deal in facts:
+            by_owner[deal.owner_id].append(deal)
+        for team in members:
+            team_facts = [
+                deal
+                for rep in team.reps
+                for deal in by_owner.get(rep, ())
+                if deal.status == "open"
+                or (deal.closed_at is not None and deal.closed_at >= starts[team.team_id])
+            ]
+            today = team.today(context.now)
+            scores[team.team_id] = score_reps(
+                team_facts, lambda _rep, today=today, zone=team.zone: (today, zone), config
+            )
+    return scores
 
 
 def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one accuracy post per team in scope; snapshot the week and keep the scores."""
     config = config or default_checks()
     messages: list[OutgoingMessage] = []
-    for team in teams_in_scope(context):
-        if not team.reps:
-            continue
+    teams = [team for team in teams_in_scope(context) if team.reps]
+    all_scores = scores_by_team(context, teams, config)
+    for team in teams:
         week = week_period(context.now, team.zone)
-        scores, _ = team_scores(context, team, config)
+        scores = all_scores[team.team_id]
         with context.database.session() as session:
             weekly = WeeklyRepository(session)
             weekly.snapshot_open_deals(week=week, owner_ids=team.reps, at=context.now)

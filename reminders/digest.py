@@ -16,7 +16,7 @@ from domain.dates import quarter_bounds, quarter_of
 from domain.money import Money, format_money_short
 from domain.stages import DEFAULT_STAGES, FORECAST_LABELS
 from handlers import reminder_blocks
-from reminders.accuracy import TeamScope, team_scores, teams_in_scope
+from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
 from reminders.checks import ChecksConfig, default_checks
 from reminders.jobs import ChartFile, Job, JobContext, OutgoingMessage, Schedule, week_period
@@ -84,7 +84,7 @@ def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> 
     quarter = quarter_bounds(today)
     quarter_start = dt.datetime.combine(quarter[0], dt.time(), team.zone)
     week_start = now - dt.timedelta(days=7)
-    scores, _ = team_scores(context, team, config)
+    scores = scores_by_team(context, [team], config)[team.team_id]
     with context.database.session() as session:
         weekly = WeeklyRepository(session)
         deals = weekly.team_deals(

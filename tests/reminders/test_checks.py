@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -47,7 +46,7 @@ HEALTHY = DealFacts(
 
 
 def fired(**changes: object) -> tuple[str, ...]:
-    return fired_checks(dataclasses.replace(HEALTHY, **changes), TODAY, CONFIG)
+    return fired_checks(HEALTHY._replace(**changes), TODAY, CONFIG)
 
 
 def test_the_healthy_deal_passes_every_check() -> None:
@@ -126,7 +125,7 @@ def test_a_closed_deal_without_reason_fires_until_the_post_mortem_is_in() -> Non
 def test_accuracy_score_is_checks_passed_over_checks_counted() -> None:
     deals = [
         HEALTHY,
-        dataclasses.replace(HEALTHY, deal_id=2, has_amount=False, forecast_category="pipeline"),
+        HEALTHY._replace(deal_id=2, has_amount=False, forecast_category="pipeline"),
     ]
     score = score_reps(deals, lambda _rep: (TODAY, dt.UTC), CONFIG)["U0ANA"]
     open_checks = len(CHECK_IDS) - 1  # LOST_WITHOUT_REASON is for closed deals
