@@ -40,6 +40,9 @@ DEMO_TEAM = "Enterprise"
 DEMO_CHANNEL_ID = "C0SALES"
 DEMO_CHANNEL_NAME = "sales"
 DEMO_TIMEZONE = "America/New_York"
+DEMO_MAIL_DOMAIN = "dealbot-demo.example"
+# Follow-up drafts land here as .eml files (the outbox backend), emptied on every run.
+DEMO_OUTBOX_DIR = Path("dealbot-demo-outbox")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ INTRO = """dealbot demo — a seeded pipeline, offline. Type slash commands as y
   /nextstep done initech       /deal won hooli signed for 3 years      /dealbot help
 Console commands: :as <ana|ben|chloe|maria> (who you are), :home (App Home), :quit
 Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest)
+Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
+  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
@@ -134,6 +139,11 @@ class ConsoleSlack:
                 "is_admin": bool(user and user.is_admin),
                 "is_owner": False,
                 "tz": DEMO_TIMEZONE,
+                # Follow-up drafts are signed with the name and sent From the address.
+                "profile": {
+                    "real_name": user.real_name if user else "Someone",
+                    "email": f"{user.handle if user else 'someone'}@{DEMO_MAIL_DOMAIN}",
+                },
             }
         elif method in ("views.open", "views.push", "views.update", "views.publish"):
             view = _decoded(args.get("view"))
@@ -427,7 +437,11 @@ def run_demo(*, database_url: str, stdin: TextIO | None = None, out: TextIO | No
         slack_signing_secret=None,
         slack_app_token=None,
         dealbot_admins=tuple(u.user_id for u in DEMO_USERS if u.is_admin),
+        dealbot_email_backend="outbox",
+        dealbot_outbox_dir=DEMO_OUTBOX_DIR,
     )
+    for draft in DEMO_OUTBOX_DIR.glob("*.eml"):
+        draft.unlink()
     app = create_app(settings, client=client, database=database, verify_requests=False)
     jobs = DemoJobs(
         settings=settings, database=database, client=client, zone=DEMO_TIMEZONE, out=out

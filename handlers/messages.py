@@ -111,6 +111,9 @@ GMAIL_NOT_CONNECTED = "To put follow-up drafts in your Gmail, connect it once:"
 GMAIL_RECONNECT = "Your Gmail connection was revoked or has expired, so drafts are waiting:"
 
 
+TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "demo follow-up"}
+
+
 def template_label(name: str) -> str:
     """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
-    return name.replace("_", " ").replace("-", " ")
+    return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")

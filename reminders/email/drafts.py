@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ MAX_ATTEMPTS = 8
 STALE_AFTER = dt.timedelta(days=14)
 PREVIEW_LINES = 3
 CONTACT_PREFERENCE = ("champion", "economic_buyer", "other")
+_SIGN_OFF = re.compile(r"^(best|thanks|thank you|regards|kind regards|cheers)\b[^.!?]*,$", re.I)
 
 
 @dataclass(frozen=True)
@@ -484,11 +486,15 @@ class FollowUps:
         )
 
     def drafted_since(self, since: dt.datetime) -> list[DraftOutcome]:
-        """Return every draft made since `since`, to (re-)announce idempotently."""
+        """Return the drafts events made since `since`, to (re-)announce idempotently.
+
+        On-demand drafts are left out: the rep who asked was answered already.
+        """
         with self.database.session() as session:
             return [
                 self._drafted_outcome(trigger, _deal_name(session, trigger))
                 for trigger in FollowUpRepository(session).drafted_since(since)
+                if trigger.kind != ON_DEMAND
             ]
 
 
@@ -542,9 +548,13 @@ def _recipient(deal: DealView) -> ContactView | None:
 
 def _preview(body: str) -> str:
     lines = [line for line in body.splitlines() if line.strip()]
-    # Skip the greeting: the first lines worth reading are what the email says.
+    # Skip the greeting, stop at the sign-off: the lines worth reading are what it says.
     if lines and lines[0].rstrip().endswith(","):
         lines = lines[1:]
+    for index, line in enumerate(lines):
+        if _SIGN_OFF.match(line):
+            lines = lines[:index]
+            break
     return "\n".join(lines[:PREVIEW_LINES])
 
 

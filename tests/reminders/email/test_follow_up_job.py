@@ -78,10 +78,10 @@ def test_each_trigger_is_drafted_once_and_announced_once_across_reruns(
     assert "*proposal sent* draft for *Initech*" in ana
     assert "*Subject:* Proposal for Initech" in ana
     assert "Please find attached our proposal for Initech ($48,000)." in ana
-    assert "*re engage* draft for *Globex*" in ana
+    assert "*re-engage* draft for *Globex*" in ana
     assert ana.count("Saved as") == 2 == len(files)
     # Umbrella is quiet too but has nobody to write to: said once, with the fix.
-    assert "could not draft the *re engage* email for *Umbrella*" in ana
+    assert "could not draft the *re-engage* email for *Umbrella*" in ana
     assert "contact:" in ana
 
 
@@ -164,3 +164,15 @@ def test_a_broken_template_tells_the_admin_and_waits_for_the_fix(
     _run(drafting, slack_api, follow_ups, admins="U0MARIA")
 
     assert [p for p in outbox.directory.glob("*.eml") if "Proposal for Initech" in p.read_text()]
+
+
+def test_an_on_demand_draft_is_not_announced_again_by_the_job(
+    drafting: Drafting, slack_api: FakeSlackWebAPI
+) -> None:
+    follow_ups = drafting.follow_ups(drafting.outbox())
+    asked = follow_ups.request(Actor("U0BEN"), DealRef("hooli", None), "redlines_review")
+    assert follow_ups.draft(asked).status == "drafted"  # the reply already showed it
+
+    _run(drafting, slack_api, follow_ups)
+
+    assert not [dm for dm in _dms(slack_api, "U0BEN") if "Hooli" in dm]
