@@ -246,3 +246,22 @@ def test_a_missed_firing_is_caught_up_once_after_downtime(world: World) -> None:
     chases = [(m.recipient, m.status) for m in world.outbox("chase-next-steps")]
     assert chases == [(ANA, "sent")]  # Paris's 9:00 is outside the catch-up window
     assert len(world.dms_to(ANA)) == len({m.id for m in world.outbox() if m.recipient == ANA})
+
+
+def test_the_scheduler_keeps_one_trigger_per_job_and_team_timezone(world: World) -> None:
+    scheduler = build_scheduler(
+        world.settings, database=world.database, client=world.client, clock=FixedClock(at=MONDAY)
+    )
+    scheduler.jobs = {
+        name: job for name, job in scheduler.jobs.items() if name != "draft-follow-ups"
+    }
+    scheduler.start()
+    try:
+        assert scheduler._scheduler is not None
+        ids = {job.id for job in scheduler._scheduler.get_jobs()}
+        assert {"chase-next-steps@America/New_York", "chase-next-steps@Europe/Paris"} <= ids
+        assert "manager-digest@Europe/Paris" in ids and "refresh-triggers" in ids
+        defaults = scheduler._scheduler._job_defaults
+        assert defaults["coalesce"] is True and defaults["max_instances"] == 1
+    finally:
+        scheduler.shutdown()
