@@ -2,8 +2,8 @@
 
 "A rep's reply should come back before a do-nothing Slack app would even ack."
 
-Both apps run side by side in this process, each under the same waitress server dealbot
-ships with, on 127.0.0.1. dealbot answers from a seeded SQLite database; the no-op app is
+Both apps are served side by side in this process, each under the same waitress server
+dealbot ships with, on 127.0.0.1; the clients run in a process of their own. dealbot answers from a seeded SQLite database; the no-op app is
 Bolt with its defaults and listeners that only ack(). The same signed requests go to both,
 in alternating rounds, and the report prints percentiles and the dealbot / no-op ratios.
 
@@ -18,6 +18,7 @@ import datetime as dt
 import http.client
 import json
 import logging
+import multiprocessing
 import random
 import sys
 import tempfile
@@ -35,7 +36,13 @@ from slack_sdk import WebClient
 from sqlalchemy import insert
 
 from bot.app import create_app
-from bot.server import SLACK_EVENTS_PATH, WSGIApp, build_wsgi_app, make_server
+from bot.server import (
+    SLACK_EVENTS_PATH,
+    BackgroundServer,
+    WSGIApp,
+    build_wsgi_app,
+    tune_gc_for_serving,
+)
 from bot.settings import load_settings
 from storage.database import Database
 from storage.migrate import upgrade
@@ -96,6 +103,10 @@ class Samples:
     """Latencies (seconds) by app and command label, and dealbot's bodies to verify."""
 
     latencies: dict[tuple[str, str], list[float]] = dataclasses.field(default_factory=dict)
+    # Every sample in arrival order, as plain values that can cross a process boundary.
+    recorded: list[tuple[str, CommandRequest, float, int, bytes]] = dataclasses.field(
+        default_factory=list
+    )
     dealbot_replies: list[tuple[CommandRequest, int, bytes]] = dataclasses.field(
         default_factory=list
     )
@@ -105,6 +116,7 @@ class Samples:
         self, app: str, request: CommandRequest, seconds: float, status: int, body: bytes
     ) -> None:
         with self.lock:
+            self.recorded.append((app, request, seconds, status, body if app == DEALBOT else b""))
             self.latencies.setdefault((app, request.label), []).append(seconds)
             if app == DEALBOT:
                 self.dealbot_replies.append((request, status, body))
@@ -217,21 +229,13 @@ def build_noop_app(fake: FakeSlackWebAPI) -> App:
 
 
 @contextmanager
-def serving(wsgi: WSGIApp, name: str) -> Iterator[int]:
-    """Yield the port of a waitress server running `wsgi` in a thread; stop it after."""
-    server = make_server(wsgi, host=HOST, port=0)
-    thread = threading.Thread(target=server.run, name=f"bench-{name}", daemon=True)
-    thread.start()
+def serving(wsgi: WSGIApp) -> Iterator[int]:
+    """Yield the port of the same waitress server `dealbot serve` uses, running `wsgi`."""
+    server = BackgroundServer(wsgi, host=HOST).start()
     try:
-        yield int(server.effective_port)  # type: ignore[union-attr]
+        yield server.port
     finally:
-        # Closing sockets under a running select() breaks it; ask the loop to leave first.
-        def leave_loop() -> None:
-            raise SystemExit
-
-        server.trigger.pull_trigger(leave_loop)  # type: ignore[union-attr]
-        thread.join(timeout=5)
-        server.close()
+        server.stop()
 
 
 # --- load ---------------------------------------------------------------------------------
@@ -327,6 +331,38 @@ def run_load(
             failures[0],
         )
         raise BenchmarkError(f"load failed: {cause!r}") from cause
+    return samples
+
+
+def _load_in_child(
+    requests: Sequence[CommandRequest], ports: dict[str, int], concurrency: int, seconds: float
+) -> list[tuple[str, CommandRequest, float, int, bytes]]:
+    samples = run_load(
+        requests, ports, concurrency=concurrency, deadline=time.monotonic() + seconds
+    )
+    return samples.recorded
+
+
+def run_load_in_another_process(
+    requests: Sequence[CommandRequest],
+    ports: dict[str, int],
+    *,
+    concurrency: int,
+    deadline: float,
+) -> Samples:
+    """Return run_load's samples, with the clients in their own process.
+
+    Python runs one thread at a time per process: clients sharing the servers' process
+    would queue their own signing and parsing in front of the requests they time.
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        rows = pool.apply(
+            _load_in_child, (requests, ports, concurrency, max(0.0, deadline - time.monotonic()))
+        )
+    samples = Samples()
+    for app, request, seconds, status, body in rows:
+        samples.add(app, request, seconds, status, body)
     return samples
 
 
@@ -444,14 +480,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = build_requests(args.requests, pipeline, response_url=response_url, rng=rng)
             deadline = time.monotonic() + OVERALL_TIMEOUT_SECONDS
             with (
-                serving(build_wsgi_app(dealbot), DEALBOT) as dealbot_port,
-                serving(build_wsgi_app(noop), NOOP) as noop_port,
+                serving(build_wsgi_app(dealbot)) as dealbot_port,
+                serving(build_wsgi_app(noop)) as noop_port,
             ):
                 ports = {DEALBOT: dealbot_port, NOOP: noop_port}
+                tune_gc_for_serving()  # as `dealbot serve` does
                 verify_dealbot_replies(
-                    run_load(warmup, ports, concurrency=args.concurrency, deadline=deadline)
+                    run_load_in_another_process(
+                        warmup, ports, concurrency=args.concurrency, deadline=deadline
+                    )
                 )
-                samples = run_load(measured, ports, concurrency=args.concurrency, deadline=deadline)
+                samples = run_load_in_another_process(
+                    measured, ports, concurrency=args.concurrency, deadline=deadline
+                )
             verify_dealbot_replies(samples)
             unexpected = {call.method for call in fake.calls} - {"auth.test"}
             if unexpected:
