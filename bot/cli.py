@@ -1,4 +1,4 @@
-"""The `dealbot` command: serve, demo, jobs, db upgrade."""
+"""The `dealbot` command: serve, demo, jobs, db upgrade, gmail rotate-key."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply migrations up to the newest schema")
+
+    gmail = commands.add_parser("gmail", help="Gmail drafts: maintenance of stored grants")
+    gmail_commands = gmail.add_subparsers(dest="gmail_command", required=True, metavar="ACTION")
+    gmail_commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored Gmail token with the first key in DEALBOT_SECRET_KEY",
+    )
     return parser
 
 
@@ -72,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if arguments.command == "db":
             return _db_upgrade(settings)
+        if arguments.command == "gmail":
+            return _gmail_rotate_key(settings)
         from reminders.checks import default_checks
 
         # A bad checks file stops start-up here, naming the line, not at 9:00 tomorrow.
@@ -161,6 +170,20 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         server.close()
         if job_scheduler is not None:
             job_scheduler.shutdown()
+    return EXIT_OK
+
+
+def _gmail_rotate_key(settings: Settings) -> int:
+    from domain.clock import SystemClock
+    from reminders.email.setup import build_gmail_connect
+    from storage.database import Database
+
+    connect = build_gmail_connect(
+        settings, database=Database.from_url(settings.database_url), clock=SystemClock()
+    )
+    if connect is None:
+        raise SettingsError("DEALBOT_EMAIL_BACKEND: rotate-key is for gmail with per-rep OAuth")
+    print(f"re-encrypted {connect.rotate_key()} Gmail grant(s) with the newest key")
     return EXIT_OK
 
 

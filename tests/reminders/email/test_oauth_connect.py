@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from reminders.email.token_cipher import InvalidToken, TokenCipher
 from storage.follow_up_repositories import FollowUpRepository
 from storage.models import GmailGrant, GoogleOAuthState
 from tests.fakes.gmail_api import FakeGmail, follow_redirects
-from tests.reminders.email.conftest import Drafting
+from tests.reminders.email.conftest import REDIRECT_URI, Drafting
 
 
 @pytest.fixture
@@ -204,3 +206,30 @@ def test_the_callback_page_never_shows_the_code(
             str(value) for row in session.execute(select(GmailGrant)).all() for value in row
         )
     assert code not in stored
+
+
+def test_dealbot_gmail_rotate_key_re_encrypts_the_stored_grants(
+    drafting: Drafting,
+    gmail: FakeGmail,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    drafting.cipher = TokenCipher(secrets=[old_key])
+    token = drafting.connect_rep(gmail, "U0ANA")
+    client_file = tmp_path / "client.json"
+    client_file.write_text(json.dumps(gmail.oauth_client_config(REDIRECT_URI)))
+    monkeypatch.setenv("DATABASE_URL", str(drafting.database.engine.url))
+    monkeypatch.setenv("DEALBOT_EMAIL_BACKEND", "gmail")
+    monkeypatch.setenv("GOOGLE_OAUTH_CLIENT_FILE", str(client_file))
+    monkeypatch.setenv("DEALBOT_SECRET_KEY", f"{new_key},{old_key}")
+
+    assert main(["gmail", "rotate-key"]) == 0
+
+    assert "re-encrypted 1 Gmail grant(s)" in capsys.readouterr().out
+    grant = _grant(drafting, "U0ANA")
+    assert grant is not None
+    assert TokenCipher(secrets=[new_key]).decrypt(grant.refresh_token_encrypted) == token
