@@ -557,20 +557,15 @@ class WeeklyRepository:
         self, *, week: str, scores: Iterable[tuple[str, int, int]], at: dt.datetime
     ) -> None:
         """Keep the first score computed for each rep and week (the one that was posted)."""
-        statement = _insert_ignoring_conflicts(
-            self.session, AccuracyScore.__table__, ["week", "rep_id"]
-        )
-        for rep_id, passed, checked in scores:
-            self.session.execute(
-                statement,
-                {
-                    "week": week,
-                    "rep_id": rep_id,
-                    "passed": passed,
-                    "checked": checked,
-                    "computed_at": at,
-                },
+        rows = [
+            {"week": week, "rep_id": rep, "passed": passed, "checked": checked, "computed_at": at}
+            for rep, passed, checked in scores
+        ]
+        if rows:
+            statement = _insert_ignoring_conflicts(
+                self.session, AccuracyScore.__table__, ["week", "rep_id"]
             )
+            self.session.execute(statement, rows)
 
     def scores(self, *, week: str, rep_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         statement = select(AccuracyScore.rep_id, AccuracyScore.passed, AccuracyScore.checked).where(
