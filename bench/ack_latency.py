@@ -3,9 +3,10 @@
 "A rep's reply should come back before a do-nothing Slack app would even ack."
 
 Both apps are served side by side in this process, each under the same waitress server
-dealbot ships with, on 127.0.0.1; the clients run in a process of their own. dealbot answers from a seeded SQLite database; the no-op app is
-Bolt with its defaults and listeners that only ack(). The same signed requests go to both,
-in alternating rounds, and the report prints percentiles and the dealbot / no-op ratios.
+dealbot ships with, on 127.0.0.1; the clients run in a process of their own. dealbot
+answers from a seeded SQLite database; the no-op app is Bolt with its defaults and
+listeners that only ack(). The same signed requests go to both, in alternating rounds,
+and the report prints percentiles and the dealbot / no-op ratios.
 
     python -m bench.ack_latency [--deals 100000] [--requests 2000] [--concurrency 8]
 """
