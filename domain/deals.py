@@ -420,8 +420,24 @@ class DealService:
             for row in rows
         )
 
+    def _headline(self, source: Deal | Any) -> dict[str, Any]:
+        """Return the fields every deal view has, from a Deal or a row with the same names."""
+        stage = self.stages.get(source.stage)
+        return {
+            "id": source.id,
+            "account": source.account,
+            "title": source.title,
+            "owner_id": source.owner_id,
+            "amount": None if source.amount is None else Money(source.amount, source.currency),
+            "stage": source.stage,
+            "stage_label": stage.label if stage else source.stage,
+            "probability": stage.probability if stage else Decimal(0),
+            "close_date": source.close_date,
+            "forecast_category": source.forecast_category,
+            "status": source.status,
+        }
+
     def _row_view(self, row: Any, *, attention: tuple[str, ...]) -> DealView:
-        stage = self.stages.get(row.stage)
         step = None
         if row.step_id is not None:
             step = NextStepView(
@@ -431,29 +447,7 @@ class DealService:
                 due_date=row.step_due_date,
                 done=False,
             )
-        return DealView(
-            id=row.id,
-            account=row.account,
-            title=row.title,
-            owner_id=row.owner_id,
-            amount=None if row.amount is None else Money(row.amount, row.currency),
-            stage=row.stage,
-            stage_label=stage.label if stage else row.stage,
-            probability=stage.probability if stage else Decimal(0),
-            close_date=row.close_date,
-            forecast_category=row.forecast_category,
-            status=row.status,
-            buying_criteria=None,
-            buying_process=None,
-            paper_process=None,
-            pain=None,
-            metrics=None,
-            competition=None,
-            close_reason=None,
-            contacts=(),
-            next_step=step,
-            attention=attention,
-        )
+        return DealView(**self._headline(row), next_step=step, attention=attention)
 
     def _open_stage(self, key: str) -> Stage:
         stage = self.stages.get(key)
@@ -545,20 +539,9 @@ class DealService:
     def _view(
         self, deal: Deal, today: dt.date, *, deals: DealRepository, full: bool = False
     ) -> DealView:
-        stage = self.stages.get(deal.stage)
         step = _current_step(deal.next_steps)
         return DealView(
-            id=deal.id,
-            account=deal.account,
-            title=deal.title,
-            owner_id=deal.owner_id,
-            amount=None if deal.amount is None else Money(deal.amount, deal.currency),
-            stage=deal.stage,
-            stage_label=stage.label if stage else deal.stage,
-            probability=stage.probability if stage else Decimal(0),
-            close_date=deal.close_date,
-            forecast_category=deal.forecast_category,
-            status=deal.status,
+            **self._headline(deal),
             buying_criteria=deal.buying_criteria,
             buying_process=deal.buying_process,
             paper_process=deal.paper_process,

@@ -45,6 +45,9 @@ class PostMortemView:
 
 @dataclass(frozen=True)
 class DealView:
+    """A deal as users see it. Lists (/pipeline, App Home) leave evidence, contacts and
+    history empty; a single deal (/deal show and replies to changes) carries them."""
+
     id: int
     account: str
     title: str | None
@@ -56,16 +59,16 @@ class DealView:
     close_date: dt.date | None
     forecast_category: str
     status: str
-    buying_criteria: str | None
-    buying_process: str | None
-    paper_process: str | None
-    pain: str | None
-    metrics: str | None
-    competition: str | None
-    close_reason: str | None
-    contacts: tuple[ContactView, ...]
     next_step: NextStepView | None
     attention: tuple[str, ...]
+    buying_criteria: str | None = None
+    buying_process: str | None = None
+    paper_process: str | None = None
+    pain: str | None = None
+    metrics: str | None = None
+    competition: str | None = None
+    close_reason: str | None = None
+    contacts: tuple[ContactView, ...] = ()
     history: tuple[ChangeView, ...] = ()
     close_date_pushes: int = 0
     post_mortem: PostMortemView | None = None
