@@ -58,6 +58,7 @@ def build_services(
         clock=clock,
         default_timezone=settings.timezone,
         default_currency=settings.dealbot_currency,
+        zones=zones,
     )
     directory = SlackDirectory(client=client, configured_admins=settings.dealbot_admins)
     return Services(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
-from storage.models import Quota, TeamMember
+from storage.models import NextStep, Quota, TeamMember
 from tests.e2e.harness import RunningApp
 
 
@@ -110,3 +112,19 @@ def test_help_lists_every_command(app: RunningApp) -> None:
     text = app.command("/dealbot", "help").all_text
     for command in ("/deal", "/nextstep", "/pipeline", "/dealbot team create"):
         assert command in text
+
+
+def test_joining_a_team_moves_the_reps_today_at_once_not_after_the_zone_cache_expires(
+    app: RunningApp,
+) -> None:
+    # Bug: DealService kept its own zone cache, not the one TeamService clears, so for a
+    # minute after joining a team a rep's "today" stayed in the workspace timezone.
+    app.command("/deal", "new Initech 50k", user="U0ANA")  # ana's zone (New York) is cached
+    admin = "U0ADMIN"
+    app.command("/dealbot", "team create Apac <#C0APAC|apac> tz:Pacific/Kiritimati", user=admin)
+    app.command("/dealbot", "team add Apac rep <@U0ANA|ana>", user=admin)
+    # 15:00 UTC on Mon 23 Nov is already 05:00 on Tue 24 Nov in Kiritimati (UTC+14).
+    app.command("/nextstep", "initech Call Bill due:tomorrow", user="U0ANA")
+    with app.database.session() as session:
+        step = session.scalars(select(NextStep)).one()
+        assert step.due_date == dt.date(2026, 11, 25)
