@@ -82,6 +82,58 @@ def blocks_text(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def view_submission(
+    view: dict[str, Any], values: dict[str, Any], *, user: str = "U0ANA"
+) -> dict[str, Any]:
+    """Return the payload Slack posts when `user` submits `view` with these input `values`."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T1"},
+        "user": {"id": user},
+        "api_app_id": "A0DEALBOT",
+        "trigger_id": f"trigger.{view['callback_id']}",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {"values": values},
+        },
+    }
+
+
+def block_actions(
+    action_id: str,
+    value: str,
+    *,
+    block_id: str,
+    response_url: str,
+    user: str = "U0ANA",
+    channel: str = "C0TEAM",
+    ephemeral: bool = True,
+) -> dict[str, Any]:
+    """Return the payload Slack posts when `user` clicks a button in a message."""
+    return {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": user},
+        "api_app_id": "A0DEALBOT",
+        "trigger_id": f"trigger.{action_id}",
+        "channel": {"id": channel},
+        "container": {"type": "message", "is_ephemeral": ephemeral},
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "action_ts": "1.1",
+            }
+        ],
+    }
+
+
 @dataclass
 class RunningApp:
     url: str

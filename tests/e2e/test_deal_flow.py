@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select
 
 from storage.models import PostMortem
-from tests.e2e.harness import RunningApp, blocks_text
+from tests.e2e.harness import RunningApp, block_actions, blocks_text, view_submission
 
 
 def test_deal_round_trip_keeps_every_change_as_evidence(app: RunningApp) -> None:
@@ -49,26 +49,14 @@ def test_deal_round_trip_keeps_every_change_as_evidence(app: RunningApp) -> None
 
     view = opened[-1].args["view"]
     status, body = app.interact(
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "U0ANA"},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": "trigger.pm",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "post_mortem",
-                "private_metadata": view["private_metadata"],
-                "state": {
-                    "values": {
-                        "reason": {"value": {"type": "plain_text_input", "value": "ROI case"}},
-                        "competitor": {"value": {"type": "plain_text_input", "value": "Globex"}},
-                        "lessons": {"value": {"type": "plain_text_input", "value": None}},
-                    }
-                },
+        view_submission(
+            view,
+            {
+                "reason": {"value": {"type": "plain_text_input", "value": "ROI case"}},
+                "competitor": {"value": {"type": "plain_text_input", "value": "Globex"}},
+                "lessons": {"value": {"type": "plain_text_input", "value": None}},
             },
-        }
+        )
     )
     assert status == 200 and not body
     with app.database.session() as session:
@@ -163,25 +151,12 @@ def test_ambiguous_reference_offers_a_choice_and_the_click_runs_the_command(
 
     west = next(b for b in buttons if "West" in b["text"]["text"])
     status, _ = app.interact(
-        {
-            "type": "block_actions",
-            "team": {"id": "T1"},
-            "user": {"id": "U0ANA"},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": "trigger.pick",
-            "channel": {"id": "C0TEAM"},
-            "container": {"type": "message", "is_ephemeral": True},
-            "response_url": app.slack.response_url_for("pick"),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": west["action_id"],
-                    "block_id": "pick_deal",
-                    "value": west["value"],
-                    "action_ts": "1.1",
-                }
-            ],
-        }
+        block_actions(
+            west["action_id"],
+            west["value"],
+            block_id="pick_deal",
+            response_url=app.slack.response_url_for("pick"),
+        )
     )
     assert status == 200
     assert app.deal_named("Initech West").stage == "demo"
@@ -201,28 +176,16 @@ def test_deal_ids_resolve_directly(app: RunningApp) -> None:
 
 
 def _new_deal_submission(view: dict, *, account: str, amount: str) -> dict:
-    return {
-        "type": "view_submission",
-        "team": {"id": "T1"},
-        "user": {"id": "U0ANA"},
-        "api_app_id": "A0DEALBOT",
-        "trigger_id": "trigger.modal",
-        "view": {
-            "id": "V1",
-            "type": "modal",
-            "callback_id": view["callback_id"],
-            "private_metadata": view["private_metadata"],
-            "state": {
-                "values": {
-                    "account": {"value": {"type": "plain_text_input", "value": account}},
-                    "amount": {"value": {"type": "plain_text_input", "value": amount}},
-                    "stage": {"value": {"type": "static_select", "selected_option": None}},
-                    "close_date": {"value": {"type": "datepicker", "selected_date": None}},
-                    "forecast": {"value": {"type": "static_select", "selected_option": None}},
-                }
-            },
+    return view_submission(
+        view,
+        {
+            "account": {"value": {"type": "plain_text_input", "value": account}},
+            "amount": {"value": {"type": "plain_text_input", "value": amount}},
+            "stage": {"value": {"type": "static_select", "selected_option": None}},
+            "close_date": {"value": {"type": "datepicker", "selected_date": None}},
+            "forecast": {"value": {"type": "static_select", "selected_option": None}},
         },
-    }
+    )
 
 
 def test_view_private_metadata_round_trips_channel(app: RunningApp) -> None:

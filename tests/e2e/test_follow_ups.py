@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from reminders.email.token_cipher import TokenCipher
 from storage.follow_up_repositories import FollowUpRepository
 from storage.models import FollowUpTrigger
-from tests.e2e.harness import NOW, RunningApp, blocks_text, running_app
+from tests.e2e.harness import NOW, RunningApp, block_actions, blocks_text, running_app
 from tests.fakes.gmail_api import FakeGmail, follow_redirects
 from tests.fakes.slack_api import FakeSlackWebAPI
 
@@ -112,25 +112,12 @@ def test_the_deal_card_button_drafts_the_follow_up(outbox_app: tuple[RunningApp,
     ]
 
     status, _ = app.interact(
-        {
-            "type": "block_actions",
-            "team": {"id": "T1"},
-            "user": {"id": "U0ANA"},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": "trigger.draft",
-            "channel": {"id": "C0TEAM"},
-            "container": {"type": "message", "is_ephemeral": True},
-            "response_url": app.slack.response_url_for("draft"),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": "draft_follow_up",
-                    "block_id": "deal_actions",
-                    "value": button["value"],
-                    "action_ts": "1.1",
-                }
-            ],
-        }
+        block_actions(
+            "draft_follow_up",
+            button["value"],
+            block_id="deal_actions",
+            response_url=app.slack.response_url_for("draft"),
+        )
     )
 
     assert status == 200

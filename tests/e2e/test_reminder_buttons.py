@@ -9,30 +9,20 @@ from sqlalchemy import select
 
 from handlers import reminder_blocks
 from storage.models import DealSnooze, NextStep
-from tests.e2e.harness import RunningApp, blocks_text
+from tests.e2e.harness import RunningApp, block_actions, blocks_text, view_submission
 
 
 def click(app: RunningApp, action_id: str, value: str, *, user: str = "U0ANA") -> int:
     status, _ = app.interact(
-        {
-            "type": "block_actions",
-            "team": {"id": "T1"},
-            "user": {"id": user},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": f"trigger.{action_id}",
-            "channel": {"id": f"D{user}"},
-            "container": {"type": "message", "is_ephemeral": False},
-            "response_url": app.slack.response_url_for(action_id),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": "chase_1",
-                    "value": value,
-                    "action_ts": "1.0",
-                }
-            ],
-        }
+        block_actions(
+            action_id,
+            value,
+            block_id="chase_1",
+            response_url=app.slack.response_url_for(action_id),
+            user=user,
+            channel=f"D{user}",
+            ephemeral=False,
+        )
     )
     return status
 
@@ -64,25 +54,13 @@ def test_log_next_step_opens_a_modal_and_saves_the_step(app: RunningApp) -> None
     view = app.slack.calls_to("views.open")[-1].args["view"]
     assert view["callback_id"] == reminder_blocks.LOG_STEP_VIEW
     status, body = app.interact(
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "U0ANA"},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": "trigger.submit",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": view["callback_id"],
-                "private_metadata": view["private_metadata"],
-                "state": {
-                    "values": {
-                        "what": {"value": {"type": "plain_text_input", "value": "Demo to CFO"}},
-                        "due": {"value": {"type": "datepicker", "selected_date": "2026-11-27"}},
-                    }
-                },
+        view_submission(
+            view,
+            {
+                "what": {"value": {"type": "plain_text_input", "value": "Demo to CFO"}},
+                "due": {"value": {"type": "datepicker", "selected_date": "2026-11-27"}},
             },
-        }
+        )
     )
     assert status == 200 and not body
     assert steps_of(app, deal.id) == [("Demo to CFO", False, dt.date(2026, 11, 27))]
@@ -94,21 +72,12 @@ def test_log_next_step_opens_a_modal_and_saves_the_step(app: RunningApp) -> None
 def test_an_empty_next_step_is_sent_back_naming_the_field(app: RunningApp) -> None:
     app.command("/deal", "new Initech 50k")
     deal = app.deal_named("Initech")
+    view = {
+        "callback_id": reminder_blocks.LOG_STEP_VIEW,
+        "private_metadata": f'{{"deal_id": {deal.id}}}',
+    }
     status, body = app.interact(
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "U0ANA"},
-            "api_app_id": "A0DEALBOT",
-            "trigger_id": "trigger.submit",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": reminder_blocks.LOG_STEP_VIEW,
-                "private_metadata": f'{{"deal_id": {deal.id}}}',
-                "state": {"values": {"what": {"value": {"type": "plain_text_input"}}}},
-            },
-        }
+        view_submission(view, {"what": {"value": {"type": "plain_text_input"}}})
     )
     assert status == 200 and body is not None and "what" in body["errors"]
     assert steps_of(app, deal.id) == []
