@@ -28,7 +28,6 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
     SectionBlock,
     StaticSelectElement,
-    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -118,6 +117,10 @@ def _totals(totals: dict[str, Decimal]) -> str:
     return " + ".join(format_money(Money(amount, currency)) for currency, amount in totals.items())
 
 
+def _check_labels(check_ids: Iterable[str]) -> str:
+    return ", ".join(messages.check_label(c) for c in check_ids)
+
+
 def _step_line(step: NextStepView, today: dt.date) -> str:
     owner = f"<@{step.owner_id}>" if step.owner_id else "no owner"
     due = _day(step.due_date, today)
@@ -137,7 +140,7 @@ def deal_line(deal: DealView, today: dt.date) -> str:
     if deal.next_step is not None:
         line += f"\n      next: {_step_line(deal.next_step, today)}"
     if deal.attention:
-        line += "\n      :warning: " + ", ".join(messages.check_label(c) for c in deal.attention)
+        line += "\n      :warning: " + _check_labels(deal.attention)
     return line
 
 
@@ -207,12 +210,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
             _section(f"*Next step:* none yet — `/nextstep {_ref(deal)} <what> due:<date>`")
         )
     if deal.attention:
-        blocks.append(
-            _context(
-                ":warning: Needs attention: "
-                + ", ".join(messages.check_label(c) for c in deal.attention)
-            )
-        )
+        blocks.append(_context(f":warning: Needs attention: {_check_labels(deal.attention)}"))
     if deal.post_mortem is not None:
         pm = deal.post_mortem
         lines = [f"*Post-mortem ({pm.outcome}):* {escape(pm.primary_reason)}"]
@@ -368,7 +366,7 @@ def pipeline_reply(view: PipelineView) -> Reply:
     attention = view.needing_attention
     if attention:
         lines = [
-            f"• *{escape(d.name)}*: " + ", ".join(messages.check_label(c) for c in d.attention)
+            f"• *{escape(d.name)}*: {_check_labels(d.attention)}"
             for d in attention[:PIPELINE_DEALS_SHOWN]
         ]
         blocks.append(_section(f"*Needs attention ({len(attention)})*"))
@@ -542,15 +540,10 @@ def home_view(home: HomeView) -> View:
             blocks.append(_section(f"*Needs attention ({len(attention)})*"))
             blocks.extend(
                 _sections(
-                    f"• *{escape(d.name)}*: "
-                    + ", ".join(messages.check_label(c) for c in d.attention)
+                    f"• *{escape(d.name)}*: {_check_labels(d.attention)}"
                     for d in attention[:PIPELINE_DEALS_SHOWN]
                 )
             )
     else:
         blocks.append(_section(messages.NO_OPEN_DEALS))
     return View(type="home", blocks=blocks[:100])
-
-
-def user_select(action_id: str) -> UserSelectElement:
-    return UserSelectElement(action_id=action_id)

@@ -88,6 +88,18 @@ NOTHING_NEEDS_ATTENTION = "Nothing needs attention. Every open deal has a dated 
 
 NO_OPEN_DEALS = "No open deals yet. Log one with `/deal new <account> [amount]`."
 
+OPENING_NEW_DEAL_FORM = "Opening the new deal form…"
+
+DEAL_GONE = "That deal no longer exists."
+
+CHOICE_EXPIRED = "That choice has expired; please run the command again."
+
+BUTTON_EXPIRED = "That button has expired."
+
+FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
+
+FORM_EXPIRED = "This form has expired; close it and try again."
+
 
 def check_label(check_id: str) -> str:
     return CHECK_LABELS.get(check_id, check_id.replace("_", " ").lower())

@@ -226,10 +226,6 @@ def _deal_lines(lines: Sequence[DealLine], *, limit: int = 6) -> str:
     return "\n".join(shown)
 
 
-def _percent(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
-
-
 def manager_digest(digest: Digest) -> Reply:
     """Return a manager's weekly digest of their team."""
     text = (
@@ -270,13 +266,13 @@ def manager_digest(digest: Digest) -> Reply:
     days = "—" if digest.average_days_to_close is None else f"{digest.average_days_to_close} days"
     blocks.append(
         _section(
-            f"*{digest.quarter} so far*: win rate *{_percent(digest.win_rate)}* · average "
-            f"days to close *{days}* · slip rate *{_percent(digest.slip_rate)}* · "
-            f"forecast accuracy *{_percent(digest.forecast_accuracy)}* (commit at the "
+            f"*{digest.quarter} so far*: win rate *{_score(digest.win_rate)}* · average "
+            f"days to close *{days}* · slip rate *{_score(digest.slip_rate)}* · "
+            f"forecast accuracy *{_score(digest.forecast_accuracy)}* (commit at the "
             "quarter's start that closed won)"
         )
     )
-    scores = " · ".join(f"<@{rep}> {_percent(score)}" for rep, score in digest.rep_scores)
+    scores = " · ".join(f"<@{rep}> {_score(score)}" for rep, score in digest.rep_scores)
     blocks.append(_section(f"*Accuracy per rep*: {scores or 'no reps yet'}"))
     if digest.ignored_checks:
         ignored = ", ".join(

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from domain.changes import DealRef
 from domain.errors import DomainError
-from handlers import blocks
+from handlers import blocks, messages
 from handlers.commands.dispatch import Invocation, reply_for
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def register(app: App, services: Services) -> None:
         ack()
         choice = _parse_choice(action.get("value"))
         if choice is None:
-            reply = blocks.error_reply("That choice has expired; please run the command again.")
+            reply = blocks.error_reply(messages.CHOICE_EXPIRED)
         else:
             invocation = Invocation(
                 command=choice["command"],
@@ -43,12 +43,7 @@ def register(app: App, services: Services) -> None:
                 trigger_id=body.get("trigger_id"),
             )
             reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
-        respond(
-            replace_original=True,
-            response_type="ephemeral",
-            text=reply.text,
-            blocks=reply.block_dicts(),
-        )
+        respond_privately(respond, reply, replace_original=True)
 
     @app.action(blocks.OPEN_POST_MORTEM_ACTION)
     def open_post_mortem(
@@ -61,13 +56,8 @@ def register(app: App, services: Services) -> None:
                 services.actor(body["user"]["id"]), DealRef(name=None, deal_id=deal_id)
             )
         except (ValueError, DomainError) as error:
-            problem = getattr(error, "problem", "That deal no longer exists.")
-            reply = blocks.error_reply(problem)
-            respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text=reply.text,
-                blocks=reply.block_dicts(),
+            respond_privately(
+                respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
             )
             return
         client.views_open(trigger_id=body["trigger_id"], view=blocks.post_mortem_modal(deal))
@@ -80,7 +70,7 @@ def register(app: App, services: Services) -> None:
         try:
             deal_id = int(action.get("value") or "")
         except ValueError:
-            reply = blocks.error_reply("That button has expired; use /deal followup <deal>.")
+            reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
         else:
             invocation = Invocation(
                 command="/deal",
@@ -90,12 +80,19 @@ def register(app: App, services: Services) -> None:
                 trigger_id=body.get("trigger_id"),
             )
             reply = reply_for(services, client, invocation)
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=reply.text,
-            blocks=reply.block_dicts(),
-        )
+        respond_privately(respond, reply)
+
+
+def respond_privately(
+    respond: Respond, reply: blocks.Reply, *, replace_original: bool = False
+) -> None:
+    """Show `reply` only to the user who clicked, under the message or in its place."""
+    respond(
+        response_type="ephemeral",
+        replace_original=replace_original,
+        text=reply.text,
+        blocks=reply.block_dicts(),
+    )
 
 
 def _parse_choice(value: str | None) -> dict[str, Any] | None:

@@ -12,22 +12,14 @@ from slack_sdk import WebClient
 from domain.changes import DealRef
 from domain.dates import format_day
 from domain.errors import DomainError
-from handlers import blocks, reminder_blocks
+from handlers import blocks, messages, reminder_blocks
+from handlers.actions import respond_privately as _say
 from reminders.snooze import snooze_deal
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 logger = logging.getLogger(__name__)
-
-
-def _say(respond: Respond, reply: blocks.Reply) -> None:
-    respond(
-        response_type="ephemeral",
-        replace_original=False,
-        text=reply.text,
-        blocks=reply.block_dicts(),
-    )
 
 
 def register(app: App, services: Services) -> None:
@@ -43,7 +35,7 @@ def register(app: App, services: Services) -> None:
                 services.actor(user_id), DealRef(name=None, deal_id=deal_id)
             )
         except (ValueError, DomainError) as error:
-            _say(respond, blocks.error_reply(getattr(error, "problem", "That deal is gone.")))
+            _say(respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE)))
             return
         today = services.deals.today_for(user_id)
         client.views_open(
@@ -61,7 +53,7 @@ def register(app: App, services: Services) -> None:
                 services.actor(user_id), DealRef(name=None, deal_id=deal_id)
             )
         except (ValueError, DomainError) as error:
-            _say(respond, blocks.error_reply(getattr(error, "problem", "That deal is gone.")))
+            _say(respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE)))
             return
         _say(respond, blocks.next_step_done(deal, step, services.deals.today_for(user_id)))
 
@@ -75,7 +67,7 @@ def register(app: App, services: Services) -> None:
             _say(respond, blocks.error_reply(error.problem))
             return
         except ValueError:
-            _say(respond, blocks.error_reply("That button has expired."))
+            _say(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
             return
         _say(
             respond,

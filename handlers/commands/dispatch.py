@@ -95,7 +95,7 @@ def _run_deal(
     match parsed:
         case parsing.OpenDealModal():
             _open_view(client, invocation, blocks.new_deal_modal(channel_id=invocation.channel_id))
-            return blocks.Reply(text="Opening the new deal form…", blocks=())
+            return blocks.Reply(text=messages.OPENING_NEW_DEAL_FORM, blocks=())
         case parsing.NewDeal(account=account, changes=changes):
             return blocks.deal_created(services.deals.create_deal(actor, account, changes), today)
         case parsing.UpdateDeal(deal=ref, changes=changes):

@@ -15,7 +15,7 @@ from domain.changes import DealChanges
 from domain.errors import DomainError
 from domain.money import InvalidAmount, parse_amount
 from domain.stages import FORECAST_CATEGORIES
-from handlers import blocks
+from handlers import blocks, messages
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -90,7 +90,7 @@ def register(app: App, services: Services) -> None:
         except (KeyError, ValueError, TypeError):
             ack(
                 response_action="errors",
-                errors={"reason": "This form has expired; close it and try again."},
+                errors={"reason": messages.FORM_EXPIRED},
             )
             return
         ack()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,8 @@ from slack_sdk.errors import SlackApiError
 
 from domain.changes import DealRef
 from domain.errors import DomainError
-from handlers import blocks, reminder_blocks
+from handlers import blocks, messages, reminder_blocks
+from handlers.views import _date, _text
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -28,14 +28,13 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         user_id = body["user"]["id"]
         values = view["state"]["values"]
-        what = (values.get("what", {}).get("value", {}).get("value") or "").strip()
-        picked = values.get("due", {}).get("value", {}).get("selected_date")
+        what = _text(values, "what")
         if not what:
             ack(response_action="errors", errors={"what": "Say what happens next."})
             return
         try:
             deal_id = int(json.loads(view.get("private_metadata") or "{}")["deal_id"])
-            due = dt.date.fromisoformat(picked) if picked else None
+            due = _date(values, "due")
             deal = services.deals.add_next_step(
                 services.actor(user_id),
                 DealRef(name=None, deal_id=deal_id),
@@ -47,7 +46,7 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={"due": error.problem[:150]})
             return
         except (KeyError, ValueError, TypeError):
-            ack(response_action="errors", errors={"what": "This form has expired; try again."})
+            ack(response_action="errors", errors={"what": messages.FORM_EXPIRED})
             return
         ack()
         reply = blocks.next_step_added(deal, services.deals.today_for(user_id))
