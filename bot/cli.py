@@ -7,9 +7,13 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.server import WSGIApp
+    from storage.database import Database
 
 logger = logging.getLogger("dealbot")
 
@@ -123,18 +127,11 @@ def _db_upgrade(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, scheduler: bool) -> int:
     from bot.app import create_app
+    from bot.jobs_cli import open_database
     from bot.server import build_wsgi_app, make_server, tune_gc_for_serving
-    from storage.database import Database
-    from storage.migrate import is_up_to_date, upgrade
 
     settings.require_slack_credentials()
-    database = Database.from_url(settings.database_url)
-    if database.engine.dialect.name == "sqlite":
-        # A single-file database has a single server: keeping it current is safe and saves
-        # a newcomer a step. Shared databases are upgraded on purpose with `dealbot db upgrade`.
-        upgrade(settings.database_url)
-    elif not is_up_to_date(database.engine):
-        raise SettingsError("DATABASE_URL: the schema is not current; run `dealbot db upgrade`")
+    database = open_database(settings)
     app = create_app(settings, database=database)
     google_oauth = _google_oauth_pages(settings, database)
     job_scheduler = None
@@ -187,7 +184,7 @@ def _gmail_rotate_key(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _google_oauth_pages(settings: Settings, database: Any) -> Any:
+def _google_oauth_pages(settings: Settings, database: Database) -> WSGIApp | None:
     """Return the WSGI app of the Gmail connect pages when reps connect with OAuth, else None."""
     from bot.google_oauth import google_oauth_wsgi
     from domain.clock import SystemClock

@@ -55,7 +55,12 @@ def build_scheduler(
     )
 
 
-def _database(settings: Settings) -> Database:
+def open_database(settings: Settings) -> Database:
+    """Return the database at a current schema: a SQLite file is upgraded, others refused.
+
+    A single-file database has a single server, so keeping it current is safe and saves a
+    newcomer a step; shared databases are upgraded on purpose with `dealbot db upgrade`.
+    """
     from storage.migrate import is_up_to_date, upgrade
 
     database = Database.from_url(settings.database_url)
@@ -69,7 +74,7 @@ def _database(settings: Settings) -> Database:
 def list_jobs(settings: Settings, *, out: TextIO | None = None) -> int:
     """Print each job with its schedule and next run."""
     out = out or sys.stdout
-    database = _database(settings)
+    database = open_database(settings)
     try:
         scheduler = build_scheduler(
             settings, database=database, client=WebClient(base_url=settings.slack_api_url)
@@ -108,7 +113,7 @@ def run_job_now(
         now = dt.datetime.now(dt.UTC)
     elif now.tzinfo is None:
         now = now.replace(tzinfo=settings.timezone)
-    database = _database(settings)
+    database = open_database(settings)
     try:
         context = context_factory(settings, database=database, client=client)(now, None)
         summary: DeliverySummary = run_job(jobs[name], context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -35,10 +36,10 @@ def build_web_client(*, token: str | None, base_url: str) -> WebClient:
 
 
 class SlackDirectory:
-    """Answers "is this user an admin?" from `users.info`, cached for a few minutes.
+    """Answers "is this user an admin?" and "who is this user?" from `users.info`, cached.
 
-    Only asked when a user changes something that is not theirs, so the common path
-    never waits on Slack.
+    Only asked when a user changes something that is not theirs, or when a draft needs a
+    name, so the common path never waits on Slack.
     """
 
     CACHE_SECONDS = 300
@@ -46,46 +47,43 @@ class SlackDirectory:
     def __init__(self, *, client: WebClient, configured_admins: tuple[str, ...] = ()) -> None:
         self.client = client
         self.configured_admins = frozenset(configured_admins)
-        self._cache: dict[str, tuple[float, bool]] = {}
-        self._profiles: dict[str, tuple[float, tuple[str | None, str | None]]] = {}
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def is_admin(self, user_id: str) -> bool:
+        """Return whether the user is a configured admin or a workspace admin or owner."""
         if user_id in self.configured_admins:
             return True
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(user_id)
-        if cached and now - cached[0] < self.CACHE_SECONDS:
-            return cached[1]
-        try:
-            user = self.client.users_info(user=user_id)["user"]
-        except SlackApiError as error:
-            logger.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
-            return False
-        admin = bool(user.get("is_admin") or user.get("is_owner"))
-        with self._lock:
-            self._cache[user_id] = (now, admin)
-        return admin
+        user = self._user(user_id)
+        return bool(user and (user.get("is_admin") or user.get("is_owner")))
 
     def name_and_email(self, user_id: str) -> tuple[str | None, str | None]:
         """Return the user's real name and email (users:read.email), cached; Nones if unknown.
 
         A follow-up draft is signed with the name and comes From the email address.
         """
-        now = time.monotonic()
-        with self._lock:
-            cached = self._profiles.get(user_id)
-        if cached and now - cached[0] < self.CACHE_SECONDS:
-            return cached[1]
-        try:
-            user = self.client.users_info(user=user_id)["user"]
-        except SlackApiError as error:
-            logger.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+        user = self._user(user_id)
+        if user is None:
             return None, None
         profile = user.get("profile") or {}
         name = profile.get("real_name") or user.get("real_name") or user.get("name")
-        found = (name or None, profile.get("email") or None)
+        return name or None, profile.get("email") or None
+
+    def _user(self, user_id: str) -> dict[str, Any] | None:
+        """Return the user's `users.info` record, cached for CACHE_SECONDS; None if it failed.
+
+        A failure is not cached, so the next request asks Slack again.
+        """
+        now = time.monotonic()
         with self._lock:
-            self._profiles[user_id] = (now, found)
-        return found
+            cached = self._users.get(user_id)
+        if cached and now - cached[0] < self.CACHE_SECONDS:
+            return cached[1]
+        try:
+            user: dict[str, Any] = self.client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            logger.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+            return None
+        with self._lock:
+            self._users[user_id] = (now, user)
+        return user

@@ -29,7 +29,7 @@ from domain.views import (
     PipelineView,
     PostMortemView,
 )
-from reminders.checks import default_checks, fired_checks
+from reminders.checks import default_checks, fired_checks, score_reps
 from storage.database import Database
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
 from storage.reminder_repositories import ReminderRepository
@@ -576,9 +576,6 @@ def accuracy_score_of(
     session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo
 ) -> Decimal | None:
     """Return the rep's accuracy score as of `now`: checks passed over checks counted."""
-    from reminders.checks import default_checks, score_reps
-    from storage.reminder_repositories import ReminderRepository
-
     today = now.astimezone(zone).date()
     quarter = quarter_bounds(today)
     facts = ReminderRepository(session).deal_facts(
