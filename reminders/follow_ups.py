@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from domain.dates import quarter_bounds
 from handlers import follow_up_blocks
+from handlers.blocks import Reply
 from reminders.checks import default_checks, fired_checks
 from reminders.email.drafts import DraftOutcome, FollowUps
 from reminders.email.google_auth import REVOKED_REASON
@@ -65,13 +66,7 @@ def _messages(
     for drafted in follow_ups.drafted_since(context.now - ANNOUNCE_WINDOW):
         reply = follow_up_blocks.draft_ready(drafted)
         messages.append(
-            OutgoingMessage(
-                recipient=drafted.rep_id,
-                subject=f"follow-up:{drafted.trigger_id}:drafted",
-                period="once",
-                text=reply.text,
-                blocks=reply.block_dicts(),
-            )
+            _message(drafted.rep_id, f"follow-up:{drafted.trigger_id}:drafted", "once", reply)
         )
     waiting: dict[str, list[DraftOutcome]] = defaultdict(list)
     broken: dict[str, str] = {}
@@ -80,15 +75,8 @@ def _messages(
             waiting[outcome.rep_id].append(outcome)
         elif outcome.status == "skipped":
             reply = follow_up_blocks.draft_skipped(outcome, deal_ref=f"#{outcome.deal_id}")
-            messages.append(
-                OutgoingMessage(
-                    recipient=outcome.rep_id,
-                    subject=f"follow-up:{outcome.trigger_id}:skipped",
-                    period="once",
-                    text=reply.text,
-                    blocks=reply.block_dicts(),
-                )
-            )
+            subject = f"follow-up:{outcome.trigger_id}:skipped"
+            messages.append(_message(outcome.rep_id, subject, "once", reply))
         elif outcome.status == "template_error":
             broken.setdefault(outcome.template, outcome.problem or "")
     for rep_id, rep_outcomes in waiting.items():
@@ -99,28 +87,23 @@ def _messages(
             reconnect=any(o.problem == REVOKED_REASON for o in rep_outcomes),
         )
         # One connect link a day per rep, however many drafts wait and however many runs.
-        messages.append(
-            OutgoingMessage(
-                recipient=rep_id,
-                subject="gmail-connect",
-                period=today,
-                text=reply.text,
-                blocks=reply.block_dicts(),
-            )
-        )
+        messages.append(_message(rep_id, "gmail-connect", today, reply))
     for template, problem in broken.items():
         reply = follow_up_blocks.template_broken(template, problem)
         for admin in context.settings.dealbot_admins:
-            messages.append(
-                OutgoingMessage(
-                    recipient=admin,
-                    subject=f"template-broken:{template}"[:120],
-                    period=today,
-                    text=reply.text,
-                    blocks=reply.block_dicts(),
-                )
-            )
+            messages.append(_message(admin, f"template-broken:{template}"[:120], today, reply))
     return messages
+
+
+def _message(recipient: str, subject: str, period: str, reply: Reply) -> OutgoingMessage:
+    """Return the DM of `reply`; (recipient, subject, period) is what sends it only once."""
+    return OutgoingMessage(
+        recipient=recipient,
+        subject=subject,
+        period=period,
+        text=reply.text,
+        blocks=reply.block_dicts(),
+    )
 
 
 JOB = Job(

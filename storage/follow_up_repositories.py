@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,12 +191,15 @@ class FollowUpRepository:
             .order_by(FollowUpTrigger.id)
         ).all()
 
-    def settled_since(self, since: dt.datetime, status: str) -> Sequence[FollowUpTrigger]:
-        return self.session.scalars(
-            select(FollowUpTrigger)
-            .where(FollowUpTrigger.status == status, FollowUpTrigger.created_at >= since)
-            .order_by(FollowUpTrigger.id)
-        ).all()
+    def deal_titles(self, deal_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+        """Return (account, title) of each deal by id, in one query; deleted deals are absent."""
+        wanted = set(deal_ids)
+        if not wanted:
+            return {}
+        rows = self.session.execute(
+            select(Deal.id, Deal.account, Deal.title).where(Deal.id.in_(wanted))
+        )
+        return {deal_id: (account, title) for deal_id, account, title in rows}
 
     # --- Gmail grants ---------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ It never sends anything.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -24,6 +26,8 @@ GMAIL_COMPOSE_SCOPE = "https://www.googleapis.com/auth/gmail.compose"
 GMAIL_DRAFT_LINK = "https://mail.google.com/mail/u/0/#drafts?compose={message_id}"
 # execute() retries 429, 5xx and rate-limit 403s with exponential backoff; it defaults to 0.
 GMAIL_NUM_RETRIES = 5
+# The 403 reasons execute() retries: Gmail's per-user and per-project quotas.
+GMAIL_RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 GMAIL_TIMEOUT_SECONDS = 30
 
 
@@ -190,12 +194,13 @@ class GmailBackend:
                 raise TransientEmailError(f"token refresh: {detail[:120]}") from None
             raise self.credentials.refused(mailbox, detail[:120]) from None
         except HttpError as error:
-            status = error.resp.status
-            if status == 429 or status >= 500:
+            status = error.status_code
+            if status == 429 or status >= 500 or _rate_limited(error):
                 raise TransientEmailError(f"Gmail answered {status}") from None
             if status == 401:
                 raise self.credentials.revoked(mailbox) from None
-            raise EmailBackendError(f"Gmail answered {status}: {_reason(error)}") from None
+            reason = (error.reason or "no reason given")[:200]
+            raise EmailBackendError(f"Gmail answered {status}: {reason}") from None
         except (TransportError, OSError) as error:
             raise TransientEmailError(f"{type(error).__name__}: {error}") from None
         return _result(created)
@@ -205,16 +210,8 @@ class GmailBackend:
         answer = self._execute(
             drafts.list(userId="me", q=f"rfc822msgid:{message.message_id.strip('<>')}")
         )
-        for draft in answer.get("drafts") or []:
-            result = _result(draft)
-            return DraftResult(
-                draft_id=result.draft_id,
-                link=result.link,
-                message_id=result.message_id,
-                thread_id=result.thread_id,
-                found_existing=True,
-            )
-        return None
+        found = answer.get("drafts") or []
+        return dataclasses.replace(_result(found[0]), found_existing=True) if found else None
 
     def _execute(self, request: Any) -> dict[str, Any]:
         # HttpRequest sleeps between retries with time.sleep; tests pass a sleep that
@@ -259,8 +256,12 @@ def _result(draft: dict[str, Any]) -> DraftResult:
     )
 
 
-def _reason(error: Any) -> str:
+def _rate_limited(error: Any) -> bool:
+    """Return whether a 403 is a rate limit: execute() retried it, so the next run may too."""
+    if error.status_code != 403:
+        return False
     try:
-        return str(error._get_reason())[:200]
-    except Exception:  # the reason is only for the log line
-        return "no reason given"
+        details = json.loads(error.content)["error"]["errors"]
+        return any(detail.get("reason") in GMAIL_RATE_LIMIT_REASONS for detail in details)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False

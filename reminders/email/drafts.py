@@ -12,10 +12,11 @@ trigger, so a retry after a crash finds the draft Google already has instead of 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -124,66 +125,63 @@ class FollowUps:
         check fired on, when the caller ran the checks; without them, a deal is stale when
         its last touch is older than `stale_after`.
         """
-        since = now - dt.timedelta(days=self.rules.lookback_days)
-        today = now.astimezone(self.deals.default_timezone).date()
         found = 0
         with self.database.session() as session:
             repository = FollowUpRepository(session)
-            for change in repository.stage_changes_since(since):
-                template = self.rules.for_stage(change.stage)
-                if template:
-                    found += repository.add_trigger(
-                        source_key=f"{STAGE_CHANGE}:{change.change_id}",
-                        kind=STAGE_CHANGE,
-                        deal_id=change.deal_id,
-                        rep_id=change.owner_id,
-                        template=template,
-                        detail=change.stage,
-                        at=now,
-                    )
-            for step in repository.next_steps_past(
-                done_since=since, due_since=since.date(), today=today
-            ):
-                template = self.rules.for_next_step(step.what)
-                if template:
-                    found += repository.add_trigger(
-                        source_key=f"{NEXT_STEP}:{step.step_id}",
-                        kind=NEXT_STEP,
-                        deal_id=step.deal_id,
-                        rep_id=step.owner_id,
-                        template=template,
-                        detail=step.what,
-                        at=now,
-                    )
-            template = self.rules.for_check("STALE")
-            if template:
-                if stale_deals is None:
-                    stale_deals = repository.quiet_deals(untouched_since=now - self.stale_after)
-                for deal_id, owner_id, touched in stale_deals:
-                    # One draft per quiet spell: a touch starts a new spell and a new key.
-                    spell = touched.date().isoformat() if touched else "never"
-                    found += repository.add_trigger(
-                        source_key=f"{CHECK}:STALE:{deal_id}:{spell}",
-                        kind=CHECK,
-                        deal_id=deal_id,
-                        rep_id=owner_id,
-                        template=template,
-                        detail="STALE",
-                        at=now,
-                    )
+            for event in self._events(repository, now, stale_deals):
+                found += repository.add_trigger(
+                    source_key=event.source_key,
+                    kind=event.kind,
+                    deal_id=event.deal_id,
+                    rep_id=event.rep_id,
+                    template=event.template,
+                    detail=event.detail,
+                    at=now,
+                )
         return found
+
+    def _events(
+        self,
+        repository: FollowUpRepository,
+        now: dt.datetime,
+        stale_deals: Sequence[tuple[int, str, dt.datetime | None]] | None,
+    ) -> Iterator[_Event]:
+        """Yield the recent events the rules name a template for, known or not."""
+        since = now - dt.timedelta(days=self.rules.lookback_days)
+        today = now.astimezone(self.deals.default_timezone).date()
+        for change in repository.stage_changes_since(since):
+            if template := self.rules.for_stage(change.stage):
+                key = f"{STAGE_CHANGE}:{change.change_id}"
+                yield _Event(
+                    key, STAGE_CHANGE, change.deal_id, change.owner_id, template, change.stage
+                )
+        for step in repository.next_steps_past(
+            done_since=since, due_since=since.date(), today=today
+        ):
+            if template := self.rules.for_next_step(step.what):
+                key = f"{NEXT_STEP}:{step.step_id}"
+                yield _Event(key, NEXT_STEP, step.deal_id, step.owner_id, template, step.what)
+        template = self.rules.for_check("STALE")
+        if not template:
+            return
+        if stale_deals is None:
+            stale_deals = repository.quiet_deals(untouched_since=now - self.stale_after)
+        for deal_id, owner_id, touched in stale_deals:
+            # One draft per quiet spell: a touch starts a new spell and a new key.
+            spell = touched.date().isoformat() if touched else "never"
+            yield _Event(
+                f"{CHECK}:STALE:{deal_id}:{spell}", CHECK, deal_id, owner_id, template, "STALE"
+            )
 
     def request(self, actor: Actor, ref: DealRef, template: str | None) -> int:
         """Record an on-demand draft for a deal; return the trigger's id.
 
         Asking twice on the same day for the same deal and template gives the same draft.
         """
-        name = template or None
         deal = self.deals.show_deal(actor, ref)
         if deal.status != "open":
             raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
-        if name is None:
-            name = self.default_template_for(deal)
+        name = template or self.default_template_for(deal)
         if not self.templates.exists(name):
             known = ", ".join(self.templates.names())
             raise InvalidChange(
@@ -212,9 +210,11 @@ class FollowUps:
             trigger = repository.by_key(key)
             assert trigger is not None
             # A trigger that failed or was skipped gets another go when asked for by hand.
+            # Its attempts restart at one, not zero: an earlier attempt may have left a draft
+            # in Gmail (a timeout after Google took it), so the next one looks first.
             if trigger.status in ("failed", "skipped"):
                 trigger.status = "pending"
-                trigger.attempts = 0
+                trigger.attempts = min(trigger.attempts, 1)
             return trigger.id
 
     @property
@@ -268,10 +268,11 @@ class FollowUps:
     def outcome_of(self, trigger_id: int) -> DraftOutcome | None:
         """Return the settled outcome of a trigger (for an on-demand request already done)."""
         with self.database.session() as session:
-            trigger = FollowUpRepository(session).get(trigger_id)
+            repository = FollowUpRepository(session)
+            trigger = repository.get(trigger_id)
             if trigger is None or trigger.status != "drafted":
                 return None
-            return self._drafted_outcome(trigger, _deal_name(session, trigger))
+            return self._drafted_outcome(trigger, _deal_names(repository, [trigger.deal_id]))
 
     def draft(
         self,
@@ -288,7 +289,7 @@ class FollowUps:
             if trigger is None:
                 raise ValueError(f"no follow-up trigger {trigger_id}")
             if trigger.status == "drafted":
-                return self._drafted_outcome(trigger, _deal_name(session, trigger))
+                return self._drafted_outcome(trigger, _deal_names(repository, [trigger.deal_id]))
             snapshot = _TriggerSnapshot.of(trigger)  # before the claim updates the row
             if not repository.claim(trigger_id, now=now, lease=CLAIM_LEASE):
                 return DraftOutcome(trigger_id, trigger.rep_id, "", trigger.template, "busy")
@@ -383,7 +384,7 @@ class FollowUps:
             row.preview = preview
             row.recipient = contact.email.casefold()
             row.drafted_at = now
-            return self._drafted_outcome(row, deal.name)
+            return self._drafted_outcome(row, {deal.id: deal.name})
 
     def _unavailable(
         self,
@@ -398,7 +399,7 @@ class FollowUps:
             outcome = self._release(trigger, deal, "connect", problem=unavailable.reason)
             if trigger.rep_id not in links:  # one link per rep per run
                 links[trigger.rep_id] = self.connect_link(trigger.rep_id)
-            return _replace(outcome, connect_link=links[trigger.rep_id])
+            return dataclasses.replace(outcome, connect_link=links[trigger.rep_id])
         return self._settle_failure(trigger, "retry", unavailable.reason, now=now, deal=deal)
 
     def _release(
@@ -410,15 +411,7 @@ class FollowUps:
             row.claimed_until = None
             row.attempts = max(0, row.attempts - 1)
             row.last_error = problem[:500]
-        return DraftOutcome(
-            trigger.id,
-            trigger.rep_id,
-            deal.name,
-            trigger.template,
-            status,
-            problem=problem,
-            deal_id=trigger.deal_id,
-        )
+        return trigger.outcome(status, problem=problem, deal=deal)
 
     def _settle_failure(
         self,
@@ -437,15 +430,7 @@ class FollowUps:
             if row.attempts >= MAX_ATTEMPTS:
                 row.status = status = "failed"
         logger.warning("follow-up trigger %s not drafted: %s", trigger.id, problem)
-        return DraftOutcome(
-            trigger.id,
-            trigger.rep_id,
-            deal.name if deal else "",
-            trigger.template,
-            status,
-            problem=problem,
-            deal_id=trigger.deal_id,
-        )
+        return trigger.outcome(status, problem=problem, deal=deal)
 
     def _settle(
         self,
@@ -461,22 +446,14 @@ class FollowUps:
             row.status = status
             row.claimed_until = None
             row.last_error = problem[:500]
-        return DraftOutcome(
-            trigger.id,
-            trigger.rep_id,
-            deal.name if deal else "",
-            trigger.template,
-            status,
-            problem=problem,
-            deal_id=trigger.deal_id,
-        )
+        return trigger.outcome(status, problem=problem, deal=deal)
 
     @staticmethod
-    def _drafted_outcome(trigger: FollowUpTrigger, deal_name: str) -> DraftOutcome:
+    def _drafted_outcome(trigger: FollowUpTrigger, deal_names: Mapping[int, str]) -> DraftOutcome:
         return DraftOutcome(
             trigger_id=trigger.id,
             rep_id=trigger.rep_id,
-            deal_name=deal_name,
+            deal_name=deal_names.get(trigger.deal_id, ""),
             template=trigger.template,
             status="drafted",
             subject=trigger.subject,
@@ -491,11 +468,10 @@ class FollowUps:
         On-demand drafts are left out: the rep who asked was answered already.
         """
         with self.database.session() as session:
-            return [
-                self._drafted_outcome(trigger, _deal_name(session, trigger))
-                for trigger in FollowUpRepository(session).drafted_since(since)
-                if trigger.kind != ON_DEMAND
-            ]
+            repository = FollowUpRepository(session)
+            triggers = [t for t in repository.drafted_since(since) if t.kind != ON_DEMAND]
+            names = _deal_names(repository, {trigger.deal_id for trigger in triggers})
+            return [self._drafted_outcome(trigger, names) for trigger in triggers]
 
 
 @dataclass(frozen=True)
@@ -520,20 +496,37 @@ class _TriggerSnapshot:
             attempts=trigger.attempts + 1,  # counting the claim just made
         )
 
+    def outcome(self, status: str, *, problem: str, deal: DealView | None) -> DraftOutcome:
+        """Return the outcome of an attempt on this trigger that made no draft."""
+        return DraftOutcome(
+            self.id,
+            self.rep_id,
+            deal.name if deal else "",
+            self.template,
+            status,
+            problem=problem,
+            deal_id=self.deal_id,
+        )
 
-def _replace(outcome: DraftOutcome, **changes: Any) -> DraftOutcome:
-    import dataclasses
 
-    return dataclasses.replace(outcome, **changes)
+@dataclass(frozen=True)
+class _Event:
+    """Something that happened and calls for `template`; `source_key` names it for good."""
+
+    source_key: str
+    kind: str
+    deal_id: int
+    rep_id: str
+    template: str
+    detail: str | None
 
 
-def _deal_name(session: Any, trigger: FollowUpTrigger) -> str:
-    from storage.models import Deal
-
-    deal = session.get(Deal, trigger.deal_id)
-    if deal is None:
-        return ""
-    return f"{deal.account} — {deal.title}" if deal.title else deal.account
+def _deal_names(repository: FollowUpRepository, deal_ids: Iterable[int]) -> dict[int, str]:
+    """Return each deal's name as DealView.name spells it, by id; a deleted deal is left out."""
+    return {
+        deal_id: f"{account} — {title}" if title else account
+        for deal_id, (account, title) in repository.deal_titles(deal_ids).items()
+    }
 
 
 def _recipient(deal: DealView) -> ContactView | None:

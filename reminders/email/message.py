@@ -18,8 +18,12 @@ class Party:
     email: str
 
     def address(self) -> Address:
-        username, _, domain = self.email.partition("@")
-        return Address(display_name=self.name or "", username=username, domain=domain)
+        """Return the header address; raise ValueError unless `email` is one plain address.
+
+        Parsing the whole address (not splitting it at "@") refuses a value such as
+        `a@b.example>, c@d.example` that would otherwise add a recipient.
+        """
+        return Address(display_name=self.name or "", addr_spec=self.email)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,8 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     drafts: list[StoredDraft] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, list[str]], bytes]] = field(default_factory=list)
-    faults: deque[tuple[str, int]] = field(default_factory=deque)  # (path prefix, status)
+    # (path prefix, status, the error's reason or None)
+    faults: deque[tuple[str, int, str | None]] = field(default_factory=deque)
     codes: dict[str, tuple[str, str, str]] = field(
         default_factory=dict
     )  # code -> user, challenge, redirect
@@ -151,10 +152,21 @@ class FakeGmail:
 
     # --- configuration ---
 
-    def fail_next(self, count: int = 1, *, status: int = 429, path: str = "/gmail/") -> None:
-        """Answer the next `count` requests under `path` with an HTTP error."""
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 429,
+        path: str = "/gmail/",
+        reason: str | None = None,
+    ) -> None:
+        """Answer the next `count` requests under `path` with an HTTP error.
+
+        `reason` goes in `error.errors[0].reason`, as Google says which 403 it is
+        (`userRateLimitExceeded`, `insufficientPermissions`, ...).
+        """
         with self._state.lock:
-            self._state.faults.extend((path, status) for _ in range(count))
+            self._state.faults.extend((path, status, reason) for _ in range(count))
 
     def consent_as(self, email: str, *, scope: str = COMPOSE) -> None:
         """Set who approves the next consent screen, and which scopes they tick."""
@@ -184,10 +196,10 @@ class FakeGmail:
         with self._state.lock:
             self._state.delegated.add(email)
 
-    def add_existing_draft(self, raw: bytes, *, mailbox: str) -> StoredDraft:
-        """Store a draft as if an earlier request had made it (the crash-after-accept case)."""
+    def delete_threads(self) -> None:
+        """Forget every thread (the rep deleted the conversations in Gmail)."""
         with self._state.lock:
-            return self._store(raw, mailbox, None)
+            self._state.threads.clear()
 
     # --- what happened ---
 
@@ -205,10 +217,25 @@ class FakeGmail:
                 if m == method and path.startswith(path_prefix)
             ]
 
+    def created_messages(self) -> list[dict[str, Any]]:
+        """Return the `message` of each drafts.create request's JSON body, faults included."""
+        with self._state.lock:
+            return [
+                json.loads(body)["message"]
+                for method, path, _, body in self._state.requests
+                if method == "POST" and path == "/gmail/v1/users/me/drafts"
+            ]
+
     @property
     def token_grants(self) -> list[str]:
         with self._state.lock:
             return list(self._state.token_grants)
+
+    @property
+    def refresh_tokens(self) -> list[str]:
+        """Return every refresh token this fake Google has issued, in order."""
+        with self._state.lock:
+            return list(self._state.refresh_tokens)
 
     # --- the server side (called from request threads) ---
 
@@ -226,12 +253,12 @@ class FakeGmail:
         self._state.drafts.append(draft)
         return draft
 
-    def _take_fault(self, path: str) -> int | None:
+    def _take_fault(self, path: str) -> tuple[int, str | None] | None:
         with self._state.lock:
-            for index, (prefix, status) in enumerate(self._state.faults):
+            for index, (prefix, status, reason) in enumerate(self._state.faults):
                 if path.startswith(prefix):
                     del self._state.faults[index]
-                    return status
+                    return status, reason
         return None
 
     def handle(
@@ -241,7 +268,11 @@ class FakeGmail:
             self._state.requests.append((method, path, query, body))
         fault = self._take_fault(path)
         if fault is not None:
-            return fault, {"error": {"code": fault, "message": "injected fault"}}, {}
+            status, reason = fault
+            error: dict[str, Any] = {"code": status, "message": "injected fault"}
+            if reason is not None:
+                error["errors"] = [{"reason": reason}]
+            return status, {"error": error}, {}
         if path == "/o/oauth2/auth":
             return self._consent(query)
         if path == "/token":

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from domain.changes import DealChanges, DealRef
 from domain.deals import Actor
-from reminders.email.backends import GmailBackend
+from reminders.email.backends import GmailBackend, TransientEmailError
+from reminders.email.drafts import MAX_ATTEMPTS
 from reminders.email.google_auth import REVOKED_REASON, DelegatedMailboxes
 from reminders.email.message import message_id_for
 from storage.follow_up_repositories import FollowUpRepository
-from storage.models import FollowUpTrigger
+from storage.models import Contact, FollowUpTrigger
 from tests.fakes.gmail_api import FakeGmail
 from tests.reminders.email.conftest import NOW, Drafting
 
@@ -87,13 +89,9 @@ def test_the_next_draft_on_a_deal_replies_in_the_same_thread(
     assert two.header("In-Reply-To") == one.header("Message-ID")
     assert two.header("References") == one.header("Message-ID")
     assert two.thread_id == one.thread_id
-    created = [
-        json.loads(body)
-        for method, path, _, body in gmail._state.requests
-        if method == "POST" and path.endswith("/drafts")
-    ]
-    assert "threadId" not in created[0]["message"]
-    assert created[1]["message"]["threadId"] == one.thread_id
+    created = gmail.created_messages()
+    assert "threadId" not in created[0]
+    assert created[1]["threadId"] == one.thread_id
 
 
 def test_429_and_5xx_are_retried_with_backoff(drafting: Drafting, gmail: FakeGmail) -> None:
@@ -136,6 +134,94 @@ def test_an_outage_outlasting_the_retries_is_drafted_exactly_once_on_the_next_ru
     assert [o.status for o in second] == ["drafted"]
     assert third == []
     assert len(gmail.drafts) == 1
+
+
+def test_a_rate_limit_403_outlasting_the_retries_is_tried_again_on_the_next_run(
+    drafting: Drafting, gmail: FakeGmail
+) -> None:
+    # Gmail says "over quota" with 403 userRateLimitExceeded as often as with 429; once
+    # execute() has used up its retries on it, the trigger must wait, not fail for good.
+    oauth = drafting.oauth(gmail)
+    drafting.connect_rep(gmail, "U0ANA")
+    backend = drafting.gmail_backend(gmail, oauth)
+    follow_ups = drafting.follow_ups(backend, connect=oauth)
+    trigger_id = follow_ups.request(Actor("U0ANA"), DealRef("globex", None), None)
+    gmail.fail_next(
+        backend.num_retries + 1,
+        status=403,
+        path="/gmail/v1/users/me/drafts",
+        reason="userRateLimitExceeded",
+    )
+
+    first = follow_ups.draft_pending(NOW)
+
+    assert [(o.trigger_id, o.status) for o in first] == [(trigger_id, "retry")]
+    assert _trigger(drafting, trigger_id).status == "pending"
+    assert [o.status for o in follow_ups.draft_pending(NOW)] == ["drafted"]
+    assert len(gmail.drafts) == 1
+
+
+def test_a_403_that_is_not_a_rate_limit_fails_for_good(
+    drafting: Drafting, gmail: FakeGmail
+) -> None:
+    oauth = drafting.oauth(gmail)
+    drafting.connect_rep(gmail, "U0ANA")
+    follow_ups = drafting.follow_ups(drafting.gmail_backend(gmail, oauth), connect=oauth)
+    trigger_id = follow_ups.request(Actor("U0ANA"), DealRef("globex", None), None)
+    gmail.fail_next(1, status=403, path="/gmail/v1/users/me/drafts", reason="forbidden")
+
+    outcome = follow_ups.draft(trigger_id)
+
+    assert outcome.status == "failed"
+    assert outcome.problem == "Gmail answered 403: injected fault"
+    assert len(gmail.requests_to("POST", "/gmail/v1/users/me/drafts")) == 1  # not retried
+
+
+def test_asking_again_after_a_trigger_gave_up_looks_for_the_draft_an_attempt_left(
+    drafting: Drafting, gmail: FakeGmail
+) -> None:
+    # Every attempt timed out after Google had taken the draft; the trigger gave up. The
+    # rep asks again the same day: the new attempt must find that draft, not add a second.
+    oauth = drafting.oauth(gmail)
+    drafting.connect_rep(gmail, "U0ANA")
+
+    class TimeoutAfterCreate(GmailBackend):
+        def create_draft(self, message, *, mailbox, look_first):  # type: ignore[no-untyped-def]
+            super().create_draft(message, mailbox=mailbox, look_first=look_first)
+            raise TransientEmailError("TimeoutError: timed out")
+
+    timing_out = drafting.follow_ups(
+        TimeoutAfterCreate(credentials=oauth, api_url=gmail.base_url, sleep=lambda _: None),
+        connect=oauth,
+    )
+    asked = timing_out.request(Actor("U0ANA"), DealRef("globex", None), None)
+    statuses = [timing_out.draft(asked).status for _ in range(MAX_ATTEMPTS)]
+    assert statuses[-1] == "failed"
+    assert len(gmail.drafts) == 1
+
+    follow_ups = drafting.follow_ups(drafting.gmail_backend(gmail, oauth), connect=oauth)
+    again = follow_ups.request(Actor("U0ANA"), DealRef("globex", None), None)
+    outcome = follow_ups.draft(again)
+
+    assert again == asked
+    assert outcome.status == "drafted"
+    assert len(gmail.drafts) == 1
+    assert outcome.link and outcome.link.endswith(gmail.drafts[0].message_id)
+
+
+def test_a_contact_email_smuggling_a_second_recipient_is_refused(drafting: Drafting) -> None:
+    # Commands check addresses, but the domain stores what it is given: the message itself
+    # must not turn `a@b>, c@d` into a second recipient of a draft the rep might just send.
+    follow_ups = drafting.follow_ups(drafting.outbox())
+    with drafting.database.session() as session:
+        [contact] = session.scalars(select(Contact).where(Contact.email == "jared@hooli.com")).all()
+        contact.email = "jared@hooli.com>, mallory@evil.example"
+
+    outcome = follow_ups.draft(follow_ups.request(Actor("U0BEN"), DealRef("hooli", None), None))
+
+    assert outcome.status == "failed"
+    assert "addr_spec" in (outcome.problem or "")
+    assert list(drafting.outbox().directory.glob("*.eml")) == []
 
 
 def test_a_crash_after_google_accepted_the_draft_does_not_make_a_second_one(
@@ -206,7 +292,7 @@ def test_a_deleted_thread_starts_a_new_one_instead_of_failing(
     drafting.connect_rep(gmail, "U0ANA")
     follow_ups = drafting.follow_ups(drafting.gmail_backend(gmail, oauth), connect=oauth)
     follow_ups.draft(follow_ups.request(Actor("U0ANA"), DealRef("globex", None), None))
-    gmail._state.threads.clear()  # the rep deleted the conversation in Gmail
+    gmail.delete_threads()  # the rep deleted the conversation in Gmail
 
     outcome = follow_ups.draft(
         follow_ups.request(Actor("U0ANA"), DealRef("globex", None), "mutual_success_plan")

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography.fernet import Fernet
@@ -65,7 +66,7 @@ def test_connecting_stores_the_refresh_token_encrypted_and_drafts_with_it(
     assert "ana.ruiz@gmail-workspace.example" in hops[-1][2]
     grant = _grant(drafting, "U0ANA")
     assert grant is not None and grant.email == "ana.ruiz@gmail-workspace.example"
-    [issued] = gmail._state.refresh_tokens
+    [issued] = gmail.refresh_tokens
     # At rest the column holds a Fernet token, never the refresh token itself.
     assert issued not in grant.refresh_token_encrypted
     assert drafting.cipher.decrypt(grant.refresh_token_encrypted) == issued
@@ -166,6 +167,23 @@ def test_the_user_declining_on_google_s_page_is_explained(
 
     assert status == 400 and "access_denied" in body
     assert _grant(drafting, "U0ANA") is None
+
+
+def test_the_callback_page_escapes_what_google_s_error_says(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    # `error` comes from the query string: anyone can put markup there and send the link.
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1))
+    state = start[0][1].split("state=")[1].split("&")[0]
+    markup = quote("<script>alert(1)</script>")
+
+    [(status, _, body)] = list(
+        follow_redirects(f"{connect.client.redirect_uri}?state={state}&error={markup}")
+    )
+
+    assert status == 400
+    assert "<script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
 def test_rotating_the_secret_key_keeps_every_grant_readable(
