@@ -14,6 +14,7 @@ from domain.changes import DealRef
 from domain.errors import DomainError
 from handlers import blocks, messages
 from handlers.commands.dispatch import Invocation, reply_for
+from handlers.modals import open_modal
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -60,7 +61,8 @@ def register(app: App, services: Services) -> None:
                 respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
             )
             return
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.post_mortem_modal(deal))
+        if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
+            respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
 
     @app.action(blocks.DRAFT_FOLLOW_UP_ACTION)
     def draft_follow_up(

@@ -14,6 +14,7 @@ from domain.dates import format_day
 from domain.errors import DomainError
 from handlers import blocks, messages, reminder_blocks
 from handlers.actions import respond_privately as _say
+from handlers.modals import open_modal
 from reminders.snooze import snooze_deal
 
 if TYPE_CHECKING:
@@ -38,10 +39,9 @@ def register(app: App, services: Services) -> None:
             _say(respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE)))
             return
         today = services.deals.today_for(user_id)
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today),
-        )
+        modal = reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today)
+        if not open_modal(client, body.get("trigger_id"), modal):
+            _say(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
 
     @app.action(reminder_blocks.MARK_DONE_ACTION)
     def mark_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from domain.changes import DealRef
 from domain.errors import AmbiguousDeal, DomainError
@@ -19,6 +18,7 @@ from handlers import blocks, messages
 from handlers.commands import parsing
 from handlers.commands.parsing import CommandSyntaxError
 from handlers.follow_ups import follow_up_reply
+from handlers.modals import open_modal
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -94,7 +94,11 @@ def _run_deal(
     actor = services.actor(user_id)
     match parsed:
         case parsing.OpenDealModal():
-            _open_view(client, invocation, blocks.new_deal_modal(channel_id=invocation.channel_id))
+            open_modal(
+                client,
+                invocation.trigger_id,
+                blocks.new_deal_modal(channel_id=invocation.channel_id),
+            )
             return blocks.Reply(text=messages.OPENING_NEW_DEAL_FORM, blocks=())
         case parsing.NewDeal(account=account, changes=changes):
             return blocks.deal_created(services.deals.create_deal(actor, account, changes), today)
@@ -104,7 +108,8 @@ def _run_deal(
             return blocks.deal_card(services.deals.show_deal(actor, ref), today)
         case parsing.CloseDeal(deal=ref, won=won, reason=reason):
             deal = services.deals.close_deal(actor, ref, won=won, reason=reason)
-            _open_view(client, invocation, blocks.post_mortem_modal(deal))
+            # If the form cannot open, the reply's button opens it later.
+            open_modal(client, invocation.trigger_id, blocks.post_mortem_modal(deal))
             return blocks.deal_closed(deal, today)
         case parsing.FollowUp(deal=ref, template=template):
             return follow_up_reply(services, client, actor, ref, template)
@@ -181,16 +186,6 @@ def _run_dealbot(
             return blocks.team_reply(teams.show_teams(actor, name))
         case _:
             return blocks.help_reply(parsing.USAGE)
-
-
-def _open_view(client: WebClient, invocation: Invocation, view: Any) -> None:
-    if not invocation.trigger_id:
-        return
-    try:
-        client.views_open(trigger_id=invocation.trigger_id, view=view)
-    except SlackApiError as error:
-        # An expired trigger must not undo the command; the reply offers a button instead.
-        logger.warning("views.open failed: %s", error.response.get("error"))
 
 
 _RUNNERS = {

@@ -192,3 +192,28 @@ def test_view_private_metadata_round_trips_channel(app: RunningApp) -> None:
     app.command("/deal")
     view = app.slack.calls_to("views.open")[-1].args["view"]
     assert json.loads(view["private_metadata"])["channel_id"] == "C0TEAM"
+
+
+def test_an_expired_trigger_on_the_post_mortem_button_is_said_privately(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k stage:demo")
+    app.slack.set_response("views.open", {"ok": False, "error": "expired_trigger_id"})
+    won = app.command("/deal", "won initech signed")
+    assert "closed *won*" in won.all_text  # the deal closed although the form could not open
+    assert app.deal_named("Initech").status == "won"
+    button = next(
+        element
+        for block in won.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    )
+    status, _ = app.interact(
+        block_actions(
+            button["action_id"],
+            button["value"],
+            block_id="post_mortem",
+            response_url=app.slack.response_url_for("pm"),
+        )
+    )
+    assert status == 200
+    said = blocks_text(app.slack.responses[-1].body["blocks"])
+    assert "expired" in said
