@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem, Quota, Team, TeamMember
@@ -65,19 +65,6 @@ class DealRepository:
         open_deals = [deal for deal in deals if deal.status == "open"]
         return (open_deals or deals)[: MAX_CANDIDATES + 1]
 
-    def open_deals_owned_by(self, owner_ids: Iterable[str]) -> Sequence[Deal]:
-        """Return open deals of these owners with next steps and contacts loaded in bulk."""
-        owners = list(owner_ids)
-        if not owners:
-            return []
-        statement: Select[tuple[Deal]] = (
-            select(Deal)
-            .where(Deal.owner_id.in_(owners), Deal.status == "open")
-            .options(selectinload(Deal.next_steps), selectinload(Deal.contacts))
-            .order_by(Deal.close_date.is_(None), Deal.close_date, Deal.account_key)
-        )
-        return self.session.scalars(statement).all()
-
     def open_deal_rows(self, owner_ids: Iterable[str]) -> Sequence[Row[Any]]:
         """Return one flat row per open deal of these owners, with its current next step.
 
@@ -133,16 +120,6 @@ class DealRepository:
         deal.changes.append(
             DealChange(field=field, old_value=old, new_value=new, changed_by=by, changed_at=at)
         )
-
-    def close_date_pushes(self, deal_id: int) -> int:
-        """Return how many times the close date was moved later."""
-        statement = select(func.count()).where(
-            DealChange.deal_id == deal_id,
-            DealChange.field == "close_date",
-            DealChange.old_value.is_not(None),
-            DealChange.new_value > DealChange.old_value,
-        )
-        return self.session.scalar(statement) or 0
 
     def add_post_mortem(self, post_mortem: PostMortem) -> None:
         self.session.add(post_mortem)

@@ -1,28 +1,29 @@
-"""Repository queries on both backends: deal lookup, bulk loading, slippage, team membership."""
+"""Repository queries on both backends: deal lookup, close-date pushes, team membership."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.clock import FixedClock
+from domain.dates import quarter_bounds
 from domain.deals import Actor, DealService
 from domain.errors import InvalidChange
 from domain.money import Money
 from handlers.commands.parsing import DealChanges, DealRef
 from storage.database import Database
-from storage.models import Contact, Deal, DealChange, NextStep, Team, TeamMember
+from storage.models import Deal, DealChange, Team, TeamMember
+from storage.reminder_repositories import ReminderRepository
 from storage.repositories import MAX_CANDIDATES, DealRepository, TeamRepository, name_key
 
 NOW = dt.datetime(2026, 11, 23, 15, 30, tzinfo=dt.UTC)
+QUARTER = quarter_bounds(NOW.date())
 
 
 def _deal(account: str, *, owner_id: str = "UREP", status: str = "open", **values: Any) -> Deal:
@@ -51,21 +52,6 @@ def _add(database: Database, *deals: Deal) -> list[int]:
 def _accounts(database: Database, reference: str) -> list[str]:
     with database.session() as session:
         return [deal.account for deal in DealRepository(session).find_by_reference(reference)]
-
-
-@contextmanager
-def _counting_statements(engine: Engine) -> Iterator[list[str]]:
-    """Yield a list that collects every SQL statement the engine runs inside the block."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- find_by_reference -----------------------------------------------------------------------
@@ -152,56 +138,10 @@ def test_find_by_reference_returns_at_most_one_more_than_the_candidates_shown(
     assert len(_accounts(database, "acme")) == MAX_CANDIDATES + 1
 
 
-# --- open_deals_owned_by ---------------------------------------------------------------------
+# --- close-date pushes in the checks' facts --------------------------------------------------
 
 
-def test_open_deals_owned_by_loads_next_steps_and_contacts_up_front(database: Database) -> None:
-    deals = []
-    for n in range(4):
-        deal = _deal(f"Account {n}", close_date=dt.date(2026, 12, n + 1))
-        deal.next_steps = [NextStep(what=f"Call {n}", owner_id="UREP", created_by="UREP")]
-        deal.contacts = [Contact(name=f"Buyer {n}", role="economic_buyer")]
-        deals.append(deal)
-    deals.append(_deal("Someone else's", owner_id="UOTHER"))
-    deals.append(_deal("Closed", status="won"))
-    _add(database, *deals)
-
-    with database.session() as session:
-        found = DealRepository(session).open_deals_owned_by(["UREP"])
-        with _counting_statements(database.engine) as statements:
-            loaded = [
-                ([step.what for step in deal.next_steps], [c.name for c in deal.contacts])
-                for deal in found
-            ]
-
-    assert statements == [], "touching relationships of loaded deals ran extra queries (N+1)"
-    assert [deal.account for deal in found] == [f"Account {n}" for n in range(4)]
-    assert loaded[0] == (["Call 0"], ["Buyer 0"])
-
-
-def test_open_deals_owned_by_uses_a_fixed_number_of_queries(database: Database) -> None:
-    _add(database, *(_deal(f"Account {n}") for n in range(10)))
-
-    with database.session() as session, _counting_statements(database.engine) as statements:
-        found = DealRepository(session).open_deals_owned_by(["UREP"])
-        for deal in found:
-            _ = deal.next_steps, deal.contacts
-
-    assert len(found) == 10
-    # One for the deals, one per eagerly loaded relationship.
-    assert len(statements) == 3
-
-
-def test_open_deals_owned_by_nobody_runs_no_query(database: Database) -> None:
-    with database.session() as session, _counting_statements(database.engine) as statements:
-        assert DealRepository(session).open_deals_owned_by([]) == []
-    assert statements == []
-
-
-# --- close_date_pushes -----------------------------------------------------------------------
-
-
-def test_close_date_pushes_counts_only_moves_later(database: Database) -> None:
+def test_deal_facts_count_only_close_dates_moved_later(database: Database) -> None:
     (deal_id,) = _add(database, _deal("Initech", close_date=dt.date(2027, 1, 5)))
     history = [
         (None, "2026-11-30"),  # the first close date is not a push
@@ -220,7 +160,10 @@ def test_close_date_pushes_counts_only_moves_later(database: Database) -> None:
         repository.record_change(deal, field="stage", old="demo", new="proposal", by="UREP", at=NOW)
 
     with database.session() as session:
-        assert DealRepository(session).close_date_pushes(deal_id) == 2
+        (facts,) = ReminderRepository(session).deal_facts(quarter=QUARTER, deal_ids=[deal_id])
+    assert facts.close_date_pushes_this_quarter == 2
+    # 2026-12-10 -> 2027-01-05 took the deal out of the quarter it was committed in.
+    assert facts.pushed_out_of_quarter
 
 
 # --- teams -----------------------------------------------------------------------------------
@@ -350,7 +293,8 @@ def test_deal_service_keeps_history_of_tracked_fields(database: Database) -> Non
     ]
     with database.session() as session:
         assert _change_times(session, created.id) == {NOW, NOW + dt.timedelta(days=3)}
-        assert DealRepository(session).close_date_pushes(created.id) == 1
+        (facts,) = ReminderRepository(session).deal_facts(quarter=QUARTER, deal_ids=[created.id])
+        assert facts.close_date_pushes_this_quarter == 1
 
 
 def test_deal_service_failed_update_writes_nothing(database: Database) -> None:
