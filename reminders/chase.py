@@ -50,15 +50,15 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
             owner_ids=list(awake),
         )
         snoozed = NudgeRepository(session).snoozed_until()
+    today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
     chase: dict[str, list[reminder_blocks.ChaseItem]] = defaultdict(list)
     prompts: list[DealFacts] = []
     for deal in facts:
-        zone = awake[deal.owner_id]
-        today = context.now.astimezone(zone).date()
         if deal.status == "open":
+            today = today_of[deal.owner_id]
             if snoozed.get(deal.deal_id, dt.date.min) > today:
                 continue
-            fired = fired_checks(deal, today, config, zone=zone, only=config.chase)
+            fired = fired_checks(deal, today, config, zone=awake[deal.owner_id], only=config.chase)
             if fired:
                 chase[deal.owner_id].append(reminder_blocks.ChaseItem(deal=deal, checks=fired))
         elif (

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -43,6 +43,7 @@ CHECK_IDS: Final = (
     "LOST_WITHOUT_REASON",
 )
 CLOSED_DEAL_CHECKS: Final = ("LOST_WITHOUT_REASON",)
+_CHECK_ORDER: Final = {check: index for index, check in enumerate(CHECK_IDS)}
 
 # Parameter name -> kind ("days"/"count": a number per stage; "stage": a stage key).
 PARAMETERS: Final[dict[str, dict[str, str]]] = {
@@ -139,12 +140,23 @@ class ChecksConfig:
     def threshold(self, check: str, name: str) -> Any:
         return self.params[check][name]
 
-    @property
+    # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
+    @cached_property
     def open_deal_checks(self) -> tuple[str, ...]:
         return tuple(c for c in self.enabled if c not in CLOSED_DEAL_CHECKS)
 
+    @cached_property
+    def _stages_by_key(self) -> dict[str, Stage]:
+        return {s.key: s for s in reversed(self.stages)}  # reversed: the first of a key wins
+
+    def stage(self, key: str) -> Stage | None:
+        """Return the stage called `key`, or None for a stage this configuration lacks."""
+        return self._stages_by_key.get(key)
+
     def stage_order(self, key: str) -> int:
-        return next((s.order for s in self.stages if s.key == key), 0)
+        """Return the stage's place in the funnel (0 for an unknown stage)."""
+        stage = self.stage(key)
+        return stage.order if stage is not None else 0
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -159,7 +171,7 @@ def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
 
 
 def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
-    stage = next((s for s in config.stages if s.key == facts.stage), None)
+    stage = config.stage(facts.stage)
     if stage is None:
         return False
     present = {
@@ -258,14 +270,13 @@ def fired_checks(
         ]
         if others:
             fired.append("COMMIT_WITHOUT_EVIDENCE")
-    order = {c: i for i, c in enumerate(CHECK_IDS)}
-    return tuple(sorted(fired, key=order.__getitem__))
+    return tuple(sorted(fired, key=_CHECK_ORDER.__getitem__))
 
 
 def checks_counted(facts: DealFacts, config: ChecksConfig) -> int:
     """Return how many checks this deal is scored on (closed deals: the post-mortem only)."""
     if facts.status != "open":
-        return len([c for c in config.enabled if c in CLOSED_DEAL_CHECKS])
+        return len(config.enabled) - len(config.open_deal_checks)
     return len(config.open_deal_checks)
 
 
@@ -289,8 +300,9 @@ class RepScore:
         """Return (check id, deals to fix, score gain) for the fix that raises the score most."""
         if not self.failures or self.checked == 0:
             return None
-        order = {c: i for i, c in enumerate(CHECK_IDS)}
-        check, count = max(self.failures.items(), key=lambda item: (item[1], -order[item[0]]))
+        check, count = max(
+            self.failures.items(), key=lambda item: (item[1], -_CHECK_ORDER[item[0]])
+        )
         gain = (Decimal(count) / Decimal(self.checked)).quantize(Decimal("0.01"))
         return check, count, gain
 
