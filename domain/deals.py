@@ -15,7 +15,14 @@ from domain.attention import attention_reasons
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds
-from domain.errors import AmbiguousDeal, Candidate, DealNotFound, InvalidChange, NotAllowed
+from domain.errors import (
+    AmbiguousDeal,
+    Candidate,
+    DealNotFound,
+    InvalidChange,
+    NotAllowed,
+    TeamNotFound,
+)
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES, Stage
 from domain.views import (
@@ -331,11 +338,11 @@ class DealService:
                     team = teams.by_name(team_name)
                     chosen = [team] if team else []
                     if not chosen:
-                        raise DealNotFound(f"There is no team called “{team_name}”.")
+                        raise TeamNotFound(f"There is no team called “{team_name}”.")
                 else:
                     chosen = list(teams.teams_of(actor.user_id))
                 if not chosen:
-                    raise DealNotFound(
+                    raise TeamNotFound(
                         "You are not in a team yet.",
                         "An admin adds you with `/dealbot team add <team> rep @you`.",
                     )

@@ -113,7 +113,7 @@ def _day(day: dt.date | None, today: dt.date) -> str:
 
 def _totals(totals: dict[str, Decimal]) -> str:
     if not totals:
-        return format_money(Money(Decimal(0), "USD"))
+        return "—"  # no amounts yet; a $0 would guess the team's currency
     return " + ".join(format_money(Money(amount, currency)) for currency, amount in totals.items())
 
 
