@@ -45,6 +45,9 @@ PIPELINE_DEALS_SHOWN = 40
 PICK_DEAL_ACTION = "pick_deal"
 OPEN_POST_MORTEM_ACTION = "open_post_mortem"
 DRAFT_FOLLOW_UP_ACTION = "draft_follow_up"
+SHARE_ACTION = "share_in_channel"
+# Slack caps a button's value at 2,000 characters; longer commands are not offered sharing.
+BUTTON_VALUE_LIMIT = 2000
 NEW_DEAL_VIEW = "new_deal"
 POST_MORTEM_VIEW = "post_mortem"
 
@@ -55,6 +58,8 @@ class Reply:
 
     text: str
     blocks: tuple[Block, ...]
+    # A refusal or a question back (never shared in a channel).
+    is_error: bool = False
 
     def block_dicts(self) -> list[dict[str, Any]]:
         return [block.to_dict() for block in self.blocks]
@@ -153,7 +158,7 @@ def error_reply(problem: str, usage: str | None = None) -> Reply:
     if usage:
         blocks.append(_context(f"Try: `{usage}`" if "\n" not in usage else usage))
     text = problem if not usage else f"{problem} Try: {usage}"
-    return Reply(text=text, blocks=tuple(blocks))
+    return Reply(text=text, blocks=tuple(blocks), is_error=True)
 
 
 def ambiguous_reply(
@@ -169,6 +174,7 @@ def ambiguous_reply(
         for index, candidate in enumerate(candidates)
     ]
     return Reply(
+        is_error=True,
         text=f"{problem} {messages.PICK_ONE}",
         blocks=(
             _section(f":mag: {problem}"),
@@ -176,6 +182,21 @@ def ambiguous_reply(
             _context(messages.PICK_ONE),
         ),
     )
+
+
+def with_share_button(reply: Reply, *, command: str, text: str) -> Reply:
+    """Return `reply` with a button that posts the same answer, fresh, to the channel."""
+    value = json.dumps({"command": command, "text": text})
+    if len(value) > BUTTON_VALUE_LIMIT or len(reply.blocks) >= 50:
+        return reply
+    button = ButtonElement(text="Share in channel", action_id=SHARE_ACTION, value=value)
+    return Reply(text=reply.text, blocks=(*reply.blocks, ActionsBlock(elements=[button])))
+
+
+def shared_reply(reply: Reply, *, user_id: str) -> Reply:
+    """Return `reply` as posted to a channel: who shared it, and no buttons of the sharer's."""
+    kept = tuple(block for block in reply.blocks if not isinstance(block, ActionsBlock))
+    return Reply(text=reply.text, blocks=(*kept[:49], _context(messages.shared_by(user_id))))
 
 
 def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> Reply:

@@ -76,6 +76,8 @@ UNEXPECTED_ERROR = (
 
 PICK_ONE = "Pick the one you meant; nothing has been changed yet."
 
+SHARE_FAILED = "Could not post it in the channel (is dealbot a member?). Nothing was shared."
+
 NOT_A_DEAL_OWNER_HINT = "Ask the deal's owner or their manager to make the change."
 
 POST_MORTEM_PROMPT = (
@@ -129,3 +131,7 @@ TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "
 def template_label(name: str) -> str:
     """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
     return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")
+
+
+def shared_by(user_id: str) -> str:
+    return f"Shared by <@{user_id}>"

@@ -46,6 +46,40 @@ def register(app: App, services: Services) -> None:
             reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
         respond_privately(respond, reply, replace_original=True)
 
+    @app.action(blocks.SHARE_ACTION)
+    def share_in_channel(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        asked = _parse_shared_command(action.get("value"))
+        if asked is None:
+            respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
+            return
+        command, text = asked
+        # Asked afresh: the channel sees the pipeline as it is now, not as it was.
+        invocation = Invocation(
+            command=command,
+            text=text,
+            user_id=user_id,
+            channel_id=(body.get("channel") or {}).get("id"),
+            trigger_id=None,
+        )
+        reply = reply_for(services, client, invocation)
+        if reply.is_error:
+            respond_privately(respond, reply)
+            return
+        shared = blocks.shared_reply(reply, user_id=user_id)
+        posted = respond(
+            response_type="in_channel",
+            replace_original=False,
+            text=shared.text,
+            blocks=shared.block_dicts(),
+        )
+        if posted.status_code != 200:
+            logger.warning("sharing %s failed: HTTP %s", command, posted.status_code)
+            respond_privately(respond, blocks.error_reply(messages.SHARE_FAILED))
+
     @app.action(blocks.OPEN_POST_MORTEM_ACTION)
     def open_post_mortem(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
@@ -95,6 +129,24 @@ def respond_privately(
         text=reply.text,
         blocks=reply.block_dicts(),
     )
+
+
+SHAREABLE_COMMANDS = ("/deal", "/pipeline")
+
+
+def _parse_shared_command(value: str | None) -> tuple[str, str] | None:
+    """Return the (command, text) a share button re-runs, or None if the value is not ours."""
+    try:
+        asked = json.loads(value or "")
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(asked, dict) or asked.get("command") not in SHAREABLE_COMMANDS:
+        return None
+    text = asked.get("text")
+    # Only questions are shared: a button must never re-run a command that changes a deal.
+    if not isinstance(text, str) or (asked["command"] == "/deal" and not text.startswith("show ")):
+        return None
+    return asked["command"], text
 
 
 def _parse_choice(value: str | None) -> dict[str, Any] | None:

@@ -105,7 +105,11 @@ def _run_deal(
         case parsing.UpdateDeal(deal=ref, changes=changes):
             return blocks.deal_updated(services.deals.update_deal(actor, ref, changes), today)
         case parsing.ShowDeal(deal=ref):
-            return blocks.deal_card(services.deals.show_deal(actor, ref), today)
+            deal = services.deals.show_deal(actor, ref)
+            # Shared by id, so the channel sees this deal even if the name becomes ambiguous.
+            return blocks.with_share_button(
+                blocks.deal_card(deal, today), command="/deal", text=f"show #{deal.id}"
+            )
         case parsing.CloseDeal(deal=ref, won=won, reason=reason):
             deal = services.deals.close_deal(actor, ref, won=won, reason=reason)
             # If the form cannot open, the reply's button opens it later.
@@ -145,7 +149,9 @@ def _run_pipeline(
     view = services.deals.pipeline(
         services.actor(invocation.user_id), scope=scope, team_name=query.team_name
     )
-    return blocks.pipeline_reply(view)
+    return blocks.with_share_button(
+        blocks.pipeline_reply(view), command=invocation.command, text=invocation.text
+    )
 
 
 def _run_dealbot(
