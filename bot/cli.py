@@ -1,4 +1,4 @@
-"""The `dealbot` command: serve, demo, jobs, db upgrade, gmail rotate-key."""
+"""The `dealbot` command: serve, demo, jobs, db upgrade, import, gmail rotate-key."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
@@ -59,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply migrations up to the newest schema")
 
+    importing = commands.add_parser(
+        "import", help="deals from a Salesforce or HubSpot CSV export (re-import safe)"
+    )
+    importing.add_argument("csv", type=Path, help="the exported CSV file")
+    importing.add_argument("--owner", help="Slack user id owning rows the owners file misses")
+    importing.add_argument(
+        "--owners", type=Path, help="CSV of source owner name or email, Slack user id"
+    )
+    importing.add_argument(
+        "--open-only", action="store_true", help="leave closed won/lost rows out"
+    )
+    importing.add_argument(
+        "--dry-run", action="store_true", help="say what would happen; write nothing"
+    )
+    importing.add_argument(
+        "--date-order",
+        choices=("mdy", "dmy"),
+        help="how to read slashed dates such as 03/04/2026 (ISO dates need nothing)",
+    )
+
     gmail = commands.add_parser("gmail", help="Gmail drafts: maintenance of stored grants")
     gmail_commands = gmail.add_subparsers(dest="gmail_command", required=True, metavar="ACTION")
     gmail_commands.add_parser(
@@ -85,6 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_upgrade(settings)
         if arguments.command == "gmail":
             return _gmail_rotate_key(settings)
+        if arguments.command == "import":
+            from bot.import_cli import run_import
+
+            return run_import(
+                settings,
+                arguments.csv,
+                owner=arguments.owner,
+                owners_path=arguments.owners,
+                open_only=arguments.open_only,
+                dry_run=arguments.dry_run,
+                date_order=arguments.date_order,
+            )
         from reminders.checks import default_checks
 
         # A bad checks file stops start-up here, naming the line, not at 9:00 tomorrow.

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,9 +45,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """Owns the engine and hands out sessions that commit on success and roll back on error."""
 
-    def __init__(self, *, engine: Engine) -> None:
+    def __init__(self, *, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # On a caller's connection, sessions join its transaction: their commits leave it
+        # open and their rollbacks roll all of it back (see `one_transaction`).
+        self._sessions = sessionmaker(
+            connection or engine, expire_on_commit=False, join_transaction_mode="rollback_only"
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -57,6 +61,31 @@ class Database:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def one_transaction(self, *, commit: bool = True) -> Iterator[Database]:
+        """Yield a Database whose sessions all share one transaction.
+
+        It commits when the block ends, unless `commit` is False; an error anywhere rolls
+        back everything written through it. Domain calls that each open their own session
+        (create a deal, then close it) become one all-or-nothing unit this way.
+        """
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield Database(engine=self.engine, connection=connection)
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+            if not transaction.is_active:
+                # A session rolled it back and the error was swallowed inside the block.
+                if commit:
+                    raise RuntimeError("one_transaction: rolled back by an error caught inside")
+            elif commit:
+                transaction.commit()
+            else:
+                transaction.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -142,6 +142,8 @@ class Deal(Base):
             postgresql_ops={"account_key": "text_pattern_ops"},
         ),
         Index("ix_deals_title_key", "title_key", postgresql_ops={"title_key": "text_pattern_ops"}),
+        # A unique index, not a constraint: SQLite adds it without rebuilding the table.
+        Index("ix_deals_external_ref", "external_ref", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,6 +171,8 @@ class Deal(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_touch_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
+    # "<source>:<record id>" of a deal imported from a CRM export, so a re-import finds it.
+    external_ref: Mapped[str | None] = mapped_column(String(160))
 
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="deal", cascade="all, delete-orphan", order_by="Contact.id"

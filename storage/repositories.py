@@ -36,6 +36,23 @@ class DealRepository:
         self.session.flush()
         return deal
 
+    def by_external_ref(self, external_ref: str) -> Deal | None:
+        """Return the deal imported from this source record, if any."""
+        return self.session.scalars(select(Deal).where(Deal.external_ref == external_ref)).first()
+
+    def by_account_and_title(self, account: str, title: str | None) -> list[Deal]:
+        """Return the deals with exactly this account and title (case and spaces aside)."""
+        title_matches = (
+            Deal.title_key.is_(None) if title is None else Deal.title_key == name_key(title)
+        )
+        statement = (
+            select(Deal)
+            .where(Deal.account_key == name_key(account), title_matches)
+            .order_by(Deal.id)
+            .limit(MAX_CANDIDATES + 1)
+        )
+        return list(self.session.scalars(statement))
+
     def find_by_reference(self, text: str) -> list[Deal]:
         """Return deals whose account or title is `text`, else those starting with it.
 

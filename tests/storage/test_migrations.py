@@ -82,3 +82,33 @@ def test_prefix_lookup_indexes_use_text_pattern_ops_on_postgresql(
     # Without pattern ops, LIKE 'init%' cannot use the index under a non-C collation.
     assert "account_key text_pattern_ops" in definitions["ix_deals_account_key"]
     assert "title_key text_pattern_ops" in definitions["ix_deals_title_key"]
+
+
+def test_adding_external_ref_keeps_existing_deals_and_their_history(
+    database_url: str, engine: Engine
+) -> None:
+    # Rebuilding `deals` the batch way on SQLite would cascade its DROP to the history.
+    upgrade(database_url, "0003")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO deals (id, account, account_key, owner_id, currency, stage, "
+                "stage_entered_at, forecast_category, status, created_by, created_at, "
+                "updated_at, last_touch_at) VALUES (1, 'Initech', 'initech', 'U0ANA', 'USD', "
+                "'discovery', :at, 'pipeline', 'open', 'U0ANA', :at, :at, :at)"
+            ),
+            {"at": "2026-11-23 10:00:00+00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO deal_changes (deal_id, field, new_value, changed_by, changed_at) "
+                "VALUES (1, 'stage', 'discovery', 'U0ANA', :at)"
+            ),
+            {"at": "2026-11-23 10:00:00+00:00"},
+        )
+
+    upgrade(database_url)
+
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM deal_changes")).scalar() == 1
+        assert connection.execute(text("SELECT external_ref FROM deals")).all() == [(None,)]
