@@ -16,6 +16,15 @@ from storage.models import Deal, DealChange, FollowUpTrigger, GmailGrant, Google
 _TRIGGERS = FollowUpTrigger.__table__
 
 
+def _could_be_issued(state: str) -> bool:
+    """Return whether `state` could name a stored row; it comes from anyone's query string.
+
+    PostgreSQL refuses a NUL byte in a text parameter (DataError, so a 500 page) where
+    SQLite just finds nothing; no state we issue (URL-safe base64) contains one.
+    """
+    return "\x00" not in state
+
+
 def _insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
@@ -246,6 +255,8 @@ class FollowUpRepository:
         self, state: str, *, verifier_encrypted: str, now: dt.datetime, expires_at: dt.datetime
     ) -> str | None:
         """Attach a PKCE verifier to a live state; return its user id, or None if not live."""
+        if not _could_be_issued(state):
+            return None
         row = self.session.get(GoogleOAuthState, state)
         if row is None or row.expires_at <= now:
             return None
@@ -260,6 +271,8 @@ class FollowUpRepository:
         The DELETE's row count decides, so two callbacks with the same state (a replay, or
         two instances) cannot both go on to exchange the code.
         """
+        if not _could_be_issued(state):
+            return None
         row = self.session.get(GoogleOAuthState, state)
         if row is None:
             return None

@@ -1,4 +1,9 @@
-"""Fixtures for follow-up drafts: the demo's seeded pipeline, a fake Gmail, and the drafter."""
+"""Fixtures for follow-up drafts: the demo's seeded pipeline, a fake Gmail, and the drafter.
+
+The drafter's database is SQLite unless a test is marked `on_both_backends`: those are the
+tests whose SQL differs by dialect (triggers inserted once, claims, OAuth states, grants),
+and a PostgreSQL database costs about a second, so the rest stay on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from reminders.email.triggers import load_trigger_rules
 from storage.database import Database
 from storage.follow_up_repositories import FollowUpRepository
 from storage.migrate import upgrade
-from tests.databases import sqlite_url
+from tests.databases import BACKENDS, database_url_for
 from tests.fakes.gmail_api import FakeGmail
 
 # Monday 23 Nov 2026, mid-morning in New York.
@@ -36,6 +41,9 @@ REPS = {
     "U0CHLOE": RepProfile("Chloe Martin", "chloe@sales.example"),
 }
 REDIRECT_URI = "https://dealbot.example/oauth/google/callback"
+
+# Runs a test once per backend by overriding the `database_backend` fixture below.
+on_both_backends = pytest.mark.parametrize("database_backend", BACKENDS)
 
 
 @dataclass
@@ -102,10 +110,22 @@ class Drafting:
 
 
 @pytest.fixture
-def drafting(tmp_path: Path) -> Iterator[Drafting]:
-    url = sqlite_url(tmp_path)
-    upgrade(url)
-    database = Database.from_url(url)
+def database_backend() -> str:
+    """Return the backend the drafter's database runs on; `on_both_backends` overrides it."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(database_backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty throw-away database on `database_backend`."""
+    with database_url_for(database_backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def drafting(database_url: str, tmp_path: Path) -> Iterator[Drafting]:
+    upgrade(database_url)
+    database = Database.from_url(database_url)
     seed_pipeline(database, now=NOW)
     clock = FixedClock(at=NOW)
     deals = DealService(database=database, clock=clock, default_timezone=NEW_YORK)

@@ -18,7 +18,7 @@ from reminders.jobs import JobContext, load_jobs, run_job
 from tests.e2e.harness import blocks_text
 from tests.fakes.gmail_api import FakeGmail
 from tests.fakes.slack_api import FakeSlackWebAPI
-from tests.reminders.email.conftest import Drafting
+from tests.reminders.email.conftest import Drafting, on_both_backends
 
 JOB = load_jobs()["draft-follow-ups"]
 
@@ -55,6 +55,7 @@ def _dms(slack: FakeSlackWebAPI, user_id: str) -> list[str]:
     ]
 
 
+@on_both_backends
 def test_each_trigger_is_drafted_once_and_announced_once_across_reruns(
     drafting: Drafting, slack_api: FakeSlackWebAPI
 ) -> None:
@@ -85,6 +86,7 @@ def test_each_trigger_is_drafted_once_and_announced_once_across_reruns(
     assert "contact:" in ana
 
 
+@on_both_backends
 def test_a_done_next_step_naming_a_demo_drafts_the_demo_follow_up(
     drafting: Drafting, slack_api: FakeSlackWebAPI
 ) -> None:

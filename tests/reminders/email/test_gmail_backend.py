@@ -19,7 +19,7 @@ from reminders.email.message import message_id_for
 from storage.follow_up_repositories import FollowUpRepository
 from storage.models import Contact, FollowUpTrigger
 from tests.fakes.gmail_api import FakeGmail
-from tests.reminders.email.conftest import NOW, Drafting
+from tests.reminders.email.conftest import NOW, Drafting, on_both_backends
 
 
 def _move_to_proposal(drafting: Drafting, account: str, user: str) -> None:
@@ -73,6 +73,7 @@ def test_a_stage_change_becomes_one_gmail_draft_to_the_contact_from_the_rep(
     )
 
 
+@on_both_backends
 def test_the_next_draft_on_a_deal_replies_in_the_same_thread(
     drafting: Drafting, gmail: FakeGmail
 ) -> None:
@@ -113,6 +114,7 @@ def test_429_and_5xx_are_retried_with_backoff(drafting: Drafting, gmail: FakeGma
     assert gmail.requests_to("GET", "/gmail/v1/users/me/drafts") == []
 
 
+@on_both_backends
 def test_an_outage_outlasting_the_retries_is_drafted_exactly_once_on_the_next_run(
     drafting: Drafting, gmail: FakeGmail
 ) -> None:
@@ -177,6 +179,7 @@ def test_a_403_that_is_not_a_rate_limit_fails_for_good(
     assert len(gmail.requests_to("POST", "/gmail/v1/users/me/drafts")) == 1  # not retried
 
 
+@on_both_backends
 def test_asking_again_after_a_trigger_gave_up_looks_for_the_draft_an_attempt_left(
     drafting: Drafting, gmail: FakeGmail
 ) -> None:
@@ -224,6 +227,7 @@ def test_a_contact_email_smuggling_a_second_recipient_is_refused(drafting: Draft
     assert list(drafting.outbox().directory.glob("*.eml")) == []
 
 
+@on_both_backends
 def test_a_crash_after_google_accepted_the_draft_does_not_make_a_second_one(
     drafting: Drafting, gmail: FakeGmail
 ) -> None:
@@ -254,6 +258,7 @@ def test_a_crash_after_google_accepted_the_draft_does_not_make_a_second_one(
     assert outcome.link and outcome.link.endswith(gmail.drafts[0].message_id)
 
 
+@on_both_backends
 def test_a_revoked_grant_asks_that_rep_to_reconnect_and_the_others_go_on(
     drafting: Drafting, gmail: FakeGmail
 ) -> None:
