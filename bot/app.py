@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -24,6 +27,39 @@ logger = logging.getLogger(__name__)
 # lazy listeners: slow follow-ups such as posting to a response_url. A handful is plenty
 # and bounds how hard one burst of clicks can hit the database.
 LISTENER_THREADS = 8
+
+
+class ListenerPool(ThreadPoolExecutor):
+    """Bolt's pool for work done after an ack, which can say when it has all finished.
+
+    The demo waits on it to print a click's or an event's effect before the next prompt,
+    and the end-to-end tests before they assert on what that work did.
+    """
+
+    def __init__(self, *, max_workers: int = LISTENER_THREADS) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="dealbot-listener")
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._lock:
+            # Finished work is dropped as new work arrives, so the list stays short.
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(future)
+        return future
+
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Return once all work handed over so far, and any it handed on, has finished."""
+        while True:
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+                self._futures = pending
+            if not pending:
+                return
+            _, not_done = wait(pending, timeout=timeout)
+            if not_done:
+                raise TimeoutError(f"{len(not_done)} listener(s) still running after {timeout} s")
 
 
 @dataclass(frozen=True)
@@ -90,11 +126,14 @@ def create_app(
     database: Database | None = None,
     clock: Clock | None = None,
     verify_requests: bool = True,
+    listener_executor: Executor | None = None,
 ) -> App:
     """Return the Bolt app with every listener registered.
 
     `verify_requests=False` is for the offline demo only, which feeds Bolt requests
     itself; anything reachable over HTTP keeps Slack's signature check.
+    `listener_executor` runs lazy listeners (the work after a button's ack); tests pass
+    one they can wait on.
     """
     from handlers import register_all
 
@@ -112,9 +151,7 @@ def create_app(
         # Answer within the request: a fast reply needs no 10 ms ack polling, and the
         # reply lands in the slash command's HTTP response.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="dealbot-listener"
-        ),
+        listener_executor=listener_executor or ListenerPool(),
         logger=logging.getLogger("dealbot.bolt"),
     )
     services = build_services(settings, client=client, database=database, clock=clock)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlencode
 from slack_bolt import App, BoltRequest
 from sqlalchemy.engine import make_url
 
-from bot.app import create_app
+from bot.app import ListenerPool, create_app
 from bot.console import ConsoleRenderer
 from bot.demo_jobs import DemoJobs
 from bot.settings import Settings
@@ -203,9 +203,16 @@ class DemoConsole:
     """Reads commands, sends them through Bolt as Slack would, and prints the replies."""
 
     def __init__(
-        self, *, app: App, renderer: ConsoleRenderer, out: TextIO, jobs: DemoJobs | None = None
+        self,
+        *,
+        app: App,
+        listeners: ListenerPool,
+        renderer: ConsoleRenderer,
+        out: TextIO,
+        jobs: DemoJobs | None = None,
     ) -> None:
         self.app = app
+        self.listeners = listeners
         self.renderer = renderer
         self.out = out
         self.jobs = jobs
@@ -278,6 +285,8 @@ class DemoConsole:
             }
         )
         self.app.dispatch(BoltRequest(body=body, headers={"content-type": ["application/json"]}))
+        # Events are acked first and handled after: show their effect before the next prompt.
+        self.listeners.wait_until_idle()
 
     def _say(self, text: str) -> None:
         print(_indent(text), file=self.out)
@@ -442,11 +451,18 @@ def run_demo(*, database_url: str, stdin: TextIO | None = None, out: TextIO | No
     )
     for draft in DEMO_OUTBOX_DIR.glob("*.eml"):
         draft.unlink()
-    app = create_app(settings, client=client, database=database, verify_requests=False)
+    listeners = ListenerPool()
+    app = create_app(
+        settings,
+        client=client,
+        database=database,
+        verify_requests=False,
+        listener_executor=listeners,
+    )
     jobs = DemoJobs(
         settings=settings, database=database, client=client, zone=DEMO_TIMEZONE, out=out
     )
-    console = DemoConsole(app=app, renderer=renderer, out=out, jobs=jobs)
+    console = DemoConsole(app=app, listeners=listeners, renderer=renderer, out=out, jobs=jobs)
     print(INTRO, file=out)
     interactive = stdin.isatty()
     for line in _lines(stdin, lambda: f"{console.user.handle}> "):

@@ -7,12 +7,12 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from domain.changes import DealRef
 from domain.errors import DomainError
-from handlers import blocks, messages
+from handlers import after_ack, blocks, messages
 from handlers.commands.dispatch import Invocation, reply_for
 from handlers.modals import open_modal
 
@@ -27,11 +27,10 @@ def register(app: App, services: Services) -> None:
 
     reminders.register(app, services)
 
-    @app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$"))
+    @after_ack(app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$")))
     def pick_deal(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        ack()
         choice = _parse_choice(action.get("value"))
         if choice is None:
             reply = blocks.error_reply(messages.CHOICE_EXPIRED)
@@ -46,11 +45,10 @@ def register(app: App, services: Services) -> None:
             reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
         respond_privately(respond, reply, replace_original=True)
 
-    @app.action(blocks.SHARE_ACTION)
+    @after_ack(app.action(blocks.SHARE_ACTION))
     def share_in_channel(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        ack()
         user_id = body["user"]["id"]
         asked = _parse_shared_command(action.get("value"))
         if asked is None:
@@ -80,11 +78,10 @@ def register(app: App, services: Services) -> None:
             logger.warning("sharing %s failed: HTTP %s", command, posted.status_code)
             respond_privately(respond, blocks.error_reply(messages.SHARE_FAILED))
 
-    @app.action(blocks.OPEN_POST_MORTEM_ACTION)
+    @after_ack(app.action(blocks.OPEN_POST_MORTEM_ACTION))
     def open_post_mortem(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        ack()
         try:
             deal_id = int(action.get("value") or "")
             deal = services.deals.show_deal(
@@ -98,11 +95,10 @@ def register(app: App, services: Services) -> None:
         if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
             respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
 
-    @app.action(blocks.DRAFT_FOLLOW_UP_ACTION)
+    @after_ack(app.action(blocks.DRAFT_FOLLOW_UP_ACTION))
     def draft_follow_up(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        ack()
         try:
             deal_id = int(action.get("value") or "")
         except ValueError:

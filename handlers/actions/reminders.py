@@ -6,13 +6,13 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from domain.changes import DealRef
 from domain.dates import format_day
 from domain.errors import DomainError
-from handlers import blocks, messages, reminder_blocks
+from handlers import after_ack, blocks, messages, reminder_blocks
 from handlers.actions import respond_privately as _say
 from handlers.modals import open_modal
 from reminders.snooze import snooze_deal
@@ -24,11 +24,10 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    @app.action(reminder_blocks.LOG_STEP_ACTION)
+    @after_ack(app.action(reminder_blocks.LOG_STEP_ACTION))
     def log_step(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        ack()
         user_id = body["user"]["id"]
         try:
             deal_id = int(action.get("value") or "")
@@ -43,9 +42,8 @@ def register(app: App, services: Services) -> None:
         if not open_modal(client, body.get("trigger_id"), modal):
             _say(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
 
-    @app.action(reminder_blocks.MARK_DONE_ACTION)
-    def mark_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        ack()
+    @after_ack(app.action(reminder_blocks.MARK_DONE_ACTION))
+    def mark_done(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user_id = body["user"]["id"]
         try:
             deal_id = int(action.get("value") or "")
@@ -57,9 +55,8 @@ def register(app: App, services: Services) -> None:
             return
         _say(respond, blocks.next_step_done(deal, step, services.deals.today_for(user_id)))
 
-    @app.action(re.compile(f"^{reminder_blocks.SNOOZE_ACTION}_\\d+$"))
-    def snooze(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        ack()
+    @after_ack(app.action(re.compile(f"^{reminder_blocks.SNOOZE_ACTION}_\\d+$")))
+    def snooze(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         try:
             deal_text, days_text = str(action.get("value") or "").split(":")
             name, until = snooze_deal(services, body["user"]["id"], int(deal_text), int(days_text))

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from handlers import blocks
+from handlers import after_ack, blocks
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 
 def register(app: App, services: Services) -> None:
-    @app.event("app_home_opened")
+    @after_ack(app.event("app_home_opened"))
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return

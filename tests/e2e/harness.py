@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.app import ListenerPool, create_app
 from bot.google_oauth import google_oauth_wsgi
 from bot.server import BackgroundServer, build_wsgi_app
 from bot.settings import load_settings
@@ -140,6 +140,7 @@ class RunningApp:
     database: Database
     slack: FakeSlackWebAPI
     clock: FixedClock
+    listeners: ListenerPool
     _triggers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def command(self, command: str, text: str = "", *, user: str = "U0ANA") -> Reply:
@@ -151,10 +152,12 @@ class RunningApp:
             trigger_id=f"trigger.{next(self._triggers)}",
         )
         status, _, raw = post_signed(self.url, body, SIGNING_SECRET)
+        self.listeners.wait_until_idle()
         return Reply(status=status, body=json.loads(raw) if raw.strip() else None)
 
     def interact(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         status, _, raw = post_signed(self.url, interaction_body(payload), SIGNING_SECRET)
+        self.listeners.wait_until_idle()
         return status, json.loads(raw) if raw.strip() else None
 
     def event(self, event: dict[str, Any]) -> int:
@@ -169,6 +172,7 @@ class RunningApp:
             }
         ).encode()
         status, _, _ = post_signed(self.url, body, SIGNING_SECRET)
+        self.listeners.wait_until_idle()
         return status
 
     def row_counts(self) -> dict[str, int]:
@@ -213,7 +217,8 @@ def running_app(
         dealbot_timezone="America/New_York",
         **overrides,
     )
-    app = create_app(settings, database=database, clock=clock)
+    listeners = ListenerPool(max_workers=4)
+    app = create_app(settings, database=database, clock=clock, listener_executor=listeners)
     connect = build_gmail_connect(settings, database=database, clock=clock)
     google_oauth = google_oauth_wsgi(connect) if connect is not None else None
     server = BackgroundServer(build_wsgi_app(app, google_oauth=google_oauth), threads=8).start()
@@ -223,7 +228,9 @@ def running_app(
             database=database,
             slack=slack,
             clock=clock,
+            listeners=listeners,
         )
     finally:
         server.stop()
+        listeners.shutdown(wait=True)
         database.dispose()
