@@ -65,8 +65,9 @@ def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
     count = len(items)
     noun = "deal needs" if count == 1 else "deals need"
     text = f"{count} {noun} a next step: " + ", ".join(i.deal.account for i in items[:5])
+    quiet = "it goes" if count == 1 else "they go"
     blocks: list[Block] = [
-        _section(f"Good morning. *{count} {noun} your attention* before they go quiet:")
+        _section(f"Good morning. *{count} {noun} your attention* before {quiet} quiet:")
     ]
     for item in items[:CHASE_DEALS_SHOWN]:
         deal_id = str(item.deal.deal_id)
