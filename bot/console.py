@@ -17,6 +17,10 @@ _EMOJI = {
     ":trophy:": "🏆",
     ":black_flag:": "⚑",
     ":mag:": "?",
+    ":email:": "✉",
+    ":link:": "↗",
+    ":hourglass_flowing_sand:": "⏳",
+    ":bulb:": "💡",
 }
 
 
