@@ -123,7 +123,7 @@ class DealService:
                         deal, field=field, old=None, new=value, by=actor.user_id, at=now
                     )
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), deals=deals)
+            return self._view(deal, self._today(session, actor.user_id))
 
     def update_deal(self, actor: Actor, ref: DealRef, changes: DealChanges) -> DealUpdate:
         """Return the deal after applying `changes`, with what actually changed."""
@@ -177,14 +177,14 @@ class DealService:
             deal.last_touch_at = now
             session.flush()
             today = self._today(session, actor.user_id)
-            return DealUpdate(deal=self._view(deal, today, deals=deals), changes=changed)
+            return DealUpdate(deal=self._view(deal, today), changes=changed)
 
     def show_deal(self, actor: Actor, ref: DealRef) -> DealView:
         """Return the deal with its contacts, next step, history and post-mortem."""
         with self.database.session() as session:
             deals = DealRepository(session)
             deal = self._resolve(deals, ref)
-            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+            return self._view(deal, self._today(session, actor.user_id), full=True)
 
     def close_deal(self, actor: Actor, ref: DealRef, *, won: bool, reason: str | None) -> DealView:
         """Return the deal marked won or lost; open next steps are closed with it."""
@@ -224,7 +224,7 @@ class DealService:
                         at=now,
                     )
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+            return self._view(deal, self._today(session, actor.user_id), full=True)
 
     def record_post_mortem(
         self,
@@ -255,7 +255,7 @@ class DealService:
             deal.post_mortem.lessons = lessons
             deal.close_reason = deal.close_reason or primary_reason
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), deals=deals, full=True)
+            return self._view(deal, self._today(session, actor.user_id), full=True)
 
     # --- next steps -----------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ class DealService:
             )
             deal.last_touch_at = now
             session.flush()
-            return self._view(deal, today, deals=deals)
+            return self._view(deal, today)
 
     def complete_next_step(self, actor: Actor, ref: DealRef) -> tuple[DealView, NextStepView]:
         """Return the deal and the next step just marked done (the earliest open one)."""
@@ -315,9 +315,7 @@ class DealService:
             step.done_at = now
             deal.last_touch_at = now
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), deals=deals), _step_view(
-                step
-            )
+            return self._view(deal, self._today(session, actor.user_id)), _step_view(step)
 
     # --- pipeline -------------------------------------------------------------------------
 
@@ -543,9 +541,7 @@ class DealService:
             "status": deal.status,
         }
 
-    def _view(
-        self, deal: Deal, today: dt.date, *, deals: DealRepository, full: bool = False
-    ) -> DealView:
+    def _view(self, deal: Deal, today: dt.date, *, full: bool = False) -> DealView:
         step = _current_step(deal.next_steps)
         return DealView(
             **self._headline(deal),
