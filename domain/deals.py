@@ -330,7 +330,7 @@ class DealService:
             today = self._today(session, actor.user_id)
             if scope == "me":
                 owners: set[str] = {actor.user_id}
-                title = "Your pipeline"
+                kind, whose, team_names = "me", actor.user_id, ()
             elif scope == "team":
                 if team_name:
                     team = teams.by_name(team_name)
@@ -345,10 +345,10 @@ class DealService:
                         "An admin adds you with `/dealbot team add <team> rep @you`.",
                     )
                 owners = {m.user_id for team in chosen for m in team.members if m.role == "rep"}
-                title = "Pipeline of " + ", ".join(team.name for team in chosen)
+                kind, whose, team_names = "team", None, tuple(team.name for team in chosen)
             else:
                 owners = {scope}
-                title = f"Pipeline of <@{scope}>"
+                kind, whose, team_names = "user", scope, ()
             views = self._listed(session, owners, today)
         totals: dict[str, Decimal] = {}
         weighted: dict[str, Decimal] = {}
@@ -360,7 +360,13 @@ class DealService:
                     weighted.get(currency, Decimal(0)) + view.weighted_amount.amount
                 )
         return PipelineView(
-            title=title, today=today, deals=views, totals=totals, weighted_totals=weighted
+            scope=kind,
+            today=today,
+            deals=views,
+            totals=totals,
+            weighted_totals=weighted,
+            user_id=whose,
+            team_names=team_names,
         )
 
     def home(self, user_id: str) -> HomeView:

@@ -103,11 +103,15 @@ class DealUpdate:
 
 @dataclass(frozen=True)
 class PipelineView:
-    title: str
+    """Open deals of one rep ("me" or another "user") or of whole teams ("team")."""
+
+    scope: str
     today: dt.date
     deals: tuple[DealView, ...]
     totals: dict[str, Decimal] = field(default_factory=dict)
     weighted_totals: dict[str, Decimal] = field(default_factory=dict)
+    user_id: str | None = None  # whose pipeline, for "user"
+    team_names: tuple[str, ...] = ()  # which teams, for "team"
 
     @property
     def needing_attention(self) -> tuple[DealView, ...]:

@@ -367,18 +367,19 @@ def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
 
 def pipeline_reply(view: PipelineView) -> Reply:
     """Return the pipeline: totals, weighted totals, each open deal, and what needs attention."""
+    title = messages.pipeline_title(view.scope, user_id=view.user_id, teams=view.team_names)
     today = view.today
     totals = (
         f"{len(view.deals)} open · total {_totals(view.totals)}"
         f" · weighted {_totals(view.weighted_totals)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=view.title[:150])),
+        HeaderBlock(text=PlainTextObject(text=title[:150])),
         _context(totals),
     ]
     if not view.deals:
         blocks.append(_section(messages.NO_OPEN_DEALS))
-        return Reply(text=f"{view.title}: no open deals", blocks=tuple(blocks))
+        return Reply(text=f"{title}: no open deals", blocks=tuple(blocks))
     shown = view.deals[:PIPELINE_DEALS_SHOWN]
     blocks.extend(_sections(deal_line(deal, today) for deal in shown))
     if len(view.deals) > len(shown):
@@ -394,7 +395,7 @@ def pipeline_reply(view: PipelineView) -> Reply:
         blocks.extend(_sections(lines))
     else:
         blocks.append(_section(messages.NOTHING_NEEDS_ATTENTION))
-    return Reply(text=f"{view.title}: {totals}", blocks=tuple(blocks[:50]))
+    return Reply(text=f"{title}: {totals}", blocks=tuple(blocks[:50]))
 
 
 def help_reply(usage: dict[str, Sequence[str]]) -> Reply:

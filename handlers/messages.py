@@ -135,3 +135,11 @@ def template_label(name: str) -> str:
 
 def shared_by(user_id: str) -> str:
     return f"Shared by <@{user_id}>"
+
+
+def pipeline_title(scope: str, *, user_id: str | None, teams: tuple[str, ...]) -> str:
+    if scope == "team":
+        return "Pipeline of " + ", ".join(teams)
+    if scope == "user" and user_id:
+        return f"Pipeline of <@{user_id}>"
+    return "Your pipeline"

@@ -102,7 +102,7 @@ CASES: dict[str, Any] = {
     "next_step_added": lambda: blocks.next_step_added(_deal(), TODAY),
     "pipeline": lambda: blocks.pipeline_reply(
         PipelineView(
-            title="Your pipeline",
+            scope="me",
             today=TODAY,
             deals=(_deal(), _deal(id=8, account="Hooli", attention=(), next_step=None)),
             totals={"USD": Decimal("96000")},
@@ -172,7 +172,9 @@ def test_user_text_is_escaped_but_mentions_stay_live() -> None:
 
 def test_long_pipelines_stay_within_slacks_block_limit() -> None:
     many = tuple(_deal(id=i, account=f"Account {i}") for i in range(300))
-    reply = blocks.pipeline_reply(PipelineView(title="Team", today=TODAY, deals=many))
+    reply = blocks.pipeline_reply(
+        PipelineView(scope="team", today=TODAY, deals=many, team_names=("Team",))
+    )
     assert len(reply.blocks) <= 50
     assert all(len(json.dumps(b)) < 3500 for b in reply.block_dicts())
     assert "more" in json.dumps(reply.block_dicts())
