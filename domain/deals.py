@@ -39,7 +39,7 @@ from domain.views import (
 from reminders.checks import default_checks, fired_checks, score_reps
 from storage.database import Database
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
-from storage.reminder_repositories import ReminderRepository
+from storage.reminder_repositories import ListedDeal, ReminderRepository
 from storage.repositories import DealRepository, TeamRepository, name_key
 
 EVIDENCE_FIELDS = (
@@ -353,12 +353,11 @@ class DealService:
         totals: dict[str, Decimal] = {}
         weighted: dict[str, Decimal] = {}
         for view in views:
-            if view.amount is not None and view.weighted_amount is not None:
+            weighted_amount = view.weighted_amount  # computed, so asked once
+            if view.amount is not None and weighted_amount is not None:
                 currency = view.amount.currency
                 totals[currency] = totals.get(currency, Decimal(0)) + view.amount.amount
-                weighted[currency] = (
-                    weighted.get(currency, Decimal(0)) + view.weighted_amount.amount
-                )
+                weighted[currency] = weighted.get(currency, Decimal(0)) + weighted_amount.amount
         return PipelineView(
             scope=kind,
             today=today,
@@ -410,29 +409,19 @@ class DealService:
         self, session: Session, owners: Iterable[str], today: dt.date
     ) -> tuple[DealView, ...]:
         """Return list views of these owners' open deals: columns, not ORM objects."""
-        owners = list(owners)
-        rows = DealRepository(session).open_deal_rows(owners)
-        if not rows:
-            return ()
-        facts = {
-            f.deal_id: f
-            for f in ReminderRepository(session).deal_facts(
-                quarter=quarter_bounds(today), owner_ids=owners
-            )
-        }
+        listed = ReminderRepository(session).listed_deals(
+            quarter=quarter_bounds(today), owner_ids=owners
+        )
         config = default_checks()
         return tuple(
-            self._row_view(
-                row,
-                attention=fired_checks(facts[row.id], today, config, only=config.attention)
-                if row.id in facts
-                else (),
+            self._listed_view(
+                deal, attention=fired_checks(deal.facts, today, config, only=config.attention)
             )
-            for row in rows
+            for deal in listed
         )
 
-    def _headline(self, source: Deal | Any) -> dict[str, Any]:
-        """Return the fields every deal view has, from a Deal or a row with the same names."""
+    def _headline(self, source: Deal) -> dict[str, Any]:
+        """Return the fields every deal view has."""
         stage = self.stages.get(source.stage)
         return {
             "id": source.id,
@@ -448,17 +437,34 @@ class DealService:
             "status": source.status,
         }
 
-    def _row_view(self, row: Any, *, attention: tuple[str, ...]) -> DealView:
+    def _listed_view(self, deal: ListedDeal, *, attention: tuple[str, ...]) -> DealView:
+        """Return a deal as lists show it: the headline fields and the current next step."""
+        facts = deal.facts
+        stage = self.stages.get(facts.stage)
         step = None
-        if row.step_id is not None:
+        if deal.step_id is not None:
             step = NextStepView(
-                id=row.step_id,
-                what=row.step_what,
-                owner_id=row.step_owner_id,
-                due_date=row.step_due_date,
+                id=deal.step_id,
+                what=deal.step_what or "",
+                owner_id=deal.step_owner_id,
+                due_date=deal.step_due_date,
                 done=False,
             )
-        return DealView(**self._headline(row), next_step=step, attention=attention)
+        return DealView(
+            id=facts.deal_id,
+            account=facts.account,
+            title=facts.title,
+            owner_id=facts.owner_id,
+            amount=None if deal.amount is None else Money(deal.amount, deal.currency),
+            stage=facts.stage,
+            stage_label=stage.label if stage else facts.stage,
+            probability=stage.probability if stage else Decimal(0),
+            close_date=facts.close_date,
+            forecast_category=facts.forecast_category,
+            status=facts.status,
+            next_step=step,
+            attention=attention,
+        )
 
     def _open_stage(self, key: str) -> Stage:
         stage = self.stages.get(key)

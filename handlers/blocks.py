@@ -99,6 +99,8 @@ _MENTION = re.compile(r"(<[@#][A-Z0-9]+(?:\|[^<>]*)?>)")
 
 def escape(text: str) -> str:
     """Return user text safe inside mrkdwn: `& < >` escaped, user and channel mentions kept."""
+    if "&" not in text and "<" not in text and ">" not in text:
+        return text  # the usual account name or next step: nothing to escape or keep
     return "".join(
         part if _MENTION.fullmatch(part) else _escape_plain(part) for part in _MENTION.split(text)
     )

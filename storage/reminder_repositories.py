@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,11 +44,14 @@ def _within(column: Any, scope: Select[tuple[int]] | None) -> Any:
 
 
 @cache
-def _deal_facts_statement(*, with_closed: bool, by_owner: bool, by_deal: bool) -> Select[Any]:
+def _deal_facts_statement(
+    *, with_closed: bool, by_owner: bool, by_deal: bool, listed: bool = False
+) -> Select[Any]:
     """Return the facts query, built once per shape: /pipeline and App Home run it per request.
 
     Values arrive as bound parameters, so building the statement (which costs more than
-    running it for one rep's deals) happens once per process.
+    running it for one rep's deals) happens once per process. The `listed` shape adds what
+    a list shows beyond the facts (currency, current next step) and sorts as lists do.
     """
     # Asked about a few owners or deals (a /pipeline, App Home), aggregate only their
     # rows: an unfiltered GROUP BY would scan every next step and contact in the table.
@@ -154,6 +158,30 @@ def _deal_facts_statement(*, with_closed: bool, by_owner: bool, by_deal: bool) -
         statement = statement.where(Deal.owner_id.in_(bindparam("owner_ids", expanding=True)))
     if by_deal:
         statement = statement.where(Deal.id.in_(bindparam("deal_ids", expanding=True)))
+    if listed:
+        # The current step is the open one due soonest (undated ones last).
+        current_step = (
+            select(NextStep.id)
+            .where(NextStep.deal_id == Deal.id, NextStep.done.is_(False))
+            .order_by(NextStep.due_date.is_(None), NextStep.due_date, NextStep.id)
+            .limit(1)
+            .correlate(Deal)
+            .scalar_subquery()
+        )
+        statement = (
+            # ListedDeal's columns, in its order (the amount again: the facts keep a flag).
+            statement.add_columns(
+                Deal.amount.label("listed_amount"),
+                Deal.currency,
+                NextStep.id.label("step_id"),
+                NextStep.what.label("step_what"),
+                NextStep.owner_id.label("step_owner_id"),
+                NextStep.due_date.label("step_due_date"),
+            )
+            .outerjoin(NextStep, NextStep.id == current_step)
+            .order_by(None)
+            .order_by(Deal.close_date.is_(None), Deal.close_date, Deal.account_key, Deal.id)
+        )
     return statement
 
 
@@ -361,83 +389,128 @@ class ReminderRepository:
         this quarter) is a grouped subquery joined to the deals, so the cost is a few index
         scans however many deals there are.
         """
-        quarter_start, quarter_end = quarter
         statement = _deal_facts_statement(
             with_closed=closed_since is not None,
             by_owner=owner_ids is not None,
             by_deal=deal_ids is not None,
         )
-        parameters: dict[str, Any] = {
-            "quarter_start_at": dt.datetime.combine(quarter_start, dt.time(), tzinfo=dt.UTC),
-            "start_text": quarter_start.isoformat(),
-            "end_text": quarter_end.isoformat(),
-        }
-        if closed_since is not None:
-            parameters["closed_since"] = closed_since
+        parameters = _facts_parameters(quarter, closed_since=closed_since)
         if owner_ids is not None:
             parameters["owner_ids"] = list(owner_ids)
         if deal_ids is not None:
             parameters["deal_ids"] = list(deal_ids)
         # Core rows straight from the connection, unpacked as tuples: no ORM result machinery
         # and no by-name column lookups per row (a weekly run reads 100,000 of them).
+        return [_facts_of(row) for row in self.session.connection().execute(statement, parameters)]
+
+    def listed_deals(
+        self, *, quarter: tuple[dt.date, dt.date], owner_ids: Iterable[str]
+    ) -> list[ListedDeal]:
+        """Return these owners' open deals as lists show them, sorted by close date.
+
+        The facts and what the list shows come from one statement (the facts query with
+        the current next step joined): a /pipeline reads each deal once.
+        """
+        statement = _deal_facts_statement(
+            with_closed=False, by_owner=True, by_deal=False, listed=True
+        )
+        parameters = _facts_parameters(quarter, closed_since=None)
+        parameters["owner_ids"] = list(owner_ids)
         return [
-            DealFacts(
-                deal_id=deal_id,
-                owner_id=owner_id,
-                account=account,
-                title=title,
-                stage=stage,
-                status=status,
-                forecast_category=forecast_category,
-                has_amount=amount is not None,
-                close_date=close_date,
-                open_steps=open_steps or 0,
-                open_steps_dated=dated or 0,
-                open_steps_without_owner=unowned or 0,
-                next_step_due=next_due,
-                last_activity_at=max(last_touch_at, updated_at),
-                stage_entered_at=stage_entered_at,
-                contacts=contacts or 0,
-                has_economic_buyer=bool(buyer),
-                has_buying_criteria=bool(buying_criteria),
-                has_buying_process=bool(buying_process),
-                has_paper_process=bool(paper_process),
-                close_date_pushes_this_quarter=pushes or 0,
-                pushed_out_of_quarter=bool(pushed_out),
-                has_post_mortem=post_mortem_id is not None,
-                has_close_reason=bool(close_reason),
-                closed_at=closed_at,
-            )
-            # The names follow the columns of _deal_facts_statement, in its order.
-            for (
-                deal_id,
-                owner_id,
-                account,
-                title,
-                stage,
-                status,
-                forecast_category,
-                amount,
-                close_date,
-                last_touch_at,
-                updated_at,
-                stage_entered_at,
-                buying_criteria,
-                buying_process,
-                paper_process,
-                close_reason,
-                closed_at,
-                open_steps,
-                dated,
-                unowned,
-                next_due,
-                contacts,
-                buyer,
-                pushes,
-                pushed_out,
-                post_mortem_id,
-            ) in self.session.connection().execute(statement, parameters)
+            ListedDeal(_facts_of(row), *row[_LISTED_COLUMNS:])
+            for row in self.session.connection().execute(statement, parameters)
         ]
+
+
+class ListedDeal(NamedTuple):
+    """An open deal in a list: the checks' facts and the columns only a list shows."""
+
+    facts: DealFacts
+    amount: Decimal | None
+    currency: str
+    step_id: int | None  # the current next step: the open one due soonest
+    step_what: str | None
+    step_owner_id: str | None
+    step_due_date: dt.date | None
+
+
+# A listed row ends with ListedDeal's columns after the facts.
+_LISTED_COLUMNS = 1 - len(ListedDeal._fields)
+
+
+def _facts_parameters(
+    quarter: tuple[dt.date, dt.date], *, closed_since: dt.datetime | None
+) -> dict[str, Any]:
+    quarter_start, quarter_end = quarter
+    parameters: dict[str, Any] = {
+        "quarter_start_at": dt.datetime.combine(quarter_start, dt.time(), tzinfo=dt.UTC),
+        "start_text": quarter_start.isoformat(),
+        "end_text": quarter_end.isoformat(),
+    }
+    if closed_since is not None:
+        parameters["closed_since"] = closed_since
+    return parameters
+
+
+def _facts_of(row: Sequence[Any]) -> DealFacts:
+    """Return the facts in a row of _deal_facts_statement (a listed row's first columns)."""
+    # The names follow the columns of _deal_facts_statement, in its order.
+    (
+        deal_id,
+        owner_id,
+        account,
+        title,
+        stage,
+        status,
+        forecast_category,
+        amount,
+        close_date,
+        last_touch_at,
+        updated_at,
+        stage_entered_at,
+        buying_criteria,
+        buying_process,
+        paper_process,
+        close_reason,
+        closed_at,
+        open_steps,
+        dated,
+        unowned,
+        next_due,
+        contacts,
+        buyer,
+        pushes,
+        pushed_out,
+        post_mortem_id,
+        *_listed,
+    ) = row
+    return DealFacts(
+        deal_id=deal_id,
+        owner_id=owner_id,
+        account=account,
+        title=title,
+        stage=stage,
+        status=status,
+        forecast_category=forecast_category,
+        has_amount=amount is not None,
+        close_date=close_date,
+        open_steps=open_steps or 0,
+        open_steps_dated=dated or 0,
+        open_steps_without_owner=unowned or 0,
+        next_step_due=next_due,
+        last_activity_at=max(last_touch_at, updated_at),
+        stage_entered_at=stage_entered_at,
+        contacts=contacts or 0,
+        has_economic_buyer=bool(buyer),
+        has_buying_criteria=bool(buying_criteria),
+        has_buying_process=bool(buying_process),
+        has_paper_process=bool(paper_process),
+        close_date_pushes_this_quarter=pushes or 0,
+        pushed_out_of_quarter=bool(pushed_out),
+        has_post_mortem=post_mortem_id is not None,
+        has_close_reason=bool(close_reason),
+        closed_at=closed_at,
+    )
 
 
 _NUDGES = Nudge.__table__

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem, Quota, Team, TeamMember
@@ -82,48 +82,6 @@ class DealRepository:
         open_deals = [deal for deal in deals if deal.status == "open"]
         return (open_deals or deals)[: MAX_CANDIDATES + 1]
 
-    def open_deal_rows(self, owner_ids: Iterable[str]) -> Sequence[Row[Any]]:
-        """Return one flat row per open deal of these owners, with its current next step.
-
-        Lists (/pipeline, App Home) read columns, not ORM objects: building and tracking
-        a hundred Deal instances with their collections costs more than the query itself.
-        The current step is the open one due soonest (undated ones last).
-        """
-        owners = list(owner_ids)
-        if not owners:
-            return []
-        current_step = (
-            select(NextStep.id)
-            .where(NextStep.deal_id == Deal.id, NextStep.done.is_(False))
-            .order_by(NextStep.due_date.is_(None), NextStep.due_date, NextStep.id)
-            .limit(1)
-            .correlate(Deal)
-            .scalar_subquery()
-        )
-        statement = (
-            select(
-                Deal.id,
-                Deal.account,
-                Deal.title,
-                Deal.owner_id,
-                Deal.amount,
-                Deal.currency,
-                Deal.stage,
-                Deal.close_date,
-                Deal.forecast_category,
-                Deal.status,
-                NextStep.id.label("step_id"),
-                NextStep.what.label("step_what"),
-                NextStep.owner_id.label("step_owner_id"),
-                NextStep.due_date.label("step_due_date"),
-            )
-            .outerjoin(NextStep, NextStep.id == current_step)
-            .where(Deal.owner_id.in_(owners), Deal.status == "open")
-            .order_by(Deal.close_date.is_(None), Deal.close_date, Deal.account_key, Deal.id)
-        )
-        # Core rows straight from the connection: no ORM result machinery per row.
-        return self.session.connection().execute(statement).all()
-
     def record_change(
         self,
         deal: Deal,
@@ -160,6 +118,17 @@ class DealRepository:
             .order_by(NextStep.due_date)
         )
         return self.session.scalars(statement).all()
+
+
+@cache
+def _timezone_statement() -> Select[tuple[str]]:
+    return (
+        select(Team.timezone)
+        .join(TeamMember)
+        .where(TeamMember.user_id == bindparam("user_id"))
+        .order_by(Team.id)
+        .limit(1)
+    )
 
 
 class TeamRepository:
@@ -212,14 +181,10 @@ class TeamRepository:
 
     def timezone_of(self, user_id: str) -> str | None:
         """Return the timezone of the first team this user belongs to, if any."""
-        statement = (
-            select(Team.timezone)
-            .join(TeamMember)
-            .where(TeamMember.user_id == user_id)
-            .order_by(Team.id)
-            .limit(1)
-        )
-        return self.session.scalar(statement)
+        # Every command asks this for "today": a statement built once, run as Core on the
+        # session's connection (which does not autoflush: flush team changes before asking).
+        result = self.session.connection().execute(_timezone_statement(), {"user_id": user_id})
+        return result.scalar()
 
     def quota_for(self, team: Team, user_id: str, period: str) -> Quota | None:
         return next((q for q in team.quotas if q.user_id == user_id and q.period == period), None)

@@ -18,7 +18,7 @@ from domain.errors import InvalidChange
 from domain.money import Money
 from handlers.commands.parsing import DealChanges, DealRef
 from storage.database import Database
-from storage.models import Deal, DealChange, Team, TeamMember
+from storage.models import Deal, DealChange, NextStep, Team, TeamMember
 from storage.reminder_repositories import ReminderRepository
 from storage.repositories import MAX_CANDIDATES, DealRepository, TeamRepository, name_key
 
@@ -164,6 +164,52 @@ def test_deal_facts_count_only_close_dates_moved_later(database: Database) -> No
     assert facts.close_date_pushes_this_quarter == 2
     # 2026-12-10 -> 2027-01-05 took the deal out of the quarter it was committed in.
     assert facts.pushed_out_of_quarter
+
+
+# --- the rows lists read --------------------------------------------------------------------
+
+
+def test_listed_deals_are_the_facts_with_the_current_next_step(database: Database) -> None:
+    initech, hooli, _, _ = _add(
+        database,
+        _deal("Initech", close_date=dt.date(2026, 12, 20), amount=Decimal("40000")),
+        _deal("Hooli", close_date=dt.date(2026, 12, 10)),
+        _deal("Globex", status="lost", close_date=dt.date(2026, 11, 1)),
+        _deal("Umbrella", owner_id="UOTHER", close_date=dt.date(2026, 12, 1)),
+    )
+    steps = [
+        ("Undated call", None, False),
+        ("Send the proposal", dt.date(2026, 12, 1), False),
+        ("Past demo", dt.date(2026, 11, 20), True),  # done: never the current step
+        ("Legal review", dt.date(2026, 12, 5), False),
+    ]
+    with database.session() as session:
+        session.add_all(
+            NextStep(
+                deal_id=initech,
+                what=what,
+                owner_id="UREP",
+                due_date=due,
+                done=done,
+                created_by="UREP",
+            )
+            for what, due, done in steps
+        )
+
+    with database.session() as session:
+        listed = ReminderRepository(session).listed_deals(quarter=QUARTER, owner_ids=["UREP"])
+        facts = ReminderRepository(session).deal_facts(quarter=QUARTER, owner_ids=["UREP"])
+    # Sorted as lists show them: by close date; only the owner's open deals.
+    assert [deal.facts.deal_id for deal in listed] == [hooli, initech]
+    assert sorted(deal.facts for deal in listed) == sorted(facts)
+    hooli_row, initech_row = listed
+    assert (hooli_row.amount, hooli_row.step_id, hooli_row.step_what) == (None, None, None)
+    assert (initech_row.amount, initech_row.currency) == (Decimal("40000"), "USD")
+    assert (initech_row.step_what, initech_row.step_due_date) == (
+        "Send the proposal",
+        dt.date(2026, 12, 1),
+    )
+    assert initech_row.facts.open_steps == 3
 
 
 # --- teams -----------------------------------------------------------------------------------
