@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from domain.attention import attention_reasons
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds
@@ -123,7 +122,7 @@ class DealService:
                         deal, field=field, old=None, new=value, by=actor.user_id, at=now
                     )
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id))
+            return self._view(session, deal, self._today(session, actor.user_id))
 
     def update_deal(self, actor: Actor, ref: DealRef, changes: DealChanges) -> DealUpdate:
         """Return the deal after applying `changes`, with what actually changed."""
@@ -177,14 +176,14 @@ class DealService:
             deal.last_touch_at = now
             session.flush()
             today = self._today(session, actor.user_id)
-            return DealUpdate(deal=self._view(deal, today), changes=changed)
+            return DealUpdate(deal=self._view(session, deal, today), changes=changed)
 
     def show_deal(self, actor: Actor, ref: DealRef) -> DealView:
         """Return the deal with its contacts, next step, history and post-mortem."""
         with self.database.session() as session:
             deals = DealRepository(session)
             deal = self._resolve(deals, ref)
-            return self._view(deal, self._today(session, actor.user_id), full=True)
+            return self._view(session, deal, self._today(session, actor.user_id), full=True)
 
     def close_deal(self, actor: Actor, ref: DealRef, *, won: bool, reason: str | None) -> DealView:
         """Return the deal marked won or lost; open next steps are closed with it."""
@@ -224,7 +223,7 @@ class DealService:
                         at=now,
                     )
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), full=True)
+            return self._view(session, deal, self._today(session, actor.user_id), full=True)
 
     def record_post_mortem(
         self,
@@ -255,7 +254,7 @@ class DealService:
             deal.post_mortem.lessons = lessons
             deal.close_reason = deal.close_reason or primary_reason
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id), full=True)
+            return self._view(session, deal, self._today(session, actor.user_id), full=True)
 
     # --- next steps -----------------------------------------------------------------------
 
@@ -296,7 +295,7 @@ class DealService:
             )
             deal.last_touch_at = now
             session.flush()
-            return self._view(deal, today)
+            return self._view(session, deal, today)
 
     def complete_next_step(self, actor: Actor, ref: DealRef) -> tuple[DealView, NextStepView]:
         """Return the deal and the next step just marked done (the earliest open one)."""
@@ -315,7 +314,7 @@ class DealService:
             step.done_at = now
             deal.last_touch_at = now
             session.flush()
-            return self._view(deal, self._today(session, actor.user_id)), _step_view(step)
+            return self._view(session, deal, self._today(session, actor.user_id)), _step_view(step)
 
     # --- pipeline -------------------------------------------------------------------------
 
@@ -437,6 +436,17 @@ class DealService:
             "status": source.status,
         }
 
+    def _attention(self, session: Session, deal: Deal, today: dt.date) -> tuple[str, ...]:
+        """Return the attention checks one open deal fails as of `today`."""
+        if deal.status != "open":
+            return ()
+        session.flush()  # the facts are read from the database, changes included
+        facts = ReminderRepository(session).deal_facts(
+            quarter=quarter_bounds(today), deal_ids=[deal.id]
+        )
+        config = default_checks()
+        return fired_checks(facts[0], today, config, only=config.attention) if facts else ()
+
     def _listed_view(self, deal: ListedDeal, *, attention: tuple[str, ...]) -> DealView:
         """Return a deal as lists show it: the headline fields and the current next step."""
         facts = deal.facts
@@ -553,8 +563,12 @@ class DealService:
             "status": deal.status,
         }
 
-    def _view(self, deal: Deal, today: dt.date, *, full: bool = False) -> DealView:
+    def _view(
+        self, session: Session, deal: Deal, today: dt.date, *, full: bool = False
+    ) -> DealView:
         step = _current_step(deal.next_steps)
+        # The same facts query as /pipeline, so a deal is flagged the same everywhere.
+        attention = self._attention(session, deal, today)
         return DealView(
             **self._headline(deal),
             buying_criteria=deal.buying_criteria,
@@ -569,7 +583,7 @@ class DealService:
                 for c in deal.contacts
             ),
             next_step=_step_view(step) if step else None,
-            attention=attention_reasons(deal, today),
+            attention=attention,
             history=tuple(
                 ChangeView(
                     field=c.field,
