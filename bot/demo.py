@@ -29,7 +29,7 @@ from bot.demo_jobs import DemoJobs
 from bot.settings import Settings
 from bot.slack import build_web_client
 from domain.changes import ContactRef, DealChanges, DealRef
-from domain.clock import FixedClock
+from domain.clock import Clock, FixedClock, SystemClock
 from domain.deals import Actor, DealService
 from domain.money import Money
 from domain.teams import TeamService
@@ -423,14 +423,25 @@ def _lines(stream: TextIO, prompt: Any) -> Iterator[str]:
         yield from stream
 
 
-def run_demo(*, database_url: str, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Seed a fresh demo database and answer slash commands typed or piped in."""
+def run_demo(
+    *,
+    database_url: str,
+    clock: Clock | None = None,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Seed a fresh demo database and answer slash commands typed or piped in.
+
+    The sample pipeline is seeded relative to `clock`'s now, and the app, its jobs and the
+    console all read that same clock, so a given clock always shows the same demo.
+    """
+    clock = clock or SystemClock()
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     _fresh_sqlite(database_url)
     upgrade(database_url)
     database = Database.from_url(database_url)
-    seed_pipeline(database, now=dt.datetime.now(dt.UTC))
+    seed_pipeline(database, now=clock.now())
     renderer = ConsoleRenderer(
         names={u.user_id: u.handle for u in DEMO_USERS},
         channels={DEMO_CHANNEL_ID: DEMO_CHANNEL_NAME},
@@ -456,11 +467,17 @@ def run_demo(*, database_url: str, stdin: TextIO | None = None, out: TextIO | No
         settings,
         client=client,
         database=database,
+        clock=clock,
         verify_requests=False,
         listener_executor=listeners,
     )
     jobs = DemoJobs(
-        settings=settings, database=database, client=client, zone=DEMO_TIMEZONE, out=out
+        settings=settings,
+        database=database,
+        client=client,
+        clock=clock,
+        zone=DEMO_TIMEZONE,
+        out=out,
     )
     console = DemoConsole(app=app, listeners=listeners, renderer=renderer, out=out, jobs=jobs)
     print(INTRO, file=out)

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.jobs_cli import context_factory
 from bot.settings import Settings
+from domain.clock import Clock
 from reminders.jobs import load_jobs, run_job
 from storage.database import Database
 
@@ -26,8 +27,16 @@ def demo_morning(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 
 class DemoJobs:
     def __init__(
-        self, *, settings: Settings, database: Database, client: WebClient, zone: str, out: TextIO
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        client: WebClient,
+        clock: Clock,
+        zone: str,
+        out: TextIO,
     ) -> None:
+        self.clock = clock
         self.jobs = load_jobs()
         self.build_context = context_factory(settings, database=database, client=client)
         self.zone = ZoneInfo(zone)
@@ -52,7 +61,7 @@ class DemoJobs:
             self._say(f"{when!r} is not an ISO datetime, e.g. 2026-11-23T09:30-05:00")
             return True
         if now is None:
-            now = demo_morning(dt.datetime.now(dt.UTC), self.zone)
+            now = demo_morning(self.clock.now(), self.zone)
         elif now.tzinfo is None:
             now = now.replace(tzinfo=self.zone)
         self._say(f"Running {name} as of {now.isoformat(timespec='minutes')}…")

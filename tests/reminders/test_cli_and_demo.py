@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.cli import main
 from bot.demo import run_demo
+from domain.clock import FixedClock
 from reminders.checks import DEFAULT_CHECKS_FILE, default_checks
 from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.test_jobs import MONDAY, seed
@@ -96,14 +99,20 @@ def test_a_bad_checks_file_stops_start_up_naming_the_line(
 def test_the_demo_runs_each_job_and_shows_what_it_sends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: FakeSlackWebAPI
 ) -> None:
+    """Regression: the demo seeded with the real clock while the test ran jobs on a fixed
+    date, so this failed on any day after 2026-11-23. Both now read the injected clock."""
     monkeypatch.chdir(tmp_path)  # the demo saves the digest's chart in the working directory
     out = io.StringIO()
     script = io.StringIO(
         ":jobs\n:run chase-next-steps 2026-11-23T10:00-05:00\n"
         ":run pipeline-accuracy 2026-11-23T10:00-05:00\n"
-        ":run manager-digest 2026-11-23T10:00-05:00\n"
+        ":run manager-digest\n"
     )
-    assert run_demo(database_url=f"sqlite:///{tmp_path / 'demo.db'}", stdin=script, out=out) == 0
+    monday_early = FixedClock(
+        at=dt.datetime(2026, 11, 23, 7, 0, tzinfo=ZoneInfo("America/New_York"))
+    )
+    database_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run_demo(database_url=database_url, clock=monday_early, stdin=script, out=out) == 0
     shown = out.getvalue()
     assert "need your attention" in shown  # the chase DM
     assert "Pipeline accuracy · Enterprise" in shown and "(posted in #sales)" in shown
