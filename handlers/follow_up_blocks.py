@@ -18,7 +18,8 @@ def _link_or_path(link: str) -> str:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + escape(line) for line in text.splitlines() if line.strip())
+    # An email's text is data, not Slack's: no mention, no formatting (see escape_name).
+    return "\n".join("> " + escape_name(line) for line in text.splitlines() if line.strip())
 
 
 def draft_ready(outcome: DraftOutcome) -> Reply:
@@ -28,7 +29,7 @@ def draft_ready(outcome: DraftOutcome) -> Reply:
     blocks: list[Block] = [
         _section(
             f":email: Your *{what}* draft for *{escape_name(outcome.deal_name)}* is ready.\n"
-            f"*Subject:* {escape(subject)}"
+            f"*Subject:* {escape_name(subject)}"
         )
     ]
     if outcome.preview:
@@ -36,7 +37,8 @@ def draft_ready(outcome: DraftOutcome) -> Reply:
     blocks.append(
         _section(f"{_link_or_path(outcome.link or '')} · {messages.FOLLOW_UP_NEVER_SENT}")
     )
-    text = f"Follow-up draft ready for {escape_name(outcome.deal_name)}: {escape(subject)}"
+    name = escape_name(outcome.deal_name)
+    text = f"Follow-up draft ready for {name}: {escape_name(subject)}"
     return Reply(text=text, blocks=tuple(blocks))
 
 
