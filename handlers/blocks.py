@@ -139,6 +139,17 @@ def escape_plain_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def plain_text_within(text: str, limit: int) -> str:
+    """Return `text` escaped for a plain_text object, cut (never inside an entity) to `limit`."""
+    text = text[:limit]
+    escaped = escape_plain_text(text)
+    while len(escaped) > limit:
+        # Entities make the escaped text longer; cut the text itself until it fits.
+        text = text[:-1]
+        escaped = escape_plain_text(text)
+    return escaped
+
+
 def _money(money: Money | None) -> str:
     return format_money(money) if money is not None else "no amount"
 
@@ -201,7 +212,7 @@ def ambiguous_reply(
     """Return a choice of buttons, one per candidate deal, that re-run the command on it."""
     buttons = [
         ButtonElement(
-            text=escape_plain_text(candidate.label[:75]),
+            text=plain_text_within(candidate.label, 75),
             action_id=f"{PICK_DEAL_ACTION}_{index}",
             value=json.dumps({"command": command, "text": text, "deal_id": candidate.deal_id}),
         )
@@ -236,7 +247,7 @@ def shared_reply(reply: Reply, *, user_id: str) -> Reply:
 
 def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> Reply:
     """Return the full picture of a deal: numbers, evidence, people, next step, history."""
-    heading = escape_plain_text(heading or deal.name)
+    heading = plain_text_within(heading or deal.name, 150)
     status = "" if deal.status == "open" else f" · *{deal.status.upper()}*"
     summary = (
         f"*{escape_name(deal.name)}* `#{deal.id}`{status}\n"
@@ -244,7 +255,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
         f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)} · "
         f"owner <@{deal.owner_id}>"
     )
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading[:150])), _section(summary)]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading)), _section(summary)]
     evidence = [
         ("Buying criteria", deal.buying_criteria),
         ("Buying process", deal.buying_process),
@@ -404,13 +415,14 @@ def pipeline_reply(view: PipelineView) -> Reply:
     """Return the pipeline: totals, weighted totals, each open deal, and what needs attention."""
     teams = tuple(escape_name(name) for name in view.team_names)
     title = messages.pipeline_title(view.scope, user_id=view.user_id, teams=teams)
+    heading = messages.pipeline_title(view.scope, user_id=view.user_id, teams=view.team_names)
     today = view.today
     totals = (
         f"{len(view.deals)} open · total {_totals(view.totals)}"
         f" · weighted {_totals(view.weighted_totals)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=title[:150])),
+        HeaderBlock(text=PlainTextObject(text=plain_text_within(heading, 150))),
         _context(totals),
     ]
     if not view.deals:

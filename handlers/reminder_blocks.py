@@ -31,7 +31,7 @@ from handlers.blocks import (
     _section,
     escape,
     escape_name,
-    escape_plain_text,
+    plain_text_within,
 )
 from reminders.checks import DealFacts
 
@@ -187,7 +187,7 @@ def accuracy_post(
     """Return the weekly pipeline-accuracy post for a team's channel."""
     text = f"Pipeline accuracy for {escape_name(team_name)}, {week}: {_score(team_score)}"
     blocks: list[Block] = [
-        HeaderBlock(text=escape_plain_text(f"Pipeline accuracy · {team_name} · {week}"[:150])),
+        HeaderBlock(text=plain_text_within(f"Pipeline accuracy · {team_name} · {week}", 150)),
         _section(
             f"Team score *{_score(team_score)}*: the share of accuracy checks our open "
             "deals pass."
@@ -254,7 +254,7 @@ def manager_digest(digest: Digest) -> Reply:
         f"{format_money(digest.won_this_quarter)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=escape_plain_text(f"{digest.team_name} · week {digest.week}"[:150])),
+        HeaderBlock(text=plain_text_within(f"{digest.team_name} · week {digest.week}", 150)),
         _section(
             f"*{digest.open_deals} open deals* · pipeline *{format_money(digest.pipeline)}* · "
             f"weighted *{format_money(digest.weighted)}*\n"

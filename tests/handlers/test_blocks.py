@@ -363,3 +363,20 @@ def test_a_name_keeps_its_characters_with_formatting_marks_as_look_alikes() -> N
     assert blocks.escape_name("*A_c~m`e* & <co>") == "∗Aˍc∼mˋe∗ &amp; &lt;co&gt;"
     # Free text keeps the mentions the parser put there, and its own formatting.
     assert blocks.escape("*call* <@U0BEN> <!here>") == "*call* <@U0BEN> &lt;!here&gt;"
+
+
+def test_a_long_escaped_name_still_fits_slacks_header_and_button_limits() -> None:
+    long_name = "R&D <Labs> " * 30
+    card = blocks.deal_card(_deal(account=long_name), TODAY)
+    header = card.block_dicts()[0]["text"]["text"]
+    assert len(header) <= 150 and header.startswith("R&amp;D &lt;Labs&gt;")
+    assert not header.endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))
+    choice = blocks.ambiguous_reply(
+        "More than one deal matches “r”.",
+        [Candidate(1, long_name), Candidate(2, long_name + "2")],
+        command="/deal",
+        text="r",
+    )
+    for button in choice.block_dicts()[1]["elements"]:
+        assert len(button["text"]["text"]) <= 75
+    assert blocks.plain_text_within("<" * 100, 10) == "&lt;&lt;"
