@@ -97,17 +97,57 @@ def _sections(lines: Iterable[str]) -> list[SectionBlock]:
 _MENTION = re.compile(r"(<[@#][A-Z0-9]+(?:\|[^<>]*)?>)")
 
 
+# How user text travels. The parser decodes what Slack sends (`&lt;` back to `<`), so
+# the database holds exactly what the rep typed; every builder here escapes it again on
+# the way out, in blocks and in the fallback `text` alike (Slack parses both).
+#   - free text (next steps, reasons, criteria…): `escape`, which keeps the mentions the
+#     parser put there so they still notify;
+#   - names (accounts, deal titles, teams, contacts): `escape_name`, which escapes
+#     everything and shows mrkdwn's formatting characters as look-alikes, because a name
+#     is data: `*Acme*` must not turn bold, `_Acme_` italic, nor a backtick open code;
+#   - plain_text objects (headers, buttons): `escape_plain_text`; Slack decodes the three
+#     entities there too, and formatting characters mean nothing in plain text.
+# Slack has no escape for `*`, `_`, `~` or a backtick, so look-alikes (no zero-width
+# tricks, which the name rules refuse on the way in) are the one rule, kept here.
+_MRKDWN_LOOKALIKES = str.maketrans(
+    {
+        "*": "\u2217",  # ∗ asterisk operator
+        "_": "\u02cd",  # ˍ modifier letter low macron
+        "~": "\u223c",  # ∼ tilde operator
+        "`": "\u02cb",  # ˋ modifier letter grave accent
+    }
+)
+
+
 def escape(text: str) -> str:
-    """Return user text safe inside mrkdwn: `& < >` escaped, user and channel mentions kept."""
+    """Return free text safe inside mrkdwn: `& < >` escaped, user and channel mentions kept."""
     if "&" not in text and "<" not in text and ">" not in text:
-        return text  # the usual account name or next step: nothing to escape or keep
+        return text  # the usual next step: nothing to escape or keep
     return "".join(
-        part if _MENTION.fullmatch(part) else _escape_plain(part) for part in _MENTION.split(text)
+        part if _MENTION.fullmatch(part) else escape_plain_text(part)
+        for part in _MENTION.split(text)
     )
 
 
-def _escape_plain(text: str) -> str:
+def escape_name(name: str) -> str:
+    """Return a name safe inside mrkdwn: `& < >` escaped, formatting shown as look-alikes."""
+    return escape_plain_text(name).translate(_MRKDWN_LOOKALIKES)
+
+
+def escape_plain_text(text: str) -> str:
+    """Return text with Slack's three control characters as entities (`&amp;`, `&lt;`, `&gt;`)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain_text_within(text: str, limit: int) -> str:
+    """Return `text` escaped for a plain_text object, cut (never inside an entity) to `limit`."""
+    text = text[:limit]
+    escaped = escape_plain_text(text)
+    while len(escaped) > limit:
+        # Entities make the escaped text longer; cut the text itself until it fits.
+        text = text[:-1]
+        escaped = escape_plain_text(text)
+    return escaped
 
 
 def _money(money: Money | None) -> str:
@@ -138,7 +178,7 @@ def _step_line(step: NextStepView, today: dt.date) -> str:
 def deal_line(deal: DealView, today: dt.date) -> str:
     """Return one scannable line about a deal, as pipelines and App Home list them."""
     parts = [
-        f"*{escape(deal.name)}* `#{deal.id}`",
+        f"*{escape_name(deal.name)}* `#{deal.id}`",
         _money(deal.amount),
         deal.stage_label,
         f"closes {_day(deal.close_date, today)}",
@@ -156,6 +196,9 @@ def deal_line(deal: DealView, today: dt.date) -> str:
 
 def error_reply(problem: str, usage: str | None = None) -> Reply:
     """Return a short private message naming what was wrong and showing the right form."""
+    # Problems quote what the rep typed (decoded, like every parsed value): escaped here.
+    problem = escape(problem)
+    usage = escape(usage) if usage else None
     blocks: list[Block] = [_section(f":warning: {problem}")]
     if usage:
         blocks.append(_context(f"Try: `{usage}`" if "\n" not in usage else usage))
@@ -169,12 +212,13 @@ def ambiguous_reply(
     """Return a choice of buttons, one per candidate deal, that re-run the command on it."""
     buttons = [
         ButtonElement(
-            text=candidate.label[:75],
+            text=plain_text_within(candidate.label, 75),
             action_id=f"{PICK_DEAL_ACTION}_{index}",
             value=json.dumps({"command": command, "text": text, "deal_id": candidate.deal_id}),
         )
         for index, candidate in enumerate(candidates)
     ]
+    problem = escape(problem)
     return Reply(
         is_error=True,
         text=f"{problem} {messages.PICK_ONE}",
@@ -203,15 +247,15 @@ def shared_reply(reply: Reply, *, user_id: str) -> Reply:
 
 def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> Reply:
     """Return the full picture of a deal: numbers, evidence, people, next step, history."""
-    heading = heading or deal.name
+    heading = plain_text_within(heading or deal.name, 150)
     status = "" if deal.status == "open" else f" · *{deal.status.upper()}*"
     summary = (
-        f"*{escape(deal.name)}* `#{deal.id}`{status}\n"
+        f"*{escape_name(deal.name)}* `#{deal.id}`{status}\n"
         f"{_money(deal.amount)} · {deal.stage_label} · closes {_day(deal.close_date, today)} · "
         f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)} · "
         f"owner <@{deal.owner_id}>"
     )
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading[:150])), _section(summary)]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading)), _section(summary)]
     evidence = [
         ("Buying criteria", deal.buying_criteria),
         ("Buying process", deal.buying_process),
@@ -261,18 +305,17 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
             )
         )
     closes = _day(deal.close_date, today)
-    text = f"{deal.name}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
+    text = f"{escape_name(deal.name)}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
     return Reply(text=text, blocks=tuple(blocks[:50]))
 
 
 def _contact_line(contact: Any) -> str:
-    who = contact.name or ""
+    who = escape_name(contact.name or "")
     if contact.slack_user_id:
         who = f"<@{contact.slack_user_id}>"
     if contact.email:
-        who = f"{escape(who)} <mailto:{contact.email}|{contact.email}>".strip()
-    else:
-        who = escape(who) if not contact.slack_user_id else who
+        email = escape_plain_text(contact.email)
+        who = f"{who} <mailto:{email}|{escape_name(contact.email)}>".strip()
     return f"*{messages.CONTACT_ROLE_LABELS.get(contact.role, 'Contact')}:* {who}"
 
 
@@ -312,17 +355,18 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
         _section(f":white_check_mark: {escape(changed)}"),
         _section(deal_line(deal, today)),
     ]
-    return Reply(text=f"{deal.name}: {changed}", blocks=tuple(blocks))
+    return Reply(text=f"{escape_name(deal.name)}: {escape(changed)}", blocks=tuple(blocks))
 
 
 def deal_closed(deal: DealView, today: dt.date) -> Reply:
     icon = ":trophy:" if deal.status == "won" else ":black_flag:"
-    text = f"{deal.name} is closed {deal.status} ({_money(deal.amount)})."
+    text = f"{escape_name(deal.name)} is closed {deal.status} ({_money(deal.amount)})."
     return Reply(
         text=text,
         blocks=(
             _section(
-                f"{icon} *{escape(deal.name)}* is closed *{deal.status}* ({_money(deal.amount)})."
+                f"{icon} *{escape_name(deal.name)}* is closed *{deal.status}* "
+                f"({_money(deal.amount)})."
             ),
             _context(messages.POST_MORTEM_PROMPT),
             ActionsBlock(
@@ -342,9 +386,9 @@ def next_step_added(deal: DealView, today: dt.date) -> Reply:
     step = deal.next_step
     line = _step_line(step, today) if step else ""
     return Reply(
-        text=f"Next step for {deal.name}: {line}",
+        text=f"Next step for {escape_name(deal.name)}: {line}",
         blocks=(
-            _section(f":white_check_mark: Next step for *{escape(deal.name)}*: {line}"),
+            _section(f":white_check_mark: Next step for *{escape_name(deal.name)}*: {line}"),
             _context(f"Mark it done with `/nextstep done {_ref(deal)}`."),
         ),
     )
@@ -357,10 +401,10 @@ def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
         else f"No next step left: what happens next? `/nextstep {_ref(deal)} <what> due:<date>`"
     )
     return Reply(
-        text=f"Done: {step.what} ({deal.name})",
+        text=f"Done: {escape(step.what)} ({escape_name(deal.name)})",
         blocks=(
             _section(
-                f":ballot_box_with_check: Done: ~{escape(step.what)}~ — *{escape(deal.name)}*"
+                f":ballot_box_with_check: Done: ~{escape(step.what)}~ — *{escape_name(deal.name)}*"
             ),
             _context(following),
         ),
@@ -369,14 +413,16 @@ def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
 
 def pipeline_reply(view: PipelineView) -> Reply:
     """Return the pipeline: totals, weighted totals, each open deal, and what needs attention."""
-    title = messages.pipeline_title(view.scope, user_id=view.user_id, teams=view.team_names)
+    teams = tuple(escape_name(name) for name in view.team_names)
+    title = messages.pipeline_title(view.scope, user_id=view.user_id, teams=teams)
+    heading = messages.pipeline_title(view.scope, user_id=view.user_id, teams=view.team_names)
     today = view.today
     totals = (
         f"{len(view.deals)} open · total {_totals(view.totals)}"
         f" · weighted {_totals(view.weighted_totals)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=title[:150])),
+        HeaderBlock(text=PlainTextObject(text=plain_text_within(heading, 150))),
         _context(totals),
     ]
     if not view.deals:
@@ -390,7 +436,7 @@ def pipeline_reply(view: PipelineView) -> Reply:
     attention = view.needing_attention
     if attention:
         lines = [
-            f"• *{escape(d.name)}*: {_check_labels(d.attention)}"
+            f"• *{escape_name(d.name)}*: {_check_labels(d.attention)}"
             for d in attention[:PIPELINE_DEALS_SHOWN]
         ]
         blocks.append(_section(f"*Needs attention ({len(attention)})*"))
@@ -429,7 +475,7 @@ def team_reply(teams: Sequence[TeamView], *, heading: str | None = None) -> Repl
             f"<@{q.user_id}> {format_money(q.amount)} ({q.period})" for q in team.quotas
         )
         line = (
-            f"*{escape(team.name)}* · <#{team.channel_id}> · {team.timezone}\n"
+            f"*{escape_name(team.name)}* · <#{team.channel_id}> · {team.timezone}\n"
             f"Managers: {managers}\nReps: {reps}"
         )
         if quotas:
@@ -439,7 +485,8 @@ def team_reply(teams: Sequence[TeamView], *, heading: str | None = None) -> Repl
     if heading:
         blocks.append(_section(f":white_check_mark: {escape(heading)}"))
     blocks.extend(_sections(lines))
-    return Reply(text=heading or f"{len(teams)} team(s)", blocks=tuple(blocks))
+    text = escape(heading) if heading else f"{len(teams)} team(s)"
+    return Reply(text=text, blocks=tuple(blocks))
 
 
 # --- views --------------------------------------------------------------------------------
@@ -510,7 +557,7 @@ def post_mortem_modal(deal: DealView) -> View:
         close="Later",
         private_metadata=json.dumps({"deal_id": deal.id}),
         blocks=[
-            _section(f"*{escape(deal.name)}* — closed *{deal.status}*. What decided it?"),
+            _section(f"*{escape_name(deal.name)}* — closed *{deal.status}*. What decided it?"),
             InputBlock(
                 block_id="reason",
                 label="Primary reason",
@@ -549,7 +596,7 @@ def home_view(home: HomeView) -> View:
         blocks.append(_section("*Overdue next steps*"))
         blocks.extend(
             _sections(
-                f"• *{escape(name)}*: {_step_line(step, today)}"
+                f"• *{escape_name(name)}*: {_step_line(step, today)}"
                 for step, name in home.overdue_steps
             )
         )
@@ -564,7 +611,7 @@ def home_view(home: HomeView) -> View:
             blocks.append(_section(f"*Needs attention ({len(attention)})*"))
             blocks.extend(
                 _sections(
-                    f"• *{escape(d.name)}*: {_check_labels(d.attention)}"
+                    f"• *{escape_name(d.name)}*: {_check_labels(d.attention)}"
                     for d in attention[:PIPELINE_DEALS_SHOWN]
                 )
             )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block
 
 from handlers import messages
-from handlers.blocks import Reply, _context, _section, escape
+from handlers.blocks import Reply, _context, _section, escape, escape_name
 from reminders.email.drafts import DraftOutcome
 
 
@@ -18,7 +18,8 @@ def _link_or_path(link: str) -> str:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + escape(line) for line in text.splitlines() if line.strip())
+    # An email's text is data, not Slack's: no mention, no formatting (see escape_name).
+    return "\n".join("> " + escape_name(line) for line in text.splitlines() if line.strip())
 
 
 def draft_ready(outcome: DraftOutcome) -> Reply:
@@ -27,8 +28,8 @@ def draft_ready(outcome: DraftOutcome) -> Reply:
     subject = outcome.subject or ""
     blocks: list[Block] = [
         _section(
-            f":email: Your *{what}* draft for *{escape(outcome.deal_name)}* is ready.\n"
-            f"*Subject:* {escape(subject)}"
+            f":email: Your *{what}* draft for *{escape_name(outcome.deal_name)}* is ready.\n"
+            f"*Subject:* {escape_name(subject)}"
         )
     ]
     if outcome.preview:
@@ -36,7 +37,8 @@ def draft_ready(outcome: DraftOutcome) -> Reply:
     blocks.append(
         _section(f"{_link_or_path(outcome.link or '')} · {messages.FOLLOW_UP_NEVER_SENT}")
     )
-    text = f"Follow-up draft ready for {outcome.deal_name}: {subject}"
+    name = escape_name(outcome.deal_name)
+    text = f"Follow-up draft ready for {name}: {escape_name(subject)}"
     return Reply(text=text, blocks=tuple(blocks))
 
 
@@ -45,7 +47,7 @@ def connect_gmail(link: str, *, deals: Sequence[str], reconnect: bool) -> Reply:
     lead = messages.GMAIL_RECONNECT if reconnect else messages.GMAIL_NOT_CONNECTED
     waiting = ""
     if deals:
-        waiting = "\nDrafts waiting for: " + ", ".join(f"*{escape(d)}*" for d in deals[:10])
+        waiting = "\nDrafts waiting for: " + ", ".join(f"*{escape_name(d)}*" for d in deals[:10])
     return Reply(
         text=f"{lead} {link}",
         blocks=(
@@ -61,11 +63,11 @@ def draft_skipped(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
     problem = outcome.problem or "something is missing"
     retry = f"/deal followup {deal_ref} {outcome.template}"
     return Reply(
-        text=f"No {what} draft for {outcome.deal_name}: {problem}.",
+        text=f"No {what} draft for {escape_name(outcome.deal_name)}: {escape(problem)}.",
         blocks=(
             _section(
                 f":warning: I could not draft the *{what}* email for "
-                f"*{escape(outcome.deal_name)}*: {escape(problem)}."
+                f"*{escape_name(outcome.deal_name)}*: {escape(problem)}."
             ),
             _context(
                 f'Add a contact with `/deal {deal_ref} contact:"Name <name@example.com>"`, '
@@ -78,7 +80,7 @@ def draft_skipped(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
 def template_broken(template: str, problem: str) -> Reply:
     """Return the admin DM naming a broken template; no draft is made from it until fixed."""
     return Reply(
-        text=f"The email template {template} is broken: {problem}",
+        text=f"The email template {escape(template)} is broken: {escape(problem)}",
         blocks=(
             _section(
                 f":warning: The email template `{escape(template)}` is broken, so no draft was "
@@ -96,11 +98,11 @@ def drafting_started(deal_name: str, template: str) -> Reply:
     """Return the reply to /deal followup while Gmail works: the link follows by DM."""
     what = messages.template_label(template)
     return Reply(
-        text=f"Drafting the {what} email for {deal_name}…",
+        text=f"Drafting the {what} email for {escape_name(deal_name)}…",
         blocks=(
             _section(
                 f":hourglass_flowing_sand: Drafting the *{what}* email for "
-                f"*{escape(deal_name)}*; I will DM you the link in a moment."
+                f"*{escape_name(deal_name)}*; I will DM you the link in a moment."
             ),
         ),
     )
@@ -114,7 +116,9 @@ def follow_up_problem(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
         problem = f"the template is broken ({outcome.problem}); your admin has been told"
     else:
         problem = f"{outcome.problem or 'the mail service did not answer'}; I will retry shortly"
+    name = escape_name(outcome.deal_name)
+    problem = escape(problem)
     return Reply(
-        text=f"No draft yet for {outcome.deal_name}: {problem}",
-        blocks=(_section(f":warning: No draft yet for *{escape(outcome.deal_name)}*: {problem}."),),
+        text=f"No draft yet for {name}: {problem}",
+        blocks=(_section(f":warning: No draft yet for *{name}*: {problem}."),),
     )

@@ -24,7 +24,15 @@ from slack_sdk.models.views import View
 from domain.dates import format_day
 from domain.money import format_money
 from handlers import messages
-from handlers.blocks import OPEN_POST_MORTEM_ACTION, Reply, _context, _section, escape
+from handlers.blocks import (
+    OPEN_POST_MORTEM_ACTION,
+    Reply,
+    _context,
+    _section,
+    escape,
+    escape_name,
+    plain_text_within,
+)
 from reminders.checks import DealFacts
 
 if TYPE_CHECKING:
@@ -64,7 +72,9 @@ def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
     """Return the chase DM: each deal that needs a next step, with buttons to fix it."""
     count = len(items)
     noun = "deal needs" if count == 1 else "deals need"
-    text = f"{count} {noun} a next step: " + ", ".join(i.deal.account for i in items[:5])
+    text = f"{count} {noun} a next step: " + ", ".join(
+        escape_name(i.deal.account) for i in items[:5]
+    )
     quiet = "it goes" if count == 1 else "they go"
     blocks: list[Block] = [
         _section(f"Good morning. *{count} {noun} your attention* before {quiet} quiet:")
@@ -92,7 +102,7 @@ def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
             ),
         ]
         blocks.append(
-            _section(f"*{escape(item.deal.name)}* (#{deal_id})\n:warning: {_why(item, today)}")
+            _section(f"*{escape_name(item.deal.name)}* (#{deal_id})\n:warning: {_why(item, today)}")
         )
         blocks.append(ActionsBlock(block_id=f"chase_{deal_id}", elements=buttons))
     if count > CHASE_DEALS_SHOWN:
@@ -104,12 +114,12 @@ def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
 def post_mortem_prompt(deal: DealFacts) -> Reply:
     """Return the one reminder a closed deal without a post-mortem gets, two days on."""
     outcome = "won" if deal.status == "won" else "lost"
-    text = f"{deal.account} closed {outcome}: two minutes for the post-mortem?"
+    text = f"{escape_name(deal.account)} closed {outcome}: two minutes for the post-mortem?"
     return Reply(
         text=text,
         blocks=(
             _section(
-                f"*{escape(deal.name)}* closed *{outcome}* two days ago. "
+                f"*{escape_name(deal.name)}* closed *{outcome}* two days ago. "
                 "What decided it? Two minutes now make the next forecast better."
             ),
             ActionsBlock(
@@ -135,7 +145,7 @@ def log_step_modal(*, deal_id: int, account: str, today: dt.date) -> View:
         close="Cancel",
         private_metadata=json.dumps({"deal_id": deal_id}),
         blocks=[
-            _section(f"What happens next on *{escape(account)}*, and when?"),
+            _section(f"What happens next on *{escape_name(account)}*, and when?"),
             InputBlock(
                 block_id="what",
                 label="Next step",
@@ -175,9 +185,9 @@ def accuracy_post(
     top_checks: Sequence[tuple[str, int]],
 ) -> Reply:
     """Return the weekly pipeline-accuracy post for a team's channel."""
-    text = f"Pipeline accuracy for {team_name}, {week}: {_score(team_score)}"
+    text = f"Pipeline accuracy for {escape_name(team_name)}, {week}: {_score(team_score)}"
     blocks: list[Block] = [
-        HeaderBlock(text=f"Pipeline accuracy · {team_name} · {week}"[:150]),
+        HeaderBlock(text=plain_text_within(f"Pipeline accuracy · {team_name} · {week}", 150)),
         _section(
             f"Team score *{_score(team_score)}*: the share of accuracy checks our open "
             "deals pass."
@@ -221,7 +231,7 @@ def _deal_lines(lines: Sequence[DealLine], *, limit: int = 6) -> str:
     for line in lines[:limit]:
         amount = f" {format_money(line.amount)}" if line.amount else ""
         note = f" — {escape(line.note)}" if line.note else ""
-        shown.append(f"• *{escape(line.name)}*{amount} (<@{line.owner_id}>){note}")
+        shown.append(f"• *{escape_name(line.name)}*{amount} (<@{line.owner_id}>){note}")
     if len(lines) > limit:
         shown.append(f"• …and {len(lines) - limit} more")
     return "\n".join(shown)
@@ -230,7 +240,8 @@ def _deal_lines(lines: Sequence[DealLine], *, limit: int = 6) -> str:
 def manager_digest(digest: Digest) -> Reply:
     """Return a manager's weekly digest of their team."""
     text = (
-        f"{digest.team_name} weekly digest, {digest.week}: {digest.open_deals} open deals, "
+        f"{escape_name(digest.team_name)} weekly digest, {digest.week}: "
+        f"{digest.open_deals} open deals, "
         f"{format_money(digest.pipeline)} pipeline"
     )
     forecast = " · ".join(f"{label} {format_money(m)}" for label, m in digest.forecast)
@@ -243,7 +254,7 @@ def manager_digest(digest: Digest) -> Reply:
         f"{format_money(digest.won_this_quarter)}"
     )
     blocks: list[Block] = [
-        HeaderBlock(text=f"{digest.team_name} · week {digest.week}"[:150]),
+        HeaderBlock(text=plain_text_within(f"{digest.team_name} · week {digest.week}", 150)),
         _section(
             f"*{digest.open_deals} open deals* · pipeline *{format_money(digest.pipeline)}* · "
             f"weighted *{format_money(digest.weighted)}*\n"

@@ -69,6 +69,7 @@ def register(app: App, services: Services) -> None:
         _say(
             respond,
             reminder_blocks.confirmation(
-                f"Snoozed *{blocks.escape(name)}*: no reminder about it until {format_day(until)}."
+                f"Snoozed *{blocks.escape_name(name)}*: no reminder about it until "
+                f"{format_day(until)}."
             ),
         )

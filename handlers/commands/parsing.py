@@ -61,6 +61,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.dates import InvalidDate, parse_date, parse_period, quarter_of
 from domain.money import InvalidAmount, Money, is_currency_code, parse_amount
+from domain.names import InvalidName, clean_name
 from domain.stages import UnknownForecast, UnknownStage, match_forecast, match_stage
 
 __all__ = [
@@ -334,7 +335,10 @@ class _Piece:
 
 @dataclass(frozen=True)
 class _Word:
-    """A whitespace-separated word (quotes may join several) and the text it came from."""
+    """A whitespace-separated word (quotes may join several) and the text it came from.
+
+    `raw` is that text as the rep typed it (see `_as_typed`), so problems can quote it.
+    """
 
     pieces: tuple[_Piece, ...]
     raw: str
@@ -377,6 +381,9 @@ _AMOUNTISH_RE: Final = re.compile(r"^[-−+]?[$€£]?[-−]?\.?[0-9]")
 _DEAL_ID_RE: Final = re.compile(r"^#([0-9]{1,18})$")
 _EMAIL_RE: Final = re.compile(r"^[^\s@<>\"(),;:]+@[^\s@<>\"(),;:]+\.[^\s@<>\"(),;:.]+$")
 _NAME_AND_EMAIL_RE: Final = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^<>]*)>$", re.DOTALL)
+_NAME_THEN_EMAIL_RE: Final = re.compile(
+    r"^(?P<name>.*\S)\s+(?P<email>[^\s<>]+@[^\s<>]+)$", re.DOTALL
+)
 _NAME_AND_USER_RE: Final = re.compile(r"^(?P<name>.*?)\s*<@(?P<user>[UW][A-Z0-9]{1,30})>$")
 _ZONE_RE: Final = re.compile(r"^[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+){0,3}$")
 _TEMPLATE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -416,6 +423,26 @@ def _escape_piece(inner: str, *, quoted: bool) -> _Piece:
     return _Piece("text", "<" + _unescape(inner) + ">", None, quoted)
 
 
+_SLACK_ESCAPE_RE: Final = re.compile(r"<([^<>]*)>")
+
+
+def _as_typed(source: str) -> str:
+    """Return Slack's text as the rep saw it, for quoting back in a problem.
+
+    Entities are decoded and addresses and links shown as their text; mentions stay as
+    Slack sent them (`<@U123|jane>`). Replies escape whatever they quote, so nothing here is mrkdwn.
+    """
+    parts: list[str] = []
+    last = 0
+    for match in _SLACK_ESCAPE_RE.finditer(source):
+        parts.append(_unescape(source[last : match.start()]))
+        piece = _escape_piece(match[1], quoted=False)
+        parts.append(match[0] if piece.kind in ("user", "channel") else _render(piece))
+        last = match.end()
+    parts.append(_unescape(source[last:]))
+    return "".join(parts)
+
+
 def _words(text: str, form: str) -> list[_Word]:
     """Return the words of `text`, decoding escapes and honouring straight and smart quotes."""
     words: list[_Word] = []
@@ -444,7 +471,7 @@ def _words(text: str, form: str) -> list[_Word]:
         if not in_quote and char.isspace():
             flush(quoted=False)
             if start is not None:
-                words.append(_Word(tuple(pieces), text[start:index]))
+                words.append(_Word(tuple(pieces), _as_typed(text[start:index])))
                 pieces, start = [], None
             index += 1
             continue
@@ -468,11 +495,12 @@ def _words(text: str, form: str) -> list[_Word]:
 
     if quote_start >= 0:
         raise CommandSyntaxError(
-            f"The quote in `{_clip(text[quote_start:])}` is never closed.", _usage(form)
+            f"The quote in `{_clip(_as_typed(text[quote_start:]))}` is never closed.",
+            _usage(form),
         )
     flush(quoted=False)
     if start is not None:
-        words.append(_Word(tuple(pieces), text[start:]))
+        words.append(_Word(tuple(pieces), _as_typed(text[start:])))
     return words
 
 
@@ -593,7 +621,7 @@ def _name(words: Sequence[_Word], what: str, form: str, *, limit: int = MAX_NAME
                 raise CommandSyntaxError(
                     f"`{_clip(word.raw)}` is {kind}; write the {what} as text.", _usage(form)
                 )
-    name = " ".join(" ".join(word.text.split()) for word in words).strip()
+    name = _clean_name(" ".join(word.text for word in words), what, form)
     if not name:
         raise CommandSyntaxError(f"The {what} is missing.", _usage(form))
     if len(name) > limit:
@@ -601,6 +629,14 @@ def _name(words: Sequence[_Word], what: str, form: str, *, limit: int = MAX_NAME
             f"The {what} `{_clip(name)}` is longer than {limit} characters.", _usage(form)
         )
     return name
+
+
+def _clean_name(text: str, what: str, form: str) -> str:
+    """Return `text` as a canonical name (see domain.names), refusing hidden characters."""
+    try:
+        return clean_name(text, what=what)
+    except InvalidName as refusal:
+        raise CommandSyntaxError(refusal.problem, _usage(form)) from None
 
 
 def _deal_ref(words: Sequence[_Word], form: str) -> DealRef:
@@ -663,6 +699,12 @@ def _contact(value: _Word, key: str, form: str) -> ContactRef:
         name, email = match["name"].strip(" ,") or None, match["email"].strip()
     elif _EMAIL_RE.match(text):
         name, email = None, text
+    elif match := _NAME_THEN_EMAIL_RE.match(text):
+        # `Peter Gibbons peter@initech.com`: what people type; Slack sends the address as
+        # `<mailto:…|…>`, which the tokenizer has already turned back into the address.
+        name, email = match["name"].strip(" ,") or None, match["email"]
+    if email is not None:
+        email = _clean_name(email, "email address", form)
     if email is not None and (not _EMAIL_RE.match(email) or len(email) > 254):
         raise CommandSyntaxError(
             f"`{_clip(email)}` in `{key}:` is not an email address.", _usage(form)
@@ -684,6 +726,7 @@ def _contact(value: _Word, key: str, form: str) -> ContactRef:
             raise CommandSyntaxError(
                 f"The name in `{key}:` is longer than {MAX_NAME} characters.", _usage(form)
             )
+        name = _clean_name(name, "contact name", form)
     return ContactRef(name, email, user_id)
 
 
@@ -1101,7 +1144,8 @@ def _parse_pipeline(text: str) -> PipelineQuery:
     if len(words) == 1 and len(words[0].pieces) == 1 and words[0].pieces[0].kind == "user":
         return PipelineQuery(UserRef(words[0].pieces[0].value))
     raise CommandSyntaxError(
-        f"`{_clip(text)}` is not a pipeline: use `me`, `team`, `team <name>` or an @user.",
+        f"`{_clip(_as_typed(text))}` is not a pipeline: use `me`, `team`, `team <name>` or "
+        "an @user.",
         _usage(form),
     )
 

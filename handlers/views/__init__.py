@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from domain.changes import DealChanges
 from domain.errors import DomainError
 from domain.money import InvalidAmount, parse_amount
+from domain.names import InvalidName, clean_name
 from domain.stages import FORECAST_CATEGORIES
 from handlers import blocks, messages
 
@@ -34,9 +35,12 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         user_id = body["user"]["id"]
         values = view["state"]["values"]
-        account = (_text(values, "account") or "").strip()
         errors: dict[str, str] = {}
-        if not account:
+        try:
+            account = clean_name(_text(values, "account") or "", what="account")
+        except InvalidName as refusal:
+            account, errors["account"] = "", refusal.problem[:150]
+        if not account and "account" not in errors:
             errors["account"] = "Name the account, e.g. Initech."
         amount = None
         amount_text = _text(values, "amount")

@@ -4,6 +4,9 @@ Rendering is sandboxed (an admin edits these files, not a developer) and strict:
 template does not know is an error naming it, and a value the deal does not have (no pain
 written down, say) is an error too unless the template guards it with `{% if %}`. A draft is
 made from a template that rendered completely, or not at all.
+
+Deal data only ever reaches a template as a variable's value: it is rendered once, never
+parsed as template text, so `{{` or `{%` typed into a deal is printed as typed.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def _split(name: str, text: str) -> RenderedEmail:
     body = re.sub(r"\n{3,}", "\n\n", body)
     if not body.strip():
         raise TemplateProblem(name, "the body is empty")
-    if "{{" in body or "{%" in body or "{{" in subject:
-        raise TemplateProblem(name, "unrendered template markup is left in the text")
+    # No look for leftover `{{`/`{%` here: Jinja has parsed the whole file, so any such
+    # text came from deal data (a next step reading "{{ config }}"), which is data and
+    # goes into the draft as written, never a sign that the template is broken.
     return RenderedEmail(template=name, subject=subject, body=body + "\n")

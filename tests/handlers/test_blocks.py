@@ -178,3 +178,205 @@ def test_long_pipelines_stay_within_slacks_block_limit() -> None:
     assert len(reply.blocks) <= 50
     assert all(len(json.dumps(b)) < 3500 for b in reply.block_dicts())
     assert "more" in json.dumps(reply.block_dicts())
+
+
+# --- Text that travels: every builder escapes the names and text it is given --------------
+
+# A name as hostile as a rep can type: a broadcast, a mention, markup and bold.
+HOSTILE = "<!channel> <@U0BEN> & *Acme*"
+# Free text may hold mentions the parser kept on purpose, so only the broadcast and the &.
+FREE = "<!channel> & *call*"
+HOSTILE_MONEY = Money(Decimal("1000"), "USD")
+
+
+def _hostile_digest() -> Any:
+    from reminders.digest import DealLine, Digest
+
+    line = DealLine(1, HOSTILE, "U0ANA", HOSTILE_MONEY, note=FREE)
+    return Digest(
+        team_name=HOSTILE,
+        week="2026-W48",
+        quarter="2026-Q4",
+        currency="USD",
+        open_deals=1,
+        pipeline=HOSTILE_MONEY,
+        weighted=HOSTILE_MONEY,
+        forecast=(("Commit", HOSTILE_MONEY),),
+        won_this_quarter=HOSTILE_MONEY,
+        quota=None,
+        coverage=None,
+        created=(line,),
+        moved=(line,),
+        slipped=(),
+        won=(),
+        lost=(line,),
+        win_rate=None,
+        average_days_to_close=None,
+        slip_rate=None,
+        forecast_accuracy=None,
+        rep_scores=(("U0ANA", Decimal("0.5")),),
+        ignored_checks=(),
+        by_stage=(),
+    )
+
+
+def _hostile_outcome(**overrides: Any) -> Any:
+    from reminders.email.drafts import DraftOutcome
+
+    values: dict[str, Any] = dict(
+        trigger_id=1,
+        rep_id="U0ANA",
+        deal_name=HOSTILE,
+        template="proposal_sent",
+        status="drafted",
+        subject=f"Proposal for {HOSTILE}",
+        preview=FREE,
+        link="outbox/1.eml",
+        problem=FREE,
+    )
+    values.update(overrides)
+    return DraftOutcome(**values)
+
+
+def _hostile_facts() -> Any:
+    from reminders.checks import DealFacts
+
+    return DealFacts(1, "U0ANA", HOSTILE, "demo", "won", "commit", True, TODAY)
+
+
+def _hostile_builders() -> dict[str, Any]:
+    from handlers import follow_up_blocks, reminder_blocks
+
+    hostile = _deal(
+        account=HOSTILE,
+        buying_criteria=FREE,
+        contacts=(ContactView(HOSTILE, "bill@initech.com", None, "economic_buyer"),),
+        next_step=NextStepView(1, FREE, "U0ANA", dt.date(2026, 11, 20), False),
+        close_reason=FREE,
+    )
+    team = TeamView(1, HOSTILE, "C0SALES", "America/New_York", ("U0MARIA",), ("U0ANA",), ())
+    return {
+        "deal_card": lambda: blocks.deal_card(hostile, TODAY),
+        "deal_created": lambda: blocks.deal_created(hostile, TODAY),
+        "deal_updated": lambda: blocks.deal_updated(DealUpdate(hostile, ()), TODAY),
+        "deal_closed": lambda: blocks.deal_closed(hostile, TODAY),
+        "next_step_added": lambda: blocks.next_step_added(hostile, TODAY),
+        "next_step_done": lambda: blocks.next_step_done(hostile, hostile.next_step, TODAY),
+        "pipeline": lambda: blocks.pipeline_reply(
+            PipelineView(scope="team", today=TODAY, deals=(hostile,), team_names=(HOSTILE,))
+        ),
+        "team": lambda: blocks.team_reply([team], heading=f"Team {FREE} created."),
+        "error": lambda: blocks.error_reply(f"No deal matches “{FREE}”.", FREE),
+        "ambiguous": lambda: blocks.ambiguous_reply(
+            f"More than one deal matches “{FREE}”.",
+            [Candidate(1, HOSTILE), Candidate(2, HOSTILE + " 2")],
+            command="/deal",
+            text="x",
+        ),
+        "chase": lambda: reminder_blocks.chase_message(
+            [reminder_blocks.ChaseItem(_hostile_facts(), ("NO_NEXT_STEP",))], TODAY
+        ),
+        "post_mortem_prompt": lambda: reminder_blocks.post_mortem_prompt(_hostile_facts()),
+        "accuracy_post": lambda: reminder_blocks.accuracy_post(
+            team_name=HOSTILE, week="2026-W48", team_score=None, reps=(), top_checks=()
+        ),
+        "digest": lambda: reminder_blocks.manager_digest(_hostile_digest()),
+        "draft_ready": lambda: follow_up_blocks.draft_ready(_hostile_outcome()),
+        "draft_skipped": lambda: follow_up_blocks.draft_skipped(
+            _hostile_outcome(status="skipped"), deal_ref="#1"
+        ),
+        "connect_gmail": lambda: follow_up_blocks.connect_gmail(
+            "https://dealbot.example/c", deals=[HOSTILE], reconnect=False
+        ),
+        "drafting_started": lambda: follow_up_blocks.drafting_started(HOSTILE, "proposal_sent"),
+        "follow_up_problem": lambda: follow_up_blocks.follow_up_problem(
+            _hostile_outcome(status="retry"), deal_ref="#1"
+        ),
+        "template_broken": lambda: follow_up_blocks.template_broken("proposal_sent", FREE),
+    }
+
+
+def _hostile_views() -> dict[str, Any]:
+    from handlers import reminder_blocks
+
+    hostile = _deal(account=HOSTILE, status="won")
+    return {
+        "post_mortem_modal": lambda: blocks.post_mortem_modal(hostile),
+        "log_step_modal": lambda: reminder_blocks.log_step_modal(
+            deal_id=1, account=HOSTILE, today=TODAY
+        ),
+        "home": lambda: blocks.home_view(
+            HomeView(
+                user_id="U0ANA",
+                today=TODAY,
+                open_deals=(_deal(account=HOSTILE, attention=("NO_AMOUNT",)),),
+                overdue_steps=((NextStepView(1, FREE, None, TODAY, False), HOSTILE),),
+                accuracy_score=None,
+            )
+        ),
+    }
+
+
+def _formatted_texts(node: Any) -> list[str]:
+    """Return the text of every text object under `node` (mrkdwn and plain alike)."""
+    if isinstance(node, list):
+        return [text for item in node for text in _formatted_texts(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["text"]] if node.get("type") in ("mrkdwn", "plain_text") else []
+    return own + [text for value in node.values() for text in _formatted_texts(value)]
+
+
+def _assert_nothing_live(texts: list[str], *, mrkdwn: list[str]) -> None:
+    joined = "\n".join(texts)
+    assert "<!channel>" not in joined and "<@U0BEN>" not in joined, joined
+    assert "&lt;!channel&gt;" in joined, joined
+    assert " & " not in joined, joined  # a bare & is Slack's control character too
+    assert not any("*Acme*" in text for text in mrkdwn), mrkdwn
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_builders()))
+def test_a_name_typed_as_channel_never_becomes_a_live_mention_in_a_post(name: str) -> None:
+    reply = _hostile_builders()[name]()
+    dicts = reply.block_dicts()
+    texts = [reply.text, *_formatted_texts(dicts)]
+    _assert_nothing_live(texts, mrkdwn=[reply.text, *_mrkdwn_only(dicts)])
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_views()))
+def test_a_name_typed_as_channel_never_becomes_a_live_mention_in_a_view(name: str) -> None:
+    view = _hostile_views()[name]().to_dict()
+    _assert_nothing_live(_formatted_texts(view), mrkdwn=_mrkdwn_only(view))
+
+
+def _mrkdwn_only(node: Any) -> list[str]:
+    """Return the text of every mrkdwn object under `node`: what Slack formats."""
+    if isinstance(node, list):
+        return [text for item in node for text in _mrkdwn_only(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["text"]] if node.get("type") == "mrkdwn" else []
+    return own + [text for value in node.values() for text in _mrkdwn_only(value)]
+
+
+def test_a_name_keeps_its_characters_with_formatting_marks_as_look_alikes() -> None:
+    assert blocks.escape_name("*A_c~m`e* & <co>") == "∗Aˍc∼mˋe∗ &amp; &lt;co&gt;"
+    # Free text keeps the mentions the parser put there, and its own formatting.
+    assert blocks.escape("*call* <@U0BEN> <!here>") == "*call* <@U0BEN> &lt;!here&gt;"
+
+
+def test_a_long_escaped_name_still_fits_slacks_header_and_button_limits() -> None:
+    long_name = "R&D <Labs> " * 30
+    card = blocks.deal_card(_deal(account=long_name), TODAY)
+    header = card.block_dicts()[0]["text"]["text"]
+    assert len(header) <= 150 and header.startswith("R&amp;D &lt;Labs&gt;")
+    assert not header.endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))
+    choice = blocks.ambiguous_reply(
+        "More than one deal matches “r”.",
+        [Candidate(1, long_name), Candidate(2, long_name + "2")],
+        command="/deal",
+        text="r",
+    )
+    for button in choice.block_dicts()[1]["elements"]:
+        assert len(button["text"]["text"]) <= 75
+    assert blocks.plain_text_within("<" * 100, 10) == "&lt;&lt;"

@@ -1,3 +1,4 @@
+import unicodedata
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -47,6 +48,9 @@ from handlers.commands.parsing import (
 TODAY = date(2026, 3, 11)  # a Wednesday in 2026-Q1
 PETER_ESCAPED = '"Peter Gibbons &lt;<mailto:peter@initech.com|peter@initech.com>&gt;"'
 PETER = ContactRef("Peter Gibbons", "peter@initech.com", None)
+HIDDEN_CHARACTERS = (
+    "\u200b\u200c\u200d\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def usd(amount: str) -> Money:
@@ -629,11 +633,92 @@ def test_iso_close_dates_pass_through(day: date) -> None:
 @given(
     name=st.text(
         alphabet=st.characters(
-            blacklist_categories=("Cc", "Cs", "Z"), blacklist_characters='"“”„<>&'
+            blacklist_categories=("Cc", "Cs", "Z"),
+            # Quotes and Slack's control characters, and the hidden characters names refuse.
+            blacklist_characters='"“”„<>&' + HIDDEN_CHARACTERS,
         ),
         min_size=1,
         max_size=30,
     )
 )
 def test_any_quoted_name_is_a_deal_reference(name: str) -> None:
-    assert deal(f'show "{name}"') == ShowDeal(DealRef(name, None))
+    # Names are NFC: a compatibility ideograph such as U+F9E9 is read as its canonical U+4E3D.
+    expected = unicodedata.normalize("NFC", name)
+    assert deal(f'show "{name}"') == ShowDeal(DealRef(expected, None))
+
+
+# --- Text that travels: contacts as people type them, names without hidden characters ---
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # What Slack sends for `buyer:"Peter Gibbons peter@initech.com"`: the address linked.
+        '"Peter Gibbons <mailto:peter@initech.com|peter@initech.com>"',
+        # ... and with the address not linked (an older client, or typed inside code).
+        '"Peter Gibbons peter@initech.com"',
+        '"Peter Gibbons, peter@initech.com"',
+        # The bracketed form keeps working.
+        PETER_ESCAPED,
+        '"Peter Gibbons &lt;peter@initech.com&gt;"',
+    ],
+)
+@pytest.mark.parametrize("key", ["buyer", "champion", "contact"])
+def test_a_contact_typed_as_name_space_address_is_read_as_name_and_email(
+    key: str, value: str
+) -> None:
+    parsed = deal(f"Initech {key}:{value}")
+    assert isinstance(parsed, UpdateDeal)
+    changes = parsed.changes
+    found = {"buyer": changes.economic_buyer, "champion": changes.champion}.get(
+        key, changes.contacts[0] if changes.contacts else None
+    )
+    assert found == PETER
+
+
+def test_a_name_then_something_that_is_not_an_address_is_still_refused() -> None:
+    with pytest.raises(CommandSyntaxError) as caught:
+        deal('Initech buyer:"Peter Gibbons peter@initech"')
+    assert "`peter@initech` in `buyer:` is not an email address" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "new Acme\u200b 50k",
+        'new "Acme\u200b" 50k',
+        'Initech title:"Renewal\u202e"',
+        'Initech contact:"Peter\u2060 Gibbons <peter@initech.com>"',
+        'Initech contact:"Peter Gibbons peter\u200d@initech.com"',
+        "show Acme\ufeff",
+        'team create "East\u2066" <#C1|sales>',
+    ],
+)
+def test_a_name_with_a_hidden_character_is_refused_naming_it(text: str) -> None:
+    parse = parse_dealbot if text.startswith("team ") else parse_deal
+    with pytest.raises(CommandSyntaxError) as caught:
+        parse(text, today=TODAY)
+    assert "invisible character (U+" in caught.value.problem
+
+
+def test_a_name_is_nfc_normalised_so_acme_typed_two_ways_is_one_acme() -> None:
+    composed = deal("new Café 10k")
+    decomposed = deal("new Cafe\u0301 10k")
+    assert isinstance(composed, NewDeal) and isinstance(decomposed, NewDeal)
+    assert decomposed.account == composed.account == "Café"
+
+
+def test_a_typed_channel_mention_round_trips_as_the_text_the_rep_typed() -> None:
+    # A literal `<!channel>` arrives entity-escaped; the parser stores the typed text.
+    parsed = deal("new &lt;!channel&gt; 10k")
+    assert isinstance(parsed, NewDeal)
+    assert parsed.account == "<!channel>"
+
+
+def test_a_problem_quotes_what_the_rep_typed_not_slack_s_escaping() -> None:
+    with pytest.raises(CommandSyntaxError) as caught:
+        nextstep("Initech Call Bill owner:&lt;bill&amp;co&gt;")
+    assert "`<bill&co>` is not a Slack user" in caught.value.problem
+    with pytest.raises(CommandSyntaxError) as caught:
+        parse_pipeline("&lt;everyone&gt;")
+    assert "`<everyone>` is not a pipeline" in caught.value.problem

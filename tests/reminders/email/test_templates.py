@@ -7,13 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from domain.changes import DealRef
+from domain.changes import DealChanges, DealRef
 from domain.deals import Actor
 from reminders.email.drafts import RepProfile, _recipient, email_context
 from reminders.email.templates import DEFAULT_TEMPLATES_DIR, EmailTemplates, TemplateProblem
 from reminders.email.triggers import load_trigger_rules
+from storage.models import FollowUpTrigger
+from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.email.conftest import NOW, Drafting
+from tests.reminders.email.test_follow_up_job import _dms, _run
 
 EXPECTED_TEMPLATES = {
     "discovery_recap",
@@ -159,3 +163,30 @@ def test_a_malformed_template_is_refused_with_the_reason(
         EmailTemplates(directory=own_templates).render("bad", _context_for_hooli(drafting))
 
     assert problem in raised.value.problem
+
+
+def test_template_syntax_typed_into_a_deal_is_data_and_no_admin_hears_of_a_broken_template(
+    drafting: Drafting, slack_api: FakeSlackWebAPI
+) -> None:
+    # The issue's `/nextstep Plain "{{ config }}"`, and its cousins in the deal's own text:
+    # the real job drafts them as written and tells no admin that proposal_sent is broken.
+    typed = "{{ config }} {% if true %}x{% endif %} {# note #}"
+    ana = Actor("U0ANA")
+    initech = DealRef("initech", None)
+    drafting.deals.update_deal(ana, initech, DealChanges(buying_criteria=typed))
+    drafting.deals.add_next_step(ana, initech, what=typed, due=None, owner_id=None)
+    drafting.deals.update_deal(ana, initech, DealChanges(stage="proposal"))
+    outbox = drafting.outbox()
+
+    _run(drafting, slack_api, drafting.follow_ups(outbox), admins="U0MARIA")
+
+    assert _dms(slack_api, "U0MARIA") == []
+    [draft] = [
+        p.read_text()
+        for p in outbox.directory.glob("*.eml")
+        if "Proposal for Initech" in p.read_text()
+    ]
+    assert typed in draft.replace("=\n", "")
+    with drafting.database.session() as session:
+        statuses = set(session.scalars(select(FollowUpTrigger.status)))
+    assert "pending" not in statuses
