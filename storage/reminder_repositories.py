@@ -508,7 +508,7 @@ class RepZoneRepository:
         statement = (
             select(owners.c.owner_id)
             .outerjoin(RepZone, RepZone.user_id == owners.c.owner_id)
-            .where(or_(RepZone.fetched_at.is_(None), RepZone.fetched_at < fetched_before))
+            .where(or_(RepZone.fetched_at.is_(None), RepZone.fetched_at <= fetched_before))
             .order_by(owners.c.owner_id)
         )
         return list(self.session.scalars(statement))
