@@ -131,7 +131,11 @@ class JobScheduler:
         job = self.jobs[job_name]
         with self.database.session() as session:
             run_id = JobRunRepository(session).claim_firing(
-                job=job.name, scope=zone, fire_time=fire_time, runner=self.runner
+                job=job.name,
+                scope=zone,
+                fire_time=fire_time,
+                runner=self.runner,
+                at=self.clock.now(),
             )
         if run_id is None:
             logger.info("%s at %s (%s) is run by another process", job.name, fire_time, zone)
@@ -149,7 +153,9 @@ class JobScheduler:
             logger.exception("%s (%s) failed", job.name, zone)
         finally:
             with self.database.session() as session:
-                JobRunRepository(session).finish(run_id, status=status, summary=summary_line)
+                JobRunRepository(session).finish(
+                    run_id, status=status, summary=summary_line, at=self.clock.now()
+                )
         return summary
 
     def _tick(self, job_name: str, zone: str) -> None:

@@ -191,7 +191,7 @@ class JobRunRepository:
         self.session = session
 
     def claim_firing(
-        self, *, job: str, scope: str, fire_time: dt.datetime, runner: str
+        self, *, job: str, scope: str, fire_time: dt.datetime, runner: str, at: dt.datetime
     ) -> int | None:
         """Return the new run's id if this process won the firing, None if another did."""
         statement = _insert_ignoring_conflicts(
@@ -202,7 +202,7 @@ class JobRunRepository:
             fire_time=fire_time,
             status="running",
             runner=runner,
-            started_at=dt.datetime.now(dt.UTC),
+            started_at=at,
         )
         result = self.session.execute(statement.returning(JobRun.__table__.c.id))
         return result.scalar()
@@ -213,11 +213,11 @@ class JobRunRepository:
         )
         return self.session.scalar(statement) is not None
 
-    def finish(self, run_id: int, *, status: str, summary: str) -> None:
+    def finish(self, run_id: int, *, status: str, summary: str, at: dt.datetime) -> None:
         self.session.execute(
             update(JobRun)
             .where(JobRun.id == run_id)
-            .values(status=status, summary=summary[:200], finished_at=dt.datetime.now(dt.UTC))
+            .values(status=status, summary=summary[:200], finished_at=at)
         )
 
     def last_finished(self, job: str) -> JobRun | None:
