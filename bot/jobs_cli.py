@@ -46,10 +46,12 @@ def context_factory(
 def build_scheduler(
     settings: Settings, *, database: Database, client: WebClient, clock: Clock | None = None
 ) -> JobScheduler:
+    """Return the scheduler of `dealbot serve`: job triggers, the outbox sweep, rep zones."""
     return JobScheduler(
         jobs=load_jobs(),
         database=database,
         context_factory=context_factory(settings, database=database, client=client),
+        client=client,
         default_timezone=settings.dealbot_timezone,
         clock=clock or SystemClock(),
     )

@@ -1,9 +1,11 @@
 """`chase-next-steps`: each rep's morning DM of open deals that need a next step.
 
-Weekdays at 9:00 in each team's timezone. A rep gets at most one chase a day (the outbox key
-is the rep's local day), never in quiet hours or at weekends (the checks file's `nudges`),
-and only about deals that fire a `chase` check and are not snoozed. The same job sends the
-post-mortem prompt for a deal closed two days ago without one, once per deal.
+Weekdays at 9:00 in each rep's timezone, for every owner of open deals, on a team or not.
+A rep's zone is their Slack profile's, else their team's, else DEALBOT_TIMEZONE
+(`reminders/rep_zones.py`). A rep gets at most one chase a day (the outbox key is the rep's
+local day), never in quiet hours or at weekends of their own zone (the checks file's
+`nudges`), and only about deals that fire a `chase` check and are not snoozed. The same
+job sends the post-mortem prompt for a deal closed two days ago without one, once per deal.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from zoneinfo import ZoneInfo
 from domain.dates import quarter_bounds
 from handlers import reminder_blocks
 from reminders.checks import ChecksConfig, DealFacts, default_checks, fired_checks
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, day_period
+from reminders.jobs import REP_TIMEZONE, Job, JobContext, OutgoingMessage, Schedule, day_period
 from storage.reminder_repositories import NudgeRepository, ReminderRepository
 
 NAME = "chase-next-steps"
@@ -35,9 +37,10 @@ def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetim
 def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return the chase DMs and post-mortem prompts due as of `context.now`; record nudges."""
     config = config or default_checks()
+    closed_since = context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1)
     awake: dict[str, ZoneInfo] = {
         rep: zone
-        for rep, zone in context.reps_in_scope()
+        for rep, zone in context.owners_in_scope(closed_since=closed_since)
         if config.nudges.allows(context.now.astimezone(zone))
     }
     if not awake:
@@ -46,7 +49,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         NudgeRepository(session).mark_acted(at=context.now)
         facts = ReminderRepository(session).deal_facts(
             quarter=quarter_bounds(context.now.date()),
-            closed_since=context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1),
+            closed_since=closed_since,
             owner_ids=list(awake),
         )
         snoozed = NudgeRepository(session).snoozed_until()
@@ -117,6 +120,8 @@ JOB = Job(
     name=NAME,
     description="DM each rep their open deals with no next step, an overdue one, or a past "
     "close date (and a post-mortem prompt two days after a close)",
-    schedule=Schedule(cron={"day_of_week": "mon-fri", "hour": "9", "minute": "0"}, timezone="team"),
+    schedule=Schedule(
+        cron={"day_of_week": "mon-fri", "hour": "9", "minute": "0"}, timezone=REP_TIMEZONE
+    ),
     plan=plan_chase,
 )

@@ -41,8 +41,10 @@ the next run. A DM is just an ``OutgoingMessage`` whose ``recipient`` is the rep
 a channel post uses the channel id.
 
 Schedules are cron fields (APScheduler's ``CronTrigger`` keywords) in a timezone, which is an
-IANA name or ``"team"``: one trigger per distinct team timezone, and the firing's
-``JobContext.timezones`` says which zone fired, so "9:00 on weekdays" is 9:00 for each team.
+IANA name, ``"team"`` (one trigger per distinct team timezone) or ``"rep"`` (one per distinct
+zone of the deal owners, see ``JobContext.owners_in_scope``); the firing's
+``JobContext.timezones`` says which zone fired, so "9:00 on weekdays" is 9:00 for each team,
+or for each rep.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
 
     from bot.app import Services
     from bot.settings import Settings
-    from reminders.delivery import DeliverySummary
+    from reminders.delivery import Delivery, DeliverySummary
     from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ JOB_MODULES: tuple[str, ...] = (
 )
 
 TEAM_TIMEZONE = "team"
+# One trigger per distinct zone of the deal owners (their Slack profile's, else their team's).
+REP_TIMEZONE = "rep"
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,10 @@ class Schedule:
 
     def describe(self) -> str:
         fields = " ".join(f"{name}={value}" for name, value in self.cron.items())
-        zone = "each team's timezone" if self.timezone == TEAM_TIMEZONE else self.timezone
+        zone = {
+            TEAM_TIMEZONE: "each team's timezone",
+            REP_TIMEZONE: "each rep's timezone",
+        }.get(self.timezone, self.timezone)
         return f"{fields} ({zone})"
 
 
@@ -135,6 +142,23 @@ class JobContext:
             reps = ReminderRepository(session).rep_timezones(self.settings.dealbot_timezone)
         return [(rep, ZoneInfo(zone)) for rep, zone in reps if self.covers(zone)]
 
+    def owners_in_scope(self, *, closed_since: dt.datetime) -> list[tuple[str, ZoneInfo]]:
+        """Return (owner id, owner's timezone) for every deal owner this firing covers.
+
+        Owners of open deals and of deals closed since `closed_since`, on a team or not.
+        Zones Slack has not given within a day are asked for first (`users.info`).
+        """
+        from reminders.rep_zones import owner_timezones
+
+        zones = owner_timezones(
+            self.database,
+            self.client,
+            now=self.now,
+            closed_since=closed_since,
+            default_timezone=self.settings.dealbot_timezone,
+        )
+        return [(owner, ZoneInfo(zone)) for owner, zone in zones if self.covers(zone)]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -168,12 +192,12 @@ def week_period(now: dt.datetime, zone: ZoneInfo) -> str:
     return f"{year}-W{week:02d}"
 
 
-def run_job(job: Job, context: JobContext) -> DeliverySummary:
+def run_job(job: Job, context: JobContext, *, delivery: Delivery | None = None) -> DeliverySummary:
     """Plan `job` as of `context.now`, record its messages, send what is pending; return counts."""
     from reminders.delivery import Delivery
 
     messages = list(job.plan(context))
-    delivery = Delivery(database=context.database, client=context.client)
+    delivery = delivery or Delivery(database=context.database, client=context.client)
     recorded = delivery.record(job.name, messages)
     logger.info("%s planned %d message(s), %d new", job.name, len(messages), recorded)
     return delivery.send_pending(job.name, now=context.now)

@@ -315,6 +315,8 @@ class OutboxMessage(Base):
             "status IN ('pending', 'sending', 'sent', 'failed', 'expired')", name="status"
         ),
         Index("ix_outbox_messages_job_status", "job", "status"),
+        # The sweeper's two questions: which pending rows are due, which claims have lapsed.
+        Index("ix_outbox_messages_status_next_attempt", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -333,6 +335,11 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     not_after: Mapped[dt.datetime | None]  # a chase is stale after the rep's day ends
     claimed_at: Mapped[dt.datetime | None]
+    # Who holds a "sending" row and until when; the holder renews the lease while it lives.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[dt.datetime | None]
+    # A failed send waits until then before the sweeper tries again (backoff per row).
+    next_attempt_at: Mapped[dt.datetime | None]
     sent_at: Mapped[dt.datetime | None]
     slack_channel: Mapped[str | None] = mapped_column(SLACK_ID)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
@@ -406,6 +413,20 @@ class AccuracyScore(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class RepZone(Base):
+    """A user's timezone as their Slack profile (`users.info` `tz`) said when last asked.
+
+    `tz` is None when Slack had no zone for them (or refused to say); the rep then falls
+    back to their team's zone, then DEALBOT_TIMEZONE. Refreshed once a day.
+    """
+
+    __tablename__ = "rep_zones"
+
+    user_id: Mapped[str] = mapped_column(SLACK_ID, primary_key=True)
+    tz: Mapped[str | None] = mapped_column(String(64))
+    fetched_at: Mapped[dt.datetime]
+
+
 __all__ += [
     "AccuracyScore",
     "DealSnapshot",
@@ -413,6 +434,7 @@ __all__ += [
     "JobRun",
     "Nudge",
     "OutboxMessage",
+    "RepZone",
 ]
 
 

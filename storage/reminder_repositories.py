@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
@@ -25,6 +25,7 @@ from storage.models import (
     Nudge,
     OutboxMessage,
     PostMortem,
+    RepZone,
     Team,
     TeamMember,
     UTCDateTime,
@@ -190,7 +191,7 @@ class JobRunRepository:
         self.session = session
 
     def claim_firing(
-        self, *, job: str, scope: str, fire_time: dt.datetime, runner: str
+        self, *, job: str, scope: str, fire_time: dt.datetime, runner: str, at: dt.datetime
     ) -> int | None:
         """Return the new run's id if this process won the firing, None if another did."""
         statement = _insert_ignoring_conflicts(
@@ -201,7 +202,7 @@ class JobRunRepository:
             fire_time=fire_time,
             status="running",
             runner=runner,
-            started_at=dt.datetime.now(dt.UTC),
+            started_at=at,
         )
         result = self.session.execute(statement.returning(JobRun.__table__.c.id))
         return result.scalar()
@@ -212,11 +213,11 @@ class JobRunRepository:
         )
         return self.session.scalar(statement) is not None
 
-    def finish(self, run_id: int, *, status: str, summary: str) -> None:
+    def finish(self, run_id: int, *, status: str, summary: str, at: dt.datetime) -> None:
         self.session.execute(
             update(JobRun)
             .where(JobRun.id == run_id)
-            .values(status=status, summary=summary[:200], finished_at=dt.datetime.now(dt.UTC))
+            .values(status=status, summary=summary[:200], finished_at=at)
         )
 
     def last_finished(self, job: str) -> JobRun | None:
@@ -230,6 +231,11 @@ class JobRunRepository:
 
 
 _OUTBOX = OutboxMessage.__table__
+
+
+def _of_job(job: str | None) -> Any:
+    """Return `job = :job`, or a condition that always holds for every job (the sweeper)."""
+    return OutboxMessage.job == job if job is not None else true()
 
 
 class OutboxRepository:
@@ -248,24 +254,29 @@ class OutboxRepository:
             inserted += self.session.execute(statement, row).rowcount or 0
         return inserted
 
-    def release_stale_claims(self, job: str, *, older_than: dt.datetime) -> int:
+    def release_lapsed_claims(self, *, now: dt.datetime, job: str | None = None) -> int:
+        """Hand "sending" rows whose lease ran out back to "pending"; return how many.
+
+        A live sender renews its lease, so a lapsed one means its process died (or hung
+        longer than the lease) somewhere between claiming the row and recording the answer.
+        """
         result = self.session.execute(
             update(OutboxMessage)
             .where(
-                OutboxMessage.job == job,
+                _of_job(job),
                 OutboxMessage.status == "sending",
-                OutboxMessage.claimed_at < older_than,
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
             )
-            .values(status="pending")
+            .values(status="pending", claimed_by=None, lease_until=None)
         )
         return result.rowcount or 0
 
-    def expire(self, job: str, *, now: dt.datetime) -> int:
+    def expire(self, *, now: dt.datetime, job: str | None = None) -> int:
         """Mark pending messages whose moment has passed as expired; return how many."""
         result = self.session.execute(
             update(OutboxMessage)
             .where(
-                OutboxMessage.job == job,
+                _of_job(job),
                 OutboxMessage.status == "pending",
                 OutboxMessage.not_after.is_not(None),
                 OutboxMessage.not_after < now,
@@ -274,16 +285,27 @@ class OutboxRepository:
         )
         return result.rowcount or 0
 
-    def pending_ids(self, job: str) -> list[int]:
+    def pending_ids(
+        self, *, job: str | None = None, due_by: dt.datetime | None = None
+    ) -> list[int]:
+        """Return the ids of pending rows, oldest first; with `due_by`, only those due by then."""
         statement = (
             select(OutboxMessage.id)
-            .where(OutboxMessage.job == job, OutboxMessage.status == "pending")
+            .where(_of_job(job), OutboxMessage.status == "pending")
             .order_by(OutboxMessage.id)
         )
+        if due_by is not None:
+            statement = statement.where(
+                or_(
+                    OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due_by
+                )
+            )
         return list(self.session.scalars(statement))
 
-    def claim(self, message_id: int, *, at: dt.datetime) -> dict[str, Any] | None:
-        """Return the row, now marked "sending", or None when another process holds it.
+    def claim(
+        self, message_id: int, *, at: dt.datetime, owner: str, lease_until: dt.datetime
+    ) -> dict[str, Any] | None:
+        """Return the row, now "sending" under `owner`'s lease, or None when another holds it.
 
         PostgreSQL: lock the row with FOR UPDATE SKIP LOCKED, so a competing claim skips it
         instead of waiting. SQLite compiles FOR UPDATE to nothing, so the conditional UPDATE
@@ -300,12 +322,36 @@ class OutboxRepository:
         result = self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
-            .values(status="sending", claimed_at=at, attempts=OutboxMessage.attempts + 1)
+            .values(
+                status="sending",
+                claimed_at=at,
+                claimed_by=owner,
+                lease_until=lease_until,
+                attempts=OutboxMessage.attempts + 1,
+            )
         )
         if result.rowcount != 1:
             return None
         row = self.session.execute(select(_OUTBOX).where(_OUTBOX.c.id == message_id)).one()
         return dict(row._mapping)
+
+    def renew_leases(
+        self, message_ids: Iterable[int], *, owner: str, lease_until: dt.datetime
+    ) -> int:
+        """Extend `owner`'s leases on these rows while it still holds them; return how many."""
+        ids = list(message_ids)
+        if not ids:
+            return 0
+        result = self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.claimed_by == owner,
+                OutboxMessage.status == "sending",
+            )
+            .values(lease_until=lease_until)
+        )
+        return result.rowcount or 0
 
     def mark_posted(self, message_id: int, *, channel: str, ts: str) -> None:
         self.session.execute(
@@ -318,27 +364,55 @@ class OutboxRepository:
         self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
-            .values(status="sent", sent_at=at, file_sent=True, last_error=None)
+            .values(status="sent", sent_at=at, file_sent=True, last_error=None, lease_until=None)
         )
 
     def mark_failed_attempt(
-        self, message_id: int, *, error: str, permanent: bool, max_attempts: int
+        self,
+        message_id: int,
+        *,
+        error: str,
+        permanent: bool,
+        max_attempts: int,
+        retry_at: Callable[[int], dt.datetime],
     ) -> str:
-        """Return the row's new status: "failed" if hopeless, else "pending" for a retry."""
-        attempts = self.session.scalar(
-            select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)
+        """Return the row's new status: "failed" if hopeless, else "pending" for a retry.
+
+        A retried row waits until `retry_at(attempts so far)` before the sweeper tries again.
+        """
+        attempts = (
+            self.session.scalar(
+                select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)
+            )
+            or 0
         )
-        status = "failed" if permanent or (attempts or 0) >= max_attempts else "pending"
+        status = "failed" if permanent or attempts >= max_attempts else "pending"
         self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
-            .values(status=status, last_error=error)
+            .values(
+                status=status,
+                last_error=error,
+                lease_until=None,
+                next_attempt_at=retry_at(attempts) if status == "pending" else None,
+            )
         )
         return status
 
-    def count_pending(self, job: str) -> int:
+    def count_pending(self, *, now: dt.datetime, job: str | None = None) -> int:
+        """Return how many messages wait to be sent: pending, or held by a lapsed claim.
+
+        A row another live run is sending right now is that run's business, not pending.
+        """
         statement = select(func.count()).where(
-            OutboxMessage.job == job, OutboxMessage.status.in_(("pending", "sending"))
+            _of_job(job),
+            or_(
+                OutboxMessage.status == "pending",
+                and_(
+                    OutboxMessage.status == "sending",
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+                ),
+            ),
         )
         return self.session.scalar(statement) or 0
 
@@ -420,6 +494,80 @@ class ReminderRepository:
             ListedDeal(_facts_of(row), *row[_LISTED_COLUMNS:])
             for row in self.session.connection().execute(statement, parameters)
         ]
+
+
+class RepZoneRepository:
+    """Deal owners and the timezone each one's Slack profile gave (cached for a day)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def stale_owners(self, *, fetched_before: dt.datetime, closed_since: dt.datetime) -> list[str]:
+        """Return the owners in scope whose Slack zone is unknown or was fetched before then."""
+        owners = _active_owners(closed_since)
+        statement = (
+            select(owners.c.owner_id)
+            .outerjoin(RepZone, RepZone.user_id == owners.c.owner_id)
+            .where(or_(RepZone.fetched_at.is_(None), RepZone.fetched_at <= fetched_before))
+            .order_by(owners.c.owner_id)
+        )
+        return list(self.session.scalars(statement))
+
+    def save(self, user_id: str, *, tz: str | None, at: dt.datetime) -> None:
+        """Remember the zone Slack gave for `user_id` (None: it gave none) as of `at`."""
+        values = {"user_id": user_id, "tz": tz, "fetched_at": at}
+        table = RepZone.__table__
+        statement: Any
+        if self.session.get_bind().dialect.name == "postgresql":
+            statement = postgresql.insert(table).values(values)
+        else:
+            statement = sqlite.insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id"], set_={"tz": tz, "fetched_at": at}
+        )
+        self.session.execute(statement)
+
+    def owner_timezones(
+        self, *, default_timezone: str, closed_since: dt.datetime
+    ) -> list[tuple[str, str]]:
+        """Return (owner id, zone) for every owner of an open deal or one closed since then.
+
+        The zone is the owner's Slack profile's, else their team's (as a rep first), else
+        `default_timezone`: a rep who logs deals before anyone builds a team still has one.
+        """
+        owners = _active_owners(closed_since)
+        team_of = (
+            select(
+                TeamMember.user_id,
+                func.coalesce(
+                    func.min(case((TeamMember.role == "rep", TeamMember.team_id))),
+                    func.min(TeamMember.team_id),
+                ).label("team_id"),
+            )
+            .group_by(TeamMember.user_id)
+            .subquery()
+        )
+        statement = (
+            select(owners.c.owner_id, RepZone.tz, Team.timezone)
+            .outerjoin(RepZone, RepZone.user_id == owners.c.owner_id)
+            .outerjoin(team_of, team_of.c.user_id == owners.c.owner_id)
+            .outerjoin(Team, Team.id == team_of.c.team_id)
+            .order_by(owners.c.owner_id)
+        )
+        return [
+            (owner, own or team or default_timezone)
+            for owner, own, team in self.session.execute(statement)
+        ]
+
+
+def _active_owners(closed_since: dt.datetime) -> Any:
+    """Return a subquery of the owners of open deals and of deals closed since then."""
+    return (
+        select(Deal.owner_id)
+        .where(or_(Deal.status == "open", Deal.closed_at >= closed_since))
+        .distinct()
+        .subquery()
+    )
 
 
 class ListedDeal(NamedTuple):

@@ -73,7 +73,7 @@ def test_jobs_list_shows_each_job_with_its_schedule_and_next_run(
     listing = capsys.readouterr().out
     for name in ("chase-next-steps", "pipeline-accuracy", "manager-digest"):
         assert name in listing
-    assert "day_of_week=mon-fri hour=9 minute=0 (each team's timezone)" in listing
+    assert "day_of_week=mon-fri hour=9 minute=0 (each rep's timezone)" in listing
     assert "next 20" in listing
 
 

@@ -222,6 +222,7 @@ def test_manager_digest_dms_each_manager_with_a_chart(world: World) -> None:
 
 
 def test_scheduler_lists_each_job_with_its_next_run(world: World) -> None:
+    seed(world)
     scheduler = build_scheduler(
         world.settings,
         database=world.database,
@@ -229,6 +230,7 @@ def test_scheduler_lists_each_job_with_its_next_run(world: World) -> None:
         clock=FixedClock(at=MONDAY),
     )
     assert set(scheduler.jobs) >= {"chase-next-steps", "pipeline-accuracy", "manager-digest"}
+    assert scheduler.refresh_zones() == 3  # Ana, Ben and Pierre own deals
     chase = scheduler.jobs["chase-next-steps"]
     # Paris's 9:00 on Tuesday comes before New York's.
     assert scheduler.next_run(chase) == dt.datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -249,6 +251,7 @@ def test_a_missed_firing_is_caught_up_once_after_downtime(world: World) -> None:
 
 
 def test_the_scheduler_keeps_one_trigger_per_job_and_team_timezone(world: World) -> None:
+    seed(world)
     scheduler = build_scheduler(
         world.settings, database=world.database, client=world.client, clock=FixedClock(at=MONDAY)
     )
@@ -261,6 +264,7 @@ def test_the_scheduler_keeps_one_trigger_per_job_and_team_timezone(world: World)
         ids = {job.id for job in scheduler._scheduler.get_jobs()}
         assert {"chase-next-steps@America/New_York", "chase-next-steps@Europe/Paris"} <= ids
         assert "manager-digest@Europe/Paris" in ids and "refresh-triggers" in ids
+        assert "deliver-pending" in ids
         defaults = scheduler._scheduler._job_defaults
         assert defaults["coalesce"] is True and defaults["max_instances"] == 1
     finally:

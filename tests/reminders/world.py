@@ -158,6 +158,11 @@ def build_world(database_url: str, slack: FakeSlackWebAPI) -> World:
         database_url=database_url,
         dealbot_timezone="UTC",
     )
+    # Each person's Slack profile zone; the chase follows it (the fake's default is New York).
+    for user_id in (ANA, BEN, MARIA):
+        slack.set_user(user_id, tz="America/New_York")
+    for user_id in (PIERRE, ZOE):
+        slack.set_user(user_id, tz="Europe/Paris")
     client, rate_limit = fast_client(slack.base_url)
     clock = FixedClock(at=dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC))
     teams = TeamService(database=database, clock=clock, default_timezone="UTC")
