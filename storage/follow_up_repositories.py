@@ -177,13 +177,16 @@ class FollowUpRepository:
         )
         return bool(result.rowcount)
 
-    def thread_so_far(self, deal_id: int, recipient: str, *, before: int) -> ThreadSoFar:
-        """Return the earlier drafts of this deal to `recipient`, oldest first."""
+    def thread_so_far(
+        self, deal_id: int, recipient: str, *, rep_id: str, before: int
+    ) -> ThreadSoFar:
+        """Return the earlier drafts of this deal to `recipient` in one rep's mailbox, by age."""
         rows = self.session.execute(
             select(FollowUpTrigger.message_id, FollowUpTrigger.thread_id)
             .where(
                 FollowUpTrigger.deal_id == deal_id,
                 FollowUpTrigger.recipient == recipient,
+                FollowUpTrigger.rep_id == rep_id,
                 FollowUpTrigger.status == "drafted",
                 FollowUpTrigger.id != before,
             )

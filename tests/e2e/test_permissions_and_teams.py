@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
-from storage.models import NextStep, Quota, TeamMember
-from tests.e2e.harness import RunningApp
+from storage.models import FollowUpTrigger, NextStep, Quota, TeamMember
+from tests.e2e.harness import RunningApp, block_actions, blocks_text, running_app
+from tests.fakes.slack_api import FakeSlackWebAPI
 
 
 def _team_with_ana_and_ben(app: RunningApp) -> None:
@@ -252,3 +256,85 @@ def test_team_list_shows_every_team_and_help_lists_the_new_subcommands(
     text = app.command("/dealbot", "help").all_text
     for form in ("/dealbot team remove", "/dealbot team move", "/dealbot team list"):
         assert form in text
+
+
+# --- Who may draft a deal's follow-up email -------------------------------------------------
+
+BUYER = 'buyer:"Bill Lumbergh &lt;<mailto:bill@initech.com|bill@initech.com>&gt;"'
+
+
+@pytest.fixture
+def outbox_app(slack_api: FakeSlackWebAPI, tmp_path: Path) -> Iterator[tuple[RunningApp, Path]]:
+    """Yield the app drafting into an outbox, with ana's Initech deal and its buyer."""
+    slack_api.set_user("U0ANA", name="ana", real_name="Ana Ruiz", email="ana@sales.example")
+    slack_api.set_user("U0BEN", name="ben", real_name="Ben Okafor", email="ben@sales.example")
+    slack_api.set_user("U0ADMIN", name="alice", is_admin=True)
+    outbox = tmp_path / "outbox"
+    with running_app(
+        slack_api, f"sqlite:///{tmp_path / 'e2e.db'}", dealbot_outbox_dir=str(outbox)
+    ) as app:
+        app.command("/deal", f"new Initech 50k stage:demo {BUYER}", user="U0ANA")
+        yield app, outbox
+
+
+def _follow_up_triggers(app: RunningApp) -> int:
+    with app.database.session() as session:
+        return session.scalar(select(func.count()).select_from(FollowUpTrigger)) or 0
+
+
+def test_another_rep_cannot_draft_a_follow_up_to_the_owners_buyer(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    # Bug: ben had dealbot draft, from his mailbox, to the buyer of ana's deal.
+    app, outbox = outbox_app
+
+    reply = app.command("/deal", "followup initech proposal_sent", user="U0BEN")
+
+    assert reply.is_private
+    assert "belongs to <@U0ANA>" in reply.all_text and "draft its follow-ups" in reply.all_text
+    assert _follow_up_triggers(app) == 0
+    assert not outbox.exists() or list(outbox.glob("*.eml")) == []
+
+
+def test_another_rep_cannot_draft_a_follow_up_from_the_deal_cards_button(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    card = app.command("/deal", "show initech", user="U0BEN")  # anyone may read the deal
+    [button] = [
+        element
+        for block in card.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "draft_follow_up"
+    ]
+
+    status, _ = app.interact(
+        block_actions(
+            "draft_follow_up",
+            button["value"],
+            block_id="deal_actions",
+            user="U0BEN",
+            response_url=app.slack.response_url_for("draft"),
+        )
+    )
+
+    assert status == 200
+    [response] = [r for r in app.slack.responses if r.name == "draft"]
+    assert "belongs to <@U0ANA>" in blocks_text(response.body["blocks"])
+    assert _follow_up_triggers(app) == 0
+    assert not outbox.exists() or list(outbox.glob("*.eml")) == []
+
+
+def test_the_owners_manager_may_draft_a_follow_up(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    _team_with_ana_and_ben(app)
+    app.slack.set_user("U0MARIA", name="maria", real_name="Maria Keller", email="m@sales.example")
+
+    reply = app.command("/deal", "followup initech proposal_sent", user="U0MARIA")
+
+    assert "draft for *Initech*" in reply.all_text
+    [draft] = outbox.glob("*.eml")
+    assert "From: Maria Keller <m@sales.example>" in draft.read_text()
