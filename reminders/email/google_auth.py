@@ -35,6 +35,14 @@ LINK_TTL = dt.timedelta(hours=24)
 FLOW_TTL = dt.timedelta(minutes=15)
 
 
+# What the start page says when a connect link cannot start a sign-in: each link opens once.
+LINK_ALREADY_USED = (
+    "This connect link was already used. Ask for a new one with /deal followup <deal> in Slack."
+)
+LINK_EXPIRED = (
+    "This connect link has expired. Ask for a new one with /deal followup <deal> in Slack."
+)
+
 # Why a rep's drafts wait after Google refused their refresh token.
 REVOKED_REASON = "the Gmail grant was revoked or has expired"
 
@@ -182,23 +190,28 @@ class OAuthMailboxes:
         return f"{self.client.start_url}?{urlencode({'state': state})}"
 
     def authorization_url(self, state: str) -> str:
-        """Return Google's consent page for a live connect link, with a fresh PKCE verifier."""
+        """Return Google's consent page for a connect link opened the first time.
+
+        The PKCE verifier is made once per link: a second open is refused, not given a new
+        verifier, so someone else holding the link cannot take over the sign-in under way.
+        """
         from google_auth_oauthlib.flow import Flow
 
         now = self.clock.now()
         verifier = secrets.token_urlsafe(64)  # 86 characters: within PKCE's 43–128
         with self.database.session() as session:
-            user_id = FollowUpRepository(session).begin_state(
+            repository = FollowUpRepository(session)
+            user_id = repository.begin_state(
                 state,
                 verifier_encrypted=self.cipher.encrypt(verifier),
                 now=now,
                 expires_at=now + FLOW_TTL,
             )
+            already_used = user_id is None and repository.state_was_opened(state)
+        if already_used:
+            raise ConnectError(LINK_ALREADY_USED)
         if user_id is None:
-            raise ConnectError(
-                "This connect link has expired or was already used. "
-                "Ask dealbot for a new one with /deal followup <deal>."
-            )
+            raise ConnectError(LINK_EXPIRED)
         flow = Flow.from_client_config(
             self.client.config,
             scopes=list(SCOPES),

@@ -268,3 +268,32 @@ def test_dealbot_gmail_rotate_key_re_encrypts_the_stored_grants(
     grant = _grant(drafting, "U0ANA")
     assert grant is not None
     assert TokenCipher(secrets=[new_key]).decrypt(grant.refresh_token_encrypted) == token
+
+
+@on_both_backends
+def test_a_connect_link_opens_once_so_a_leaked_copy_cannot_replace_the_verifier(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    # Bug: every open of the start link made a new PKCE verifier, so whoever opened a leaked
+    # link last took over the sign-in and the rep's own callback failed.
+    gmail.consent_as("ana.ruiz@gmail-workspace.example")
+    link = connect.connect_link("U0ANA")
+    [(status, to_google, _)] = list(follow_redirects(link, limit=1))
+    assert status == 302
+    with drafting.database.session() as session:
+        [row] = session.scalars(select(GoogleOAuthState)).all()
+        verifier = row.code_verifier_encrypted
+
+    [(again, location, page)] = list(follow_redirects(link, limit=1))
+
+    assert again == 400 and not location
+    assert "This connect link was already used" in page
+    assert "ask for a new one with /deal followup &lt;deal&gt;" in page.lower()
+    with drafting.database.session() as session:
+        [row] = session.scalars(select(GoogleOAuthState)).all()
+        assert row.code_verifier_encrypted == verifier
+    # The rep's sign-in, started first, still completes.
+    hops = list(follow_redirects(to_google))
+    assert hops[-1][0] == 200 and "Gmail connected" in hops[-1][2]
+    grant = _grant(drafting, "U0ANA")
+    assert grant is not None and grant.email == "ana.ruiz@gmail-workspace.example"
