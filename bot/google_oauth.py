@@ -1,7 +1,8 @@
 """The Gmail connect pages: GET /oauth/google/start and /oauth/google/callback.
 
 The start page turns a single-use connect link into a redirect to Google's consent screen
-(with a fresh PKCE challenge); the callback exchanges the code once and stores the grant.
+(with a PKCE challenge made on the first open only) and gives the browser a cookie; the
+callback, from that browser only, exchanges the code once and stores the grant.
 Neither page ever shows, logs or echoes a token or a code.
 """
 
@@ -10,10 +11,18 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable, Iterable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from reminders.email.google_auth import CALLBACK_PATH, START_PATH, ConnectError, OAuthMailboxes
+from reminders.email.google_auth import (
+    BROWSER_COOKIE,
+    CALLBACK_PATH,
+    FLOW_TTL,
+    START_PATH,
+    ConnectError,
+    OAuthMailboxes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +52,18 @@ def google_oauth_wsgi(
             if not state:
                 raise ConnectError("This link is incomplete. Open the link dealbot sent again.")
             if environ.get("PATH_INFO") == START_PATH:
-                location = connect.authorization_url(state)
-                start_response("302 Found", [("Location", location), *_PRIVATE_HEADERS])
+                started = connect.authorization_url(state)
+                cookie = _browser_cookie(started.browser_key, connect.client.redirect_uri)
+                start_response(
+                    "302 Found",
+                    [("Location", started.url), ("Set-Cookie", cookie), *_PRIVATE_HEADERS],
+                )
                 return [b""]
             connected = connect.finish(
                 state=state,
                 code=(query.get("code") or [None])[0],
                 error=(query.get("error") or [None])[0],
+                browser_key=_cookie(environ, BROWSER_COOKIE),
             )
         except ConnectError as error:
             return _page(start_response, "400 Bad Request", "Gmail not connected", error.problem)
@@ -72,6 +86,25 @@ def google_oauth_wsgi(
         )
 
     return wsgi
+
+
+def _browser_cookie(browser_key: str, redirect_uri: str) -> str:
+    """Return the Set-Cookie value binding a sign-in to this browser until it times out."""
+    # Lax, not Strict: Google's redirect back is a cross-site top-level GET that must carry it.
+    cookie = (
+        f"{BROWSER_COOKIE}={browser_key}; Path=/oauth/google; "
+        f"Max-Age={int(FLOW_TTL.total_seconds())}; HttpOnly; SameSite=Lax"
+    )
+    return cookie + "; Secure" if redirect_uri.startswith("https://") else cookie
+
+
+def _cookie(environ: dict[str, Any], name: str) -> str | None:
+    """Return the value of one request cookie, or None (a malformed header counts as none)."""
+    try:
+        morsel = SimpleCookie(environ.get("HTTP_COOKIE") or "").get(name)
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None else None
 
 
 def _page(

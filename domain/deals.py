@@ -185,6 +185,18 @@ class DealService:
             deal = self._resolve(deals, ref)
             return self._view(session, deal, self._today(session, actor.user_id), full=True)
 
+    def show_deal_to_act_on(self, actor: Actor, ref: DealRef, *, act: str) -> DealView:
+        """Return the deal as show_deal does, if the actor may act for its owner.
+
+        Reading a deal is open to all; acting for its owner (drafting their email, say) is
+        for the owner, their manager or an admin, like a change. `act` names the act in the
+        refusal ("draft its follow-ups").
+        """
+        with self.database.session() as session:
+            deal = self._resolve(DealRepository(session), ref)
+            self._check_can_change(session, actor, deal, act=act)
+            return self._view(session, deal, self._today(session, actor.user_id), full=True)
+
     def close_deal(self, actor: Actor, ref: DealRef, *, won: bool, reason: str | None) -> DealView:
         """Return the deal marked won or lost; open next steps are closed with it."""
         now = self.clock.now()
@@ -507,8 +519,10 @@ class DealService:
             raise AmbiguousDeal(reference, candidates)
         return matches[0]
 
-    def _check_can_change(self, session: Session, actor: Actor, deal: Deal) -> None:
-        """Reps change their own deals, managers their team's, admins all."""
+    def _check_can_change(
+        self, session: Session, actor: Actor, deal: Deal, *, act: str = "change it"
+    ) -> None:
+        """Refuse unless the actor owns the deal, manages its owner, or is an admin."""
         if deal.owner_id == actor.user_id:
             return
         if deal.owner_id in TeamRepository(session).reps_managed_by(actor.user_id):
@@ -517,7 +531,7 @@ class DealService:
             return
         raise NotAllowed(
             f"{deal.account} belongs to <@{deal.owner_id}>; only they, their manager "
-            "or an admin can change it."
+            f"or an admin can {act}."
         )
 
     def _apply_contacts(self, deal: Deal, changes: DealChanges) -> None:

@@ -143,3 +143,22 @@ def pipeline_title(scope: str, *, user_id: str | None, teams: tuple[str, ...]) -
     if scope == "user" and user_id:
         return f"Pipeline of <@{user_id}>"
     return "Your pipeline"
+
+
+# --- Teams: who may join, move and leave ------------------------------------------------------
+
+
+def team_members_added(count: int, role: str, team: str) -> str:
+    return f"Added {count} {role}(s) to {team}."
+
+
+def team_members_already_there(role: str, team: str) -> str:
+    return f"Everyone named was already a {role} in {team}."
+
+
+def team_member_removed(user_id: str, team: str) -> str:
+    return f"Removed <@{user_id}> from {team}."
+
+
+def team_member_moved(user_id: str, team: str) -> str:
+    return f"Moved <@{user_id}> to {team}; they are on no other team now."

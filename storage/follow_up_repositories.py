@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -177,13 +177,16 @@ class FollowUpRepository:
         )
         return bool(result.rowcount)
 
-    def thread_so_far(self, deal_id: int, recipient: str, *, before: int) -> ThreadSoFar:
-        """Return the earlier drafts of this deal to `recipient`, oldest first."""
+    def thread_so_far(
+        self, deal_id: int, recipient: str, *, rep_id: str, before: int
+    ) -> ThreadSoFar:
+        """Return the earlier drafts of this deal to `recipient` in one rep's mailbox, by age."""
         rows = self.session.execute(
             select(FollowUpTrigger.message_id, FollowUpTrigger.thread_id)
             .where(
                 FollowUpTrigger.deal_id == deal_id,
                 FollowUpTrigger.recipient == recipient,
+                FollowUpTrigger.rep_id == rep_id,
                 FollowUpTrigger.status == "drafted",
                 FollowUpTrigger.id != before,
             )
@@ -254,16 +257,39 @@ class FollowUpRepository:
     def begin_state(
         self, state: str, *, verifier_encrypted: str, now: dt.datetime, expires_at: dt.datetime
     ) -> str | None:
-        """Attach a PKCE verifier to a live state; return its user id, or None if not live."""
+        """Attach a PKCE verifier to a live, never-opened state; return its user id, else None.
+
+        One UPDATE whose row count decides: a link opens once, so a second open (a leaked
+        link raced against the rep) cannot replace the verifier of the flow under way.
+        """
         if not _could_be_issued(state):
             return None
-        row = self.session.get(GoogleOAuthState, state)
-        if row is None or row.expires_at <= now:
+        row = GoogleOAuthState
+        opened = self.session.execute(
+            update(row)
+            .where(
+                row.state == state,
+                row.code_verifier_encrypted.is_(None),
+                row.expires_at > now,
+            )
+            .values(
+                code_verifier_encrypted=verifier_encrypted,
+                expires_at=case((row.expires_at < expires_at, row.expires_at), else_=expires_at),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not opened:
             return None
-        row.code_verifier_encrypted = verifier_encrypted
-        row.expires_at = min(row.expires_at, expires_at)
-        self.session.flush()
-        return row.user_id
+        return self.session.scalars(select(row.user_id).where(row.state == state)).one()
+
+    def state_was_opened(self, state: str) -> bool:
+        """Return whether this connect link exists and was opened already."""
+        if not _could_be_issued(state):
+            return False
+        opened = self.session.scalar(
+            select(GoogleOAuthState.code_verifier_encrypted).where(GoogleOAuthState.state == state)
+        )
+        return opened is not None
 
     def consume_state(self, state: str, *, now: dt.datetime) -> tuple[str, str] | None:
         """Delete a started, live state; return (user id, encrypted verifier) once, else None.

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -98,6 +99,14 @@ class TeamMember(Base):
         UniqueConstraint("team_id", "user_id", "role", name="uq_team_members_membership"),
         CheckConstraint("role IN ('rep', 'manager')", name="role"),
         Index("ix_team_members_user", "user_id", "role"),
+        # A rep is on at most one team (managers may run several): a partial unique index.
+        Index(
+            "uq_team_members_one_team_per_rep",
+            "user_id",
+            unique=True,
+            sqlite_where=text("role = 'rep'"),
+            postgresql_where=text("role = 'rep'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -169,6 +169,21 @@ class TeamRepository:
         )
         return self.session.scalars(statement).all()
 
+    def memberships_of(self, user_ids: Sequence[str]) -> dict[str, list[TeamMember]]:
+        """Return each user's team memberships (with their team), oldest first, in one query."""
+        if not user_ids:
+            return {}
+        statement = (
+            select(TeamMember)
+            .where(TeamMember.user_id.in_(list(user_ids)))
+            .options(selectinload(TeamMember.team))
+            .order_by(TeamMember.id)
+        )
+        found: dict[str, list[TeamMember]] = {}
+        for membership in self.session.scalars(statement):
+            found.setdefault(membership.user_id, []).append(membership)
+        return found
+
     def reps_managed_by(self, manager_id: str) -> set[str]:
         """Return the reps in every team this user manages."""
         managed_teams = select(TeamMember.team_id).where(

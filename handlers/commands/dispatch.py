@@ -178,11 +178,23 @@ def _run_dealbot(
                 actor, name=name, role=role, user_ids=[u.user_id for u in users]
             )
             heading = (
-                f"Added {len(added)} {role}(s) to {team.name}."
+                messages.team_members_added(len(added), role, team.name)
                 if added
-                else f"Everyone named was already a {role} in {team.name}."
+                else messages.team_members_already_there(role, team.name)
             )
             return blocks.team_reply([team], heading=heading)
+        case parsing.TeamRemove(name=name, user=user):
+            team = teams.remove_member(actor, name=name, user_id=user.user_id)
+            return blocks.team_reply(
+                [team], heading=messages.team_member_removed(user.user_id, team.name)
+            )
+        case parsing.TeamMove(user=user, name=name):
+            team = teams.move_member(actor, user_id=user.user_id, name=name)
+            return blocks.team_reply(
+                [team], heading=messages.team_member_moved(user.user_id, team.name)
+            )
+        case parsing.TeamList():
+            return blocks.team_reply(teams.list_teams())
         case parsing.TeamQuota(name=name, user=user, amount=amount, period=period):
             team = teams.set_quota(
                 actor, name=name, user_id=user.user_id, amount=amount, period=period

@@ -17,6 +17,8 @@ Grammar (examples in `USAGE`, which is the one source of help text):
 - `/pipeline [me | team [<name>] | @user]`.
 - `/dealbot help`; `/dealbot team create <name> <#channel> [tz:<IANA zone>]`;
   `/dealbot team add <name> rep|manager <@user> [<@user> …]`;
+  `/dealbot team remove <name> <@user>`; `/dealbot team move <@user> <name>`;
+  `/dealbot team list`;
   `/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`;
   `/dealbot team show [<name>]`.
 
@@ -90,7 +92,10 @@ __all__ = [
     "ShowDeal",
     "TeamAdd",
     "TeamCreate",
+    "TeamList",
+    "TeamMove",
     "TeamQuota",
+    "TeamRemove",
     "TeamShow",
     "UpdateDeal",
     "UserRef",
@@ -130,6 +135,9 @@ _FORMS: Final[dict[str, tuple[str, ...]]] = {
     "/dealbot": ("/dealbot help",),
     "/dealbot team create": ("/dealbot team create East #sales-east tz:America/New_York",),
     "/dealbot team add": ("/dealbot team add East rep @jane @raj",),
+    "/dealbot team remove": ("/dealbot team remove East @jane",),
+    "/dealbot team move": ("/dealbot team move @jane West",),
+    "/dealbot team list": ("/dealbot team list",),
     "/dealbot team quota": ("/dealbot team quota East @jane 250k period:2026-Q4",),
     "/dealbot team show": ("/dealbot team show East",),
 }
@@ -299,6 +307,27 @@ class TeamAdd:
 
 
 @dataclass(frozen=True)
+class TeamRemove:
+    """`/dealbot team remove <name> <@user>`."""
+
+    name: str
+    user: UserRef
+
+
+@dataclass(frozen=True)
+class TeamMove:
+    """`/dealbot team move <@user> <name>`."""
+
+    user: UserRef
+    name: str
+
+
+@dataclass(frozen=True)
+class TeamList:
+    """`/dealbot team list`."""
+
+
+@dataclass(frozen=True)
 class TeamQuota:
     """`/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`."""
 
@@ -315,7 +344,9 @@ class TeamShow:
     name: str | None
 
 
-DealbotCommand: TypeAlias = DealbotHelp | TeamCreate | TeamAdd | TeamQuota | TeamShow
+DealbotCommand: TypeAlias = (
+    DealbotHelp | TeamCreate | TeamAdd | TeamRemove | TeamMove | TeamList | TeamQuota | TeamShow
+)
 
 
 # --- Tokens --------------------------------------------------------------------------
@@ -1179,6 +1210,17 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
         return _parse_team_create(rest)
     if action == "add":
         return _parse_team_add(rest)
+    if action == "remove":
+        return _parse_team_remove(rest)
+    if action == "move":
+        return _parse_team_move(rest)
+    if action == "list":
+        if rest:
+            raise CommandSyntaxError(
+                f"`{_clip(' '.join(w.raw for w in rest))}` is extra: `team list` takes nothing.",
+                _usage("/dealbot team list"),
+            )
+        return TeamList()
     if action == "quota":
         return _parse_team_quota(rest, today=today, currency=currency)
     if action == "show":
@@ -1191,7 +1233,7 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
         return TeamShow(_team_name(rest[0], "/dealbot team show") if rest else None)
     shown = f"`team {_clip(words[1].raw)}` is not" if len(words) > 1 else "`team` needs"
     raise CommandSyntaxError(
-        f"{shown} a team command: use create, add, quota or show.",
+        f"{shown} a team command: use create, add, remove, move, list, quota or show.",
         _usages("/dealbot team"),
     )
 
@@ -1284,6 +1326,22 @@ def _parse_team_add(words: Sequence[_Word]) -> TeamAdd:
         )
     users = tuple(dict.fromkeys(_user(word, form) for word in words[2:]))
     return TeamAdd(name, role, users)
+
+
+def _parse_team_remove(words: Sequence[_Word]) -> TeamRemove:
+    """Return `team remove <name> <@user>`."""
+    form = "/dealbot team remove"
+    if len(words) != 2:
+        raise CommandSyntaxError("Give the team name and one @user.", _usage(form))
+    return TeamRemove(_team_name(words[0], form), _user(words[1], form))
+
+
+def _parse_team_move(words: Sequence[_Word]) -> TeamMove:
+    """Return `team move <@user> <name>`."""
+    form = "/dealbot team move"
+    if len(words) != 2:
+        raise CommandSyntaxError("Give one @user and the team to move them to.", _usage(form))
+    return TeamMove(_user(words[0], form), _team_name(words[1], form))
 
 
 def _parse_team_quota(words: Sequence[_Word], *, today: date, currency: str) -> TeamQuota:

@@ -177,8 +177,10 @@ class FollowUps:
         """Record an on-demand draft for a deal; return the trigger's id.
 
         Asking twice on the same day for the same deal and template gives the same draft.
+        Only the deal's owner, their manager or an admin may ask: a draft speaks for the
+        owner to their buyer.
         """
-        deal = self.deals.show_deal(actor, ref)
+        deal = self.deals.show_deal_to_act_on(actor, ref, act="draft its follow-ups")
         if deal.status != "open":
             raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
         name = template or self.default_template_for(deal)
@@ -345,8 +347,9 @@ class FollowUps:
             logger.error("email template %s is broken: %s", problem.template, problem.problem)
             return self._release(trigger, deal, "template_error", problem=str(problem))
         with self.database.session() as session:
+            # Gmail threads live in one mailbox: only this rep's own drafts can be replied to.
             thread = FollowUpRepository(session).thread_so_far(
-                trigger.deal_id, contact.email.casefold(), before=trigger.id
+                trigger.deal_id, contact.email.casefold(), rep_id=trigger.rep_id, before=trigger.id
             )
         message = DraftMessage(
             sender=Party(rep.name, sender_email),

@@ -10,6 +10,8 @@ only the `gmail.compose` scope is asked for.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -30,10 +32,24 @@ logger = logging.getLogger(__name__)
 SCOPES = (GMAIL_COMPOSE_SCOPE,)
 START_PATH = "/oauth/google/start"
 CALLBACK_PATH = "/oauth/google/callback"
+# Holds the key binding a sign-in to the browser that opened the connect link.
+BROWSER_COOKIE = "dealbot_gmail_connect"
 # A connect link in a DM stays usable for a day; once opened, Google must answer within 15 min.
 LINK_TTL = dt.timedelta(hours=24)
 FLOW_TTL = dt.timedelta(minutes=15)
 
+
+# What the start page says when a connect link cannot start a sign-in: each link opens once.
+LINK_ALREADY_USED = (
+    "This connect link was already used. Ask for a new one with /deal followup <deal> in Slack."
+)
+SIGNED_IN_ELSEWHERE = (
+    "This sign-in was started in another browser, so Gmail was not connected. "
+    "Ask for a new link with /deal followup <deal> in Slack and open it here."
+)
+LINK_EXPIRED = (
+    "This connect link has expired. Ask for a new one with /deal followup <deal> in Slack."
+)
 
 # Why a rep's drafts wait after Google refused their refresh token.
 REVOKED_REASON = "the Gmail grant was revoked or has expired"
@@ -181,24 +197,32 @@ class OAuthMailboxes:
             repository.issue_state(state=state, user_id=user_id, expires_at=now + LINK_TTL, at=now)
         return f"{self.client.start_url}?{urlencode({'state': state})}"
 
-    def authorization_url(self, state: str) -> str:
-        """Return Google's consent page for a live connect link, with a fresh PKCE verifier."""
+    def authorization_url(self, state: str) -> ConnectStart:
+        """Return Google's consent page for a connect link opened the first time.
+
+        The PKCE verifier is made once per link: a second open is refused, not given a new
+        verifier, so someone else holding the link cannot take over the sign-in under way.
+        """
         from google_auth_oauthlib.flow import Flow
 
         now = self.clock.now()
         verifier = secrets.token_urlsafe(64)  # 86 characters: within PKCE's 43–128
+        # The browser that opens the link keeps this key in a cookie; only its callback can
+        # finish, so the grant stored is the one made in the rep's browser, for the rep.
+        browser_key = secrets.token_urlsafe(32)
         with self.database.session() as session:
-            user_id = FollowUpRepository(session).begin_state(
+            repository = FollowUpRepository(session)
+            user_id = repository.begin_state(
                 state,
-                verifier_encrypted=self.cipher.encrypt(verifier),
+                verifier_encrypted=self.cipher.encrypt(f"{verifier}.{_digest(browser_key)}"),
                 now=now,
                 expires_at=now + FLOW_TTL,
             )
+            already_used = user_id is None and repository.state_was_opened(state)
+        if already_used:
+            raise ConnectError(LINK_ALREADY_USED)
         if user_id is None:
-            raise ConnectError(
-                "This connect link has expired or was already used. "
-                "Ask dealbot for a new one with /deal followup <deal>."
-            )
+            raise ConnectError(LINK_EXPIRED)
         flow = Flow.from_client_config(
             self.client.config,
             scopes=list(SCOPES),
@@ -208,10 +232,16 @@ class OAuthMailboxes:
             autogenerate_code_verifier=False,
         )
         url, _ = flow.authorization_url(access_type="offline", prompt="consent")
-        return str(url)
+        return ConnectStart(url=str(url), browser_key=browser_key)
 
-    def finish(self, *, state: str, code: str | None, error: str | None) -> ConnectedMailbox:
-        """Exchange the callback's code for a grant, once per state; return whose it is."""
+    def finish(
+        self, *, state: str, code: str | None, error: str | None, browser_key: str | None
+    ) -> ConnectedMailbox:
+        """Exchange the callback's code for a grant, once per state; return whose it is.
+
+        Only the browser that opened the connect link (its `browser_key` cookie) finishes:
+        the grant is stored for the Slack user the link was made for, from their browser.
+        """
         from google_auth_oauthlib.flow import Flow
         from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
@@ -223,6 +253,9 @@ class OAuthMailboxes:
                 "This sign-in has expired or was already used. Open the connect link again."
             )
         user_id, verifier_encrypted = consumed
+        verifier, _, bound_to = self.cipher.decrypt(verifier_encrypted).partition(".")
+        if not browser_key or not hmac.compare_digest(bound_to, _digest(browser_key)):
+            raise ConnectError(SIGNED_IN_ELSEWHERE)
         if error or not code:
             raise ConnectError(
                 "Gmail was not connected (Google said: "
@@ -233,7 +266,7 @@ class OAuthMailboxes:
             scopes=list(SCOPES),
             redirect_uri=self.client.redirect_uri,
             state=state,
-            code_verifier=self.cipher.decrypt(verifier_encrypted),
+            code_verifier=verifier,
             autogenerate_code_verifier=False,
         )
         try:
@@ -278,6 +311,19 @@ class OAuthMailboxes:
             for grant in grants:
                 grant.refresh_token_encrypted = self.cipher.rotate(grant.refresh_token_encrypted)
             return len(grants)
+
+
+@dataclass(frozen=True)
+class ConnectStart:
+    """Where the start page sends the browser, and the key that browser must keep."""
+
+    url: str
+    browser_key: str
+
+
+def _digest(browser_key: str) -> str:
+    """Return what is stored of a browser key: its SHA-256, never the key itself."""
+    return hashlib.sha256(browser_key.encode()).hexdigest()
 
 
 def _scopes(value: Any) -> list[str]:

@@ -207,10 +207,11 @@ def test_a_rep_without_gmail_is_offered_a_connect_link_served_by_the_app(
     assert link.startswith("http://x/oauth/google/start?state=")
     # Open it on the app's own server: Google's consent, back to the callback, connected.
     origin = app.url.removesuffix("/slack/events")
-    hops = list(follow_redirects(origin + link.removeprefix("http://x"), limit=2))
+    browser: dict[str, dict[str, str]] = {}
+    hops = list(follow_redirects(origin + link.removeprefix("http://x"), limit=2, cookies=browser))
     assert hops[0][0] == 302 and hops[1][0] == 302
     callback = origin + hops[1][1].removeprefix("http://x")
-    [(status, _, page)] = list(follow_redirects(callback))
+    [(status, _, page)] = list(follow_redirects(callback, cookies=browser))
     assert status == 200 and "Gmail connected" in page
     with app.database.session() as session:
         grant = FollowUpRepository(session).grant_for("U0ANA")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
-from storage.models import NextStep, Quota, TeamMember
-from tests.e2e.harness import RunningApp
+from storage.models import FollowUpTrigger, NextStep, Quota, TeamMember
+from tests.e2e.harness import RunningApp, block_actions, blocks_text, running_app
+from tests.fakes.slack_api import FakeSlackWebAPI
 
 
 def _team_with_ana_and_ben(app: RunningApp) -> None:
@@ -128,3 +132,209 @@ def test_joining_a_team_moves_the_reps_today_at_once_not_after_the_zone_cache_ex
     with app.database.session() as session:
         step = session.scalars(select(NextStep)).one()
         assert step.due_date == dt.date(2026, 11, 25)
+
+
+# --- Who may add, move and remove people (privilege escalation regressions) -----------------
+
+
+def _two_teams(app: RunningApp) -> None:
+    """Enterprise (maria manages ana and ben) and West (wes manages carol)."""
+    _team_with_ana_and_ben(app)
+    app.slack.set_user("U0WES", name="wes")
+    app.slack.set_user("U0CAROL", name="carol")
+    admin = "U0ADMIN"
+    app.command("/dealbot", "team create West <#C0WEST|west>", user=admin)
+    app.command("/dealbot", "team add West manager <@U0WES|wes>", user=admin)
+    app.command("/dealbot", "team add West rep <@U0CAROL|carol>", user=admin)
+
+
+def _memberships(app: RunningApp) -> list[tuple[str, str, str]]:
+    with app.database.session() as session:
+        rows = session.scalars(select(TeamMember)).all()
+        return sorted((m.team.name, m.user_id, m.role) for m in rows)
+
+
+def test_a_manager_cannot_take_another_teams_rep_and_then_close_her_deal(
+    app: RunningApp,
+) -> None:
+    # Bug: West's manager added Enterprise's ana to West, then closed ana's deal.
+    _two_teams(app)
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    before = _memberships(app)
+
+    reply = app.command("/dealbot", "team add West rep <@U0ANA|ana>", user="U0WES")
+
+    assert reply.is_private and "already a rep in Enterprise" in reply.all_text
+    assert "/dealbot team move <@U0ANA> West" in reply.all_text
+    assert _memberships(app) == before
+    closed = app.command("/deal", "won initech", user="U0WES")
+    assert "belongs to <@U0ANA>" in closed.all_text
+    assert app.deal_named("Initech").status == "open"
+
+
+def test_a_manager_cannot_make_a_teamless_user_a_manager(app: RunningApp) -> None:
+    # Bug: a manager named a teamless colleague manager, who could then change its deals.
+    _two_teams(app)
+    app.slack.set_user("U0EVE", name="eve")
+
+    reply = app.command("/dealbot", "team add Enterprise manager <@U0EVE|eve>", user="U0MARIA")
+
+    assert reply.is_private and "Only a workspace admin can name managers" in reply.all_text
+    assert ("Enterprise", "U0EVE", "manager") not in _memberships(app)
+
+
+def test_a_manager_adds_a_teamless_user_to_their_own_team_as_a_rep_only(
+    app: RunningApp,
+) -> None:
+    _two_teams(app)
+    app.slack.set_user("U0EVE", name="eve")
+
+    elsewhere = app.command("/dealbot", "team add West rep <@U0EVE|eve>", user="U0MARIA")
+    assert "Only West's managers or a workspace admin" in elsewhere.all_text
+
+    added = app.command("/dealbot", "team add Enterprise rep <@U0EVE|eve>", user="U0MARIA")
+    assert "Added 1 rep(s) to Enterprise" in added.all_text
+    assert ("Enterprise", "U0EVE", "rep") in _memberships(app)
+
+
+def test_adding_a_rep_of_another_team_points_even_an_admin_to_team_move(
+    app: RunningApp,
+) -> None:
+    # Bug: a rep could be on two teams, counted in two pipelines and two accuracy posts.
+    _two_teams(app)
+    before = _memberships(app)
+
+    reply = app.command("/dealbot", "team add West rep <@U0BEN|ben> <@U0ANA|ana>", user="U0ADMIN")
+
+    assert reply.is_private and "already a rep in Enterprise" in reply.all_text
+    assert "/dealbot team move <@U0BEN> West" in reply.all_text
+    assert _memberships(app) == before  # nothing half-written
+
+
+def test_only_an_admin_moves_and_removes_people(app: RunningApp) -> None:
+    _two_teams(app)
+    before = _memberships(app)
+
+    moved = app.command("/dealbot", "team move <@U0ANA|ana> West", user="U0WES")
+    removed = app.command("/dealbot", "team remove Enterprise <@U0BEN|ben>", user="U0MARIA")
+
+    assert "Only a workspace admin can move" in moved.all_text
+    assert "Only a workspace admin can remove" in removed.all_text
+    assert _memberships(app) == before
+
+
+def test_an_admin_moves_a_rep_to_another_team_and_removes_one(app: RunningApp) -> None:
+    _two_teams(app)
+
+    moved = app.command("/dealbot", "team move <@U0ANA|ana> West", user="U0ADMIN")
+    assert "Moved <@U0ANA> to West" in moved.all_text
+    removed = app.command("/dealbot", "team remove Enterprise <@U0BEN|ben>", user="U0ADMIN")
+    assert "Removed <@U0BEN> from Enterprise" in removed.all_text
+
+    assert _memberships(app) == [
+        ("Enterprise", "U0MARIA", "manager"),
+        ("West", "U0ANA", "rep"),
+        ("West", "U0CAROL", "rep"),
+        ("West", "U0WES", "manager"),
+    ]
+    # West's manager now changes ana's deals; Enterprise's no longer does.
+    app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    assert "belongs to" in app.command("/deal", "initech amount:1", user="U0MARIA").all_text
+    assert "amount" in app.command("/deal", "initech amount:60k", user="U0WES").all_text
+    missing = app.command("/dealbot", "team remove West <@U0BEN|ben>", user="U0ADMIN")
+    assert "<@U0BEN> is not on West" in missing.all_text
+
+
+def test_team_list_shows_every_team_and_help_lists_the_new_subcommands(
+    app: RunningApp,
+) -> None:
+    _two_teams(app)
+
+    listed = app.command("/dealbot", "team list", user="U0ANA").all_text
+    assert "Enterprise" in listed and "West" in listed and "<@U0CAROL>" in listed
+
+    text = app.command("/dealbot", "help").all_text
+    for form in ("/dealbot team remove", "/dealbot team move", "/dealbot team list"):
+        assert form in text
+
+
+# --- Who may draft a deal's follow-up email -------------------------------------------------
+
+BUYER = 'buyer:"Bill Lumbergh &lt;<mailto:bill@initech.com|bill@initech.com>&gt;"'
+
+
+@pytest.fixture
+def outbox_app(slack_api: FakeSlackWebAPI, tmp_path: Path) -> Iterator[tuple[RunningApp, Path]]:
+    """Yield the app drafting into an outbox, with ana's Initech deal and its buyer."""
+    slack_api.set_user("U0ANA", name="ana", real_name="Ana Ruiz", email="ana@sales.example")
+    slack_api.set_user("U0BEN", name="ben", real_name="Ben Okafor", email="ben@sales.example")
+    slack_api.set_user("U0ADMIN", name="alice", is_admin=True)
+    outbox = tmp_path / "outbox"
+    with running_app(
+        slack_api, f"sqlite:///{tmp_path / 'e2e.db'}", dealbot_outbox_dir=str(outbox)
+    ) as app:
+        app.command("/deal", f"new Initech 50k stage:demo {BUYER}", user="U0ANA")
+        yield app, outbox
+
+
+def _follow_up_triggers(app: RunningApp) -> int:
+    with app.database.session() as session:
+        return session.scalar(select(func.count()).select_from(FollowUpTrigger)) or 0
+
+
+def test_another_rep_cannot_draft_a_follow_up_to_the_owners_buyer(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    # Bug: ben had dealbot draft, from his mailbox, to the buyer of ana's deal.
+    app, outbox = outbox_app
+
+    reply = app.command("/deal", "followup initech proposal_sent", user="U0BEN")
+
+    assert reply.is_private
+    assert "belongs to <@U0ANA>" in reply.all_text and "draft its follow-ups" in reply.all_text
+    assert _follow_up_triggers(app) == 0
+    assert not outbox.exists() or list(outbox.glob("*.eml")) == []
+
+
+def test_another_rep_cannot_draft_a_follow_up_from_the_deal_cards_button(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    card = app.command("/deal", "show initech", user="U0BEN")  # anyone may read the deal
+    [button] = [
+        element
+        for block in card.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "draft_follow_up"
+    ]
+
+    status, _ = app.interact(
+        block_actions(
+            "draft_follow_up",
+            button["value"],
+            block_id="deal_actions",
+            user="U0BEN",
+            response_url=app.slack.response_url_for("draft"),
+        )
+    )
+
+    assert status == 200
+    [response] = [r for r in app.slack.responses if r.name == "draft"]
+    assert "belongs to <@U0ANA>" in blocks_text(response.body["blocks"])
+    assert _follow_up_triggers(app) == 0
+    assert not outbox.exists() or list(outbox.glob("*.eml")) == []
+
+
+def test_the_owners_manager_may_draft_a_follow_up(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    _team_with_ana_and_ben(app)
+    app.slack.set_user("U0MARIA", name="maria", real_name="Maria Keller", email="m@sales.example")
+
+    reply = app.command("/deal", "followup initech proposal_sent", user="U0MARIA")
+
+    assert "draft for *Initech*" in reply.all_text
+    [draft] = outbox.glob("*.eml")
+    assert "From: Maria Keller <m@sales.example>" in draft.read_text()

@@ -467,17 +467,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def follow_redirects(url: str, *, limit: int = 5) -> Iterator[tuple[int, str, str]]:
-    """Yield (status, location, body) for each hop of a browser following `url`'s redirects."""
-    import http.client
+def follow_redirects(
+    url: str, *, limit: int = 5, cookies: dict[str, dict[str, str]] | None = None
+) -> Iterator[tuple[int, str, str]]:
+    """Yield (status, location, body) for each hop of a browser following `url`'s redirects.
 
+    `cookies` is the browser's jar (by host:port, then name), kept across calls when given;
+    without it each call is a fresh browser that keeps cookies only across its own hops.
+    """
+    import http.client
+    from http.cookies import SimpleCookie
+
+    jar: dict[str, dict[str, str]] = {} if cookies is None else cookies
     for _ in range(limit):
         parts = urlsplit(url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        connection.request("GET", parts.path + ("?" + parts.query if parts.query else ""))
+        sent = jar.get(parts.netloc, {})
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in sent.items())} if sent else {}
+        connection.request(
+            "GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers
+        )
         response = connection.getresponse()
         body = response.read().decode("utf-8", "replace")
         location = response.getheader("Location") or ""
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                jar.setdefault(parts.netloc, {})[name] = morsel.value
         connection.close()
         yield response.status, location, body
         if response.status not in (301, 302, 303, 307) or not location:

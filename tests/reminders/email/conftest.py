@@ -39,6 +39,7 @@ REPS = {
     "U0ANA": RepProfile("Ana Ruiz", "ana@sales.example"),
     "U0BEN": RepProfile("Ben Okafor", "ben@sales.example"),
     "U0CHLOE": RepProfile("Chloe Martin", "chloe@sales.example"),
+    "U0MARIA": RepProfile("Maria Keller", "maria@sales.example"),  # their manager
 }
 REDIRECT_URI = "https://dealbot.example/oauth/google/callback"
 

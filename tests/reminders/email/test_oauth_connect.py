@@ -89,12 +89,13 @@ def test_connecting_stores_the_refresh_token_encrypted_and_drafts_with_it(
 def test_a_callback_is_honoured_once(
     drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
 ) -> None:
-    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=2))
+    browser: dict[str, dict[str, str]] = {}
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=2, cookies=browser))
     callback_url = start[1][1]  # where Google sends the browser back
     assert "/oauth/google/callback?" in callback_url
 
-    first = list(follow_redirects(callback_url))
-    replay = list(follow_redirects(callback_url))
+    first = list(follow_redirects(callback_url, cookies=browser))
+    replay = list(follow_redirects(callback_url, cookies=browser))
 
     assert first[-1][0] == 200
     assert replay[-1][0] == 400 and "already used" in replay[-1][2]
@@ -174,11 +175,14 @@ def test_a_consent_without_the_compose_scope_stores_nothing(
 def test_the_user_declining_on_google_s_page_is_explained(
     drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
 ) -> None:
-    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1))
+    browser: dict[str, dict[str, str]] = {}
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1, cookies=browser))
     state = start[0][1].split("state=")[1].split("&")[0]
 
     [(status, _, body)] = list(
-        follow_redirects(f"{connect.client.redirect_uri}?state={state}&error=access_denied")
+        follow_redirects(
+            f"{connect.client.redirect_uri}?state={state}&error=access_denied", cookies=browser
+        )
     )
 
     assert status == 400 and "access_denied" in body
@@ -189,12 +193,15 @@ def test_the_callback_page_escapes_what_google_s_error_says(
     drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
 ) -> None:
     # `error` comes from the query string: anyone can put markup there and send the link.
-    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1))
+    browser: dict[str, dict[str, str]] = {}
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=1, cookies=browser))
     state = start[0][1].split("state=")[1].split("&")[0]
     markup = quote("<script>alert(1)</script>")
 
     [(status, _, body)] = list(
-        follow_redirects(f"{connect.client.redirect_uri}?state={state}&error={markup}")
+        follow_redirects(
+            f"{connect.client.redirect_uri}?state={state}&error={markup}", cookies=browser
+        )
     )
 
     assert status == 400
@@ -268,3 +275,51 @@ def test_dealbot_gmail_rotate_key_re_encrypts_the_stored_grants(
     grant = _grant(drafting, "U0ANA")
     assert grant is not None
     assert TokenCipher(secrets=[new_key]).decrypt(grant.refresh_token_encrypted) == token
+
+
+@on_both_backends
+def test_a_connect_link_opens_once_so_a_leaked_copy_cannot_replace_the_verifier(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    # Bug: every open of the start link made a new PKCE verifier, so whoever opened a leaked
+    # link last took over the sign-in and the rep's own callback failed.
+    gmail.consent_as("ana.ruiz@gmail-workspace.example")
+    link = connect.connect_link("U0ANA")
+    ana: dict[str, dict[str, str]] = {}
+    [(status, to_google, _)] = list(follow_redirects(link, limit=1, cookies=ana))
+    assert status == 302
+    with drafting.database.session() as session:
+        [row] = session.scalars(select(GoogleOAuthState)).all()
+        verifier = row.code_verifier_encrypted
+
+    [(again, location, page)] = list(follow_redirects(link, limit=1))
+
+    assert again == 400 and not location
+    assert "This connect link was already used" in page
+    assert "ask for a new one with /deal followup &lt;deal&gt;" in page.lower()
+    with drafting.database.session() as session:
+        [row] = session.scalars(select(GoogleOAuthState)).all()
+        assert row.code_verifier_encrypted == verifier
+    # The rep's sign-in, started first, still completes.
+    hops = list(follow_redirects(to_google, cookies=ana))
+    assert hops[-1][0] == 200 and "Gmail connected" in hops[-1][2]
+    grant = _grant(drafting, "U0ANA")
+    assert grant is not None and grant.email == "ana.ruiz@gmail-workspace.example"
+
+
+@on_both_backends
+def test_a_callback_from_another_browser_stores_no_grant_for_the_rep(
+    drafting: Drafting, gmail: FakeGmail, connect: OAuthMailboxes
+) -> None:
+    # Bug: the callback stored a grant for the link's rep from whatever browser finished the
+    # sign-in, so a copy of the link let someone put their own mailbox behind the rep.
+    gmail.consent_as("someone.else@gmail-workspace.example")
+    opener: dict[str, dict[str, str]] = {}
+    start = list(follow_redirects(connect.connect_link("U0ANA"), limit=2, cookies=opener))
+    callback_url = start[1][1]
+
+    elsewhere = list(follow_redirects(callback_url))  # a browser without the start's cookie
+
+    assert elsewhere[-1][0] == 400 and "started in another browser" in elsewhere[-1][2]
+    assert gmail.token_grants == []  # the code was never exchanged
+    assert _grant(drafting, "U0ANA") is None
