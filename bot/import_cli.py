@@ -26,7 +26,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
-# Fewer rows than this go in before anyone would look at a bar.
+# Fewer rows than this go in before anyone would look at a bar (about 100 are written a second).
 PROGRESS_BAR_FROM_ROWS: Final = 2_000
 
 # Bidirectional overrides and isolates can reorder what a terminal shows; line and paragraph
@@ -48,8 +48,13 @@ def run_import(
     clock: Clock | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    progress_from: int = PROGRESS_BAR_FROM_ROWS,
 ) -> int:
-    """Return the exit code, having imported the export whole or listed every bad row."""
+    """Return the exit code, having imported the export whole or listed every bad row.
+
+    With `progress_from` rows or more to write and a terminal for `err`, a progress bar is
+    drawn there while they are written (a pipe or a log gets none).
+    """
     out = out or sys.stdout
     err = err or sys.stderr
 
@@ -98,7 +103,7 @@ def run_import(
             desc="checking" if dry_run else "importing",
             unit=" rows",
             file=err,
-            disable=len(checked.deals) < PROGRESS_BAR_FROM_ROWS or not err.isatty(),
+            disable=len(checked.deals) < progress_from or not err.isatty(),
             leave=False,
         ) as bar:
             report = importer.write(checked, dry_run=dry_run, progress=bar.update)

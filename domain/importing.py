@@ -806,7 +806,7 @@ def _cell(cells: list[str], index: int) -> str:
 
 def _label(values: Mapping[str, str]) -> str:
     account, title = values.get("account", ""), values.get("title", "")
-    return " — ".join(part for part in (account, title) if part) or "(no name)"
+    return " — ".join(_shown(part) for part in (account, title) if part) or "(no name)"
 
 
 __all__ = [
