@@ -330,3 +330,12 @@ def test_a_large_import_shows_a_progress_bar_on_a_terminal_only(
     ]
     assert ("importing:" in err.getvalue() and "/5 [" in err.getvalue()) is drawn
     assert deal_count(database_url) == rows
+
+
+def test_terminal_safe_escapes_what_could_drive_a_terminal() -> None:
+    from bot.import_cli import terminal_safe
+
+    assert terminal_safe("Café — 東京 ✓") == "Café — 東京 ✓"
+    assert terminal_safe("\x1b[31mred\x07\x00\t\r\n") == "\\x1b[31mred\\x07\\x00\\t\\r\\n"
+    # A right-to-left override would show the rest of the line backwards.
+    assert terminal_safe("abc\u202edef\u2066") == "abc\\u202edef\\u2066"

@@ -298,3 +298,56 @@ def test_owner_map_skips_a_header_and_refuses_a_bad_user_id() -> None:
     assert read_owner_map(["source owner,slack user", "Ana Lopez,U0ANA"]) == {"ana lopez": "U0ANA"}
     with pytest.raises(ValueError, match="line 2: `ana` is not a Slack user id"):
         read_owner_map(["Ana Lopez,U0ANA", "Ben,ana"])
+
+
+def test_values_longer_than_salesforce_allows_are_refused_naming_the_limit(
+    database: Database,
+) -> None:
+    export = (
+        SALESFORCE.replace("006A1,", "006A1B2C3D4E5F6G7H8,")
+        .replace("Renewal,", f"{'R' * 121},")
+        .replace("Send pricing", "s" * 256)
+    )
+
+    report = run(database, export)
+
+    assert [(r.line, r.reason) for r in report.refused] == [
+        (
+            2,
+            "“Opportunity ID” is 19 characters long; Salesforce allows at most 18; "
+            "“Next Step” is 256 characters long; Salesforce allows at most 255",
+        ),
+        (3, "“Opportunity Name” is 121 characters long; Salesforce allows at most 120"),
+    ]
+    assert count(database, Deal) == 0
+
+
+def test_the_longest_values_salesforce_allows_that_dealbot_keeps_are_imported(
+    database: Database,
+) -> None:
+    export = (
+        SALESFORCE.replace("006A1,", "006A1B2C3D4E5F6G7H,")
+        .replace("Initech", "I" * 200)
+        .replace("Expansion", "E" * 120)
+        .replace("Send pricing", "s" * 255)
+    )
+
+    report = run(database, export)
+
+    assert report.summary_line() == "imported 4, updated 0, unchanged 0"
+    deal = deals_by_title(database)["E" * 120]
+    assert (deal.account, deal.external_ref) == ("I" * 200, "salesforce:006A1B2C3D4E5F6G7H")
+
+
+def test_a_bad_byte_refuses_its_row_and_the_rows_after_it_are_still_checked(
+    database: Database,
+) -> None:
+    raw = SALESFORCE.encode().replace(b"Globex", b"Glob\xe9x").replace(b"Hooli", b"\x00Hooli")
+
+    report = importer(database).import_csv(io.BytesIO(raw), owners=OWNERS)
+
+    assert [(r.line, r.reason) for r in report.refused] == [
+        (3, "line 3, column 19: byte 0xE9 is not UTF-8; export the file as UTF-8"),
+        (4, "“Account Name” holds a control character (U+0000); remove it"),
+    ]
+    assert count(database, Deal) == 0
