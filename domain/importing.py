@@ -1,18 +1,24 @@
-"""Deals from a Salesforce or HubSpot CSV export: each row checked, then created or updated.
+"""Deals from a Salesforce or HubSpot CSV export: the whole file checked, then written at once.
 
-Every row is its own transaction: a refused row writes nothing, and the others still go in.
-Re-importing the same export changes nothing; a changed row goes through `update_deal` and
-`close_deal`, so the deal's history shows what moved, as if a rep had typed it.
+An import is all or nothing per file. Every row is read and checked first (its bytes are
+UTF-8, its fields fit the CRM's own limits and dealbot's columns, it holds no control
+characters, its values mean something), and so is what it would do to the deals already
+there; a file with any bad row writes nothing and lists every bad row by line. A good file is
+written in one transaction. Re-importing the same export changes nothing; a changed row goes
+through `update_deal` and `close_deal`, so the deal's history shows what moved, as if a rep
+had typed it.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, TextIO
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from domain.changes import DealChanges, DealRef
@@ -34,10 +40,11 @@ from storage.database import Database
 from storage.models import Deal
 from storage.repositories import DealRepository, name_key
 
-Outcome = Literal["imported", "updated", "unchanged", "skipped", "left_out"]
+Outcome = Literal["imported", "updated", "unchanged", "refused", "left_out"]
 DateOrder = Literal["mdy", "dmy"]
 
-SLACK_USER_ID: Final = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# Slack user ids are a few letters and digits; the bound is the column that stores owners.
+SLACK_USER_ID: Final = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class Flavour:
     recognised_by: tuple[str, ...]
     # source stage, squashed (letters and digits only, lower case) -> dealbot stage key
     stages: Mapping[str, str]
+    # field -> the longest value the CRM itself lets a user save in it; a longer one is not
+    # a real export's. Fields not named here are held to `longest_otherwise`.
+    longest: Mapping[str, int]
+    longest_otherwise: int
 
     def expected_headers(self) -> str:
         return " and ".join(f"“{self.columns[name][0]}”" for name in self.recognised_by)
@@ -86,6 +97,17 @@ SALESFORCE: Final = Flavour(
         "closedwon": "closed_won",
         "closedlost": "closed_lost",
     },
+    # Salesforce's field limits: ids are 15 or 18 characters, Account Name 255, Opportunity
+    # Name 120, Next Step 255, an owner's full name 121, an email 80, picklists 255.
+    longest={
+        "record_id": 18,
+        "account": 255,
+        "title": 120,
+        "next_step": 255,
+        "owner_name": 121,
+        "owner_email": 80,
+    },
+    longest_otherwise=255,
 )
 
 HUBSPOT: Final = Flavour(
@@ -120,6 +142,9 @@ HUBSPOT: Final = Flavour(
         "closedwon": "closed_won",
         "closedlost": "closed_lost",
     },
+    # HubSpot's record ids are 64-bit numbers; its text properties hold up to 65,536 characters.
+    longest={"record_id": 20},
+    longest_otherwise=65_536,
 )
 
 FLAVOURS: Final = (SALESFORCE, HUBSPOT)
@@ -128,6 +153,18 @@ FLAVOURS: Final = (SALESFORCE, HUBSPOT)
 _FORECAST_SYNONYMS: Final = {"notforecasted": "omitted", "omit": "omitted"}
 _ISO_DATETIME: Final = re.compile(r"^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})[ T]")
 _SLASHED: Final = re.compile(r"^([0-9]{1,2})[/.]([0-9]{1,2})[/.]([0-9]{4})$")
+# Where each stored field lands, so a value the database would refuse is refused here, by line.
+_COLUMNS: Final = {
+    "account": Deal.__table__.c.account,
+    "title": Deal.__table__.c.title,
+    "record_id": Deal.__table__.c.external_ref,
+}
+# Fields stored in a TEXT column: only the CRM's own limit applies.
+_STORED_AS_TEXT: Final = frozenset({"next_step", "loss_reason"})
+# Stages, amounts, dates, owners are looked up, never stored: no real one is longer.
+_LONGEST_LOOKED_UP: Final = 255
+# A quoted value longer than this is cut in a message: the line is for reading, not the value.
+_SHOWN_CHARACTERS: Final = 40
 
 
 class UnknownFlavour(ValueError):
@@ -165,7 +202,15 @@ def read_owner_map(lines: Iterable[str]) -> dict[str, str]:
     Two columns, an optional header. Raises ValueError naming the line of a bad entry.
     """
     owners: dict[str, str] = {}
-    for number, cells in enumerate(csv.reader(lines), start=1):
+    reader = csv.reader(lines)
+    while True:
+        number = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return owners
+        except csv.Error as error:
+            raise ValueError(f"line {number}: not readable as CSV ({error})") from None
         cells = [cell.strip() for cell in cells]
         if not any(cells):
             continue
@@ -174,9 +219,8 @@ def read_owner_map(lines: Iterable[str]) -> dict[str, str]:
         if not SLACK_USER_ID.match(cells[1]):
             if number == 1:
                 continue  # a header
-            raise ValueError(f"line {number}: `{cells[1]}` is not a Slack user id (U…)")
+            raise ValueError(f"line {number}: `{_shown(cells[1])}` is not a Slack user id (U…)")
         owners[name_key(cells[0])] = cells[1]
-    return owners
 
 
 @dataclass(frozen=True)
@@ -193,7 +237,7 @@ class OwnerDirectory:
                 return self.mapping[name_key(key)]
         if self.default is not None:
             return self.default
-        shown = " / ".join(part for part in (name, email) if part)
+        shown = " / ".join(_shown(part) for part in (name, email) if part)
         if not shown:
             raise RowRefused("no owner in the row; give one with --owner")
         raise RowRefused(f"owner “{shown}” is not in the owners file")
@@ -231,30 +275,63 @@ class RowResult:
     deal_id: int | None = None
 
 
+@dataclass(frozen=True)
+class CheckedExport:
+    """An export read and checked row by row, before the database is asked anything."""
+
+    flavour: Flavour
+    rows: int
+    deals: tuple[SourceDeal, ...]
+    # rows refused as they stand, and closed rows left out with --open-only
+    set_aside: tuple[RowResult, ...]
+
+
 @dataclass
 class ImportReport:
     flavour: Flavour
     dry_run: bool
+    rows: int = 0
     results: list[RowResult] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for result in self.results if result.outcome == outcome)
 
     @property
-    def skipped(self) -> list[RowResult]:
-        return [result for result in self.results if result.outcome == "skipped"]
+    def refused(self) -> list[RowResult]:
+        """Return the bad rows, by line; when there is any, nothing was written."""
+        return sorted(
+            (result for result in self.results if result.outcome == "refused"),
+            key=lambda result: result.line,
+        )
 
     def summary_line(self) -> str:
-        """Return `imported 42, updated 3, unchanged 10, skipped 2 (see above)`."""
+        """Return `imported 42, updated 3, unchanged 10`, or why nothing was written."""
+        if refused := len(self.refused):
+            rows = "row" if self.rows == 1 else "rows"
+            return (
+                f"nothing written: {refused:,} of {self.rows:,} {rows} refused (see above); "
+                "fix them and import the whole file again"
+            )
         line = (
             f"imported {self.count('imported')}, updated {self.count('updated')}, "
-            f"unchanged {self.count('unchanged')}, skipped {self.count('skipped')}"
+            f"unchanged {self.count('unchanged')}"
         )
-        if self.skipped:
-            line += " (see above)"
         if left_out := self.count("left_out"):
             line += f", closed left out {left_out}"
         return ("dry run, nothing written: " + line) if self.dry_run else line
+
+
+class _NothingToKeep(Exception):
+    """Raised inside the import's transaction so that it rolls back: some row was refused."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a checked row does to the deals there: the outcome, and the deal and its changes."""
+
+    outcome: Literal["imported", "updated", "unchanged"]
+    deal_id: int | None = None
+    changes: DealChanges | None = None
 
 
 class DealImporter:
@@ -275,94 +352,185 @@ class DealImporter:
 
     def import_csv(
         self,
-        export: TextIO,
+        export: Iterable[bytes],
         *,
         owners: OwnerDirectory,
         open_only: bool = False,
         dry_run: bool = False,
         date_order: DateOrder | None = None,
     ) -> ImportReport:
-        """Return what happened to each row of the export (raises UnknownFlavour first)."""
-        rows = _numbered_rows(export)
-        header = next(rows, None)
+        """Return what the export did, or would do, row by row (raises UnknownFlavour first)."""
+        checked = self.check(export, owners=owners, open_only=open_only, date_order=date_order)
+        return self.write(checked, dry_run=dry_run)
+
+    def check(
+        self,
+        export: Iterable[bytes],
+        *,
+        owners: OwnerDirectory,
+        open_only: bool = False,
+        date_order: DateOrder | None = None,
+    ) -> CheckedExport:
+        """Return every row of the export read and checked; raises UnknownFlavour first.
+
+        `export` is the file's bytes, line by line (a file opened in binary mode): a byte
+        that is not UTF-8 refuses its row, by line, instead of ending the read there.
+        """
+        records = _records(export)
+        header = next(records, None)
         if header is None:
             raise UnknownFlavour("the file is empty: expected a CSV export with a header line")
-        flavour, positions = detect_flavour(header[1])
-        report = ImportReport(flavour=flavour, dry_run=dry_run)
+        if header.problem is not None and not header.cells:
+            raise UnknownFlavour(f"line {header.line}: {header.problem}")
+        flavour, positions = detect_flavour(header.cells)
+        headers = {name: header.cells[index].lstrip("\ufeff") for name, index in positions.items()}
         today = self.clock.now().astimezone(self.default_timezone).date()
+        deals: list[SourceDeal] = []
+        set_aside: list[RowResult] = []
+        if header.problem is not None:
+            set_aside.append(RowResult(header.line, "refused", "(the header)", header.problem))
         seen: dict[str, int] = {}
-        for line, cells in rows:
-            values = {name: _cell(cells, index) for name, index in positions.items()}
+        rows = 0
+        for record in records:
+            rows += 1
+            values = {name: _cell(record.cells, index) for name, index in positions.items()}
             label = _label(values)
+            if record.problem is not None:
+                set_aside.append(RowResult(record.line, "refused", label, record.problem))
+                continue
             try:
-                deal = self._checked(flavour, line, values, owners, today, date_order)
+                deal = self._checked(
+                    flavour, record.line, values, headers, owners, today, date_order
+                )
             except RowRefused as refusal:
-                report.results.append(RowResult(line, "skipped", label, str(refusal)))
+                set_aside.append(RowResult(record.line, "refused", label, str(refusal)))
                 continue
             if deal.outcome is not None and open_only:
-                report.results.append(RowResult(line, "left_out", deal.label))
+                set_aside.append(RowResult(record.line, "left_out", deal.label))
                 continue
             if deal.match_key in seen:
                 reason = f"the same deal as line {seen[deal.match_key]}"
-                report.results.append(RowResult(line, "skipped", deal.label, reason))
+                set_aside.append(RowResult(record.line, "refused", deal.label, reason))
                 continue
-            seen[deal.match_key] = line
-            report.results.append(self._import_one(deal, commit=not dry_run))
+            seen[deal.match_key] = record.line
+            deals.append(deal)
+        return CheckedExport(
+            flavour=flavour, rows=rows, deals=tuple(deals), set_aside=tuple(set_aside)
+        )
+
+    def write(
+        self,
+        checked: CheckedExport,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Return what each row did: all of the file is written, or, if any row is bad, none.
+
+        Every row is also checked against the deals already there (a closed deal, two deals
+        a row could be), so that every bad row is listed, not just the first. `progress` is
+        called with 1 after each row.
+        """
+        report = ImportReport(
+            flavour=checked.flavour,
+            dry_run=dry_run,
+            rows=checked.rows,
+            results=list(checked.set_aside),
+        )
+        refused = any(result.outcome == "refused" for result in checked.set_aside)
+        written: list[RowResult] = []
+        current: SourceDeal | None = None
+        try:
+            # One transaction: a refusal anywhere, or --dry-run, rolls all of it back.
+            with self.database.one_transaction(commit=not dry_run) as database:
+                deals = self._deal_service(database)
+                for current in checked.deals:
+                    plan = self._plan(database, current)
+                    if isinstance(plan, str):
+                        refused = True
+                        report.results.append(
+                            RowResult(current.line, "refused", current.label, plan)
+                        )
+                    elif not refused:
+                        deal_id = self._write(deals, current, plan)
+                        written.append(
+                            RowResult(current.line, plan.outcome, current.label, deal_id=deal_id)
+                        )
+                    if progress is not None:
+                        progress(1)
+                if refused:
+                    raise _NothingToKeep
+        except _NothingToKeep:
+            pass
+        except (RowRefused, DomainError) as refusal:
+            # Checked rows should not get here; if one does, the transaction is gone with it.
+            assert current is not None
+            reason = refusal.problem if isinstance(refusal, DomainError) else str(refusal)
+            report.results.append(RowResult(current.line, "refused", current.label, reason))
+            refused = True
+        if not refused:
+            report.results.extend(written)
+        report.results.sort(key=lambda result: result.line)
         return report
 
     # --- one row --------------------------------------------------------------------------
 
-    def _import_one(self, deal: SourceDeal, *, commit: bool) -> RowResult:
-        try:
-            with self.database.one_transaction(commit=commit) as database:
-                outcome, deal_id = self._write(deal, database)
-        except (RowRefused, DomainError) as refusal:
-            reason = refusal.problem if isinstance(refusal, DomainError) else str(refusal)
-            return RowResult(deal.line, "skipped", deal.label, reason)
-        return RowResult(deal.line, outcome, deal.label, deal_id=deal_id)
-
-    def _write(self, source: SourceDeal, database: Database) -> tuple[Outcome, int]:
-        deals = DealService(
+    def _deal_service(self, database: Database) -> DealService:
+        return DealService(
             database=database,
             clock=self.clock,
             default_timezone=self.default_timezone,
             default_currency=self.default_currency,
             stages=self.stages,
         )
+
+    @staticmethod
+    def _plan(database: Database, source: SourceDeal) -> _Plan | str:
+        """Return what the row would do to the deals there, or why it cannot be imported."""
+        # Refusals are returned, not raised: an error leaving a session would roll the whole
+        # import's transaction back, and the rows after this one still need checking.
+        with database.session() as session:
+            try:
+                existing = _existing(DealRepository(session), source)
+            except RowRefused as refusal:
+                return str(refusal)
+            if existing is None:
+                return _Plan("imported")
+            if existing.status != "open":
+                if source.outcome == existing.status:
+                    return _Plan("unchanged", existing.id)
+                return (
+                    f"deal #{existing.id} is already {existing.status} in dealbot; "
+                    "closed deals keep their record"
+                )
+            changes = _differences(existing, source.changes)
+            moved = not changes.is_empty() or source.outcome is not None
+            return _Plan("updated" if moved else "unchanged", existing.id, changes)
+
+    def _write(self, deals: DealService, source: SourceDeal, plan: _Plan) -> int:
+        """Return the id of the deal the row created or brought up to date."""
         # The import speaks for the operator running it, who may change any deal; the row's
         # owner is who the history names and who owns a new deal.
         actor = Actor(user_id=source.owner_id, is_admin=lambda: True)
-        with database.session() as session:
-            existing = _existing(DealRepository(session), source)
-            if existing is None:
-                changes: DealChanges | None = None
-            else:
-                deal_id, status = existing.id, existing.status
-                changes = _differences(existing, source.changes)
-        if changes is None:
+        if plan.deal_id is None:
             view = deals.create_deal(actor, source.account, source.changes)
             ref = DealRef(name=None, deal_id=view.id)
             if source.external_ref is not None:
-                with database.session() as session:
+                with deals.database.session() as session:
                     created = DealRepository(session).get(view.id)
                     assert created is not None
                     created.external_ref = source.external_ref
             if source.next_step and source.outcome is None:
                 deals.add_next_step(actor, ref, what=source.next_step, due=None, owner_id=None)
             self._close(deals, actor, ref, source)
-            return "imported", view.id
-        if status != "open":
-            if source.outcome == status:
-                return "unchanged", deal_id
-            raise RowRefused(
-                f"deal #{deal_id} is already {status} in dealbot; closed deals keep their record"
-            )
-        ref = DealRef(name=None, deal_id=deal_id)
-        if not changes.is_empty():
-            deals.update_deal(actor, ref, changes)
+            return view.id
+        if plan.changes is None:
+            return plan.deal_id  # closed in dealbot as in the export
+        ref = DealRef(name=None, deal_id=plan.deal_id)
+        if not plan.changes.is_empty():
+            deals.update_deal(actor, ref, plan.changes)
         self._close(deals, actor, ref, source)
-        moved = not changes.is_empty() or source.outcome is not None
-        return ("updated" if moved else "unchanged"), deal_id
+        return plan.deal_id
 
     @staticmethod
     def _close(deals: DealService, actor: Actor, ref: DealRef, source: SourceDeal) -> None:
@@ -376,12 +544,20 @@ class DealImporter:
         flavour: Flavour,
         line: int,
         values: Mapping[str, str],
+        headers: Mapping[str, str],
         owners: OwnerDirectory,
         today: dt.date,
         date_order: DateOrder | None,
     ) -> SourceDeal:
         """Return the row as dealbot values; raises RowRefused listing every problem."""
-        problems: list[str] = []
+        problems = [
+            problem
+            for name, value in values.items()
+            if (problem := _unfit(flavour, name, headers[name], value)) is not None
+        ]
+        if problems:
+            # What a value means is not worth asking while it cannot even be stored.
+            raise RowRefused("; ".join(problems))
 
         account = values.get("account", "")
         title = values.get("title") or None
@@ -450,8 +626,8 @@ class DealImporter:
         except UnknownStage:
             known = ", ".join(stage.key for stage in self.stages)
             raise RowRefused(
-                f"stage “{text}” is not one dealbot knows ({flavour.name}'s standard stages "
-                f"are mapped, as are dealbot's own: {known})"
+                f"stage “{_shown(text)}” is not one dealbot knows ({flavour.name}'s standard "
+                f"stages are mapped, as are dealbot's own: {known})"
             ) from None
 
     def _amount(self, text: str, currency_text: str) -> Money | None:
@@ -461,7 +637,7 @@ class DealImporter:
             return None
         currency = currency_text.strip().upper() or self.default_currency
         if not is_currency_code(currency):
-            raise RowRefused(f"currency “{currency_text}” is not an ISO 4217 code")
+            raise RowRefused(f"currency “{_shown(currency_text)}” is not an ISO 4217 code")
         try:
             return parse_amount(text, default_currency=currency)
         except InvalidAmount as error:
@@ -476,7 +652,8 @@ def _close_date(text: str, today: dt.date, date_order: DateOrder | None) -> dt.d
     if match := _SLASHED.match(text):
         if date_order is None:
             raise RowRefused(
-                f"close date `{text}` could be month or day first: say which with --date-order"
+                f"close date `{_shown(text)}` could be month or day first: "
+                "say which with --date-order"
             )
         first, second, year = int(match[1]), int(match[2]), int(match[3])
         month, day = (first, second) if date_order == "mdy" else (second, first)
@@ -523,19 +700,104 @@ def _differences(deal: Deal, wanted: DealChanges) -> DealChanges:
     )
 
 
-def _numbered_rows(export: TextIO) -> Iterator[tuple[int, list[str]]]:
-    """Yield (first line number, cells) of each non-blank record; quoted fields may span lines."""
-    reader = csv.reader(export)
+@dataclass(frozen=True)
+class _Record:
+    """One CSV record: its first line, its cells, and why it cannot be read, if it cannot."""
+
+    line: int
+    cells: list[str]
+    problem: str | None = None
+
+
+def _records(export: Iterable[bytes]) -> Iterator[_Record]:
+    """Yield each non-blank record with its first line number; quoted fields may span lines.
+
+    A line that is not UTF-8, or a field longer than the CSV reader takes, spoils only its
+    own record: the reading goes on, so that every bad row of a file is found in one go.
+    """
+    undecodable: dict[int, str] = {}
+
+    def decoded_lines() -> Iterator[str]:
+        for number, raw in enumerate(export, start=1):
+            if number == 1:
+                # Salesforce and Excel start their CSV files with a byte-order mark.
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                column = len(raw[: error.start].decode("utf-8", errors="replace")) + 1
+                undecodable[number] = (
+                    f"line {number}, column {column}: byte 0x{raw[error.start]:02X} is not "
+                    "UTF-8; export the file as UTF-8"
+                )
+                # Decoded anyway, so the records after this one are still read and checked.
+                yield raw.decode("utf-8", errors="replace")
+
+    reader = csv.reader(decoded_lines())
     while True:
-        line = reader.line_num + 1
+        first = reader.line_num + 1
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            raise UnknownFlavour(f"line {line}: not readable as CSV ({error})") from None
-        if any(cell.strip() for cell in cells):
-            yield line, cells
+            # The reader starts afresh on the next line, so reading can go on.
+            yield _Record(first, [], _unreadable(error))
+            continue
+        spoilt = [undecodable.pop(n) for n in range(first, reader.line_num + 1) if n in undecodable]
+        if spoilt:
+            yield _Record(first, cells, "; ".join(spoilt))
+        elif any(cell.strip() for cell in cells):
+            yield _Record(first, cells)
+
+
+def _unreadable(error: csv.Error) -> str:
+    """Return what a CSV reader's error means for the person importing."""
+    if "field limit" in str(error):
+        return (
+            f"a field is longer than {csv.field_size_limit():,} characters, the most the CSV "
+            "reader takes"
+        )
+    return f"not readable as CSV ({error})"
+
+
+def _unfit(flavour: Flavour, name: str, header: str, value: str) -> str | None:
+    """Return why `value` cannot be stored as it stands in the `header` column, else None."""
+    if control := next((ch for ch in value if unicodedata.category(ch) == "Cc"), None):
+        return f"“{header}” holds a control character (U+{ord(control):04X}); remove it"
+    crm_limit = flavour.longest.get(name, flavour.longest_otherwise)
+    if name not in flavour.longest and name not in _COLUMNS and name not in _STORED_AS_TEXT:
+        # Looked up, never stored: a stage, an amount, a date, an owner.
+        crm_limit = min(crm_limit, _LONGEST_LOOKED_UP)
+    column_limit = _column_limit(flavour, name)
+    if column_limit is not None and column_limit < crm_limit and len(value) > column_limit:
+        return (
+            f"“{header}” is {len(value):,} characters long; dealbot keeps at most "
+            f"{column_limit:,} ({flavour.name} allows {crm_limit:,})"
+        )
+    if len(value) > crm_limit:
+        return (
+            f"“{header}” is {len(value):,} characters long; {flavour.name} allows at most "
+            f"{crm_limit:,}"
+        )
+    return None
+
+
+def _column_limit(flavour: Flavour, name: str) -> int | None:
+    """Return the longest value dealbot's column for this field holds (None: no limit)."""
+    column = _COLUMNS.get(name)
+    length = getattr(column.type, "length", None) if column is not None else None
+    if length is None:
+        return None
+    # A record id is stored as `salesforce:006…`.
+    return length - len(f"{flavour.key}:") if name == "record_id" else length
+
+
+def _shown(text: str) -> str:
+    """Return `text` short enough to quote in a one-line problem."""
+    if len(text) <= _SHOWN_CHARACTERS:
+        return text
+    return text[: _SHOWN_CHARACTERS - 1] + "…"
 
 
 def _cell(cells: list[str], index: int) -> str:
@@ -544,13 +806,14 @@ def _cell(cells: list[str], index: int) -> str:
 
 def _label(values: Mapping[str, str]) -> str:
     account, title = values.get("account", ""), values.get("title", "")
-    return " — ".join(part for part in (account, title) if part) or "(no name)"
+    return " — ".join(_shown(part) for part in (account, title) if part) or "(no name)"
 
 
 __all__ = [
     "FLAVOURS",
     "HUBSPOT",
     "SALESFORCE",
+    "CheckedExport",
     "DealImporter",
     "Flavour",
     "ImportReport",

@@ -70,7 +70,8 @@ def run(
     database: Database, export: str, *, at: dt.datetime = NOW, **options: object
 ) -> ImportReport:
     options.setdefault("owners", OWNERS)
-    return importer(database, at).import_csv(io.StringIO(export), **options)  # type: ignore[arg-type]
+    raw = io.BytesIO(export.encode())
+    return importer(database, at).import_csv(raw, **options)  # type: ignore[arg-type]
 
 
 def deals_by_title(database: Database) -> dict[str | None, Deal]:
@@ -97,7 +98,7 @@ def test_salesforce_export_creates_open_and_closed_deals_with_their_fields(
     report = run(database, SALESFORCE)
 
     assert report.flavour.key == "salesforce"
-    assert report.summary_line() == "imported 4, updated 0, unchanged 0, skipped 0"
+    assert report.summary_line() == "imported 4, updated 0, unchanged 0"
     deals = deals_by_title(database)
     initech = deals["Expansion"]
     assert (initech.account, initech.owner_id, initech.stage, initech.status) == (
@@ -127,7 +128,7 @@ def test_hubspot_export_maps_internal_stage_names_and_record_ids(database: Datab
     report = run(database, HUBSPOT)
 
     assert report.flavour.key == "hubspot"
-    assert report.summary_line() == "imported 3, updated 0, unchanged 0, skipped 0"
+    assert report.summary_line() == "imported 3, updated 0, unchanged 0"
     deals = deals_by_title(database)
     assert (deals["Seats"].stage, deals["Seats"].close_date) == ("demo", dt.date(2027, 1, 31))
     assert deals["Seats"].forecast_category == "best_case"
@@ -142,7 +143,7 @@ def test_reimporting_the_same_export_changes_nothing(database: Database) -> None
 
     report = run(database, SALESFORCE, at=LATER)
 
-    assert report.summary_line() == "imported 0, updated 0, unchanged 4, skipped 0"
+    assert report.summary_line() == "imported 0, updated 0, unchanged 4"
     assert count(database, Deal) == 4
     assert count(database, DealChange) == changes_before
     assert count(database, NextStep) == 1
@@ -157,7 +158,7 @@ def test_a_changed_row_is_updated_through_the_history(database: Database) -> Non
 
     report = run(database, changed, at=LATER)
 
-    assert report.summary_line() == "imported 0, updated 2, unchanged 2, skipped 0"
+    assert report.summary_line() == "imported 0, updated 2, unchanged 2"
     deals = deals_by_title(database)
     initech = deals["Expansion"]
     assert (initech.stage, initech.amount) == ("proposal", Decimal("65000.00"))
@@ -176,13 +177,13 @@ def test_rows_without_a_record_id_match_on_account_and_title(database: Database)
     again = run(database, export.replace("Qualification", "Needs Analysis"), at=LATER)
     moved = run(database, export.replace("Qualification", "Value Proposition"), at=LATER)
 
-    assert again.summary_line() == "imported 0, updated 0, unchanged 4, skipped 0"
-    assert moved.summary_line() == "imported 0, updated 1, unchanged 3, skipped 0"
+    assert again.summary_line() == "imported 0, updated 0, unchanged 4"
+    assert moved.summary_line() == "imported 0, updated 1, unchanged 3"
     assert count(database, Deal) == 4
     assert deals_by_title(database)["Expansion"].external_ref is None
 
 
-def test_bad_rows_are_reported_by_line_and_the_others_still_import(database: Database) -> None:
+def test_every_bad_row_is_reported_by_line_and_nothing_is_written(database: Database) -> None:
     export = (
         SALESFORCE.splitlines()[0]
         + "\n"
@@ -196,42 +197,57 @@ def test_bad_rows_are_reported_by_line_and_the_others_still_import(database: Dat
 
     report = run(database, export)
 
-    skipped = {result.line: result.reason or "" for result in report.skipped}
-    assert sorted(skipped) == [2, 4, 5, 7]
-    assert "is not an amount" in skipped[2]
-    assert "“Perusal” is not one dealbot knows" in skipped[4]
-    assert "month or day first" in skipped[5] and "“Zed / zed@example.com”" in skipped[5]
-    assert skipped[7] == "the same deal as line 6"
-    assert report.summary_line() == "imported 1, updated 0, unchanged 0, skipped 4 (see above)"
-    assert [deal.title for deal in deals_by_title(database).values()] == ["Good"]
+    refused = {result.line: result.reason or "" for result in report.refused}
+    assert sorted(refused) == [2, 4, 5, 7]
+    assert "is not an amount" in refused[2]
+    assert "“Perusal” is not one dealbot knows" in refused[4]
+    assert "month or day first" in refused[5] and "“Zed / zed@example.com”" in refused[5]
+    assert refused[7] == "the same deal as line 6"
+    assert report.summary_line() == (
+        "nothing written: 4 of 5 rows refused (see above); fix them and import the whole file again"
+    )
+    assert count(database, Deal) == 0
 
 
-def test_a_row_failing_halfway_leaves_nothing_behind(
+def test_a_row_failing_halfway_leaves_nothing_of_the_file_behind(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise InvalidChange("the database said no")
 
-    # Created, then closing fails: the row is one transaction, so the creation goes too.
+    # Created, then closing fails: the file is one transaction, so every creation goes too.
     monkeypatch.setattr(DealService, "close_deal", refuse)
 
     report = run(database, SALESFORCE)
 
-    assert [(r.line, r.reason) for r in report.skipped] == [
-        (3, "the database said no"),
-        (5, "the database said no"),
+    assert [(r.line, r.reason) for r in report.refused] == [(3, "the database said no")]
+    assert count(database, Deal) == 0
+    assert count(database, DealChange) == 0
+
+
+def test_a_closed_deal_row_that_disagrees_is_refused_with_the_rest_of_the_file(
+    database: Database,
+) -> None:
+    run(database, SALESFORCE)
+    reopened = SALESFORCE.replace(
+        "Closed Won,2026-10-01,Closed", "Qualification,2026-10-01,"
+    ).replace('"50,000.00",USD,Qualification', '"65,000.00",USD,Qualification')
+
+    report = run(database, reopened, at=LATER)
+
+    assert [(r.line, r.reason) for r in report.refused] == [
+        (
+            3,
+            f"deal #{deals_by_title(database)['Renewal'].id} is already won in dealbot; "
+            "closed deals keep their record",
+        )
     ]
-    assert sorted(deals_by_title(database)) == ["Expansion", "Pilot"]
-    # Expansion's stage, amount, close date, forecast, status; Pilot's the same but amount.
-    assert count(database, DealChange) == 5 + 4
+    assert deals_by_title(database)["Expansion"].amount == Decimal("50000.00")
 
 
 def test_dry_run_reports_what_would_happen_and_writes_nothing(database: Database) -> None:
     dry = run(database, SALESFORCE, dry_run=True)
-    assert (
-        dry.summary_line()
-        == "dry run, nothing written: imported 4, updated 0, unchanged 0, skipped 0"
-    )
+    assert dry.summary_line() == "dry run, nothing written: imported 4, updated 0, unchanged 0"
     assert count(database, Deal) == 0
 
     run(database, SALESFORCE)
@@ -246,9 +262,7 @@ def test_dry_run_reports_what_would_happen_and_writes_nothing(database: Database
 def test_open_only_leaves_closed_rows_out(database: Database) -> None:
     report = run(database, SALESFORCE, open_only=True)
 
-    assert report.summary_line() == (
-        "imported 2, updated 0, unchanged 0, skipped 0, closed left out 2"
-    )
+    assert report.summary_line() == ("imported 2, updated 0, unchanged 0, closed left out 2")
     assert sorted(deals_by_title(database)) == ["Expansion", "Pilot"]
 
 
@@ -268,7 +282,7 @@ def test_slashed_dates_need_their_order_stated(database: Database) -> None:
 
     report = run(database, export, date_order="dmy")
 
-    assert not report.skipped
+    assert not report.refused
     assert deals_by_title(database)["Expansion"].close_date == dt.date(2027, 4, 3)
 
 
@@ -284,3 +298,56 @@ def test_owner_map_skips_a_header_and_refuses_a_bad_user_id() -> None:
     assert read_owner_map(["source owner,slack user", "Ana Lopez,U0ANA"]) == {"ana lopez": "U0ANA"}
     with pytest.raises(ValueError, match="line 2: `ana` is not a Slack user id"):
         read_owner_map(["Ana Lopez,U0ANA", "Ben,ana"])
+
+
+def test_values_longer_than_salesforce_allows_are_refused_naming_the_limit(
+    database: Database,
+) -> None:
+    export = (
+        SALESFORCE.replace("006A1,", "006A1B2C3D4E5F6G7H8,")
+        .replace("Renewal,", f"{'R' * 121},")
+        .replace("Send pricing", "s" * 256)
+    )
+
+    report = run(database, export)
+
+    assert [(r.line, r.reason) for r in report.refused] == [
+        (
+            2,
+            "“Opportunity ID” is 19 characters long; Salesforce allows at most 18; "
+            "“Next Step” is 256 characters long; Salesforce allows at most 255",
+        ),
+        (3, "“Opportunity Name” is 121 characters long; Salesforce allows at most 120"),
+    ]
+    assert count(database, Deal) == 0
+
+
+def test_the_longest_values_salesforce_allows_that_dealbot_keeps_are_imported(
+    database: Database,
+) -> None:
+    export = (
+        SALESFORCE.replace("006A1,", "006A1B2C3D4E5F6G7H,")
+        .replace("Initech", "I" * 200)
+        .replace("Expansion", "E" * 120)
+        .replace("Send pricing", "s" * 255)
+    )
+
+    report = run(database, export)
+
+    assert report.summary_line() == "imported 4, updated 0, unchanged 0"
+    deal = deals_by_title(database)["E" * 120]
+    assert (deal.account, deal.external_ref) == ("I" * 200, "salesforce:006A1B2C3D4E5F6G7H")
+
+
+def test_a_bad_byte_refuses_its_row_and_the_rows_after_it_are_still_checked(
+    database: Database,
+) -> None:
+    raw = SALESFORCE.encode().replace(b"Globex", b"Glob\xe9x").replace(b"Hooli", b"\x00Hooli")
+
+    report = importer(database).import_csv(io.BytesIO(raw), owners=OWNERS)
+
+    assert [(r.line, r.reason) for r in report.refused] == [
+        (3, "line 3, column 19: byte 0xE9 is not UTF-8; export the file as UTF-8"),
+        (4, "“Account Name” holds a control character (U+0000); remove it"),
+    ]
+    assert count(database, Deal) == 0
