@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.databases import sqlite_url
+from tests.databases import BACKENDS, database_url_for, sqlite_url
 from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.world import World, build_world
 
@@ -28,3 +28,16 @@ def lenient_world(tmp_path: Path, slack_api_lenient: FakeSlackWebAPI) -> Iterato
         yield built
     finally:
         built.database.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def any_world(
+    request: pytest.FixtureRequest, tmp_path: Path, slack_api: FakeSlackWebAPI
+) -> Iterator[World]:
+    """A seeded world on each backend, for jobs whose claims and caches live in SQL."""
+    with database_url_for(request.param, tmp_path) as url:
+        built = build_world(url, slack_api)
+        try:
+            yield built
+        finally:
+            built.database.dispose()

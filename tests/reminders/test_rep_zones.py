@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from bot.jobs_cli import build_scheduler
 from domain.clock import FixedClock
-from tests.databases import BACKENDS, database_url_for
-from tests.fakes.slack_api import FakeSlackWebAPI
-from tests.reminders.world import ANA, BEN, PIERRE, World, build_world
+from tests.reminders.world import ANA, BEN, PIERRE, World
 
 UTC = dt.UTC
 CREATED = dt.datetime(2026, 10, 1, 12, tzinfo=UTC)
 OVERDUE = dt.date(2026, 10, 20)
 SOLO = "U0SOLO"  # logs deals before any admin builds a team
 CHASE = "chase-next-steps"
-
-
-@pytest.fixture(params=BACKENDS)
-def any_world(
-    request: pytest.FixtureRequest, tmp_path: Path, slack_api: FakeSlackWebAPI
-) -> Iterator[World]:
-    with database_url_for(request.param, tmp_path) as url:
-        world = build_world(url, slack_api)
-        try:
-            yield world
-        finally:
-            world.database.dispose()
 
 
 def users_info_asked(world: World) -> list[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,26 +18,12 @@ from reminders.delivery import CLAIM_LEASE, Delivery, retry_delay
 from reminders.jobs import load_jobs, run_job
 from reminders.scheduler import SWEEP_INTERVAL
 from storage.models import JobRun, OutboxMessage
-from tests.databases import BACKENDS, database_url_for
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.test_delivery import REPS, chase_dms, seed_reps
-from tests.reminders.world import World, build_world
+from tests.reminders.world import World
 
 # 9:00 on Monday 23 Nov 2026 in New York, where the twelve reps are.
 FIRE_TIME = dt.datetime(2026, 11, 23, 14, tzinfo=dt.UTC)
 CHASE = "chase-next-steps"
-
-
-@pytest.fixture(params=BACKENDS)
-def any_world(
-    request: pytest.FixtureRequest, tmp_path: Path, slack_api: FakeSlackWebAPI
-) -> Iterator[World]:
-    with database_url_for(request.param, tmp_path) as url:
-        world = build_world(url, slack_api)
-        try:
-            yield world
-        finally:
-            world.database.dispose()
 
 
 def job_runs(world: World) -> int:
