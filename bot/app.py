@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.replays import once_per_request
 from bot.settings import Settings
 from bot.slack import SlackDirectory, build_web_client
 from domain.clock import Clock, SystemClock, ZoneCache
@@ -60,6 +61,33 @@ class ListenerPool(ThreadPoolExecutor):
             _, not_done = wait(pending, timeout=timeout)
             if not_done:
                 raise TimeoutError(f"{len(not_done)} listener(s) still running after {timeout} s")
+
+
+class WithoutRequestBodies(logging.Filter):
+    """Shortens Bolt's "invalid signature" record, which carries the whole request body.
+
+    Bolt logs the body of every request whose signature fails, at INFO: a refused 400 MB
+    POST becomes 400 MB of log, and a real request's `token` and `response_url` end up
+    in it. The record keeps one short line and drops the body, signature and timestamp.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid request signature detected"):
+            record.msg = "Refused a request: invalid Slack signature or stale timestamp"
+            record.args = ()
+        return True
+
+
+_BODY_FILTER = WithoutRequestBodies()
+# Bolt names its middleware loggers after their classes, under "slack_bolt.".
+BOLT_LOGGERS_WITH_BODIES = ("slack_bolt.RequestVerification", "slack_bolt.AsyncRequestVerification")
+
+
+def keep_request_bodies_out_of_logs(*loggers: logging.Logger) -> None:
+    """Install the filter that keeps request bodies out of Bolt's log records (idempotent)."""
+    for each in (*loggers, *map(logging.getLogger, BOLT_LOGGERS_WITH_BODIES)):
+        if _BODY_FILTER not in each.filters:
+            each.addFilter(_BODY_FILTER)
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,9 @@ def create_app(
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
+    bolt_logger = logging.getLogger("dealbot.bolt")
+    # Before App(): Bolt copies its base logger's filters to the loggers it creates.
+    keep_request_bodies_out_of_logs(bolt_logger)
     app = App(
         client=client,
         signing_secret=signing_secret,
@@ -152,8 +183,10 @@ def create_app(
         # reply lands in the slash command's HTTP response.
         process_before_response=True,
         listener_executor=listener_executor or ListenerPool(),
-        logger=logging.getLogger("dealbot.bolt"),
+        logger=bolt_logger,
     )
     services = build_services(settings, client=client, database=database, clock=clock)
+    # Runs after Bolt's signature check, so only genuine requests leave a receipt.
+    app.use(once_per_request(database=services.database, clock=services.clock))
     register_all(app, services)
     return app

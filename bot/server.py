@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request.internals import (
+    build_normalized_headers,
+    extract_content_type,
+    parse_body,
+)
 from waitress import create_server, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
@@ -19,6 +26,9 @@ SLACK_EVENTS_PATH = "/slack/events"
 GOOGLE_OAUTH_PATHS = ("/oauth/google/start", "/oauth/google/callback")
 # Waitress threads serve requests; with process_before_response the listener runs in them.
 SERVER_THREADS = 16
+# Slack's biggest payloads (a modal's full state) are tens of kilobytes; anything past a
+# megabyte is not from Slack and is refused before it is read.
+MAX_BODY_BYTES = 1_000_000
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -27,20 +37,87 @@ def build_wsgi_app(app: App, *, google_oauth: WSGIApp | None = None) -> WSGIApp:
     """Return the WSGI app: Slack's requests go to Bolt, /healthz answers load balancers.
 
     `google_oauth` serves the Gmail connect pages (/oauth/google/start and /callback)
-    when reps connect Gmail with per-rep OAuth.
+    when reps connect Gmail with per-rep OAuth. A body over MAX_BODY_BYTES is refused
+    with 413 before it is read, whatever server runs this app.
     """
-    slack = SlackRequestHandler(app, path=SLACK_EVENTS_PATH)
+    slack = SlackHTTPHandler(app, path=SLACK_EVENTS_PATH)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok"]
+        try:
+            body = read_capped_body(environ)
+        except InvalidContentLength:
+            return _plain(start_response, "400 Bad Request", "Bad Content-Length")
+        if body is None:
+            return _plain(start_response, "413 Payload Too Large", "Request body too large")
+        # Whoever reads next reads the capped copy, with a length that matches it.
+        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         if google_oauth is not None and path in GOOGLE_OAUTH_PATHS:
             return google_oauth(environ, start_response)
         return slack(environ, start_response)
 
     return wsgi
+
+
+class InvalidContentLength(ValueError):
+    """The Content-Length header is not a number of bytes."""
+
+
+def read_capped_body(environ: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """Return the request body, or None when it is longer than `limit` bytes.
+
+    A declared length over the limit is refused without reading a byte; a body of unknown
+    length (chunked, on servers that pass it through) is read to at most one byte past it.
+    """
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    stream = environ.get("wsgi.input")
+    if declared:
+        if not declared.isdigit():
+            raise InvalidContentLength(declared)
+        length = int(declared)
+        if length > limit:
+            return None
+        return stream.read(length) if stream is not None and length else b""
+    chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+    if stream is None or not (chunked or environ.get("wsgi.input_terminated")):
+        return b""
+    body: bytes = stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _plain(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")])
+    return [text.encode("utf-8")]
+
+
+class SlackHTTPHandler(SlackRequestHandler):
+    """Bolt's WSGI adapter, answering malformed requests with 4xx instead of a 500.
+
+    Bolt parses the body before it checks anything and raises on what it cannot parse
+    (a form sent as JSON, `payload=` that is not a JSON object, bytes that are not UTF-8),
+    and the signature check raises on a timestamp that is not a number.
+    """
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        headers = request.get_headers()
+        normalized = build_normalized_headers(headers)
+        timestamp = (normalized.get("x-slack-request-timestamp") or [""])[0]
+        if timestamp and not timestamp.isdigit():
+            logger.info("Refused a Slack request: its timestamp is not a number")
+            return BoltResponse(status=401, body={"error": "invalid request"})
+        try:
+            raw_body = request.get_body()
+            parsed = parse_body(raw_body, extract_content_type(normalized))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors.
+            return BoltResponse(status=400, body={"error": "malformed request body"})
+        if not isinstance(parsed, dict):
+            return BoltResponse(status=400, body={"error": "malformed request body"})
+        return self.app.dispatch(
+            BoltRequest(body=raw_body, query=request.query_string, headers=headers)
+        )
 
 
 def tune_gc_for_serving() -> None:
@@ -58,8 +135,20 @@ def tune_gc_for_serving() -> None:
 def make_server(
     wsgi: WSGIApp, *, host: str, port: int, threads: int = SERVER_THREADS
 ) -> BaseWSGIServer | MultiSocketServer:
-    """Return a bound (not yet running) waitress server; port 0 picks a free one."""
-    return create_server(wsgi, host=host, port=port, threads=threads, ident="dealbot")
+    """Return a bound (not yet running) waitress server; port 0 picks a free one.
+
+    Waitress buffers a whole body before the app sees it, so it is capped there too: a
+    larger declared length, or a chunked body growing past the cap, gets 413 unread.
+    """
+    return create_server(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="dealbot",
+        # Waitress refuses a body whose length is >= this, so the cap itself is allowed.
+        max_request_body_size=MAX_BODY_BYTES + 1,
+    )
 
 
 class BackgroundServer:

@@ -102,6 +102,8 @@ FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
 
 FORM_EXPIRED = "This form has expired; close it and try again."
 
+PICK_A_REAL_DATE = "Pick a date from the calendar, e.g. 2026-12-15."
+
 
 def check_label(check_id: str) -> str:
     return CHECK_LABELS.get(check_id, check_id.replace("_", " ").lower())

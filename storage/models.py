@@ -513,3 +513,19 @@ class GoogleOAuthState(Base):
 
 
 __all__ += ["FollowUpTrigger", "GmailGrant", "GoogleOAuthState"]
+
+
+class SlackRequestReceipt(Base):
+    """A Slack request already acted on, so a retry or a replay has its effect once.
+
+    The key is a hash (of the event id, or of the signed timestamp and body), never the body
+    itself: requests carry tokens and response URLs that must not be kept.
+    """
+
+    __tablename__ = "slack_request_receipts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+__all__ += ["SlackRequestReceipt"]

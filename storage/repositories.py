@@ -13,6 +13,8 @@ from storage.models import Deal, DealChange, NextStep, PostMortem, Quota, Team, 
 
 # How many candidates an ambiguous reference offers; more than this is a prompt to type more.
 MAX_CANDIDATES = 5
+# Ids are INTEGER columns: 32-bit signed on PostgreSQL, the narrowest backend.
+MAX_ROW_ID = 2**31 - 1
 
 
 def name_key(text: str) -> str:
@@ -29,6 +31,10 @@ class DealRepository:
         self.session = session
 
     def get(self, deal_id: int) -> Deal | None:
+        """Return the deal with this id, or None; an id past the column's range names none."""
+        # `#10^30` typed by a rep, or forged into a button, would overflow the driver.
+        if not 0 < deal_id <= MAX_ROW_ID:
+            return None
         return self.session.get(Deal, deal_id)
 
     def add(self, deal: Deal) -> Deal:

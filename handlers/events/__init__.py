@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def register(app: App, services: Services) -> None:
     @after_ack(app.event("app_home_opened"))
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") != "home":
+        user_id = event.get("user")
+        # Only a home tab opened by a user has a home to publish.
+        if event.get("tab", "home") != "home" or not isinstance(user_id, str) or not user_id:
             return
-        user_id = event["user"]
         client.views_publish(user_id=user_id, view=blocks.home_view(services.deals.home(user_id)))

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from domain.changes import DealRef
 from domain.errors import DomainError
 from handlers import blocks, messages, reminder_blocks
-from handlers.views import _date, _text
+from handlers.views import CONFIRMATION, _date, _text, metadata_deal_id
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -22,19 +21,25 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    @app.view(reminder_blocks.LOG_STEP_VIEW)
     def submit_next_step(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
     ) -> None:
         user_id = body["user"]["id"]
         values = view["state"]["values"]
+        deal_id = metadata_deal_id(view)
+        if deal_id is None:
+            ack(response_action="errors", errors={"what": messages.FORM_EXPIRED})
+            return
         what = _text(values, "what")
         if not what:
             ack(response_action="errors", errors={"what": "Say what happens next."})
             return
         try:
-            deal_id = int(json.loads(view.get("private_metadata") or "{}")["deal_id"])
             due = _date(values, "due")
+        except ValueError:
+            ack(response_action="errors", errors={"due": messages.PICK_A_REAL_DATE})
+            return
+        try:
             deal = services.deals.add_next_step(
                 services.actor(user_id),
                 DealRef(name=None, deal_id=deal_id),
@@ -45,12 +50,18 @@ def register(app: App, services: Services) -> None:
         except DomainError as error:
             ack(response_action="errors", errors={"due": error.problem[:150]})
             return
-        except (KeyError, ValueError, TypeError):
-            ack(response_action="errors", errors={"what": messages.FORM_EXPIRED})
-            return
-        ack()
         reply = blocks.next_step_added(deal, services.deals.today_for(user_id))
+        # Handed to the lazy listener: Slack hears the ack now, the rep the reply after.
+        context[CONFIRMATION] = {"text": reply.text, "blocks": reply.block_dicts()}
+        ack()
+
+    def confirm_next_step(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        confirmation = context.get(CONFIRMATION)
+        if confirmation is None:
+            return
         try:
-            client.chat_postMessage(channel=user_id, text=reply.text, blocks=reply.block_dicts())
+            client.chat_postMessage(channel=body["user"]["id"], **confirmation)
         except SlackApiError as error:
             logger.info("next step confirmation not sent: %s", error.response.get("error"))
+
+    app.view(reminder_blocks.LOG_STEP_VIEW)(ack=submit_next_step, lazy=[confirm_next_step])
