@@ -8,11 +8,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.request.internals import (
+    build_context,
     build_normalized_headers,
     extract_content_type,
     parse_body,
@@ -116,7 +118,36 @@ class SlackHTTPHandler(SlackRequestHandler):
         if not isinstance(parsed, dict):
             return BoltResponse(status=400, body={"error": "malformed request body"})
         return self.app.dispatch(
-            BoltRequest(body=raw_body, query=request.query_string, headers=headers)
+            SlackFormRequest(body=raw_body, query=request.query_string, headers=headers)
+        )
+
+
+class SlackFormRequest(BoltRequest):
+    """Bolt's request, with a form body that merely mentions "payload" read as a form.
+
+    Bolt takes any form body containing the word "payload" for a click or a form, and
+    finding no `payload` field reads it as empty, so `/nextstep acme send the payload spec`
+    answered 404. Lazy listeners get a copy of the request, so the copy keeps this class.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.mode != "http" or self.body or not self.raw_body:
+            return
+        if self.content_type == "application/json" or self.raw_body.startswith("{"):
+            return
+        fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
+        if "payload" not in fields:
+            self.body = fields
+            self.context = build_context(BoltContext(kwargs.get("context") or {}), fields)
+
+    def to_copyable(self) -> SlackFormRequest:
+        return SlackFormRequest(
+            body=self.raw_body if self.mode == "http" else self.body,
+            query=self.query,
+            headers=self.headers,
+            context=self.context.to_copyable(),
+            mode=self.mode,
         )
 
 

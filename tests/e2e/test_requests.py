@@ -209,6 +209,18 @@ def _new_deal_form(private_metadata: str, *, close_date: str | None = None) -> d
     )
 
 
+def test_a_slash_command_whose_text_says_payload_is_answered_not_404(app: RunningApp) -> None:
+    """Bolt read any form body containing "payload" as a click with no payload: a 404."""
+    created = app.command("/deal", "new Payload Systems 20k")
+    step = app.command("/nextstep", "payload send the payload spec due:fri")
+    shown = app.command("/deal", "show payload")
+
+    assert (created.status, step.status, shown.status) == (200, 200, 200)
+    assert "Payload Systems" in created.text
+    assert "send the payload spec" in step.text
+    assert "send the payload spec" in json.dumps(shown.blocks)
+
+
 @pytest.mark.parametrize("metadata", ["{not json", "[1, 2]", '"C0TEAM"'])
 def test_new_deal_form_with_bad_private_metadata_saves_nothing_and_says_so(
     app: RunningApp, metadata: str
