@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 
 from bot.replays import once_per_request
 from bot.settings import Settings
-from bot.slack import SlackDirectory, build_web_client
+from bot.slack import SlackDirectory, build_in_request_client, build_web_client
 from domain.clock import Clock, SystemClock, ZoneCache
 from domain.deals import Actor, DealService
 from domain.teams import TeamService
@@ -100,6 +100,8 @@ class Services:
     teams: TeamService
     directory: SlackDirectory
     clock: Clock
+    # For the calls made while a slash command's user waits (views.open, users.info).
+    in_request_client: WebClient
     # Follow-up email drafts (reminders/email/); None only in tests that build Services by hand.
     follow_ups: FollowUps | None = None
 
@@ -124,7 +126,8 @@ def build_services(
         default_currency=settings.dealbot_currency,
         zones=zones,
     )
-    directory = SlackDirectory(client=client, configured_admins=settings.dealbot_admins)
+    in_request_client = build_in_request_client(client)
+    directory = SlackDirectory(client=in_request_client, configured_admins=settings.dealbot_admins)
     return Services(
         settings=settings,
         database=database,
@@ -137,6 +140,7 @@ def build_services(
         ),
         directory=directory,
         clock=clock,
+        in_request_client=in_request_client,
         follow_ups=build_follow_ups(
             settings,
             database=database,

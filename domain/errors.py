@@ -30,6 +30,10 @@ class InvalidChange(DomainError):
     pass
 
 
+class AdminUnknown(DomainError):
+    """Whether the user is an admin could not be learnt just now; nothing was done."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     deal_id: int

@@ -91,6 +91,14 @@ NOTHING_NEEDS_ATTENTION = "Nothing needs attention. Every open deal has a dated 
 NO_OPEN_DEALS = "No open deals yet. Log one with `/deal new <account> [amount]`."
 
 OPENING_NEW_DEAL_FORM = "Opening the new deal form…"
+NEW_DEAL_FORM_DID_NOT_OPEN = (
+    "Slack did not open the new deal form in time. Run `/deal` again, "
+    "or type it: `/deal new Initech 50k stage:demo close:eom`."
+)
+ADMIN_UNKNOWN = (
+    "Slack did not say in time whether you are a workspace admin, so nothing changed. "
+    "Try again in a minute."
+)
 
 DEAL_GONE = "That deal no longer exists."
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.views import View
 
 logger = logging.getLogger(__name__)
@@ -23,5 +23,8 @@ def open_modal(client: WebClient, trigger_id: str | None, view: View) -> bool:
         client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as error:
         logger.warning("views.open failed: %s", error.response.get("error"))
+        return False
+    except (SlackClientError, OSError) as error:  # a timeout or a refused connection
+        logger.warning("views.open failed: %s", type(error).__name__)
         return False
     return True

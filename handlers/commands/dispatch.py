@@ -94,11 +94,13 @@ def _run_deal(
     actor = services.actor(user_id)
     match parsed:
         case parsing.OpenDealModal():
-            open_modal(
-                client,
+            opened = open_modal(
+                services.in_request_client,
                 invocation.trigger_id,
                 blocks.new_deal_modal(channel_id=invocation.channel_id),
             )
+            if not opened:
+                return blocks.error_reply(messages.NEW_DEAL_FORM_DID_NOT_OPEN)
             return blocks.Reply(text=messages.OPENING_NEW_DEAL_FORM, blocks=())
         case parsing.NewDeal(account=account, changes=changes):
             return blocks.deal_created(services.deals.create_deal(actor, account, changes), today)
@@ -113,7 +115,9 @@ def _run_deal(
         case parsing.CloseDeal(deal=ref, won=won, reason=reason):
             deal = services.deals.close_deal(actor, ref, won=won, reason=reason)
             # If the form cannot open, the reply's button opens it later.
-            open_modal(client, invocation.trigger_id, blocks.post_mortem_modal(deal))
+            open_modal(
+                services.in_request_client, invocation.trigger_id, blocks.post_mortem_modal(deal)
+            )
             return blocks.deal_closed(deal, today)
         case parsing.FollowUp(deal=ref, template=template):
             return follow_up_reply(services, client, actor, ref, template)

@@ -368,3 +368,50 @@ def test_new_deal_form_answers_200_when_slack_refuses_every_confirmation(
     assert _submit_new_deal_within_slacks_deadline(app) == 200
     app.listeners.wait_until_idle()
     assert app.row_counts()["deals"] == 1
+
+
+def _command_within_slacks_deadline(app: RunningApp, text: str, *, user: str) -> dict[str, Any]:
+    """Send `/deal`-family text as Slack does; fail if no answer comes within 3 s."""
+    command, _, rest = text.partition(" ")
+    body = slash_command_body(
+        command, rest, user_id=user, response_url=app.slack.response_url_for("command")
+    )
+    status, _, raw = post_signed(app.url, body, SIGNING_SECRET, timeout=SLACKS_DEADLINE_SECONDS)
+    assert status == 200
+    app.listeners.wait_until_idle()
+    return json.loads(raw) if raw.strip() else {}
+
+
+def test_deal_with_no_text_answers_in_time_when_views_open_is_slow(app: RunningApp) -> None:
+    # views.open answering after 2.5 s, then retried, took the command past Slack's 3 s.
+    app.slack.slow_next(2, seconds=2.5, method="views.open")
+    reply = _command_within_slacks_deadline(app, "/deal", user="U0ANA")
+    assert reply["response_type"] == "ephemeral"
+    assert "did not open the new deal form in time" in reply["text"]
+    assert "/deal new" in reply["text"]
+
+
+def test_deal_won_answers_in_time_when_views_open_is_rate_limited(app: RunningApp) -> None:
+    # A 429 asking for 5 s was waited out twice before the command could answer.
+    app.command("/deal", "new Initech 50k")
+    app.slack.fail_next(3, status=429, retry_after=5, method="views.open")
+    reply = _command_within_slacks_deadline(app, "/deal won initech", user="U0ANA")
+    assert "Initech" in reply["text"]
+    assert app.deal_named("Initech").status == "won"
+
+
+def test_an_admin_check_slack_is_slow_to_answer_is_said_not_refused_nor_waited_out(
+    app: RunningApp,
+) -> None:
+    app.slack.slow_next(1, seconds=2.5, method="users.info")
+    reply = _command_within_slacks_deadline(
+        app, "/dealbot team create West <#C0SALES|sales>", user="U0ADMIN"
+    )
+    assert "did not say in time whether you are a workspace admin" in reply["text"]
+    assert "only" not in reply["text"].lower()  # not "only admins may…": we do not know yet
+    assert app.row_counts()["teams"] == 0
+
+    again = _command_within_slacks_deadline(
+        app, "/dealbot team create West <#C0SALES|sales>", user="U0ADMIN"
+    )
+    assert "West" in again["text"] and app.row_counts()["teams"] == 1

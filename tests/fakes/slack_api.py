@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -381,9 +382,10 @@ class SlackUser:
 
 @dataclass
 class _Fault:
-    kind: Literal["status", "drop"]
+    kind: Literal["status", "drop", "slow"]
     status: int = 0
     retry_after: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -466,6 +468,12 @@ class _Handler(BaseHTTPRequestHandler):
             method = url.path.removeprefix("/api/")
             args = parse_call_args(self.headers.get("Content-Type", ""), url.query, body)
             fault = fake._take_fault(method)
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.seconds)
+                answer = fake._answer_call(method, args, headers)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._send_json(HTTPStatus.OK, answer)  # the caller may have given up
+                return
             if fault is not None:
                 fake._record_fault(method, args, headers, fault)
                 self._send_fault(fault)
@@ -678,6 +686,10 @@ class FakeSlackWebAPI:
     ) -> None:
         """Answer the next ``count`` calls (to ``method``, or any) with an HTTP error status."""
         self._queue_faults(method, [_Fault("status", status, retry_after) for _ in range(count)])
+
+    def slow_next(self, count: int = 1, *, seconds: float, method: str | None = None) -> None:
+        """Answer the next ``count`` calls (to ``method``, or any) only after ``seconds``."""
+        self._queue_faults(method, [_Fault("slow", seconds=seconds) for _ in range(count)])
 
     def drop_next(self, count: int = 1, method: str | None = None) -> None:
         """Close the connection without answering the next ``count`` calls."""
