@@ -112,7 +112,7 @@ def run_job_now(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
         )
     if now is None:
-        now = dt.datetime.now(dt.UTC)
+        now = SystemClock().now()  # the one real clock, as `serve` reads it
     elif now.tzinfo is None:
         now = now.replace(tzinfo=settings.timezone)
     database = open_database(settings)
