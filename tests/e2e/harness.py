@@ -63,6 +63,17 @@ class Reply:
     def all_text(self) -> str:
         return blocks_text(self.blocks)
 
+    def button(self, action_id: str) -> dict[str, Any]:
+        """Return the reply's one button with `action_id`; fail if there is not exactly one."""
+        [found] = [
+            element
+            for block in self.blocks
+            if block["type"] == "actions"
+            for element in block["elements"]
+            if element["action_id"] == action_id
+        ]
+        return found
+
 
 def blocks_text(blocks: list[dict[str, Any]]) -> str:
     """Return every piece of text in `blocks`, for assertions on what the user reads."""

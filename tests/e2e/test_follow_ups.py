@@ -103,13 +103,7 @@ def test_a_deal_with_nobody_to_write_to_says_how_to_add_someone(
 def test_the_deal_card_button_drafts_the_follow_up(outbox_app: tuple[RunningApp, Path]) -> None:
     app, outbox = outbox_app
     card = app.command("/deal", "show initech")
-    [button] = [
-        element
-        for block in card.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == "draft_follow_up"
-    ]
+    button = card.button("draft_follow_up")
 
     status, _ = app.interact(
         block_actions(

@@ -301,13 +301,7 @@ def test_another_rep_cannot_draft_a_follow_up_from_the_deal_cards_button(
 ) -> None:
     app, outbox = outbox_app
     card = app.command("/deal", "show initech", user="U0BEN")  # anyone may read the deal
-    [button] = [
-        element
-        for block in card.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == "draft_follow_up"
-    ]
+    button = card.button("draft_follow_up")
 
     status, _ = app.interact(
         block_actions(
