@@ -309,7 +309,7 @@ def prepare(text: str | None, usage: str) -> str:
 Result = TypeVar("Result")
 
 
-def guarded(form: str, usage: str, parse: Callable[[], Result]) -> Result:
+def guarded(command: str, usage: str, parse: Callable[[], Result]) -> Result:
     """Return `parse()`, turning any failure into CommandSyntaxError.
 
     The parsers convert every expected failure themselves; this net exists so that a bug
@@ -322,7 +322,7 @@ def guarded(form: str, usage: str, parse: Callable[[], Result]) -> Result:
     except DOMAIN_ERRORS as exc:
         raise CommandSyntaxError(str(exc), usage) from exc
     except Exception as exc:
-        logger.exception("Unexpected failure parsing a %s command", form)
+        logger.exception("Unexpected failure parsing a %s command", command)
         raise CommandSyntaxError("dealbot could not read that command.", usage) from exc
 
 
