@@ -87,7 +87,9 @@ class DealService:
 
     # --- deals ----------------------------------------------------------------------------
 
-    def create_deal(self, actor: Actor, account: str, changes: DealChanges) -> DealView:
+    def create_deal(
+        self, actor: Actor, account: str, changes: DealChanges, *, today: dt.date | None = None
+    ) -> DealView:
         """Return the new deal, owned by the actor, with its starting values in the history."""
         now = self.clock.now()
         with self.database.session() as session:
@@ -122,9 +124,11 @@ class DealService:
                         deal, field=field, old=None, new=value, by=actor.user_id, at=now
                     )
             session.flush()
-            return self._view(session, deal, self._today(session, actor.user_id))
+            return self._view(session, deal, self._today(session, actor.user_id, given=today))
 
-    def update_deal(self, actor: Actor, ref: DealRef, changes: DealChanges) -> DealUpdate:
+    def update_deal(
+        self, actor: Actor, ref: DealRef, changes: DealChanges, *, today: dt.date | None = None
+    ) -> DealUpdate:
         """Return the deal after applying `changes`, with what actually changed."""
         now = self.clock.now()
         with self.database.session() as session:
@@ -175,15 +179,17 @@ class DealService:
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
-            today = self._today(session, actor.user_id)
+            today = self._today(session, actor.user_id, given=today)
             return DealUpdate(deal=self._view(session, deal, today), changes=changed)
 
-    def show_deal(self, actor: Actor, ref: DealRef) -> DealView:
+    def show_deal(self, actor: Actor, ref: DealRef, *, today: dt.date | None = None) -> DealView:
         """Return the deal with its contacts, next step, history and post-mortem."""
         with self.database.session() as session:
             deals = DealRepository(session)
             deal = self._resolve(deals, ref)
-            return self._view(session, deal, self._today(session, actor.user_id), full=True)
+            return self._view(
+                session, deal, self._today(session, actor.user_id, given=today), full=True
+            )
 
     def show_deal_to_act_on(self, actor: Actor, ref: DealRef, *, act: str) -> DealView:
         """Return the deal as show_deal does, if the actor may act for its owner.
@@ -197,7 +203,15 @@ class DealService:
             self._check_can_change(session, actor, deal, act=act)
             return self._view(session, deal, self._today(session, actor.user_id), full=True)
 
-    def close_deal(self, actor: Actor, ref: DealRef, *, won: bool, reason: str | None) -> DealView:
+    def close_deal(
+        self,
+        actor: Actor,
+        ref: DealRef,
+        *,
+        won: bool,
+        reason: str | None,
+        today: dt.date | None = None,
+    ) -> DealView:
         """Return the deal marked won or lost; open next steps are closed with it."""
         now = self.clock.now()
         outcome = "won" if won else "lost"
@@ -235,7 +249,9 @@ class DealService:
                         at=now,
                     )
             session.flush()
-            return self._view(session, deal, self._today(session, actor.user_id), full=True)
+            return self._view(
+                session, deal, self._today(session, actor.user_id, given=today), full=True
+            )
 
     def record_post_mortem(
         self,
@@ -278,6 +294,7 @@ class DealService:
         what: str,
         due: dt.date | None,
         owner_id: str | None,
+        today: dt.date | None = None,
     ) -> DealView:
         """Return the deal with a new open next step (owner defaults to the actor)."""
         now = self.clock.now()
@@ -289,7 +306,7 @@ class DealService:
                 raise InvalidChange(
                     f"{deal.account} is {deal.status}; next steps are for open deals."
                 )
-            today = self._today(session, actor.user_id)
+            today = self._today(session, actor.user_id, given=today)
             if due is not None and due < today:
                 raise InvalidChange(
                     f"The due date {due.isoformat()} is in the past.",
@@ -309,7 +326,9 @@ class DealService:
             session.flush()
             return self._view(session, deal, today)
 
-    def complete_next_step(self, actor: Actor, ref: DealRef) -> tuple[DealView, NextStepView]:
+    def complete_next_step(
+        self, actor: Actor, ref: DealRef, *, today: dt.date | None = None
+    ) -> tuple[DealView, NextStepView]:
         """Return the deal and the next step just marked done (the earliest open one)."""
         now = self.clock.now()
         with self.database.session() as session:
@@ -326,11 +345,20 @@ class DealService:
             step.done_at = now
             deal.last_touch_at = now
             session.flush()
-            return self._view(session, deal, self._today(session, actor.user_id)), _step_view(step)
+            return self._view(
+                session, deal, self._today(session, actor.user_id, given=today)
+            ), _step_view(step)
 
     # --- pipeline -------------------------------------------------------------------------
 
-    def pipeline(self, actor: Actor, *, scope: str, team_name: str | None = None) -> PipelineView:
+    def pipeline(
+        self,
+        actor: Actor,
+        *,
+        scope: str,
+        team_name: str | None = None,
+        today: dt.date | None = None,
+    ) -> PipelineView:
         """Return open deals for `scope` ("me", "team" or a user id) with totals and attention.
 
         Reps see their own pipeline and their teammates'; a team view takes the teams the
@@ -338,7 +366,7 @@ class DealService:
         """
         with self.database.session() as session:
             teams = TeamRepository(session)
-            today = self._today(session, actor.user_id)
+            today = self._today(session, actor.user_id, given=today)
             if scope == "me":
                 owners: set[str] = {actor.user_id}
                 kind, whose, team_names = "me", actor.user_id, ()
@@ -404,7 +432,10 @@ class DealService:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _today(self, session: Session, user_id: str) -> dt.date:
+    def _today(self, session: Session, user_id: str, *, given: dt.date | None = None) -> dt.date:
+        """Return `given` (the request's today, resolved once by the caller) or the user's."""
+        if given is not None:
+            return given
         return self.clock.now().astimezone(self._zone(session, user_id)).date()
 
     def _zone(self, session: Session, user_id: str) -> ZoneInfo:

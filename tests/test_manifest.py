@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from bot.server import SLACK_EVENTS_PATH
-from handlers.commands import COMMANDS
+from handlers.commands.dispatch import COMMANDS, USAGE
 from tests.fakes.slack_api import slack_spec_dir
 
 MANIFEST_PATH = Path(__file__).resolve().parents[1] / "manifest.yml"
@@ -129,10 +129,16 @@ def test_background_color_is_a_hex_color(manifest: dict[str, Any]) -> None:
     assert re.fullmatch(r"#[0-9a-fA-F]{6}", manifest["display_information"]["background_color"])
 
 
-def test_commands_match_the_ones_the_app_registers(manifest: dict[str, Any]) -> None:
+def test_commands_match_the_command_table(manifest: dict[str, Any]) -> None:
+    # The table registers the listeners, parses, dispatches and writes /dealbot help.
     declared = [command["command"] for command in manifest["features"]["slash_commands"]]
-    assert sorted(declared) == sorted(COMMANDS)
+    assert sorted(declared) == sorted(command.name for command in COMMANDS)
     assert len(declared) == len(set(declared))
+
+
+def test_help_lists_every_command_in_the_table() -> None:
+    assert list(USAGE) == [command.name for command in COMMANDS]
+    assert all(USAGE[command.name] for command in COMMANDS)
 
 
 def test_every_command_escapes_mentions_and_has_a_usage_hint(manifest: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from domain.changes import DealRef
 from domain.errors import DomainError
 from handlers import after_ack, blocks, messages
 from handlers.commands.dispatch import Invocation, reply_for
+from handlers.commands.grammars.deal import FollowUp
 from handlers.modals import open_modal
 
 if TYPE_CHECKING:
@@ -106,12 +107,14 @@ def register(app: App, services: Services) -> None:
         else:
             invocation = Invocation(
                 command="/deal",
-                text=f"followup #{deal_id}",
+                text="",
                 user_id=body["user"]["id"],
                 channel_id=(body.get("channel") or {}).get("id"),
                 trigger_id=body.get("trigger_id"),
             )
-            reply = reply_for(services, client, invocation)
+            # The button is the intent, `/deal followup #<id>` with the default template.
+            intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
+            reply = reply_for(services, client, invocation, intent=intent)
         respond_privately(respond, reply)
 
 
@@ -146,7 +149,11 @@ def _parse_shared_command(value: str | None) -> tuple[str, str] | None:
 
 
 def _parse_choice(value: str | None) -> dict[str, Any] | None:
-    """Return the command a pick-a-deal button re-runs, or None if the value is not ours."""
+    """Return the command a pick-a-deal button runs on its deal, or None if not ours.
+
+    The value is `{"command", "text", "deal_id"}`: the command's text is parsed again and the
+    parsed command turned onto the chosen deal (`OnDeal.on`), never the text rewritten.
+    """
     try:
         choice = json.loads(value or "")
     except json.JSONDecodeError:

@@ -1,4 +1,4 @@
-"""Slash commands: /deal, /nextstep, /pipeline, /dealbot."""
+"""Slash commands: /deal, /nextstep, /pipeline, /dealbot, as declared in `dispatch.COMMANDS`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from handlers.commands.dispatch import Invocation, reply_for
+from handlers.commands.dispatch import COMMANDS, Invocation, reply_for
 
 if TYPE_CHECKING:
     from bot.app import Services
-
-COMMANDS = ("/deal", "/nextstep", "/pipeline", "/dealbot")
 
 
 def register(app: App, services: Services) -> None:
@@ -24,8 +22,8 @@ def register(app: App, services: Services) -> None:
         else:
             ack()
 
-    for name in COMMANDS:
-        app.command(name)(answer_command)
+    for command in COMMANDS:
+        app.command(command.name)(answer_command)
 
 
 def invocation_from(command: dict[str, Any]) -> Invocation:

@@ -1,27 +1,33 @@
-"""Runs a slash command's text to a Reply; shared by the commands and the pick-a-deal buttons.
+"""The command table, and how a slash command becomes a Reply.
 
-Each branch reads like a sentence: parse, call one domain function, build the reply.
+Each command is declared once, in `COMMANDS`: its name, its grammar (forms and parser) and
+its runner. The table drives registration (`handlers/commands/__init__.py`), `/dealbot help`,
+dispatch, and the manifest test. "Today" is resolved once per request, here, and passed to
+the parser and to every domain call. A runner reads like a sentence: match the parsed
+command, call one domain function, build the reply.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from slack_sdk import WebClient
 
-from domain.changes import DealRef
 from domain.errors import AmbiguousDeal, DomainError
 from handlers import blocks, messages
-from handlers.commands import parsing
-from handlers.commands.parsing import CommandSyntaxError
+from handlers.commands.grammars import deal, dealbot, nextstep, pipeline
+from handlers.commands.tokens import CommandSyntaxError, Forms
+from handlers.commands.values import OnDeal
 from handlers.follow_ups import follow_up_reply
 from handlers.modals import open_modal
 
 if TYPE_CHECKING:
     from bot.app import Services
+    from domain.deals import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +43,58 @@ class Invocation:
     trigger_id: str | None
 
 
+@dataclass(frozen=True)
+class Request:
+    """One command being answered: the invocation, and the asker's today, resolved once."""
+
+    services: Services
+    client: WebClient
+    invocation: Invocation
+    today: dt.date
+
+    @property
+    def actor(self) -> Actor:
+        """Return the domain's view of who asked."""
+        return self.services.actor(self.invocation.user_id)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One slash command: its name, its forms (help lines, usage), its parser and runner."""
+
+    name: str
+    forms: Forms
+    # (text, today, default currency) -> the parsed command; raises CommandSyntaxError.
+    parse: Callable[[str, dt.date, str], Any]
+    run: Callable[[Request, Any], blocks.Reply]
+
+
 def reply_for(
     services: Services,
     client: WebClient,
     invocation: Invocation,
     *,
+    intent: object | None = None,
     deal_id: int | None = None,
 ) -> blocks.Reply:
     """Return the reply to a command, turning every refusal into a friendly private message.
 
-    `deal_id` replaces the parsed deal reference: it is how a pick-a-deal button re-runs
-    the command on the deal the user chose.
+    `intent` is a command a button already holds parsed (the deal card's follow-up), run as
+    it is. `deal_id` is the deal a pick-a-deal button chose for the command's text.
     """
     try:
-        return _run(services, client, invocation, deal_id=deal_id)
+        command = _BY_NAME.get(invocation.command)
+        if command is None:
+            raise CommandSyntaxError(f"I don't know {invocation.command}.", "/dealbot help")
+        today = services.deals.today_for(invocation.user_id)
+        if intent is None:
+            intent = command.parse(invocation.text, today, services.settings.dealbot_currency)
+        if deal_id is not None:
+            if not isinstance(intent, OnDeal):
+                # Only commands about one deal offer a choice of deals.
+                return blocks.error_reply(messages.CHOICE_EXPIRED)
+            intent = intent.on(deal_id)
+        return command.run(Request(services, client, invocation, today), intent)
     except CommandSyntaxError as error:
         return blocks.error_reply(error.problem, error.usage)
     except AmbiguousDeal as error:
@@ -65,110 +109,80 @@ def reply_for(
         return blocks.error_reply(messages.UNEXPECTED_ERROR)
 
 
-def _run(
-    services: Services, client: WebClient, invocation: Invocation, *, deal_id: int | None
-) -> blocks.Reply:
-    runner = _RUNNERS.get(invocation.command)
-    if runner is None:
-        raise CommandSyntaxError(f"I don't know {invocation.command}.", "/dealbot help")
-    return runner(services, client, invocation, deal_id)
-
-
-def _with_deal(parsed: Any, deal_id: int | None) -> Any:
-    if deal_id is None or not hasattr(parsed, "deal"):
-        return parsed
-    return dataclasses.replace(parsed, deal=DealRef(name=None, deal_id=deal_id))
-
-
-def _run_deal(
-    services: Services, client: WebClient, invocation: Invocation, deal_id: int | None
-) -> blocks.Reply:
-    user_id = invocation.user_id
-    today = services.deals.today_for(user_id)
-    parsed = _with_deal(
-        parsing.parse_deal(
-            invocation.text, today=today, default_currency=services.settings.dealbot_currency
-        ),
-        deal_id,
-    )
-    actor = services.actor(user_id)
+def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
+    services, today, actor = request.services, request.today, request.actor
     match parsed:
-        case parsing.OpenDealModal():
+        case deal.OpenDealModal():
             opened = open_modal(
                 services.in_request_client,
-                invocation.trigger_id,
-                blocks.new_deal_modal(channel_id=invocation.channel_id),
+                request.invocation.trigger_id,
+                blocks.new_deal_modal(channel_id=request.invocation.channel_id),
             )
             if not opened:
                 return blocks.error_reply(messages.NEW_DEAL_FORM_DID_NOT_OPEN)
             return blocks.Reply(text=messages.OPENING_NEW_DEAL_FORM, blocks=())
-        case parsing.NewDeal(account=account, changes=changes):
-            return blocks.deal_created(services.deals.create_deal(actor, account, changes), today)
-        case parsing.UpdateDeal(deal=ref, changes=changes):
-            return blocks.deal_updated(services.deals.update_deal(actor, ref, changes), today)
-        case parsing.ShowDeal(deal=ref):
-            deal = services.deals.show_deal(actor, ref)
+        case deal.NewDeal(account=account, changes=changes):
+            created = services.deals.create_deal(actor, account, changes, today=today)
+            return blocks.deal_created(created, today)
+        case deal.UpdateDeal(deal=ref, changes=changes):
+            updated = services.deals.update_deal(actor, ref, changes, today=today)
+            return blocks.deal_updated(updated, today)
+        case deal.ShowDeal(deal=ref):
+            shown = services.deals.show_deal(actor, ref, today=today)
             # Shared by id, so the channel sees this deal even if the name becomes ambiguous.
             return blocks.with_share_button(
-                blocks.deal_card(deal, today), command="/deal", text=f"show #{deal.id}"
+                blocks.deal_card(shown, today), command="/deal", text=f"show #{shown.id}"
             )
-        case parsing.CloseDeal(deal=ref, won=won, reason=reason):
-            deal = services.deals.close_deal(actor, ref, won=won, reason=reason)
+        case deal.CloseDeal(deal=ref, won=won, reason=reason):
+            closed = services.deals.close_deal(actor, ref, won=won, reason=reason, today=today)
             # If the form cannot open, the reply's button opens it later.
             open_modal(
-                services.in_request_client, invocation.trigger_id, blocks.post_mortem_modal(deal)
+                services.in_request_client,
+                request.invocation.trigger_id,
+                blocks.post_mortem_modal(closed),
             )
-            return blocks.deal_closed(deal, today)
-        case parsing.FollowUp(deal=ref, template=template):
-            return follow_up_reply(services, client, actor, ref, template)
+            return blocks.deal_closed(closed, today)
+        case deal.FollowUp(deal=ref, template=template):
+            return follow_up_reply(services, request.client, actor, ref, template)
         case _:
-            return blocks.help_reply({"/deal": parsing.USAGE["/deal"]})
+            return blocks.help_reply({"/deal": USAGE["/deal"]})
 
 
-def _run_nextstep(
-    services: Services, client: WebClient, invocation: Invocation, deal_id: int | None
-) -> blocks.Reply:
-    user_id = invocation.user_id
-    today = services.deals.today_for(user_id)
-    parsed = _with_deal(parsing.parse_nextstep(invocation.text, today=today), deal_id)
-    actor = services.actor(user_id)
+def _run_nextstep(request: Request, parsed: nextstep.NextStepCommand) -> blocks.Reply:
+    services, today, actor = request.services, request.today, request.actor
     match parsed:
-        case parsing.AddNextStep(deal=ref, what=what, due=due, owner=owner):
-            deal = services.deals.add_next_step(
-                actor, ref, what=what, due=due, owner_id=owner.user_id if owner else None
+        case nextstep.AddNextStep(deal=ref, what=what, due=due, owner=owner):
+            added = services.deals.add_next_step(
+                actor,
+                ref,
+                what=what,
+                due=due,
+                owner_id=owner.user_id if owner else None,
+                today=today,
             )
-            return blocks.next_step_added(deal, today)
-        case parsing.CompleteNextStep(deal=ref):
-            deal, step = services.deals.complete_next_step(actor, ref)
-            return blocks.next_step_done(deal, step, today)
+            return blocks.next_step_added(added, today)
+        case nextstep.CompleteNextStep(deal=ref):
+            done, step = services.deals.complete_next_step(actor, ref, today=today)
+            return blocks.next_step_done(done, step, today)
         case _:
-            return blocks.help_reply({"/nextstep": parsing.USAGE["/nextstep"]})
+            return blocks.help_reply({"/nextstep": USAGE["/nextstep"]})
 
 
-def _run_pipeline(
-    services: Services, client: WebClient, invocation: Invocation, deal_id: int | None
-) -> blocks.Reply:
-    query = parsing.parse_pipeline(invocation.text)
+def _run_pipeline(request: Request, query: pipeline.PipelineQuery) -> blocks.Reply:
     scope = query.scope if isinstance(query.scope, str) else query.scope.user_id
-    view = services.deals.pipeline(
-        services.actor(invocation.user_id), scope=scope, team_name=query.team_name
+    view = request.services.deals.pipeline(
+        request.actor, scope=scope, team_name=query.team_name, today=request.today
     )
+    invocation = request.invocation
     return blocks.with_share_button(
         blocks.pipeline_reply(view), command=invocation.command, text=invocation.text
     )
 
 
-def _run_dealbot(
-    services: Services, client: WebClient, invocation: Invocation, deal_id: int | None
-) -> blocks.Reply:
-    today = services.deals.today_for(invocation.user_id)
-    parsed = parsing.parse_dealbot(
-        invocation.text, today=today, default_currency=services.settings.dealbot_currency
-    )
-    actor = services.actor(invocation.user_id)
-    teams = services.teams
+def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Reply:
+    actor, teams = request.actor, request.services.teams
     match parsed:
-        case parsing.TeamCreate(name=name, channel=channel, timezone=timezone):
+        case dealbot.TeamCreate(name=name, channel=channel, timezone=timezone):
             team = teams.create_team(
                 actor, name=name, channel_id=channel.channel_id, timezone=timezone
             )
@@ -177,7 +191,7 @@ def _run_dealbot(
                 heading=f"Team {team.name} created. Add people with /dealbot team add {team.name} "
                 "rep @someone",
             )
-        case parsing.TeamAdd(name=name, role=role, users=users):
+        case dealbot.TeamAdd(name=name, role=role, users=users):
             team, added = teams.add_members(
                 actor, name=name, role=role, user_ids=[u.user_id for u in users]
             )
@@ -187,32 +201,63 @@ def _run_dealbot(
                 else messages.team_members_already_there(role, team.name)
             )
             return blocks.team_reply([team], heading=heading)
-        case parsing.TeamRemove(name=name, user=user):
+        case dealbot.TeamRemove(name=name, user=user):
             team = teams.remove_member(actor, name=name, user_id=user.user_id)
             return blocks.team_reply(
                 [team], heading=messages.team_member_removed(user.user_id, team.name)
             )
-        case parsing.TeamMove(user=user, name=name):
+        case dealbot.TeamMove(user=user, name=name):
             team = teams.move_member(actor, user_id=user.user_id, name=name)
             return blocks.team_reply(
                 [team], heading=messages.team_member_moved(user.user_id, team.name)
             )
-        case parsing.TeamList():
+        case dealbot.TeamList():
             return blocks.team_reply(teams.list_teams())
-        case parsing.TeamQuota(name=name, user=user, amount=amount, period=period):
+        case dealbot.TeamQuota(name=name, user=user, amount=amount, period=period):
             team = teams.set_quota(
                 actor, name=name, user_id=user.user_id, amount=amount, period=period
             )
             return blocks.team_reply([team], heading=f"Quota for {period} saved.")
-        case parsing.TeamShow(name=name):
+        case dealbot.TeamShow(name=name):
             return blocks.team_reply(teams.show_teams(actor, name))
         case _:
-            return blocks.help_reply(parsing.USAGE)
+            return blocks.help_reply(USAGE)
 
 
-_RUNNERS = {
-    "/deal": _run_deal,
-    "/nextstep": _run_nextstep,
-    "/pipeline": _run_pipeline,
-    "/dealbot": _run_dealbot,
+# The one list of slash commands, in the order `/dealbot help` shows them.
+COMMANDS: Final[tuple[Command, ...]] = (
+    Command(
+        name="/deal",
+        forms=deal.FORMS,
+        parse=lambda text, today, currency: deal.parse_deal(
+            text, today=today, default_currency=currency
+        ),
+        run=_run_deal,
+    ),
+    Command(
+        name="/nextstep",
+        forms=nextstep.FORMS,
+        parse=lambda text, today, currency: nextstep.parse_nextstep(text, today=today),
+        run=_run_nextstep,
+    ),
+    Command(
+        name="/pipeline",
+        forms=pipeline.FORMS,
+        parse=lambda text, today, currency: pipeline.parse_pipeline(text),
+        run=_run_pipeline,
+    ),
+    Command(
+        name="/dealbot",
+        forms=dealbot.FORMS,
+        parse=lambda text, today, currency: dealbot.parse_dealbot(
+            text, today=today, default_currency=currency
+        ),
+        run=_run_dealbot,
+    ),
+)
+_BY_NAME: Final = {command.name: command for command in COMMANDS}
+
+# What `/dealbot help` lists: every example of every command, from the table.
+USAGE: Final[dict[str, tuple[str, ...]]] = {
+    command.name: command.forms.help_lines() for command in COMMANDS
 }

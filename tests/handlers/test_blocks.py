@@ -30,7 +30,7 @@ from domain.views import (
     TeamView,
 )
 from handlers import blocks
-from handlers.commands.parsing import USAGE
+from handlers.commands.dispatch import USAGE
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TODAY = dt.date(2026, 11, 23)

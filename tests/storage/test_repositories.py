@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from domain.changes import DealChanges, DealRef
 from domain.clock import FixedClock
 from domain.dates import quarter_bounds
 from domain.deals import Actor, DealService
 from domain.errors import InvalidChange
 from domain.money import Money
-from handlers.commands.parsing import DealChanges, DealRef
 from storage.database import Database
 from storage.models import Deal, DealChange, NextStep, Team, TeamMember
 from storage.reminder_repositories import ReminderRepository

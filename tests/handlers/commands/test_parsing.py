@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.changes import ContactRef, DealChanges, DealRef
 from domain.money import Money
 from domain.stages import (
     DEFAULT_STAGES,
@@ -15,35 +16,34 @@ from domain.stages import (
     match_forecast,
     match_stage,
 )
-from handlers.commands.parsing import (
-    USAGE,
-    AddNextStep,
-    ChannelRef,
+from handlers.commands.dispatch import USAGE
+from handlers.commands.grammars.deal import (
     CloseDeal,
-    CommandSyntaxError,
-    CompleteNextStep,
-    ContactRef,
-    DealbotHelp,
-    DealChanges,
     DealHelp,
-    DealRef,
     FollowUp,
     NewDeal,
-    NextStepHelp,
     OpenDealModal,
-    PipelineQuery,
     ShowDeal,
+    UpdateDeal,
+    parse_deal,
+)
+from handlers.commands.grammars.dealbot import (
+    DealbotHelp,
     TeamAdd,
     TeamCreate,
     TeamQuota,
     TeamShow,
-    UpdateDeal,
-    UserRef,
-    parse_deal,
     parse_dealbot,
-    parse_nextstep,
-    parse_pipeline,
 )
+from handlers.commands.grammars.nextstep import (
+    AddNextStep,
+    CompleteNextStep,
+    NextStepHelp,
+    parse_nextstep,
+)
+from handlers.commands.grammars.pipeline import PipelineQuery, parse_pipeline
+from handlers.commands.tokens import CommandSyntaxError
+from handlers.commands.values import ChannelRef, UserRef
 
 TODAY = date(2026, 3, 11)  # a Wednesday in 2026-Q1
 PETER_ESCAPED = '"Peter Gibbons &lt;<mailto:peter@initech.com|peter@initech.com>&gt;"'

@@ -6,15 +6,10 @@ from datetime import date
 
 import pytest
 
-from handlers.commands.parsing import (
-    USAGE,
-    CommandSyntaxError,
-    TeamList,
-    TeamMove,
-    TeamRemove,
-    UserRef,
-    parse_dealbot,
-)
+from handlers.commands.dispatch import USAGE
+from handlers.commands.grammars.dealbot import TeamList, TeamMove, TeamRemove, parse_dealbot
+from handlers.commands.tokens import CommandSyntaxError
+from handlers.commands.values import UserRef
 
 TODAY = date(2026, 3, 11)
 

@@ -1,0 +1,1 @@
+"""One grammar per slash command: its forms (help and usage), what it parses to, its parser."""

@@ -1,0 +1,357 @@
+"""The `/deal` grammar: its forms, what each parses to, and the parser.
+
+- `/deal` opens the modal; `/deal help`;
+  `/deal new <account> [amount] [options]`;
+  `/deal <deal> <options>`; `/deal show <deal>`;
+  `/deal won <deal> [reason]`; `/deal lost <deal> <reason>`;
+  `/deal followup <deal> [template]`.
+
+Deal options: `stage: close: amount: forecast: buyer: champion: contact: criteria:
+process: paper: pain: metrics: competition: title:`. A value with spaces is quoted
+(`criteria:"SSO and audit log"`), except that dates, stages, forecast categories and
+amounts take the words that complete them (`close:dec 15`, `stage:closed won`,
+`forecast:best case`, `amount:40k EUR`). `contact:` may repeat.
+
+Deal reference rule. `<deal>` is a name (any case, a unique prefix is enough) or `#<id>`:
+
+- `/deal <deal> <options>`: the reference is every word before the first option, so
+  `/deal Initech Europe stage:demo` updates "Initech Europe".
+- `/deal show <deal>`: the reference is all of the text.
+- `/deal won|lost|followup <deal> …`: the reference is ONE token (a word, a "quoted name"
+  or `#42`), because the rest of the text is the reason or the template.
+
+A first word that is a sub-command (`new`, `show`, …) can be used as a deal name by quoting
+it: `/deal "New Horizons" stage:demo`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final, TypeAlias
+
+from domain.changes import ContactRef, DealChanges
+from domain.dates import parse_date
+from domain.stages import match_forecast, match_stage
+from handlers.commands.tokens import (
+    CommandSyntaxError,
+    Forms,
+    Item,
+    Option,
+    Word,
+    as_syntax_error,
+    clip,
+    guarded,
+    keyword_of,
+    pick_options,
+    prepare,
+    split_words,
+)
+from handlers.commands.values import (
+    MAX_FREE_TEXT,
+    OnDeal,
+    OptionSpec,
+    collect_options,
+    contact_ref,
+    deal_ref,
+    free_text,
+    longest_reading,
+    plain_followers,
+    read_amount,
+    read_name,
+    starts_amount,
+    unexpected,
+)
+
+# Examples per form; the first of each is what an error about that form shows.
+FORMS: Final = Forms(
+    {
+        "/deal": ("/deal", "/deal help"),
+        "/deal new": (
+            "/deal new Initech 50k stage:discovery close:dec 15",
+            '/deal new "Acme Corp" €40,000 forecast:pipeline close:eoq',
+        ),
+        "/deal update": (
+            "/deal Initech stage:proposal close:eoq amount:60k forecast:commit",
+            '/deal #42 buyer:@peter criteria:"SSO and an audit log" process:"legal, then CFO"',
+            '/deal Initech contact:"Peter Gibbons <peter@initech.com>" champion:@samir',
+        ),
+        "/deal show": ("/deal show Initech", "/deal show #42"),
+        "/deal won": ("/deal won Initech beat the incumbent on support",),
+        "/deal lost": ('/deal lost "Acme Corp" chose a cheaper competitor',),
+        "/deal followup": ("/deal followup Initech proposal_sent",),
+    }
+)
+
+_TEMPLATE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class OpenDealModal:
+    """`/deal` with no text."""
+
+
+@dataclass(frozen=True)
+class DealHelp:
+    """`/deal help`."""
+
+
+@dataclass(frozen=True)
+class NewDeal:
+    """`/deal new <account> [amount] [options]`."""
+
+    account: str
+    changes: DealChanges
+
+
+@dataclass(frozen=True)
+class ShowDeal(OnDeal):
+    """`/deal show <deal>`."""
+
+
+@dataclass(frozen=True)
+class CloseDeal(OnDeal):
+    """`/deal won <deal> [reason]` or `/deal lost <deal> <reason>`."""
+
+    won: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class UpdateDeal(OnDeal):
+    """`/deal <deal> <options>`."""
+
+    changes: DealChanges
+
+
+@dataclass(frozen=True)
+class FollowUp(OnDeal):
+    """`/deal followup <deal> [template]`."""
+
+    template: str | None
+
+
+DealCommand: TypeAlias = (
+    OpenDealModal | DealHelp | NewDeal | ShowDeal | CloseDeal | UpdateDeal | FollowUp
+)
+
+
+_DEAL_OPTIONS: Final[dict[str, str]] = {
+    "stage": "stage",
+    "close": "close_date",
+    "amount": "amount",
+    "forecast": "forecast",
+    "buyer": "economic_buyer",
+    "champion": "champion",
+    "contact": "contacts",
+    "criteria": "buying_criteria",
+    "process": "buying_process",
+    "paper": "paper_process",
+    "pain": "pain",
+    "metrics": "metrics",
+    "competition": "competition",
+    "title": "title",
+}
+
+
+def parse_deal(text: str, *, today: date, default_currency: str = "USD") -> DealCommand:
+    """Return the `/deal` command `text` asks for.
+
+    Raises CommandSyntaxError (and nothing else) when the text is not a valid `/deal`.
+    """
+    return guarded(
+        "/deal",
+        FORMS.usage("/deal update"),
+        lambda: _parse_deal(text, today=today, currency=default_currency),
+    )
+
+
+def _parse_deal(text: str, *, today: date, currency: str) -> DealCommand:
+    """Return the `/deal` command of `text`; the body of parse_deal."""
+    first = (text or "").split(maxsplit=1)[0].lower() if (text or "").strip() else ""
+    early_form = f"/deal {first}" if f"/deal {first}" in FORMS.examples else "/deal update"
+    early_usage = FORMS.usage(early_form)
+    words = split_words(prepare(text, early_usage), early_usage)
+    if not words:
+        return OpenDealModal()
+    keyword = keyword_of(words[0])
+    rest = words[1:]
+    if keyword == "help":
+        return DealHelp()
+    if keyword == "new":
+        return _parse_new_deal(rest, today=today, currency=currency)
+    if keyword == "show":
+        if not rest:
+            raise CommandSyntaxError("Say which deal to show.", FORMS.usage("/deal show"))
+        return ShowDeal(deal_ref(rest, FORMS.usage("/deal show")))
+    if keyword in ("won", "lost"):
+        return _parse_close_deal(rest, won=keyword == "won")
+    if keyword == "followup":
+        return _parse_follow_up(rest)
+    return _parse_update_deal(words, today=today, currency=currency)
+
+
+def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> NewDeal:
+    """Return `/deal new <account> [amount] [options]`."""
+    usage = FORMS.usage("/deal new")
+    items = pick_options(words, None)
+    if not items or not isinstance(items[0], Word):
+        raise CommandSyntaxError("Name the account for the new deal.", usage)
+    account_end = 1
+    if not items[0].quoted:
+        while account_end < len(items):
+            item = items[account_end]
+            if not isinstance(item, Word) or item.quoted or starts_amount(items, account_end):
+                break
+            account_end += 1
+    account_words = [item for item in items[:account_end] if isinstance(item, Word)]
+    account = read_name(account_words, "account", usage)
+    changes = _deal_changes(
+        items[account_end:], today=today, currency=currency, usage=usage, allow_amount=True
+    )
+    return NewDeal(account, changes)
+
+
+def _parse_update_deal(words: Sequence[Word], *, today: date, currency: str) -> UpdateDeal:
+    """Return `/deal <deal> <options>`; the deal is every word before the first option."""
+    usage = FORMS.usage("/deal update")
+    items = pick_options(words, None)
+    ref_end = next((i for i, item in enumerate(items) if isinstance(item, Option)), len(items))
+    ref_words = [item for item in items[:ref_end] if isinstance(item, Word)]
+    if not ref_words:
+        raise CommandSyntaxError(f"Say which deal to change before `{clip(items[0].raw)}`.", usage)
+    deal = deal_ref(ref_words, usage)
+    if ref_end == len(items):
+        shown = clip(" ".join(word.raw for word in ref_words))
+        hint = "" if len(ref_words) > 1 else f" (to see it: `/deal show {shown}`)"
+        raise CommandSyntaxError(
+            f"Nothing to change on `{shown}`: add an option like stage: or close:{hint}.",
+            usage,
+        )
+    changes = _deal_changes(
+        items[ref_end:], today=today, currency=currency, usage=usage, allow_amount=False
+    )
+    return UpdateDeal(deal, changes)
+
+
+def _parse_close_deal(words: Sequence[Word], *, won: bool) -> CloseDeal:
+    """Return `/deal won <deal> [reason]` or `/deal lost <deal> <reason>`."""
+    usage = FORMS.usage("/deal won" if won else "/deal lost")
+    if not words:
+        raise CommandSyntaxError(f"Say which deal was {'won' if won else 'lost'}.", usage)
+    deal = deal_ref(words[:1], usage)
+    reason = free_text(words[1:], "reason", usage, limit=MAX_FREE_TEXT)
+    if reason is None and not won:
+        raise CommandSyntaxError(
+            f"Say why `{clip(words[0].raw)}` was lost, after the deal name.", usage
+        )
+    return CloseDeal(deal, won, reason)
+
+
+def _parse_follow_up(words: Sequence[Word]) -> FollowUp:
+    """Return `/deal followup <deal> [template]`."""
+    usage = FORMS.usage("/deal followup")
+    if not words:
+        raise CommandSyntaxError("Say which deal to follow up on.", usage)
+    deal = deal_ref(words[:1], usage)
+    if len(words) > 2:
+        raise CommandSyntaxError(
+            f"`{clip(' '.join(w.raw for w in words[2:]))}` is extra: give one template name.",
+            usage,
+        )
+    template = words[1].text.strip().lower() if len(words) == 2 else None
+    if template is not None and not _TEMPLATE_RE.match(template):
+        raise CommandSyntaxError(
+            f"`{clip(words[1].raw)}` is not a template name like `proposal_sent`.", usage
+        )
+    return FollowUp(deal, template)
+
+
+def _deal_changes(
+    items: Sequence[Item], *, today: date, currency: str, usage: str, allow_amount: bool
+) -> DealChanges:
+    """Return the changes the options in `items` ask for."""
+    values: dict[str, Any] = {}
+    contacts: list[ContactRef] = []
+
+    def positional(item: Word, index: int) -> int:
+        if allow_amount and starts_amount(items, index):
+            if "amount" in values:
+                raise CommandSyntaxError(
+                    f"`{clip(item.raw)}` is a second amount: give one, and quote an "
+                    "account name that contains numbers.",
+                    usage,
+                )
+            with as_syntax_error(usage):
+                money, used = read_amount(item, plain_followers(items, index, 1), currency)
+            values["amount"] = money
+            return 1 + used
+        if starts_amount(items, index):
+            raise CommandSyntaxError(
+                f"`{clip(item.raw)}` is unexpected: set an amount with `amount:{item.text}`.",
+                usage,
+            )
+        raise unexpected(item, items[:index], usage)
+
+    def option(option: Option, value: Word, index: int) -> int:
+        with as_syntax_error(usage):
+            return _apply_deal_option(
+                option,
+                value,
+                items,
+                index,
+                (values, contacts),
+                today=today,
+                currency=currency,
+                usage=usage,
+            )
+
+    def amount_given(option: Option) -> str | None:
+        if option.key == "amount" and "amount" in values:
+            return "The amount is given twice; give it once."
+        return None
+
+    spec = OptionSpec(tuple(_DEAL_OPTIONS), usage, repeatable=frozenset({"contact"}))
+    collect_options(items, spec, read=option, word=positional, already=amount_given)
+    return DealChanges(contacts=tuple(contacts), **values)
+
+
+def _apply_deal_option(
+    option: Option,
+    value: Word,
+    items: Sequence[Item],
+    index: int,
+    changes: tuple[dict[str, Any], list[ContactRef]],
+    *,
+    today: date,
+    currency: str,
+    usage: str,
+) -> int:
+    """Return how many words after `items[index]` the option used, storing its value."""
+    values, contacts = changes
+    key = option.key
+    field_name = _DEAL_OPTIONS[key]
+    followers = plain_followers(items, index, 3)
+    used = 0
+    if key == "close":
+        values[field_name], used = longest_reading(
+            value, followers, lambda text: parse_date(text, today=today)
+        )
+    elif key == "stage":
+        stage, used = longest_reading(value, followers[:1], match_stage)
+        values[field_name] = stage.key
+    elif key == "forecast":
+        values[field_name], used = longest_reading(value, followers[:1], match_forecast)
+    elif key == "amount":
+        values[field_name], used = read_amount(value, followers[:1], currency)
+    elif key == "contact":
+        contacts.append(contact_ref(value, key, usage))
+    elif key in ("buyer", "champion"):
+        values[field_name] = contact_ref(value, key, usage)
+    elif key == "title":
+        values[field_name] = read_name([value], "title", usage)
+    else:
+        values[field_name] = free_text([value], f"`{key}:` text", usage, limit=MAX_FREE_TEXT)
+    return used

@@ -1,0 +1,287 @@
+"""The `/dealbot` grammar: help, and the admin's team commands.
+
+`/dealbot help`; `/dealbot team create <name> <#channel> [tz:<IANA zone>]`;
+`/dealbot team add <name> rep|manager <@user> [<@user> …]`;
+`/dealbot team remove <name> <@user>`; `/dealbot team move <@user> <name>`;
+`/dealbot team list`; `/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`;
+`/dealbot team show [<name>]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final, Literal, TypeAlias
+
+from domain.dates import parse_period, quarter_of
+from domain.money import Money
+from handlers.commands.tokens import (
+    CommandSyntaxError,
+    Forms,
+    Option,
+    Word,
+    as_syntax_error,
+    clip,
+    guarded,
+    keyword_of,
+    pick_options,
+    prepare,
+    split_words,
+)
+from handlers.commands.values import (
+    ChannelRef,
+    OptionSpec,
+    UserRef,
+    collect_options,
+    is_time_zone,
+    longest_reading,
+    plain_followers,
+    read_amount,
+    team_name,
+    user_ref,
+)
+
+FORMS: Final = Forms(
+    {
+        "/dealbot": ("/dealbot help",),
+        "/dealbot team create": ("/dealbot team create East #sales-east tz:America/New_York",),
+        "/dealbot team add": ("/dealbot team add East rep @jane @raj",),
+        "/dealbot team remove": ("/dealbot team remove East @jane",),
+        "/dealbot team move": ("/dealbot team move @jane West",),
+        "/dealbot team list": ("/dealbot team list",),
+        "/dealbot team quota": ("/dealbot team quota East @jane 250k period:2026-Q4",),
+        "/dealbot team show": ("/dealbot team show East",),
+    }
+)
+
+
+@dataclass(frozen=True)
+class DealbotHelp:
+    """`/dealbot` with no text, or `/dealbot help`."""
+
+
+@dataclass(frozen=True)
+class TeamCreate:
+    """`/dealbot team create <name> <#channel> [tz:<IANA zone>]`."""
+
+    name: str
+    channel: ChannelRef
+    timezone: str | None
+
+
+@dataclass(frozen=True)
+class TeamAdd:
+    """`/dealbot team add <name> rep|manager <@user> [<@user> …]`."""
+
+    name: str
+    role: Literal["rep", "manager"]
+    users: tuple[UserRef, ...]
+
+
+@dataclass(frozen=True)
+class TeamRemove:
+    """`/dealbot team remove <name> <@user>`."""
+
+    name: str
+    user: UserRef
+
+
+@dataclass(frozen=True)
+class TeamMove:
+    """`/dealbot team move <@user> <name>`."""
+
+    user: UserRef
+    name: str
+
+
+@dataclass(frozen=True)
+class TeamList:
+    """`/dealbot team list`."""
+
+
+@dataclass(frozen=True)
+class TeamQuota:
+    """`/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`."""
+
+    name: str
+    user: UserRef
+    amount: Money
+    period: str
+
+
+@dataclass(frozen=True)
+class TeamShow:
+    """`/dealbot team show [<name>]`."""
+
+    name: str | None
+
+
+DealbotCommand: TypeAlias = (
+    DealbotHelp | TeamCreate | TeamAdd | TeamRemove | TeamMove | TeamList | TeamQuota | TeamShow
+)
+
+
+def parse_dealbot(text: str, *, today: date, default_currency: str = "USD") -> DealbotCommand:
+    """Return the `/dealbot` admin command `text` asks for.
+
+    Raises CommandSyntaxError (and nothing else) when the text is not a valid `/dealbot`.
+    """
+    return guarded(
+        "/dealbot",
+        FORMS.usage("/dealbot"),
+        lambda: _parse_dealbot(text, today=today, currency=default_currency),
+    )
+
+
+def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
+    """Return the `/dealbot` command of `text`; the body of parse_dealbot."""
+    words = split_words(prepare(text, FORMS.usage("/dealbot")), FORMS.usage("/dealbot"))
+    if not words or (keyword_of(words[0]) == "help" and len(words) == 1):
+        return DealbotHelp()
+    if keyword_of(words[0]) != "team":
+        raise CommandSyntaxError(
+            f"`{clip(words[0].raw)}` is not a /dealbot command: try `help` or `team`.",
+            FORMS.usages("/dealbot "),
+        )
+    action = keyword_of(words[1]) if len(words) > 1 else None
+    rest = words[2:]
+    if action == "create":
+        return _parse_team_create(rest)
+    if action == "add":
+        return _parse_team_add(rest)
+    if action == "remove":
+        return _parse_team_remove(rest)
+    if action == "move":
+        return _parse_team_move(rest)
+    if action == "list":
+        if rest:
+            raise CommandSyntaxError(
+                f"`{clip(' '.join(w.raw for w in rest))}` is extra: `team list` takes nothing.",
+                FORMS.usage("/dealbot team list"),
+            )
+        return TeamList()
+    if action == "quota":
+        return _parse_team_quota(rest, today=today, currency=currency)
+    if action == "show":
+        if len(rest) > 1:
+            raise CommandSyntaxError(
+                f"`{clip(' '.join(w.raw for w in rest))}` is more than one team name: "
+                "quote names with spaces.",
+                FORMS.usage("/dealbot team show"),
+            )
+        return TeamShow(team_name(rest[0], FORMS.usage("/dealbot team show")) if rest else None)
+    shown = f"`team {clip(words[1].raw)}` is not" if len(words) > 1 else "`team` needs"
+    raise CommandSyntaxError(
+        f"{shown} a team command: use create, add, remove, move, list, quota or show.",
+        FORMS.usages("/dealbot team"),
+    )
+
+
+def _parse_team_create(words: Sequence[Word]) -> TeamCreate:
+    """Return `team create <name> <#channel> [tz:<zone>]`."""
+    usage = FORMS.usage("/dealbot team create")
+    options: dict[str, Word] = {}
+
+    def option(option: Option, value: Word, index: int) -> int:
+        options[option.key] = value
+        return 0
+
+    positional = collect_options(pick_options(words, None), OptionSpec(("tz",), usage), read=option)
+    if len(positional) < 2:
+        raise CommandSyntaxError("Give the team a name and a #channel.", usage)
+    if len(positional) > 2:
+        raise CommandSyntaxError(
+            f"`{clip(' '.join(w.raw for w in positional[2:]))}` is extra: quote team names "
+            "with spaces.",
+            usage,
+        )
+    name = team_name(positional[0], usage)
+    channel_word = positional[1]
+    pieces = channel_word.pieces
+    if len(pieces) != 1 or pieces[0].kind != "channel":
+        raise CommandSyntaxError(
+            f"`{clip(channel_word.raw)}` is not a Slack channel: pick it from the # menu.",
+            usage,
+        )
+    channel = ChannelRef(pieces[0].value, pieces[0].label)
+    zone = options["tz"].text.strip() if "tz" in options else None
+    if zone is not None and not is_time_zone(zone):
+        raise CommandSyntaxError(
+            f"`{clip(zone)}` is not an IANA time zone like `Europe/Paris`.", usage
+        )
+    return TeamCreate(name, channel, zone)
+
+
+def _parse_team_add(words: Sequence[Word]) -> TeamAdd:
+    """Return `team add <name> rep|manager <@user> [<@user> …]`."""
+    usage = FORMS.usage("/dealbot team add")
+    if len(words) < 3:
+        raise CommandSyntaxError(
+            "Give the team name, `rep` or `manager`, and at least one @user.", usage
+        )
+    name = team_name(words[0], usage)
+    role_text = keyword_of(words[1])
+    roles: dict[str | None, Literal["rep", "manager"]] = {
+        "rep": "rep",
+        "reps": "rep",
+        "manager": "manager",
+        "managers": "manager",
+    }
+    role = roles.get(role_text)
+    if role is None:
+        raise CommandSyntaxError(
+            f"`{clip(words[1].raw)}` is not a role: use `rep` or `manager`.", usage
+        )
+    users = tuple(dict.fromkeys(user_ref(word, usage) for word in words[2:]))
+    return TeamAdd(name, role, users)
+
+
+def _parse_team_remove(words: Sequence[Word]) -> TeamRemove:
+    """Return `team remove <name> <@user>`."""
+    usage = FORMS.usage("/dealbot team remove")
+    if len(words) != 2:
+        raise CommandSyntaxError("Give the team name and one @user.", usage)
+    return TeamRemove(team_name(words[0], usage), user_ref(words[1], usage))
+
+
+def _parse_team_move(words: Sequence[Word]) -> TeamMove:
+    """Return `team move <@user> <name>`."""
+    usage = FORMS.usage("/dealbot team move")
+    if len(words) != 2:
+        raise CommandSyntaxError("Give one @user and the team to move them to.", usage)
+    return TeamMove(user_ref(words[0], usage), team_name(words[1], usage))
+
+
+def _parse_team_quota(words: Sequence[Word], *, today: date, currency: str) -> TeamQuota:
+    """Return `team quota <name> <@user> <amount> [period:<2026-Q4>]`."""
+    usage = FORMS.usage("/dealbot team quota")
+    items = pick_options(words, None)
+    periods: list[str] = []
+
+    def option(option: Option, value: Word, index: int) -> int:
+        with as_syntax_error(usage):
+            # `period:Q4 2026` arrives as two words.
+            (start, _), used = longest_reading(
+                value, plain_followers(items, index, 1), parse_period
+            )
+        periods.append(quarter_of(start))
+        return used
+
+    spec = OptionSpec(
+        ("period",), usage, missing={"period": "`period:` needs a quarter like 2026-Q4."}
+    )
+    positional = collect_options(items, spec, read=option)
+    period = periods[0] if periods else quarter_of(today)
+    if len(positional) < 3:
+        raise CommandSyntaxError("Give the team name, an @user and the quota amount.", usage)
+    name = team_name(positional[0], usage)
+    user = user_ref(positional[1], usage)
+    with as_syntax_error(usage):
+        money, used = read_amount(positional[2], positional[3:4], currency)
+    if len(positional) > 3 + used:
+        raise CommandSyntaxError(
+            f"`{clip(' '.join(w.raw for w in positional[3 + used :]))}` is extra.",
+            usage,
+        )
+    return TeamQuota(name, user, money, period)
