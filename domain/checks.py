@@ -30,16 +30,23 @@ from typing import Annotated, Any, Final, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
+    Field,
     ValidationInfo,
     create_model,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
-from domain.config_file import ConfigFileError, dotted, read_config, refuse
+from domain.config_file import (
+    ConfigFileError,
+    FileModel,
+    Flag,
+    WholeNumber,
+    dotted,
+    read_config,
+    refuse,
+)
 from domain.stages import DEFAULT_STAGES, Stage
 
 CHECKS_FILE_ENV = "DEALBOT_CHECKS_FILE"
@@ -92,21 +99,6 @@ class DealFacts(NamedTuple):
 # --- what a check can be told in the file ----------------------------------------------------
 
 
-def _whole_number(value: object) -> int:
-    # bool is an int to Python, not to a person writing `max_days: true`.
-    if type(value) is not int:
-        raise refuse(f"must be a whole number, not {value!r}")
-    if value < 0:
-        raise refuse("must not be negative")
-    return value
-
-
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise refuse("must be true or false")
-    return value
-
-
 _OPEN_STAGES: Final = tuple(s.key for s in DEFAULT_STAGES if not s.is_closed)
 
 
@@ -122,25 +114,18 @@ def _stage_in_threshold(value: object) -> str:
     return str(value)
 
 
-WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
-Flag = Annotated[bool, BeforeValidator(_flag)]
 OpenStage = Annotated[str, BeforeValidator(_open_stage)]
+StageInThreshold = Annotated[str, BeforeValidator(_stage_in_threshold)]
 
 
-class _FileModel(BaseModel):
-    """A part of a config file: frozen, and refusing keys nobody reads."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Threshold(_FileModel):
+class Threshold(FileModel):
     """A number per stage: `default` unless the stage has its own.
 
     In the file: a number for every stage, or a mapping of stage -> number with `default`.
     """
 
     default: WholeNumber
-    per_stage: dict[Annotated[str, BeforeValidator(_stage_in_threshold)], WholeNumber] = {}
+    per_stage: dict[StageInThreshold, WholeNumber] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -163,7 +148,7 @@ class Threshold(_FileModel):
         return self.per_stage.get(stage, self.default)
 
 
-class CheckSettings(_FileModel):
+class CheckSettings(FileModel):
     """What every check takes: whether it is on (off counts neither for nor against)."""
 
     enabled: Flag = True
@@ -503,17 +488,17 @@ def _time_of_day(value: object) -> dt.time:
         raise refuse('must be a time like "19:00"') from None
 
 
-class _QuietHours(_FileModel):
+class _QuietHours(FileModel):
     start: Annotated[dt.time, BeforeValidator(_time_of_day)]
     end: Annotated[dt.time, BeforeValidator(_time_of_day)]
 
 
-class _Nudges(_FileModel):
+class _Nudges(FileModel):
     quiet_hours: _QuietHours | None = None
     weekends: Flag | None = None
 
 
-class _ChecksSection(_FileModel):
+class _ChecksSection(FileModel):
     """The `checks:` mapping: one optional entry per check id (see `_CHECKS_SECTION`)."""
 
     @model_validator(mode="before")
@@ -556,7 +541,7 @@ _CHECKS_SECTION: Final = create_model(
 )
 
 
-class _ChecksFile(_FileModel):
+class _ChecksFile(FileModel):
     """The checks file. Sections it leaves out take the bundled file's (`defaults`)."""
 
     version: Annotated[WholeNumber, AfterValidator(_supported)]

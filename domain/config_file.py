@@ -10,14 +10,14 @@ never silently ignored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 Model = TypeVar("Model", bound=BaseModel)
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 # The error type our own validators raise, so their wording reaches the user as written.
 REFUSED = "dealbot_refused"
@@ -27,7 +27,7 @@ class ConfigFileError(ValueError):
     """The config file is unusable; `str()` names the file, the line and the reason."""
 
 
-def dotted(path: Path) -> str:
+def dotted(path: KeyPath) -> str:
     """Return how a refusal names `path`: its keys joined by dots (list positions left out)."""
     return ".".join(str(p) for p in path if not isinstance(p, int))
 
@@ -38,20 +38,45 @@ def refuse(reason: str) -> PydanticCustomError:
     return PydanticCustomError(REFUSED, reason.replace("{", "{{").replace("}", "}}"))
 
 
+def _whole_number(value: object) -> int:
+    # bool is an int to Python, not to a person writing `max_days: true`.
+    if type(value) is not int:
+        raise refuse(f"must be a whole number, not {value!r}")
+    if value < 0:
+        raise refuse("must not be negative")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise refuse("must be true or false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class FileModel(BaseModel):
+    """A part of a config file: frozen, and refusing keys nobody reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class _Located:
     """A YAML document as plain data, with the line of every key and value by path."""
 
     def __init__(self, source: str, error: type[ConfigFileError]) -> None:
         self.source = source
         self.error = error
-        self.key_lines: dict[Path, int] = {}
-        self.value_lines: dict[Path, int] = {}
+        self.key_lines: dict[KeyPath, int] = {}
+        self.value_lines: dict[KeyPath, int] = {}
 
     def fail(self, line: int | None, reason: str) -> ConfigFileError:
         where = f":{line}" if line is not None else ""
         return self.error(f"{self.source}{where}: {reason}")
 
-    def data(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path = ()) -> Any:
+    def data(self, loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath = ()) -> Any:
         self.value_lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             mapping: dict[Any, Any] = {}
@@ -75,11 +100,11 @@ class _Located:
             return str(node.value)
         return loader.construct_object(node)
 
-    def place(self, loc: tuple[str | int, ...]) -> tuple[Path, int | None, bool]:
+    def place(self, loc: tuple[str | int, ...]) -> tuple[KeyPath, int | None, bool]:
         """Return the file's path for `loc`, its line, and whether it names a mapping's key."""
         # pydantic's loc may hold segments that are not in the file (a model's own reshaping,
         # "[key]" for a bad key): follow only those that are.
-        path: Path = ()
+        path: KeyPath = ()
         on_key = False
         for segment in loc:
             if segment == "[key]":
@@ -97,8 +122,8 @@ def read_config(
     *,
     source: str,
     error: type[ConfigFileError] = ConfigFileError,
-    describe: Callable[[ErrorDetails, Path], str] | None = None,
-    name: Callable[[Path], str] | None = None,
+    describe: Callable[[ErrorDetails, KeyPath], str] | None = None,
+    name: Callable[[KeyPath], str] | None = None,
     context: dict[str, Any] | None = None,
 ) -> Model:
     """Return `text` validated as `model`, or raise `error` naming `source`, the line and why.
