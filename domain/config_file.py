@@ -125,12 +125,14 @@ def read_config(
     describe: Callable[[ErrorDetails, KeyPath], str] | None = None,
     name: Callable[[KeyPath], str] | None = None,
     context: dict[str, Any] | None = None,
+    empty_means_defaults: bool = False,
 ) -> Model:
     """Return `text` validated as `model`, or raise `error` naming `source`, the line and why.
 
     `describe` words a pydantic error the model's own validators did not word (a missing or
     unknown key); it gets the error and the path of what is wrong in the file. `name` says
-    what a path is called in a refusal (by default its keys joined by dots).
+    what a path is called in a refusal (by default its keys joined by dots). An empty file is
+    refused unless `empty_means_defaults`.
     """
     name = name or dotted
     located = _Located(source, error)
@@ -138,9 +140,9 @@ def read_config(
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            if node is None:
+            if node is None and not empty_means_defaults:
                 raise located.fail(None, "the file is empty")
-            data = located.data(loader, node)
+            data = located.data(loader, node) if node is not None else {}
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as problem:
@@ -164,6 +166,7 @@ def read_config(
             reason = describe(first, path)
         else:
             reason = first["msg"]
-        if first["type"] == "missing" and line is None:
+        if first["type"] in ("missing", "extra_forbidden"):
+            # Point at the key: the one lacking something, or the one nobody reads.
             line = located.key_lines.get(path) or located.value_lines.get(path)
         raise located.fail(line, reason) from None

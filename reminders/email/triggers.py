@@ -139,6 +139,12 @@ def load_trigger_rules(path: Path = DEFAULT_RULES_FILE) -> TriggerRules:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise TriggerRulesError(f"{path.name}: cannot read it ({error.strerror})") from None
+    # An empty file has always meant "no automatic drafts"; it still does.
     return read_config(
-        text, TriggerRules, source=path.name, error=TriggerRulesError, describe=_describe
+        text,
+        TriggerRules,
+        source=path.name,
+        error=TriggerRulesError,
+        describe=_describe,
+        empty_means_defaults=True,
     )
