@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
@@ -566,30 +566,28 @@ class _ChecksFile(FileModel):
 
     def config(self, source: str, defaults: ChecksConfig | None) -> ChecksConfig:
         """Return the configuration this file asks for, `defaults` filling what it leaves out."""
-        settings: dict[str, CheckSettings] = {}
-        for check in CHECK_IDS:
-            given = getattr(self.checks, check)
-            settings[check] = given if given is not None else defaults.settings[check]  # type: ignore[union-attr]
-        budget = defaults.nudges if defaults is not None else NudgeBudget()
+
+        def unsaid(what: str) -> Any:
+            # Only reached with defaults: without, the validator above made the file say all.
+            return getattr(defaults, what)
+
+        settings: dict[str, CheckSettings] = {
+            check: getattr(self.checks, check) or unsaid("settings")[check] for check in CHECK_IDS
+        }
         nudges = self.nudges or _Nudges()
+        budget: NudgeBudget = unsaid("nudges") if defaults is not None else NudgeBudget()
         if nudges.quiet_hours is not None:
-            budget = NudgeBudget(
-                quiet_start=nudges.quiet_hours.start,
-                quiet_end=nudges.quiet_hours.end,
-                weekends=budget.weekends,
+            budget = replace(
+                budget, quiet_start=nudges.quiet_hours.start, quiet_end=nudges.quiet_hours.end
             )
         if nudges.weekends is not None:
-            budget = NudgeBudget(
-                quiet_start=budget.quiet_start,
-                quiet_end=budget.quiet_end,
-                weekends=nudges.weekends,
-            )
+            budget = replace(budget, weekends=nudges.weekends)
         return ChecksConfig(
             version=self.version,
             enabled=tuple(c for c in CHECK_IDS if settings[c].enabled),
             settings=settings,
-            chase=self.chase if self.chase is not None else defaults.chase,  # type: ignore[union-attr]
-            attention=self.attention if self.attention is not None else defaults.attention,  # type: ignore[union-attr]
+            chase=self.chase if self.chase is not None else unsaid("chase"),
+            attention=self.attention if self.attention is not None else unsaid("attention"),
             nudges=budget,
             stages=DEFAULT_STAGES,
             source=source,
@@ -628,7 +626,7 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> str:
         if len(loc) == 1:
             hint = " (this dealbot reads version 1)" if missing == "version" else ""
             return f"`{missing}:` is missing{hint}"
-        return f"{_name(tuple(loc[:-1]))} needs {missing}"  # type: ignore[arg-type]
+        return f"{_name(tuple(loc[:-1]))} needs {missing}"
     what = _name(path) or "the file"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"{what} must be a mapping"
@@ -651,8 +649,7 @@ def parse_checks(
     What the file leaves out comes from `defaults` (the bundled file's, unless told); with
     `defaults=None` the file must say everything, as the bundled file itself must.
     """
-    fallback = bundled_checks() if defaults == "bundled" else defaults
-    assert not isinstance(fallback, str)
+    fallback = bundled_checks() if isinstance(defaults, str) else defaults
     parsed = read_config(
         text,
         _ChecksFile,
