@@ -34,10 +34,10 @@ from bot.jobs_cli import build_scheduler
 from bot.settings import load_settings
 from bot.slack import build_web_client
 from domain.changes import DealChanges
+from domain.checks import ChecksConfig, default_checks
 from domain.clock import FixedClock, SystemClock
 from domain.deals import Actor, DealService
 from reminders.chase import plan_chase
-from reminders.checks import ChecksConfig, default_checks
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule
 from storage.database import Database
 from storage.migrate import upgrade

@@ -28,10 +28,10 @@ from sqlalchemy import event, insert, select
 
 from bot.jobs_cli import context_factory
 from bot.settings import load_settings
+from domain.checks import DealFacts, default_checks, fired_checks
 from handlers.blocks import Reply
 from reminders.accuracy import plan_accuracy
 from reminders.chase import plan_chase
-from reminders.checks import DealFacts, default_checks, fired_checks
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import Contact, Deal, DealChange, NextStep, Team, TeamMember

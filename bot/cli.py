@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dry_run=arguments.dry_run,
                 date_order=arguments.date_order,
             )
-        from reminders.checks import default_checks
+        from domain.checks import default_checks
 
         # A bad checks file stops start-up here, naming the line, not at 9:00 tomorrow.
         default_checks()
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dealbot: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as error:
-        from reminders.checks import ChecksFileError
+        from domain.checks import ChecksFileError
 
         if not isinstance(error, ChecksFileError):
             raise

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from domain.changes import ContactRef, DealChanges, DealRef
+from domain.checks import default_checks, fired_checks, score_reps
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds
 from domain.errors import (
@@ -35,7 +36,6 @@ from domain.views import (
     PipelineView,
     PostMortemView,
 )
-from reminders.checks import default_checks, fired_checks, score_reps
 from storage.database import Database
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
 from storage.reminder_repositories import ListedDeal, ReminderRepository

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.checks import DealFacts
 from domain.dates import format_day
 from domain.money import format_money
 from handlers import messages
@@ -33,7 +34,6 @@ from handlers.blocks import (
     escape_name,
     plain_text_within,
 )
-from reminders.checks import DealFacts
 
 if TYPE_CHECKING:
     from reminders.digest import DealLine, Digest

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from domain.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
 from domain.dates import quarter_bounds
 from handlers import reminder_blocks
-from reminders.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
 from storage.models import Team
 from storage.reminder_repositories import ReminderRepository, WeeklyRepository

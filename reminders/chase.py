@@ -14,9 +14,9 @@ import datetime as dt
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
+from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
 from handlers import reminder_blocks
-from reminders.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from reminders.jobs import REP_TIMEZONE, Job, JobContext, OutgoingMessage, Schedule, day_period
 from storage.reminder_repositories import NudgeRepository, ReminderRepository
 

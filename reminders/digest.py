@@ -12,13 +12,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.checks import ChecksConfig, default_checks
 from domain.dates import quarter_bounds, quarter_of
 from domain.money import Money, format_money_short
 from domain.stages import DEFAULT_STAGES, FORECAST_LABELS
 from handlers import reminder_blocks
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
-from reminders.checks import ChecksConfig, default_checks
 from reminders.jobs import ChartFile, Job, JobContext, OutgoingMessage, Schedule, week_period
 from storage.models import Deal, Team
 from storage.reminder_repositories import NudgeRepository, WeeklyRepository

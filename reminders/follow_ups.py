@@ -16,10 +16,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
+from domain.checks import default_checks, fired_checks
 from domain.dates import quarter_bounds
 from handlers import follow_up_blocks
 from handlers.blocks import Reply
-from reminders.checks import default_checks, fired_checks
 from reminders.email.drafts import DraftOutcome, FollowUps
 from reminders.email.google_auth import REVOKED_REASON
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, day_period

@@ -12,7 +12,7 @@ from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from reminders.checks import DealFacts
+from domain.checks import DealFacts
 from storage.models import (
     AccuracyScore,
     Contact,

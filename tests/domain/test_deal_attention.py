@@ -10,9 +10,9 @@ import pytest
 
 import domain.deals
 from domain.changes import DealChanges, DealRef
+from domain.checks import DEFAULT_CHECKS_FILE, parse_checks
 from domain.clock import FixedClock
 from domain.deals import Actor, DealService
-from reminders.checks import DEFAULT_CHECKS_FILE, parse_checks
 from storage.database import Database
 from storage.migrate import upgrade
 

@@ -239,7 +239,7 @@ def _hostile_outcome(**overrides: Any) -> Any:
 
 
 def _hostile_facts() -> Any:
-    from reminders.checks import DealFacts
+    from domain.checks import DealFacts
 
     return DealFacts(1, "U0ANA", HOSTILE, "demo", "won", "commit", True, TODAY)
 

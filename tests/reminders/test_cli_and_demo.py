@@ -12,8 +12,8 @@ import pytest
 
 from bot.cli import main
 from bot.demo import run_demo
+from domain.checks import DEFAULT_CHECKS_FILE, default_checks
 from domain.clock import FixedClock
-from reminders.checks import DEFAULT_CHECKS_FILE, default_checks
 from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.test_jobs import MONDAY, seed
 from tests.reminders.world import World

@@ -1,4 +1,4 @@
-"""Each accuracy check at its boundaries, and the checks file's refusals."""
+"""Each accuracy check at its boundaries, the score, and the checks file's refusals."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from reminders.checks import (
+from domain.checks import (
     CHECK_IDS,
     DEFAULT_CHECKS_FILE,
     ChecksFileError,
     DealFacts,
+    bundled_checks,
     fired_checks,
     load_checks,
     parse_checks,
@@ -155,7 +156,14 @@ BUNDLED = DEFAULT_CHECKS_FILE.read_text(encoding="utf-8")
             "colour",
             "no setting 'colour'",
         ),
-        ("  LOST_WITHOUT_REASON: {}", "", "checks:", "LOST_WITHOUT_REASON missing"),
+        ("nudges:\n", "nudges:\n  chase_per_rep_per_day: 1\n", "chase_per_rep", "one chase a day"),
+        ("  weekends: false", "  weekends: false\n  holidays: true", "holidays", "no setting"),
+        ("version: 1", "version: 1\ncolour: red", "colour", "unknown section 'colour'"),
+        ("  NO_AMOUNT: {}", "  NO_AMOUNT: {}\n  NO_AMOUNT: {}", "NO_AMOUNT", "appears twice"),
+        ("  NO_AMOUNT: {}", "  NO_AMOUNT: {enabled: maybe}", "NO_AMOUNT", "true or false"),
+        ("    max_days: 14\n  CLOSE", "    max_days: true\n  CLOSE", "max_days: true", "whole"),
+        ("      default: 30\n", "", "STALLED_IN_STAGE", "needs a `default`"),
+        ("chase: [NO_NEXT_STEP, NEXT_STEP_OVERDUE, CLOSE_DATE_PAST]", "chase: 3", "chase", "list"),
         ("chase: [NO_NEXT_STEP,", "chase: [NO_NEXT_STEPS,", "chase: [", "not a check id"),
         ('quiet_hours: {start: "19:00"', 'quiet_hours: {start: "7pm"', "quiet_hours", "time like"),
         ("  STALE:", "  STALE: [", "STALE: [", "not valid YAML"),
@@ -176,6 +184,52 @@ def test_a_bad_checks_file_is_refused_naming_the_line_and_reason(
     # YAML syntax errors are reported where the parser noticed them, a line or so later.
     assert expected_line <= line <= expected_line + 2, message
     assert reason in message
+
+
+def test_the_bundled_file_itself_must_list_every_check() -> None:
+    # A team's file may leave checks out (they take the bundled setting); the bundled file is
+    # where those settings come from, so it may not.
+    text = BUNDLED.replace("  LOST_WITHOUT_REASON: {}", "", 1)
+    with pytest.raises(ChecksFileError, match=r"^checks\.yml:\d+: LOST_WITHOUT_REASON missing"):
+        parse_checks(text, source="checks.yml", defaults=None)
+    with pytest.raises(ChecksFileError, match=r"^checks\.yml:\d+: `nudges\.weekends:` is missing"):
+        parse_checks(BUNDLED.replace("  weekends: false", ""), defaults=None)
+
+
+def test_regression_a_custom_file_missing_a_newly_added_check_stopped_loading() -> None:
+    # A team's copy made before LOST_WITHOUT_REASON existed does not list it: it now takes the
+    # bundled setting instead of refusing to start.
+    older = BUNDLED.replace("  LOST_WITHOUT_REASON: {}", "", 1)
+    assert "LOST_WITHOUT_REASON" not in older.split("# What the chase")[0]
+    config = parse_checks(older, source="team-checks.yml")
+    assert config.enabled == CONFIG.enabled
+    assert "LOST_WITHOUT_REASON" in config.enabled
+
+
+def test_a_short_custom_file_takes_every_unsaid_setting_from_the_bundled_file() -> None:
+    config = parse_checks(
+        "version: 1\n"
+        "checks:\n"
+        "  STALE: {enabled: false}\n"
+        "  STALLED_IN_STAGE: {max_days: {default: 10, demo: 12}}\n"
+        "nudges:\n"
+        "  quiet_hours: {start: 20:00, end: '07:30'}\n",
+        source="team-checks.yml",
+    )
+    assert "STALE" not in config.enabled
+    assert config.threshold("STALE", "max_days").for_stage("demo") == 14  # kept, though off
+    stalled = config.threshold("STALLED_IN_STAGE", "max_days")
+    assert (stalled.for_stage("demo"), stalled.for_stage("proposal")) == (12, 10)
+    assert config.threshold("SINGLE_THREADED", "from_stage") == "demo"
+    assert (config.chase, config.attention) == (CONFIG.chase, CONFIG.attention)
+    # An unquoted 20:00 is a time of day, not YAML 1.1's base-60 number 1200.
+    assert (config.nudges.quiet_start, config.nudges.quiet_end) == (dt.time(20), dt.time(7, 30))
+    assert config.nudges.weekends is False
+
+
+def test_the_bundled_file_is_read_once_with_its_own_name() -> None:
+    assert load_checks(DEFAULT_CHECKS_FILE) is bundled_checks()
+    assert bundled_checks().source == "checks.yml"
 
 
 def test_a_missing_checks_file_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,694 @@
+"""The pipeline-accuracy checks and the accuracy score: rules over plain facts.
+
+Each check is a predicate over `DealFacts`, a plain row the storage layer builds for many
+deals in a few set-based queries (`storage.reminder_repositories.ReminderRepository.deal_facts`).
+The same predicates serve /pipeline's "needs attention", App Home, the chase DM and the
+weekly accuracy score, so all four agree.
+
+Teams tune the checks in a versioned YAML file (`checks.yml` beside this module, or their own
+copy named by $DEALBOT_CHECKS_FILE), read into pydantic models that refuse any key dealbot does
+not honour, naming its line. A check a team's file leaves out takes the bundled file's setting,
+so a newly added check does not stop an older file from loading.
+
+Adding a check touches three files:
+1. here, a `Check` in `CHECKS` (at its place in the evaluation order): its id, the predicate
+   and, if it has thresholds, a `CheckSettings` subclass naming them;
+2. `checks.yml` beside this module: its default setting;
+3. `handlers/messages.py`: its label (`CHECK_LABELS`) and its fix (`CHECK_FIXES`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, NamedTuple
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from domain.config_file import (
+    ConfigFileError,
+    FileModel,
+    Flag,
+    WholeNumber,
+    dotted,
+    read_config,
+    refuse,
+)
+from domain.stages import DEFAULT_STAGES, Stage
+
+CHECKS_FILE_ENV = "DEALBOT_CHECKS_FILE"
+DEFAULT_CHECKS_FILE: Final = Path(__file__).with_name("checks.yml")
+SUPPORTED_VERSIONS: Final = (1,)
+
+
+class ChecksFileError(ConfigFileError):
+    """The checks file is unusable; `str()` names the file, the line and the reason."""
+
+
+class DealFacts(NamedTuple):
+    """What the checks need to know about one deal, as plain values.
+
+    A NamedTuple rather than a frozen dataclass: planning builds one per open deal, and at
+    100,000 deals a frozen dataclass's per-field __setattr__ is a visible share of the time.
+    """
+
+    deal_id: int
+    owner_id: str
+    account: str
+    stage: str
+    status: str
+    forecast_category: str
+    has_amount: bool
+    close_date: dt.date | None
+    open_steps: int = 0
+    open_steps_dated: int = 0
+    open_steps_without_owner: int = 0
+    next_step_due: dt.date | None = None  # the soonest open due date
+    last_activity_at: dt.datetime | None = None
+    stage_entered_at: dt.datetime | None = None
+    contacts: int = 0
+    has_economic_buyer: bool = False
+    has_buying_criteria: bool = False
+    has_buying_process: bool = False
+    has_paper_process: bool = False
+    close_date_pushes_this_quarter: int = 0
+    pushed_out_of_quarter: bool = False
+    has_post_mortem: bool = False
+    has_close_reason: bool = False
+    closed_at: dt.datetime | None = None
+    title: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.account} — {self.title}" if self.title else self.account
+
+
+# --- what a check can be told in the file ----------------------------------------------------
+
+
+_OPEN_STAGES: Final = tuple(s.key for s in DEFAULT_STAGES if not s.is_closed)
+
+
+def _open_stage(value: object) -> str:
+    if value not in _OPEN_STAGES:
+        raise refuse(f"must be one of {', '.join(_OPEN_STAGES)}")
+    return str(value)
+
+
+def _stage_in_threshold(value: object) -> str:
+    if value not in _OPEN_STAGES:
+        raise refuse(f"lists {value!r}: a stage must be one of {', '.join(_OPEN_STAGES)}")
+    return str(value)
+
+
+OpenStage = Annotated[str, BeforeValidator(_open_stage)]
+StageInThreshold = Annotated[str, BeforeValidator(_stage_in_threshold)]
+
+
+class Threshold(FileModel):
+    """A number per stage: `default` unless the stage has its own.
+
+    In the file: a number for every stage, or a mapping of stage -> number with `default`.
+    """
+
+    default: WholeNumber
+    per_stage: dict[StageInThreshold, WholeNumber] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_file(cls, value: Any) -> Any:
+        if isinstance(value, Threshold):
+            return value
+        if not isinstance(value, dict):
+            return {"default": value}
+        if set(value) <= {"default", "per_stage"} and isinstance(value.get("per_stage"), dict):
+            return value  # built in code, not read from a file
+        if "default" not in value:
+            raise refuse("needs a `default` for the stages it does not list")
+        return {
+            "default": value["default"],
+            "per_stage": {k: v for k, v in value.items() if k != "default"},
+        }
+
+    def for_stage(self, stage: str) -> int:
+        """Return the number for `stage`."""
+        return self.per_stage.get(stage, self.default)
+
+
+class CheckSettings(FileModel):
+    """What every check takes: whether it is on (off counts neither for nor against)."""
+
+    enabled: Flag = True
+
+
+class MaxDays(CheckSettings):
+    max_days: Threshold
+
+
+class MaxPushes(CheckSettings):
+    max_pushes: Threshold
+
+
+class FromStage(CheckSettings):
+    from_stage: OpenStage
+
+
+class FromStageMinContacts(FromStage):
+    min_contacts: Threshold
+
+
+# --- the configuration in effect -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NudgeBudget:
+    """When a nudge may go out, in the rep's own time.
+
+    "At most one chase DM per rep per day" is not a setting: the chase's outbox key is the
+    rep's local day, so a second chase that day cannot be sent.
+    """
+
+    quiet_start: dt.time = dt.time(19, 0)
+    quiet_end: dt.time = dt.time(8, 0)
+    weekends: bool = False
+
+    def allows(self, local: dt.datetime) -> bool:
+        """Return whether a nudge may go out at this local time (quiet hours, weekends)."""
+        if not self.weekends and local.weekday() >= 5:
+            return False
+        moment = local.time()
+        if self.quiet_start > self.quiet_end:  # quiet hours span midnight
+            return self.quiet_end <= moment < self.quiet_start
+        return not (self.quiet_start <= moment < self.quiet_end)
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    version: int
+    enabled: tuple[str, ...]
+    settings: Mapping[str, CheckSettings]
+    chase: tuple[str, ...]
+    attention: tuple[str, ...]
+    nudges: NudgeBudget
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    source: str = "checks.yml"
+
+    def threshold(self, check: str, name: str) -> Any:
+        """Return the setting `name` of `check` (a Threshold, or a stage key)."""
+        return getattr(self.settings[check], name)
+
+    # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
+    @cached_property
+    def open_deal_checks(self) -> tuple[str, ...]:
+        return tuple(c for c in self.enabled if c not in CLOSED_DEAL_CHECKS)
+
+    @cached_property
+    def _stages_by_key(self) -> dict[str, Stage]:
+        return {s.key: s for s in reversed(self.stages)}  # reversed: the first of a key wins
+
+    def stage(self, key: str) -> Stage | None:
+        """Return the stage called `key`, or None for a stage this configuration lacks."""
+        return self._stages_by_key.get(key)
+
+    def stage_order(self, key: str) -> int:
+        """Return the stage's place in the funnel (0 for an unknown stage)."""
+        stage = self.stage(key)
+        return stage.order if stage is not None else 0
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+def _days_between(earlier: dt.date, later: dt.date) -> int:
+    return (later - earlier).days
+
+
+def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
+    return moment.astimezone(zone).date() if moment is not None else None
+
+
+def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
+    stage = config.stage(facts.stage)
+    if stage is None:
+        return False
+    present = {
+        "amount": facts.has_amount,
+        "close_date": facts.close_date is not None,
+        "buying_criteria": facts.has_buying_criteria,
+        "buying_process": facts.has_buying_process,
+        "paper_process": facts.has_paper_process,
+        "economic_buyer": facts.has_economic_buyer,
+    }
+    return not all(present[evidence] for evidence in stage.exit_criteria)
+
+
+Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, ChecksConfig], bool]
+
+
+def _stage_at_least(facts: DealFacts, config: ChecksConfig, check: str) -> bool:
+    return config.stage_order(facts.stage) >= config.stage_order(
+        config.threshold(check, "from_stage")
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One accuracy check: its stable id, what fires it, and what the file may set for it."""
+
+    id: str
+    fires: Predicate
+    settings: type[CheckSettings] = CheckSettings
+    # A closed-deal check looks at deals closed this quarter; every other one at open deals.
+    closed_deals: bool = False
+
+
+# The SPEC's table order, which is also the order checks are listed and evaluated in.
+# COMMIT_WITHOUT_EVIDENCE fires on what the others fire (see `fired_checks`).
+CHECKS: Final[tuple[Check, ...]] = (
+    Check("NO_NEXT_STEP", lambda f, today, zone, c: f.open_steps_dated == 0),
+    Check("NEXT_STEP_NO_OWNER", lambda f, today, zone, c: f.open_steps_without_owner > 0),
+    # Due today is not overdue: the rep still has the day.
+    Check(
+        "NEXT_STEP_OVERDUE",
+        lambda f, today, zone, c: f.next_step_due is not None and f.next_step_due < today,
+    ),
+    Check(
+        "NEXT_STEP_TOO_FAR",
+        lambda f, today, zone, c: (
+            f.next_step_due is not None
+            and _days_between(today, f.next_step_due)
+            > c.threshold("NEXT_STEP_TOO_FAR", "max_days").for_stage(f.stage)
+        ),
+        MaxDays,
+    ),
+    Check(
+        "CLOSE_DATE_PAST",
+        lambda f, today, zone, c: f.close_date is not None and f.close_date < today,
+    ),
+    Check(
+        "CLOSE_DATE_SLIPPED",
+        lambda f, today, zone, c: (
+            f.pushed_out_of_quarter
+            or f.close_date_pushes_this_quarter
+            >= c.threshold("CLOSE_DATE_SLIPPED", "max_pushes").for_stage(f.stage)
+        ),
+        MaxPushes,
+    ),
+    # The 14th quiet day is not stale yet; the 15th is.
+    Check(
+        "STALE",
+        lambda f, today, zone, c: (
+            f.last_activity_at is not None
+            and _days_between(_local_date(f.last_activity_at, zone) or today, today)
+            > c.threshold("STALE", "max_days").for_stage(f.stage)
+        ),
+        MaxDays,
+    ),
+    Check(
+        "STALLED_IN_STAGE",
+        lambda f, today, zone, c: (
+            f.stage_entered_at is not None
+            and _days_between(_local_date(f.stage_entered_at, zone) or today, today)
+            > c.threshold("STALLED_IN_STAGE", "max_days").for_stage(f.stage)
+        ),
+        MaxDays,
+    ),
+    Check(
+        "NO_ECONOMIC_BUYER",
+        lambda f, today, zone, c: (
+            _stage_at_least(f, c, "NO_ECONOMIC_BUYER") and not f.has_economic_buyer
+        ),
+        FromStage,
+    ),
+    Check(
+        "SINGLE_THREADED",
+        lambda f, today, zone, c: (
+            _stage_at_least(f, c, "SINGLE_THREADED")
+            and f.contacts < c.threshold("SINGLE_THREADED", "min_contacts").for_stage(f.stage)
+        ),
+        FromStageMinContacts,
+    ),
+    Check("STAGE_CRITERIA_UNMET", lambda f, today, zone, c: _criteria_unmet(f, c)),
+    # Never asked directly: `fired_checks` fires it when a commit deal fires any other check.
+    Check("COMMIT_WITHOUT_EVIDENCE", lambda f, today, zone, c: False),
+    Check("NO_AMOUNT", lambda f, today, zone, c: not f.has_amount),
+    Check(
+        "LOST_WITHOUT_REASON",
+        lambda f, today, zone, c: (
+            f.status != "open" and not f.has_post_mortem and not f.has_close_reason
+        ),
+        closed_deals=True,
+    ),
+)
+CHECK_IDS: Final = tuple(check.id for check in CHECKS)
+CLOSED_DEAL_CHECKS: Final = tuple(check.id for check in CHECKS if check.closed_deals)
+PREDICATES: Final[dict[str, Predicate]] = {check.id: check.fires for check in CHECKS}
+_CHECK_ORDER: Final = {check: index for index, check in enumerate(CHECK_IDS)}
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def fired_checks(
+    facts: DealFacts,
+    today: dt.date,
+    config: ChecksConfig,
+    *,
+    zone: dt.tzinfo = dt.UTC,
+    only: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """Return the ids of the enabled checks this deal fails as of `today` (in `zone`)."""
+    wanted = config.enabled if only is None else tuple(c for c in only if c in config.enabled)
+    if facts.status != "open":
+        return tuple(
+            c
+            for c in wanted
+            if c in CLOSED_DEAL_CHECKS and PREDICATES[c](facts, today, zone, config)
+        )
+    fired = [
+        c
+        for c in wanted
+        if c not in CLOSED_DEAL_CHECKS
+        and c != "COMMIT_WITHOUT_EVIDENCE"
+        and PREDICATES[c](facts, today, zone, config)
+    ]
+    if "COMMIT_WITHOUT_EVIDENCE" in wanted and facts.forecast_category == "commit":
+        # "Any of the above" means every evidence check, whether or not `only` asked for it.
+        others = fired or [
+            c
+            for c in config.open_deal_checks
+            if c != "COMMIT_WITHOUT_EVIDENCE" and PREDICATES[c](facts, today, zone, config)
+        ]
+        if others:
+            fired.append("COMMIT_WITHOUT_EVIDENCE")
+    return tuple(sorted(fired, key=_CHECK_ORDER.__getitem__))
+
+
+def checks_counted(facts: DealFacts, config: ChecksConfig) -> int:
+    """Return how many checks this deal is scored on (closed deals: the post-mortem only)."""
+    if facts.status != "open":
+        return len(config.enabled) - len(config.open_deal_checks)
+    return len(config.open_deal_checks)
+
+
+@dataclass(frozen=True)
+class RepScore:
+    """A rep's accuracy: checks passed over checks counted, and what failed most."""
+
+    rep_id: str
+    passed: int
+    checked: int
+    failures: Mapping[str, int]  # check id -> deals failing it
+    deals: int
+
+    @property
+    def score(self) -> Decimal | None:
+        if self.checked == 0:
+            return None
+        return (Decimal(self.passed) / Decimal(self.checked)).quantize(Decimal("0.01"))
+
+    def best_fix(self) -> tuple[str, int, Decimal] | None:
+        """Return (check id, deals to fix, score gain) for the fix that raises the score most."""
+        if not self.failures or self.checked == 0:
+            return None
+        check, count = max(
+            self.failures.items(), key=lambda item: (item[1], -_CHECK_ORDER[item[0]])
+        )
+        gain = (Decimal(count) / Decimal(self.checked)).quantize(Decimal("0.01"))
+        return check, count, gain
+
+
+def score_reps(
+    facts: list[DealFacts],
+    today_of: Callable[[str], tuple[dt.date, dt.tzinfo]],
+    config: ChecksConfig,
+) -> dict[str, RepScore]:
+    """Return each deal owner's accuracy score over `facts` (open deals, closed this quarter)."""
+    passed: dict[str, int] = {}
+    checked: dict[str, int] = {}
+    deals: dict[str, int] = {}
+    failures: dict[str, dict[str, int]] = {}
+    for deal in facts:
+        today, zone = today_of(deal.owner_id)
+        fired = fired_checks(deal, today, config, zone=zone)
+        counted = checks_counted(deal, config)
+        checked[deal.owner_id] = checked.get(deal.owner_id, 0) + counted
+        passed[deal.owner_id] = passed.get(deal.owner_id, 0) + counted - len(fired)
+        deals[deal.owner_id] = deals.get(deal.owner_id, 0) + (deal.status == "open")
+        owner_failures = failures.setdefault(deal.owner_id, {})
+        for check in fired:
+            owner_failures[check] = owner_failures.get(check, 0) + 1
+    return {
+        rep: RepScore(
+            rep_id=rep,
+            passed=passed[rep],
+            checked=checked[rep],
+            failures=failures.get(rep, {}),
+            deals=deals[rep],
+        )
+        for rep in checked
+    }
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _check_id(value: object) -> str:
+    if value not in CHECK_IDS:
+        raise refuse(f"lists {value!r}, which is not a check id")
+    return str(value)
+
+
+CheckId = Annotated[str, BeforeValidator(_check_id)]
+
+
+def _supported(version: int) -> int:
+    if version not in SUPPORTED_VERSIONS:
+        raise refuse(f"{version} is not supported (use 1)")
+    return version
+
+
+def _time_of_day(value: object) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError:
+        raise refuse('must be a time like "19:00"') from None
+
+
+class _QuietHours(FileModel):
+    start: Annotated[dt.time, BeforeValidator(_time_of_day)]
+    end: Annotated[dt.time, BeforeValidator(_time_of_day)]
+
+
+class _Nudges(FileModel):
+    quiet_hours: _QuietHours | None = None
+    weekends: Flag | None = None
+
+
+class _ChecksSection(FileModel):
+    """The `checks:` mapping: one optional entry per check id (see `_CHECKS_SECTION`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsaid_settings_from_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            return value
+        defaults: ChecksConfig | None = (info.context or {}).get("defaults")
+        # `NO_AMOUNT:` with nothing after it reads as null: the check, with no settings.
+        bodies = {check: {} if body is None else body for check, body in value.items()}
+        if defaults is None:
+            return bodies
+        # `STALE: {enabled: false}` switches STALE off and keeps its bundled threshold.
+        # `enabled` itself is not inherited: listing a check means it is on unless it says not.
+        for check, body in bodies.items():
+            if isinstance(body, dict) and check in defaults.settings:
+                inherited = defaults.settings[check]
+                for name in type(inherited).model_fields:
+                    if name != "enabled" and name not in body:
+                        body[name] = getattr(inherited, name)
+        return bodies
+
+    @model_validator(mode="after")
+    def _all_listed_unless_defaulted(self, info: ValidationInfo) -> _ChecksSection:
+        if (info.context or {}).get("defaults") is None:
+            absent = [c for c in CHECK_IDS if getattr(self, c) is None]
+            if absent:
+                raise refuse(
+                    f"{', '.join(absent)} missing from checks"
+                    " (write `enabled: false` to switch one off)"
+                )
+        return self
+
+
+# One field per check, typed by what that check takes, so the registry is the only list.
+_CHECKS_SECTION: Final = create_model(
+    "ChecksSection",
+    __base__=_ChecksSection,
+    **{check.id: (check.settings | None, None) for check in CHECKS},  # type: ignore[call-overload]
+)
+
+
+class _ChecksFile(FileModel):
+    """The checks file. Sections it leaves out take the bundled file's (`defaults`)."""
+
+    version: Annotated[WholeNumber, AfterValidator(_supported)]
+    checks: _CHECKS_SECTION  # type: ignore[valid-type]
+    chase: tuple[CheckId, ...] | None = None
+    attention: tuple[CheckId, ...] | None = None
+    nudges: _Nudges | None = None
+
+    @model_validator(mode="after")
+    def _complete_unless_defaulted(self, info: ValidationInfo) -> _ChecksFile:
+        if (info.context or {}).get("defaults") is None:
+            nudges = self.nudges or _Nudges()
+            for name, value in (
+                ("chase", self.chase),
+                ("attention", self.attention),
+                ("nudges.quiet_hours", nudges.quiet_hours),
+                ("nudges.weekends", nudges.weekends),
+            ):
+                if value is None:
+                    raise refuse(f"`{name}:` is missing")
+        return self
+
+    def config(self, source: str, defaults: ChecksConfig | None) -> ChecksConfig:
+        """Return the configuration this file asks for, `defaults` filling what it leaves out."""
+
+        def unsaid(what: str) -> Any:
+            # Only reached with defaults: without, the validator above made the file say all.
+            return getattr(defaults, what)
+
+        settings: dict[str, CheckSettings] = {
+            check: getattr(self.checks, check) or unsaid("settings")[check] for check in CHECK_IDS
+        }
+        nudges = self.nudges or _Nudges()
+        budget: NudgeBudget = unsaid("nudges") if defaults is not None else NudgeBudget()
+        if nudges.quiet_hours is not None:
+            budget = replace(
+                budget, quiet_start=nudges.quiet_hours.start, quiet_end=nudges.quiet_hours.end
+            )
+        if nudges.weekends is not None:
+            budget = replace(budget, weekends=nudges.weekends)
+        return ChecksConfig(
+            version=self.version,
+            enabled=tuple(c for c in CHECK_IDS if settings[c].enabled),
+            settings=settings,
+            chase=self.chase if self.chase is not None else unsaid("chase"),
+            attention=self.attention if self.attention is not None else unsaid("attention"),
+            nudges=budget,
+            stages=DEFAULT_STAGES,
+            source=source,
+        )
+
+
+_SECTIONS: Final = tuple(_ChecksFile.model_fields)
+
+
+def _name(path: tuple[str | int, ...]) -> str:
+    # A check's settings are named from the check (`STALE.max_days`), as teams write them.
+    return dotted(path[1:] if path[:1] == ("checks",) else path)
+
+
+def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> str:
+    """Return what is wrong, for an error no validator of ours worded."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        key, parent = path[-1], path[:-1]
+        if parent == ():
+            return f"unknown section {key!r} (the file has {', '.join(_SECTIONS)})"
+        if parent == ("checks",):
+            return f"{key!r} is not a check id"
+        if len(parent) == 2 and parent[0] == "checks":
+            check = str(parent[1])
+            allowed = ", ".join(_SETTINGS_BY_CHECK[check].model_fields)
+            return f"{check} has no setting {key!r} (it takes {allowed})"
+        if key == "chase_per_rep_per_day":
+            return (
+                "nudges has no setting 'chase_per_rep_per_day': a rep gets at most one chase"
+                " a day whatever it says (delete the line)"
+            )
+        return f"{_name(parent)} has no setting {key!r}"
+    if kind == "missing":
+        missing = str(loc[-1])
+        if len(loc) == 1:
+            hint = " (this dealbot reads version 1)" if missing == "version" else ""
+            return f"`{missing}:` is missing{hint}"
+        return f"{_name(tuple(loc[:-1]))} needs {missing}"
+    what = _name(path) or "the file"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{what} must be a mapping"
+    if kind in ("tuple_type", "list_type"):
+        return f"{what} must be a list of check ids"
+    return f"{what}: {error['msg']}"
+
+
+_SETTINGS_BY_CHECK: Final[dict[str, type[CheckSettings]]] = {c.id: c.settings for c in CHECKS}
+
+
+def parse_checks(
+    text: str,
+    *,
+    source: str = "checks.yml",
+    defaults: ChecksConfig | Literal["bundled"] | None = "bundled",
+) -> ChecksConfig:
+    """Return the checks configuration in `text`, or raise ChecksFileError naming the line.
+
+    What the file leaves out comes from `defaults` (the bundled file's, unless told); with
+    `defaults=None` the file must say everything, as the bundled file itself must.
+    """
+    fallback = bundled_checks() if isinstance(defaults, str) else defaults
+    parsed = read_config(
+        text,
+        _ChecksFile,
+        source=source,
+        error=ChecksFileError,
+        describe=_describe,
+        name=_name,
+        context={"defaults": fallback},
+    )
+    return parsed.config(source, fallback)
+
+
+def load_checks(path: Path | None = None) -> ChecksConfig:
+    """Return the checks from `path`, $DEALBOT_CHECKS_FILE, or the bundled defaults."""
+    if path is None:
+        configured = os.environ.get(CHECKS_FILE_ENV)
+        path = Path(configured) if configured else DEFAULT_CHECKS_FILE
+    if path == DEFAULT_CHECKS_FILE:
+        return bundled_checks()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ChecksFileError(f"{path}: cannot read the checks file ({error.strerror})") from None
+    return parse_checks(text, source=str(path))
+
+
+@cache
+def bundled_checks() -> ChecksConfig:
+    """Return the checks in the bundled file, which must set every check (read once)."""
+    try:
+        text = DEFAULT_CHECKS_FILE.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ChecksFileError(
+            f"{DEFAULT_CHECKS_FILE}: cannot read the checks file ({error.strerror})"
+        ) from None
+    return parse_checks(text, source=DEFAULT_CHECKS_FILE.name, defaults=None)
+
+
+@cache
+def default_checks() -> ChecksConfig:
+    """Return the checks in effect for this process (read once)."""
+    return load_checks()
