@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, Respond
 
+from domain.changes import DealRef
+from domain.errors import DomainError
+from handlers import blocks, messages
+
 if TYPE_CHECKING:
     from bot.app import Services
-    from handlers.blocks import Reply
 
 
 def _ack_at_once(ack: Ack) -> None:
@@ -37,7 +40,19 @@ def after_ack(listener: Callable[..., Any], work: Callable[..., None], services:
     listener(ack=_ack_at_once, lazy=[with_services(work, services)])
 
 
-def respond_privately(respond: Respond, reply: Reply, *, replace_original: bool = False) -> None:
+def deal_on_button(action: dict[str, Any]) -> DealRef:
+    """Return the deal a button's value names; ValueError when it names none (forged, stale)."""
+    return DealRef(name=None, deal_id=int(action.get("value") or ""))
+
+
+def button_refused(error: ValueError | DomainError) -> blocks.Reply:
+    """Return the private reply for a button whose deal cannot be read or acted on."""
+    return blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
+
+
+def respond_privately(
+    respond: Respond, reply: blocks.Reply, *, replace_original: bool = False
+) -> None:
     """Show `reply` only to the user who clicked, under the message or in its place."""
     respond(
         response_type="ephemeral",

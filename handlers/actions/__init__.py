@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
-from domain.changes import DealRef
 from domain.errors import DomainError
 from handlers import blocks, messages
 from handlers.actions import reminders
 from handlers.commands.dispatch import Invocation, reply_for
-from handlers.listeners import after_ack, respond_privately
+from handlers.listeners import after_ack, button_refused, deal_on_button, respond_privately
 from handlers.modals import open_modal
 
 if TYPE_CHECKING:
@@ -105,14 +104,9 @@ def open_post_mortem(
 ) -> None:
     """Open the post-mortem form for the deal on the button, or say why it cannot open."""
     try:
-        deal_id = int(action.get("value") or "")
-        deal = services.deals.show_deal(
-            services.actor(body["user"]["id"]), DealRef(name=None, deal_id=deal_id)
-        )
+        deal = services.deals.show_deal(services.actor(body["user"]["id"]), deal_on_button(action))
     except (ValueError, DomainError) as error:
-        respond_privately(
-            respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
-        )
+        respond_privately(respond, button_refused(error))
         return
     if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
         respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
-from domain.changes import DealRef
 from domain.dates import format_day
 from domain.errors import DomainError
 from domain.nudges import snooze_deal
 from handlers import blocks, messages, reminder_blocks
-from handlers.listeners import after_ack
+from handlers.listeners import after_ack, button_refused, deal_on_button
 from handlers.listeners import respond_privately as _say
 from handlers.modals import open_modal
 
@@ -41,12 +40,9 @@ def log_step(
     """Open the "log next step" modal for the reminder's deal, or say why it cannot open."""
     user_id = body["user"]["id"]
     try:
-        deal_id = int(action.get("value") or "")
-        deal = services.deals.show_deal(
-            services.actor(user_id), DealRef(name=None, deal_id=deal_id)
-        )
+        deal = services.deals.show_deal(services.actor(user_id), deal_on_button(action))
     except (ValueError, DomainError) as error:
-        _say(respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE)))
+        _say(respond, button_refused(error))
         return
     today = services.deals.today_for(user_id)
     modal = reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today)
@@ -60,12 +56,11 @@ def mark_done(
     """Mark the deal's next step done and confirm it privately."""
     user_id = body["user"]["id"]
     try:
-        deal_id = int(action.get("value") or "")
         deal, step = services.deals.complete_next_step(
-            services.actor(user_id), DealRef(name=None, deal_id=deal_id)
+            services.actor(user_id), deal_on_button(action)
         )
     except (ValueError, DomainError) as error:
-        _say(respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE)))
+        _say(respond, button_refused(error))
         return
     _say(respond, blocks.next_step_done(deal, step, services.deals.today_for(user_id)))
 
