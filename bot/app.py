@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -12,14 +12,15 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.email_setup import build_follow_ups
 from bot.replays import once_per_request
 from bot.settings import Settings
 from bot.slack import SlackDirectory, build_in_request_client, build_web_client
 from domain.clock import Clock, SystemClock, ZoneCache
 from domain.deals import Actor, DealService
 from domain.teams import TeamService
+from reminders.delivery import Delivery, OutgoingMessage
 from reminders.email.drafts import FollowUps, RepProfile
-from reminders.email.setup import build_follow_ups
 from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -104,9 +105,35 @@ class Services:
     in_request_client: WebClient
     # Follow-up email drafts (reminders/email/); None only in tests that build Services by hand.
     follow_ups: FollowUps | None = None
+    # Work done after a reply has gone (an on-demand Gmail draft): Bolt's listener pool, the
+    # one the demo and the tests wait on. None only in tests that build Services by hand.
+    background: Executor | None = None
 
     def actor(self, user_id: str) -> Actor:
         return Actor(user_id=user_id, is_admin=lambda: self.directory.is_admin(user_id))
+
+    def send_dm(
+        self,
+        client: WebClient,
+        *,
+        job: str,
+        recipient: str,
+        subject: str,
+        period: str,
+        text: str,
+        blocks: Sequence[Mapping[str, Any]],
+    ) -> str:
+        """Return the delivery summary after sending one message through the jobs' outbox.
+
+        A listener's late DM takes the jobs' idempotent path, under `job`'s name, so a retry
+        never sends it twice; handlers reach it here because they may not import reminders.
+        """
+        message = OutgoingMessage(
+            recipient=recipient, subject=subject, period=period, text=text, blocks=blocks
+        )
+        delivery = Delivery(database=self.database, client=client)
+        delivery.record(job, [message])
+        return delivery.send_pending(job, now=self.clock.now()).line()
 
 
 def build_services(
@@ -115,6 +142,7 @@ def build_services(
     client: WebClient,
     database: Database | None = None,
     clock: Clock | None = None,
+    background: Executor | None = None,
 ) -> Services:
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
@@ -148,6 +176,7 @@ def build_services(
             clock=clock,
             rep_profile=lambda user_id: RepProfile(*directory.name_and_email(user_id)),
         ),
+        background=background,
     )
 
 
@@ -175,6 +204,7 @@ def create_app(
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
+    listener_executor = listener_executor or ListenerPool()
     bolt_logger = logging.getLogger("dealbot.bolt")
     # Before App(): Bolt copies its base logger's filters to the loggers it creates.
     keep_request_bodies_out_of_logs(bolt_logger)
@@ -186,10 +216,12 @@ def create_app(
         # Answer within the request: a fast reply needs no 10 ms ack polling, and the
         # reply lands in the slash command's HTTP response.
         process_before_response=True,
-        listener_executor=listener_executor or ListenerPool(),
+        listener_executor=listener_executor,
         logger=bolt_logger,
     )
-    services = build_services(settings, client=client, database=database, clock=clock)
+    services = build_services(
+        settings, client=client, database=database, clock=clock, background=listener_executor
+    )
     # Runs after Bolt's signature check, so only genuine requests leave a receipt.
     app.use(once_per_request(database=services.database, clock=services.clock))
     register_all(app, services)

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dealbot")
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -204,8 +203,8 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
 
 
 def _gmail_rotate_key(settings: Settings) -> int:
+    from bot.email_setup import build_gmail_connect
     from domain.clock import SystemClock
-    from reminders.email.setup import build_gmail_connect
     from storage.database import Database
 
     connect = build_gmail_connect(
@@ -219,9 +218,9 @@ def _gmail_rotate_key(settings: Settings) -> int:
 
 def _google_oauth_pages(settings: Settings, database: Database) -> WSGIApp | None:
     """Return the WSGI app of the Gmail connect pages when reps connect with OAuth, else None."""
+    from bot.email_setup import build_gmail_connect
     from bot.google_oauth import google_oauth_wsgi
     from domain.clock import SystemClock
-    from reminders.email.setup import build_gmail_connect
 
     connect = build_gmail_connect(settings, database=database, clock=SystemClock())
     return google_oauth_wsgi(connect) if connect is not None else None

@@ -14,8 +14,6 @@ from domain.clock import Clock
 from reminders.jobs import load_jobs, run_job
 from storage.database import Database
 
-JOBS_HELP = "Jobs: :jobs lists them; :run <job> [ISO datetime] runs one as the scheduler would."
-
 
 def demo_morning(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     """Return 10:00 on the latest weekday in `zone`, so the demo never lands in quiet hours."""

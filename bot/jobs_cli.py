@@ -12,6 +12,7 @@ from bot.app import build_services
 from bot.settings import Settings, SettingsError
 from bot.slack import build_web_client
 from domain.clock import Clock, FixedClock, SystemClock
+from handlers.job_messages import SlackJobMessages
 from reminders.delivery import DeliverySummary
 from reminders.jobs import JobContext, load_jobs, run_job
 from reminders.scheduler import ContextFactory, JobScheduler
@@ -37,6 +38,7 @@ def context_factory(
             services=services,
             client=client,
             settings=settings,
+            render=SlackJobMessages(),
             timezones=timezones,
         )
 

@@ -161,21 +161,7 @@ class DealService:
                 if value is not None:
                     setattr(deal, name, value)
             self._apply_contacts(deal, changes)
-            after = self._tracked_values(deal)
-            changed = tuple(
-                FieldChange(field=field, old=before[field], new=after[field])
-                for field in after
-                if before[field] != after[field]
-            )
-            for change in changed:
-                deals.record_change(
-                    deal,
-                    field=change.field,
-                    old=change.old,
-                    new=change.new,
-                    by=actor.user_id,
-                    at=now,
-                )
+            changed = self._record_changes(deals, deal, before, by=actor.user_id, at=now)
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -237,17 +223,7 @@ class DealService:
                 if not step.done:
                     step.done = True
                     step.done_at = now
-            after = self._tracked_values(deal)
-            for field in after:
-                if before[field] != after[field]:
-                    deals.record_change(
-                        deal,
-                        field=field,
-                        old=before[field],
-                        new=after[field],
-                        by=actor.user_id,
-                        at=now,
-                    )
+            self._record_changes(deals, deal, before, by=actor.user_id, at=now)
             session.flush()
             return self._view(
                 session, deal, self._today(session, actor.user_id, given=today), full=True
@@ -607,6 +583,28 @@ class DealService:
             "forecast_category": deal.forecast_category,
             "status": deal.status,
         }
+
+    def _record_changes(
+        self,
+        deals: DealRepository,
+        deal: Deal,
+        before: dict[str, str | None],
+        *,
+        by: str,
+        at: dt.datetime,
+    ) -> tuple[FieldChange, ...]:
+        """Return the tracked fields that differ from `before`, each kept in the deal's history."""
+        after = self._tracked_values(deal)
+        changed = tuple(
+            FieldChange(field=field, old=before[field], new=after[field])
+            for field in after
+            if before[field] != after[field]
+        )
+        for change in changed:
+            deals.record_change(
+                deal, field=change.field, old=change.old, new=change.new, by=by, at=at
+            )
+        return changed
 
     def _view(
         self, session: Session, deal: Deal, today: dt.date, *, full: bool = False

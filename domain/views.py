@@ -84,9 +84,6 @@ class DealView:
         weighted = (self.amount.amount * self.probability).quantize(Decimal("0.01"))
         return Money(weighted, self.amount.currency)
 
-    def contact_with_role(self, role: str) -> ContactView | None:
-        return next((c for c in self.contacts if c.role == role), None)
-
 
 @dataclass(frozen=True)
 class FieldChange:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
+from domain.follow_ups import DraftOutcome
 from handlers import messages
 from handlers.blocks import Reply, _context, _section, escape, escape_name
-from reminders.email.drafts import DraftOutcome
 
 
 def _link_or_path(link: str) -> str:

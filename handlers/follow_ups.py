@@ -10,8 +10,8 @@ from slack_sdk import WebClient
 from domain.changes import DealRef
 from domain.deals import Actor
 from domain.errors import InvalidChange
+from domain.follow_ups import DraftOutcome
 from handlers import blocks, follow_up_blocks
-from reminders.email.drafts import DraftOutcome
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -41,8 +41,19 @@ def follow_up_reply(
     if follow_ups.drafts_inline:
         return _reply_for(follow_ups.draft(trigger_id), ref)
     name = follow_ups.deals.show_deal(actor, ref).name
-    follow_ups.draft_later(trigger_id, lambda outcome: _dm(services, client, outcome, ref))
+    if services.background is None:  # Services built by hand, without Bolt's pool
+        return _reply_for(follow_ups.draft(trigger_id), ref)
+    services.background.submit(_draft_and_dm, services, client, trigger_id, ref)
     return follow_up_blocks.drafting_started(name, template or "follow-up")
+
+
+def _draft_and_dm(services: Services, client: WebClient, trigger_id: int, ref: DealRef) -> None:
+    """Make the draft after the reply has gone, then DM its outcome (runs on Bolt's pool)."""
+    assert services.follow_ups is not None  # checked before this was handed over
+    try:
+        _dm(services, client, services.follow_ups.draft(trigger_id), ref)
+    except Exception:
+        logger.exception("on-demand follow-up %s failed", trigger_id)
 
 
 def _reply_for(outcome: DraftOutcome, ref: DealRef) -> blocks.Reply:
@@ -59,18 +70,14 @@ def _ref(ref: DealRef) -> str:
 
 def _dm(services: Services, client: WebClient, outcome: DraftOutcome, ref: DealRef) -> None:
     """DM the outcome of a background draft through the jobs' delivery (idempotent)."""
-    from reminders.delivery import Delivery
-    from reminders.jobs import OutgoingMessage
-
     reply = _reply_for(outcome, ref)
-    message = OutgoingMessage(
+    summary = services.send_dm(
+        client,
+        job=JOB_NAME,
         recipient=outcome.rep_id,
         subject=f"follow-up:{outcome.trigger_id}:{outcome.status}",
         period="on-demand",
         text=reply.text,
         blocks=reply.block_dicts(),
     )
-    delivery = Delivery(database=services.database, client=client)
-    delivery.record(JOB_NAME, [message])
-    summary = delivery.send_pending(JOB_NAME, now=services.clock.now())
-    logger.info("on-demand follow-up %s: %s", outcome.trigger_id, summary.line())
+    logger.info("on-demand follow-up %s: %s", outcome.trigger_id, summary)

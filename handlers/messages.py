@@ -78,13 +78,9 @@ PICK_ONE = "Pick the one you meant; nothing has been changed yet."
 
 SHARE_FAILED = "Could not post it in the channel (is dealbot a member?). Nothing was shared."
 
-NOT_A_DEAL_OWNER_HINT = "Ask the deal's owner or their manager to make the change."
-
 POST_MORTEM_PROMPT = (
     "Two minutes now make the next forecast better: what decided it? A post-mortem form is open."
 )
-
-POST_MORTEM_THANKS = "Thanks, the post-mortem is saved with the deal."
 
 NOTHING_NEEDS_ATTENTION = "Nothing needs attention. Every open deal has a dated next step."
 

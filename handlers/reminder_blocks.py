@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from slack_sdk.models.views import View
 from domain.checks import DealFacts
 from domain.dates import format_day
 from domain.money import format_money
+from domain.nudges import ChaseItem, DealLine, Digest, RepAccuracy
 from handlers import messages
 from handlers.blocks import (
     OPEN_POST_MORTEM_ACTION,
@@ -36,7 +36,7 @@ from handlers.blocks import (
 )
 
 if TYPE_CHECKING:
-    from reminders.digest import DealLine, Digest
+    from domain.checks import DealFacts
 
 LOG_STEP_ACTION = "reminder_log_step"
 MARK_DONE_ACTION = "reminder_mark_done"
@@ -44,12 +44,6 @@ SNOOZE_ACTION = "reminder_snooze"
 LOG_STEP_VIEW = "reminder_log_step"
 # Ten deals keep the DM inside Slack's 50-block limit and readable on a phone.
 CHASE_DEALS_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class ChaseItem:
-    deal: DealFacts
-    checks: tuple[str, ...]
 
 
 def _score(score: Decimal | None) -> str:
@@ -164,16 +158,6 @@ def log_step_modal(*, deal_id: int, account: str, today: dt.date) -> View:
 
 def confirmation(text: str) -> Reply:
     return Reply(text=text, blocks=(_section(text),))
-
-
-@dataclass(frozen=True)
-class RepAccuracy:
-    rep_id: str
-    score: Decimal | None
-    change: Decimal | None  # since last week, in score points (0.05 = 5 points)
-    deals: int
-    top_failures: tuple[tuple[str, int], ...]
-    best_fix: tuple[str, int, Decimal] | None
 
 
 def accuracy_post(

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from domain.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
 from domain.dates import quarter_bounds
-from handlers import reminder_blocks
+from domain.nudges import RepAccuracy
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
 from storage.models import Team
 from storage.reminder_repositories import ReminderRepository, WeeklyRepository
@@ -123,7 +123,7 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
         for rep in team.reps:
             score = scores.get(rep)
             if score is None:
-                rows.append(reminder_blocks.RepAccuracy(rep, None, None, 0, (), None))
+                rows.append(RepAccuracy(rep, None, None, 0, (), None))
                 continue
             change = None
             if rep in last_week and last_week[rep][1] and score.score is not None:
@@ -131,7 +131,7 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
                 change = (score.score - before).quantize(Decimal("0.01"))
             top = tuple(Counter(score.failures).most_common(3))
             rows.append(
-                reminder_blocks.RepAccuracy(
+                RepAccuracy(
                     rep_id=rep,
                     score=score.score,
                     change=change,
@@ -149,7 +149,7 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
         failing: Counter[str] = Counter()
         for score in scores.values():
             failing.update(score.failures)
-        reply = reminder_blocks.accuracy_post(
+        reply = context.render.accuracy_post(
             team_name=team.name,
             week=week,
             team_score=team_score,

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
-from handlers import reminder_blocks
+from domain.nudges import ChaseItem
 from reminders.jobs import REP_TIMEZONE, Job, JobContext, OutgoingMessage, Schedule, day_period
 from storage.reminder_repositories import NudgeRepository, ReminderRepository
 
@@ -54,7 +54,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         )
         snoozed = NudgeRepository(session).snoozed_until()
     today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
-    chase: dict[str, list[reminder_blocks.ChaseItem]] = defaultdict(list)
+    chase: dict[str, list[ChaseItem]] = defaultdict(list)
     prompts: list[DealFacts] = []
     for deal in facts:
         if deal.status == "open":
@@ -63,7 +63,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
                 continue
             fired = fired_checks(deal, today, config, zone=awake[deal.owner_id], only=config.chase)
             if fired:
-                chase[deal.owner_id].append(reminder_blocks.ChaseItem(deal=deal, checks=fired))
+                chase[deal.owner_id].append(ChaseItem(deal=deal, checks=fired))
         elif (
             not deal.has_post_mortem
             and deal.closed_at is not None
@@ -77,7 +77,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
     for rep, items in chase.items():
         local_now = context.now.astimezone(awake[rep])
         period = day_period(context.now, awake[rep])
-        reply = reminder_blocks.chase_message(items, local_now.date())
+        reply = context.render.chase_message(items, local_now.date())
         messages.append(
             OutgoingMessage(
                 recipient=rep,
@@ -99,7 +99,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
             for item in items
         ]
     for deal in prompts:
-        reply = reminder_blocks.post_mortem_prompt(deal)
+        reply = context.render.post_mortem_prompt(deal)
         messages.append(
             OutgoingMessage(
                 recipient=deal.owner_id,

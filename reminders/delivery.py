@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +36,34 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from domain.clock import Clock, SystemClock
-from reminders.jobs import OutgoingMessage
 from storage.database import Database
 from storage.reminder_repositories import OutboxRepository
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChartFile:
+    """A file posted with a message (the digest's chart), uploaded with files_upload_v2."""
+
+    name: str
+    title: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message a job wants sent; (job, period, recipient, subject) is its identity."""
+
+    recipient: str  # Slack user id (a DM) or channel id
+    subject: str
+    period: str
+    text: str
+    blocks: Sequence[Mapping[str, Any]] = ()
+    file: ChartFile | None = None
+    # After this instant the message is no longer worth sending (a chase after the day ends).
+    not_after: dt.datetime | None = None
+
 
 # How long a claim stays valid without renewal; the heartbeat renews it three times as often,
 # so a live sender never loses a row, and a dead one's rows are free within a sweep or two.

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.checks import ChecksConfig, default_checks
 from domain.dates import quarter_bounds, quarter_of
 from domain.money import Money, format_money_short
+from domain.nudges import DealLine, Digest
 from domain.stages import DEFAULT_STAGES, FORECAST_LABELS
-from handlers import reminder_blocks
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
-from reminders.jobs import ChartFile, Job, JobContext, OutgoingMessage, Schedule, week_period
+from reminders.delivery import ChartFile
+from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
 from storage.models import Deal, Team
 from storage.reminder_repositories import NudgeRepository, WeeklyRepository
 
@@ -27,42 +27,6 @@ NAME = "manager-digest"
 STAGES = {stage.key: stage for stage in DEFAULT_STAGES}
 # How far back "which checks reps ignore" looks.
 NUDGE_WINDOW = dt.timedelta(days=28)
-
-
-@dataclass(frozen=True)
-class DealLine:
-    deal_id: int
-    name: str
-    owner_id: str
-    amount: Money | None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Digest:
-    team_name: str
-    week: str
-    quarter: str
-    currency: str
-    open_deals: int
-    pipeline: Money
-    weighted: Money
-    forecast: tuple[tuple[str, Money], ...]  # category label -> amount closing this quarter
-    won_this_quarter: Money
-    quota: Money | None
-    coverage: Decimal | None
-    created: tuple[DealLine, ...]
-    moved: tuple[DealLine, ...]
-    slipped: tuple[DealLine, ...]
-    won: tuple[DealLine, ...]
-    lost: tuple[DealLine, ...]
-    win_rate: Decimal | None
-    average_days_to_close: int | None
-    slip_rate: Decimal | None
-    forecast_accuracy: Decimal | None
-    rep_scores: tuple[tuple[str, Decimal | None], ...]
-    ignored_checks: tuple[tuple[str, int, int], ...]  # check, nudged, acted on
-    by_stage: tuple[tuple[str, Money], ...]
 
 
 def _ratio(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
@@ -245,7 +209,7 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
                 week=week, owner_ids=team.reps, at=context.now
             )
         digest = build_digest(context, team, config)
-        reply = reminder_blocks.manager_digest(digest)
+        reply = context.render.manager_digest(digest)
         chart = ChartFile(
             name=f"pipeline-{week}.png",
             title=f"{team.name} pipeline by stage, {week}",

@@ -18,11 +18,17 @@ from collections.abc import Sequence
 
 from domain.checks import default_checks, fired_checks
 from domain.dates import quarter_bounds
-from handlers import follow_up_blocks
-from handlers.blocks import Reply
-from reminders.email.drafts import DraftOutcome, FollowUps
+from domain.follow_ups import DraftOutcome
+from reminders.email.drafts import FollowUps
 from reminders.email.google_auth import REVOKED_REASON
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, day_period
+from reminders.jobs import (
+    Job,
+    JobContext,
+    OutgoingMessage,
+    RenderedMessage,
+    Schedule,
+    day_period,
+)
 from storage.reminder_repositories import ReminderRepository
 
 NAME = "draft-follow-ups"
@@ -64,7 +70,7 @@ def _messages(
     today = day_period(context.now, context.settings.timezone)
     messages: list[OutgoingMessage] = []
     for drafted in follow_ups.drafted_since(context.now - ANNOUNCE_WINDOW):
-        reply = follow_up_blocks.draft_ready(drafted)
+        reply = context.render.draft_ready(drafted)
         messages.append(
             _message(drafted.rep_id, f"follow-up:{drafted.trigger_id}:drafted", "once", reply)
         )
@@ -74,14 +80,14 @@ def _messages(
         if outcome.status == "connect" and outcome.connect_link:
             waiting[outcome.rep_id].append(outcome)
         elif outcome.status == "skipped":
-            reply = follow_up_blocks.draft_skipped(outcome, deal_ref=f"#{outcome.deal_id}")
+            reply = context.render.draft_skipped(outcome, deal_ref=f"#{outcome.deal_id}")
             subject = f"follow-up:{outcome.trigger_id}:skipped"
             messages.append(_message(outcome.rep_id, subject, "once", reply))
         elif outcome.status == "template_error":
             broken.setdefault(outcome.template, outcome.problem or "")
     for rep_id, rep_outcomes in waiting.items():
         link = rep_outcomes[0].connect_link or ""
-        reply = follow_up_blocks.connect_gmail(
+        reply = context.render.connect_gmail(
             link,
             deals=sorted({o.deal_name for o in rep_outcomes}),
             reconnect=any(o.problem == REVOKED_REASON for o in rep_outcomes),
@@ -89,13 +95,13 @@ def _messages(
         # One connect link a day per rep, however many drafts wait and however many runs.
         messages.append(_message(rep_id, "gmail-connect", today, reply))
     for template, problem in broken.items():
-        reply = follow_up_blocks.template_broken(template, problem)
+        reply = context.render.template_broken(template, problem)
         for admin in context.settings.dealbot_admins:
             messages.append(_message(admin, f"template-broken:{template}"[:120], today, reply))
     return messages
 
 
-def _message(recipient: str, subject: str, period: str, reply: Reply) -> OutgoingMessage:
+def _message(recipient: str, subject: str, period: str, reply: RenderedMessage) -> OutgoingMessage:
     """Return the DM of `reply`; (recipient, subject, period) is what sends it only once."""
     return OutgoingMessage(
         recipient=recipient,

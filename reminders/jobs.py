@@ -40,6 +40,12 @@ message planned twice is sent once, and one that fails to send stays pending and
 the next run. A DM is just an ``OutgoingMessage`` whose ``recipient`` is the rep's user id;
 a channel post uses the channel id.
 
+Block Kit is Slack's, so it lives in ``handlers/``, which ``reminders/`` may not import: a
+plan function works out plain values (``domain.nudges``, ``domain.follow_ups``) and renders
+them with ``context.render`` (a ``JobMessages``, ``handlers.job_messages`` as wired by
+``bot``). A new kind of message adds its values to ``domain/``, its builder to ``handlers/``
+and one method to ``JobMessages``.
+
 Schedules are cron fields (APScheduler's ``CronTrigger`` keywords) in a timezone, which is an
 IANA name, ``"team"`` (one trigger per distinct team timezone) or ``"rep"`` (one per distinct
 zone of the deal owners, see ``JobContext.owners_in_scope``); the firing's
@@ -54,15 +60,20 @@ import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
+
+from reminders.delivery import Delivery, DeliverySummary, OutgoingMessage
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.app import Services
     from bot.settings import Settings
-    from reminders.delivery import Delivery, DeliverySummary
+    from domain.checks import DealFacts
+    from domain.follow_ups import DraftOutcome
+    from domain.nudges import ChaseItem, Digest, RepAccuracy
     from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -96,27 +107,47 @@ class Schedule:
         return f"{fields} ({zone})"
 
 
-@dataclass(frozen=True)
-class ChartFile:
-    """A file posted with a message (the digest's chart), uploaded with files_upload_v2."""
+class RenderedMessage(Protocol):
+    """A message ready for chat.postMessage: its fallback text and its Block Kit."""
 
-    name: str
-    title: str
-    content: bytes
+    @property
+    def text(self) -> str: ...
+
+    def block_dicts(self) -> list[dict[str, Any]]: ...
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One message a job wants sent; (job, period, recipient, subject) is its identity."""
+class JobMessages(Protocol):
+    """The Slack rendering of every message a job sends.
 
-    recipient: str  # Slack user id (a DM) or channel id
-    subject: str
-    period: str
-    text: str
-    blocks: Sequence[Mapping[str, Any]] = ()
-    file: ChartFile | None = None
-    # After this instant the message is no longer worth sending (a chase after the day ends).
-    not_after: dt.datetime | None = None
+    Jobs work out plain values (domain.nudges, domain.follow_ups); how they look in Slack
+    belongs to handlers/, which reminders/ may not import, so `bot` hands the rendering in.
+    """
+
+    def chase_message(self, items: Sequence[ChaseItem], today: dt.date) -> RenderedMessage: ...
+
+    def post_mortem_prompt(self, deal: DealFacts) -> RenderedMessage: ...
+
+    def accuracy_post(
+        self,
+        *,
+        team_name: str,
+        week: str,
+        team_score: Decimal | None,
+        reps: Sequence[RepAccuracy],
+        top_checks: Sequence[tuple[str, int]],
+    ) -> RenderedMessage: ...
+
+    def manager_digest(self, digest: Digest) -> RenderedMessage: ...
+
+    def draft_ready(self, outcome: DraftOutcome) -> RenderedMessage: ...
+
+    def draft_skipped(self, outcome: DraftOutcome, *, deal_ref: str) -> RenderedMessage: ...
+
+    def connect_gmail(
+        self, link: str, *, deals: Sequence[str], reconnect: bool
+    ) -> RenderedMessage: ...
+
+    def template_broken(self, template: str, problem: str) -> RenderedMessage: ...
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,8 @@ class JobContext:
     services: Services
     client: WebClient
     settings: Settings
+    # How the messages look in Slack (handlers.job_messages, wired by bot).
+    render: JobMessages
     # The timezones this firing covers; None means every one (an on-demand run).
     timezones: frozenset[str] | None = None
 
@@ -194,8 +227,6 @@ def week_period(now: dt.datetime, zone: ZoneInfo) -> str:
 
 def run_job(job: Job, context: JobContext, *, delivery: Delivery | None = None) -> DeliverySummary:
     """Plan `job` as of `context.now`, record its messages, send what is pending; return counts."""
-    from reminders.delivery import Delivery
-
     messages = list(job.plan(context))
     delivery = delivery or Delivery(database=context.database, client=context.client)
     recorded = delivery.record(job.name, messages)

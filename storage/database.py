@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,18 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return url
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """Return an INSERT into `table` in this session's dialect, which has ON CONFLICT clauses."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> Any:
+    """Return an INSERT … ON CONFLICT (key) DO NOTHING for this session's dialect."""
+    return dialect_insert(session, table).on_conflict_do_nothing(index_elements=key)
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

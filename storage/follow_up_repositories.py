@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import case, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage.database import insert_ignoring_conflicts
 from storage.models import Deal, DealChange, FollowUpTrigger, GmailGrant, GoogleOAuthState, NextStep
 
 _TRIGGERS = FollowUpTrigger.__table__
@@ -23,12 +22,6 @@ def _could_be_issued(state: str) -> bool:
     SQLite just finds nothing; no state we issue (URL-safe base64) contains one.
     """
     return "\x00" not in state
-
-
-def _insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
 
 
 @dataclass(frozen=True)
@@ -127,7 +120,7 @@ class FollowUpRepository:
         at: dt.datetime,
     ) -> bool:
         """Record a trigger unless its source_key is known; return whether it was new."""
-        statement = _insert_ignoring_conflicts(self.session, _TRIGGERS, ["source_key"]).values(
+        statement = insert_ignoring_conflicts(self.session, _TRIGGERS, ["source_key"]).values(
             source_key=source_key,
             kind=kind,
             deal_id=deal_id,

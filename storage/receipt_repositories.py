@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from storage.database import insert_ignoring_conflicts
 from storage.models import SlackRequestReceipt
-from storage.reminder_repositories import _insert_ignoring_conflicts
 
 _receipts = SlackRequestReceipt.__table__
 
@@ -23,7 +23,7 @@ class RequestReceiptRepository:
         One statement decides, so two instances handed the same request cannot both win.
         """
         inserted = self.session.execute(
-            _insert_ignoring_conflicts(self.session, _receipts, ["key"])
+            insert_ignoring_conflicts(self.session, _receipts, ["key"])
             .values(key=key, expires_at=expires_at)
             .returning(_receipts.c.key)
         ).scalar()

@@ -9,10 +9,10 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from domain.checks import DealFacts
+from storage.database import dialect_insert, insert_ignoring_conflicts
 from storage.models import (
     AccuracyScore,
     Contact,
@@ -30,13 +30,6 @@ from storage.models import (
     TeamMember,
     UTCDateTime,
 )
-
-
-def _insert_ignoring_conflicts(session: Session, table: Any, key: list[str]) -> Any:
-    """Return an INSERT … ON CONFLICT (key) DO NOTHING for this session's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
 
 
 def _within(column: Any, scope: Select[tuple[int]] | None) -> Any:
@@ -194,7 +187,7 @@ class JobRunRepository:
         self, *, job: str, scope: str, fire_time: dt.datetime, runner: str, at: dt.datetime
     ) -> int | None:
         """Return the new run's id if this process won the firing, None if another did."""
-        statement = _insert_ignoring_conflicts(
+        statement = insert_ignoring_conflicts(
             self.session, JobRun.__table__, ["job", "scope", "fire_time"]
         ).values(
             job=job,
@@ -244,7 +237,7 @@ class OutboxRepository:
 
     def insert_new(self, rows: list[dict[str, Any]]) -> int:
         """Insert rows whose idempotency key is new; return how many were inserted."""
-        statement = _insert_ignoring_conflicts(
+        statement = insert_ignoring_conflicts(
             self.session, _OUTBOX, ["job", "period", "recipient", "subject"]
         ).values(status="pending", attempts=0, file_sent=False)
         inserted = 0
@@ -517,13 +510,10 @@ class RepZoneRepository:
         """Remember the zone Slack gave for `user_id` (None: it gave none) as of `at`."""
         values = {"user_id": user_id, "tz": tz, "fetched_at": at}
         table = RepZone.__table__
-        statement: Any
-        if self.session.get_bind().dialect.name == "postgresql":
-            statement = postgresql.insert(table).values(values)
-        else:
-            statement = sqlite.insert(table).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["user_id"], set_={"tz": tz, "fetched_at": at}
+        statement = (
+            dialect_insert(self.session, table)
+            .values(values)
+            .on_conflict_do_update(index_elements=["user_id"], set_={"tz": tz, "fetched_at": at})
         )
         self.session.execute(statement)
 
@@ -687,7 +677,7 @@ class NudgeRepository:
     def record_nudges(self, rows: list[dict[str, Any]]) -> None:
         """Insert the (period, rep, deal) nudges not yet recorded, in one batch."""
         if rows:
-            statement = _insert_ignoring_conflicts(
+            statement = insert_ignoring_conflicts(
                 self.session, _NUDGES, ["period", "rep_id", "deal_id"]
             )
             self.session.execute(statement, rows)
@@ -787,7 +777,7 @@ class WeeklyRepository:
             "taken_at",
         ]
         table = DealSnapshot.__table__
-        statement = _insert_ignoring_conflicts(self.session, table, ["week", "deal_id"])
+        statement = insert_ignoring_conflicts(self.session, table, ["week", "deal_id"])
         statement = statement.from_select(columns, source)
         return self.session.execute(statement).rowcount or 0
 
@@ -812,7 +802,7 @@ class WeeklyRepository:
             for rep, passed, checked in scores
         ]
         if rows:
-            statement = _insert_ignoring_conflicts(
+            statement = insert_ignoring_conflicts(
                 self.session, AccuracyScore.__table__, ["week", "rep_id"]
             )
             self.session.execute(statement, rows)

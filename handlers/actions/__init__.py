@@ -12,9 +12,11 @@ from slack_sdk import WebClient
 
 from domain.changes import DealRef
 from domain.errors import DomainError
-from handlers import after_ack, blocks, messages
+from handlers import blocks, messages
+from handlers.actions import reminders
 from handlers.commands.dispatch import Invocation, reply_for
 from handlers.commands.grammars.deal import FollowUp
+from handlers.listeners import after_ack, button_refused, deal_on_button, respond_privately
 from handlers.modals import open_modal
 
 if TYPE_CHECKING:
@@ -24,110 +26,119 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    from handlers.actions import reminders
-
     reminders.register(app, services)
-
-    @after_ack(app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$")))
-    def pick_deal(
-        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        choice = _parse_choice(action.get("value"))
-        if choice is None:
-            reply = blocks.error_reply(messages.CHOICE_EXPIRED)
-        else:
-            invocation = Invocation(
-                command=choice["command"],
-                text=choice["text"],
-                user_id=body["user"]["id"],
-                channel_id=(body.get("channel") or {}).get("id"),
-                trigger_id=body.get("trigger_id"),
-            )
-            reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
-        respond_privately(respond, reply, replace_original=True)
-
-    @after_ack(app.action(blocks.SHARE_ACTION))
-    def share_in_channel(
-        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        user_id = body["user"]["id"]
-        asked = _parse_shared_command(action.get("value"))
-        if asked is None:
-            respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
-            return
-        command, text = asked
-        # Asked afresh: the channel sees the pipeline as it is now, not as it was.
-        invocation = Invocation(
-            command=command,
-            text=text,
-            user_id=user_id,
-            channel_id=(body.get("channel") or {}).get("id"),
-            trigger_id=None,
-        )
-        reply = reply_for(services, client, invocation)
-        if reply.is_error:
-            respond_privately(respond, reply)
-            return
-        shared = blocks.shared_reply(reply, user_id=user_id)
-        posted = respond(
-            response_type="in_channel",
-            replace_original=False,
-            text=shared.text,
-            blocks=shared.block_dicts(),
-        )
-        if posted.status_code != 200:
-            logger.warning("sharing %s failed: HTTP %s", command, posted.status_code)
-            respond_privately(respond, blocks.error_reply(messages.SHARE_FAILED))
-
-    @after_ack(app.action(blocks.OPEN_POST_MORTEM_ACTION))
-    def open_post_mortem(
-        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        try:
-            deal_id = int(action.get("value") or "")
-            deal = services.deals.show_deal(
-                services.actor(body["user"]["id"]), DealRef(name=None, deal_id=deal_id)
-            )
-        except (ValueError, DomainError) as error:
-            respond_privately(
-                respond, blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
-            )
-            return
-        if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
-            respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
-
-    @after_ack(app.action(blocks.DRAFT_FOLLOW_UP_ACTION))
-    def draft_follow_up(
-        body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        try:
-            deal_id = int(action.get("value") or "")
-        except ValueError:
-            reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
-        else:
-            invocation = Invocation(
-                command="/deal",
-                text="",
-                user_id=body["user"]["id"],
-                channel_id=(body.get("channel") or {}).get("id"),
-                trigger_id=body.get("trigger_id"),
-            )
-            # The button is the intent, `/deal followup #<id>` with the default template.
-            intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
-            reply = reply_for(services, client, invocation, intent=intent)
-        respond_privately(respond, reply)
+    after_ack(app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$")), pick_deal, services)
+    after_ack(app.action(blocks.SHARE_ACTION), share_in_channel, services)
+    after_ack(app.action(blocks.OPEN_POST_MORTEM_ACTION), open_post_mortem, services)
+    after_ack(app.action(blocks.DRAFT_FOLLOW_UP_ACTION), draft_follow_up, services)
 
 
-def respond_privately(
-    respond: Respond, reply: blocks.Reply, *, replace_original: bool = False
+def pick_deal(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
 ) -> None:
-    """Show `reply` only to the user who clicked, under the message or in its place."""
-    respond(
-        response_type="ephemeral",
-        replace_original=replace_original,
-        text=reply.text,
-        blocks=reply.block_dicts(),
+    """Re-run the command for the deal picked among ambiguous matches, in place of the list."""
+    choice = _parse_choice(action.get("value"))
+    if choice is None:
+        reply = blocks.error_reply(messages.CHOICE_EXPIRED)
+    else:
+        invocation = Invocation(
+            command=choice["command"],
+            text=choice["text"],
+            user_id=body["user"]["id"],
+            channel_id=(body.get("channel") or {}).get("id"),
+            trigger_id=body.get("trigger_id"),
+        )
+        reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
+    respond_privately(respond, reply, replace_original=True)
+
+
+def share_in_channel(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+) -> None:
+    """Post a question's fresh answer in the channel, or say privately why not."""
+    user_id = body["user"]["id"]
+    asked = _parse_shared_command(action.get("value"))
+    if asked is None:
+        respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
+        return
+    command, text = asked
+    # Asked afresh: the channel sees the pipeline as it is now, not as it was.
+    invocation = Invocation(
+        command=command,
+        text=text,
+        user_id=user_id,
+        channel_id=(body.get("channel") or {}).get("id"),
+        trigger_id=None,
     )
+    reply = reply_for(services, client, invocation)
+    if reply.is_error:
+        respond_privately(respond, reply)
+        return
+    shared = blocks.shared_reply(reply, user_id=user_id)
+    posted = respond(
+        response_type="in_channel",
+        replace_original=False,
+        text=shared.text,
+        blocks=shared.block_dicts(),
+    )
+    if posted.status_code != 200:
+        logger.warning("sharing %s failed: HTTP %s", command, posted.status_code)
+        respond_privately(respond, blocks.error_reply(messages.SHARE_FAILED))
+
+
+def open_post_mortem(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+) -> None:
+    """Open the post-mortem form for the deal on the button, or say why it cannot open."""
+    try:
+        deal = services.deals.show_deal(services.actor(body["user"]["id"]), deal_on_button(action))
+    except (ValueError, DomainError) as error:
+        respond_privately(respond, button_refused(error))
+        return
+    if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
+        respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
+
+
+def draft_follow_up(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+) -> None:
+    """Ask for a follow-up draft of the deal on the button; reply privately."""
+    try:
+        deal_id = int(action.get("value") or "")
+    except ValueError:
+        reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
+    else:
+        invocation = Invocation(
+            command="/deal",
+            text="",
+            user_id=body["user"]["id"],
+            channel_id=(body.get("channel") or {}).get("id"),
+            trigger_id=body.get("trigger_id"),
+        )
+        # The button is the intent, `/deal followup #<id>` with the default template.
+        intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
+        reply = reply_for(services, client, invocation, intent=intent)
+    respond_privately(respond, reply)
 
 
 SHAREABLE_COMMANDS = ("/deal", "/pipeline")

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from domain.clock import Clock
 from domain.dates import format_day
 from domain.deals import Actor, DealService
 from domain.errors import DomainError, InvalidChange
+from domain.follow_ups import DraftOutcome
 from domain.money import format_money
 from domain.views import ContactView, DealView
 from reminders.email.backends import (
@@ -42,10 +42,6 @@ from storage.follow_up_repositories import FollowUpRepository
 from storage.models import FollowUpTrigger
 
 logger = logging.getLogger(__name__)
-
-# On-demand Gmail drafts run here, off the request thread; two at a time is plenty for
-# people clicking buttons, and bounds what a burst can ask of Gmail's per-user quota.
-_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dealbot-drafts")
 
 # A claimed trigger is left alone this long by other workers.
 CLAIM_LEASE = dt.timedelta(minutes=10)
@@ -64,25 +60,6 @@ class RepProfile:
 
     name: str | None
     email: str | None
-
-
-@dataclass(frozen=True)
-class DraftOutcome:
-    """What happened to one trigger in one attempt."""
-
-    trigger_id: int
-    rep_id: str
-    deal_name: str
-    template: str
-    # drafted | connect (the rep must connect Gmail) | skipped (nothing to send it to)
-    # | template_error | retry (try next run) | failed (given up) | busy (another worker)
-    status: str
-    subject: str | None = None
-    preview: str | None = None
-    link: str | None = None
-    problem: str | None = None
-    connect_link: str | None = None
-    deal_id: int | None = None
 
 
 class FollowUps:
@@ -237,17 +214,6 @@ class FollowUps:
             if unavailable.reconnect:
                 return self.connect_link(user_id)
         return None
-
-    def draft_later(self, trigger_id: int, then: Callable[[DraftOutcome], None]) -> Future[None]:
-        """Make the draft on a background thread, then hand the outcome to `then`."""
-
-        def work() -> None:
-            try:
-                then(self.draft(trigger_id))
-            except Exception:
-                logger.exception("on-demand follow-up %s failed", trigger_id)
-
-        return _BACKGROUND.submit(work)
 
     def default_template_for(self, deal: DealView) -> str:
         """Return the template that fits the deal's stage, else the discovery recap."""

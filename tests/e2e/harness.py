@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import ListenerPool, create_app
+from bot.email_setup import build_gmail_connect
 from bot.google_oauth import google_oauth_wsgi
 from bot.server import BackgroundServer, build_wsgi_app
 from bot.settings import load_settings
 from domain.clock import FixedClock
-from reminders.email.setup import build_gmail_connect
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,14 +148,15 @@ def gmail_app(
 
 
 def _wait_for_dm(app: RunningApp, user_id: str, *, containing: str) -> str:
-    """Return the first DM to `user_id` containing `containing`, waiting for the background."""
-    pause = threading.Event()
-    for _ in range(200):
-        for call in app.slack.calls_to("chat.postMessage"):
-            text = blocks_text(call.args.get("blocks") or [])
-            if call.args["channel"] == user_id and containing in text:
-                return text
-        pause.wait(0.05)
+    """Return the first DM to `user_id` containing `containing`, once the background is done.
+
+    The draft is made on Bolt's listener pool, the one every end-to-end test waits on.
+    """
+    app.listeners.wait_until_idle()
+    for call in app.slack.calls_to("chat.postMessage"):
+        text = blocks_text(call.args.get("blocks") or [])
+        if call.args["channel"] == user_id and containing in text:
+            return text
     raise AssertionError(f"no DM to {user_id} containing {containing!r}")
 
 

@@ -190,7 +190,7 @@ HOSTILE_MONEY = Money(Decimal("1000"), "USD")
 
 
 def _hostile_digest() -> Any:
-    from reminders.digest import DealLine, Digest
+    from domain.nudges import DealLine, Digest
 
     line = DealLine(1, HOSTILE, "U0ANA", HOSTILE_MONEY, note=FREE)
     return Digest(
@@ -221,7 +221,7 @@ def _hostile_digest() -> Any:
 
 
 def _hostile_outcome(**overrides: Any) -> Any:
-    from reminders.email.drafts import DraftOutcome
+    from domain.follow_ups import DraftOutcome
 
     values: dict[str, Any] = dict(
         trigger_id=1,
@@ -245,6 +245,7 @@ def _hostile_facts() -> Any:
 
 
 def _hostile_builders() -> dict[str, Any]:
+    from domain.nudges import ChaseItem
     from handlers import follow_up_blocks, reminder_blocks
 
     hostile = _deal(
@@ -274,7 +275,7 @@ def _hostile_builders() -> dict[str, Any]:
             text="x",
         ),
         "chase": lambda: reminder_blocks.chase_message(
-            [reminder_blocks.ChaseItem(_hostile_facts(), ("NO_NEXT_STEP",))], TODAY
+            [ChaseItem(_hostile_facts(), ("NO_NEXT_STEP",))], TODAY
         ),
         "post_mortem_prompt": lambda: reminder_blocks.post_mortem_prompt(_hostile_facts()),
         "accuracy_post": lambda: reminder_blocks.accuracy_post(

@@ -11,9 +11,9 @@ from bot.jobs_cli import build_scheduler
 from domain.changes import DealRef
 from domain.clock import FixedClock
 from domain.deals import Actor
+from domain.nudges import snooze_deal
 from reminders.jobs import load_jobs
 from reminders.scheduler import trigger_for
-from reminders.snooze import snooze_deal
 from storage.models import AccuracyScore, DealSnapshot, Nudge
 from tests.e2e.harness import blocks_text
 from tests.reminders.world import ANA, BEN, MARIA, NY_CHANNEL, PARIS_CHANNEL, PIERRE, ZOE, World
@@ -116,7 +116,14 @@ def test_periods_are_the_reps_local_day(world: World) -> None:
 def test_a_snoozed_deal_is_left_out_until_the_snooze_ends(world: World) -> None:
     seed(world)
     services = world.context(MONDAY).services
-    snooze_deal(services, ANA, world.deal_ids["Globex"], 1)
+    snooze_deal(
+        deals=services.deals,
+        database=services.database,
+        clock=services.clock,
+        actor=services.actor(ANA),
+        deal_id=world.deal_ids["Globex"],
+        days=1,
+    )
     world.run("chase-next-steps", MONDAY)
     (ana,) = world.dms_to(ANA)
     assert "Globex" not in text_of(ana) and "Initech" in text_of(ana)

@@ -11,6 +11,7 @@ from bot.settings import load_settings
 from bot.slack import build_web_client
 from domain.changes import DealChanges, DealRef
 from domain.deals import Actor
+from handlers.job_messages import SlackJobMessages
 from reminders.delivery import DeliverySummary
 from reminders.email.drafts import FollowUps
 from reminders.email.templates import DEFAULT_TEMPLATES_DIR, EmailTemplates
@@ -43,6 +44,7 @@ def _run(
         services=dataclasses.replace(services, follow_ups=follow_ups),
         client=client,
         settings=settings,
+        render=SlackJobMessages(),
     )
     return run_job(JOB, context)
 

@@ -1,0 +1,104 @@
+"""What the scheduled nudges say, as plain values, and the rule for snoozing a deal.
+
+The jobs in `reminders/` fill these values; the Block Kit in `handlers/` renders them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from domain.changes import DealRef
+from domain.errors import NotAllowed
+from storage.reminder_repositories import NudgeRepository
+from storage.repositories import TeamRepository
+
+if TYPE_CHECKING:
+    from domain.checks import DealFacts
+    from domain.clock import Clock
+    from domain.deals import Actor, DealService
+    from domain.money import Money
+    from storage.database import Database
+
+SNOOZE_DAYS = (1, 7)
+
+
+@dataclass(frozen=True)
+class ChaseItem:
+    """One deal in a rep's chase DM and the checks that fired on it."""
+
+    deal: DealFacts
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RepAccuracy:
+    """One rep's line in the weekly accuracy post."""
+
+    rep_id: str
+    score: Decimal | None
+    change: Decimal | None  # since last week, in score points (0.05 = 5 points)
+    deals: int
+    top_failures: tuple[tuple[str, int], ...]
+    best_fix: tuple[str, int, Decimal] | None
+
+
+@dataclass(frozen=True)
+class DealLine:
+    """One deal as a manager's digest lists it."""
+
+    deal_id: int
+    name: str
+    owner_id: str
+    amount: Money | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A team's week in numbers, for its manager."""
+
+    team_name: str
+    week: str
+    quarter: str
+    currency: str
+    open_deals: int
+    pipeline: Money
+    weighted: Money
+    forecast: tuple[tuple[str, Money], ...]  # category label -> amount closing this quarter
+    won_this_quarter: Money
+    quota: Money | None
+    coverage: Decimal | None
+    created: tuple[DealLine, ...]
+    moved: tuple[DealLine, ...]
+    slipped: tuple[DealLine, ...]
+    won: tuple[DealLine, ...]
+    lost: tuple[DealLine, ...]
+    win_rate: Decimal | None
+    average_days_to_close: int | None
+    slip_rate: Decimal | None
+    forecast_accuracy: Decimal | None
+    rep_scores: tuple[tuple[str, Decimal | None], ...]
+    ignored_checks: tuple[tuple[str, int, int], ...]  # check, nudged, acted on
+    by_stage: tuple[tuple[str, Money], ...]
+
+
+def snooze_deal(
+    *, deals: DealService, database: Database, clock: Clock, actor: Actor, deal_id: int, days: int
+) -> tuple[str, dt.date]:
+    """Return (deal name, first day it is chased again) after snoozing it for `days`."""
+    if days not in SNOOZE_DAYS:
+        raise ValueError(f"snooze for {days} days is not offered")
+    user_id = actor.user_id
+    deal = deals.show_deal(actor, DealRef(name=None, deal_id=deal_id))
+    until = deals.today_for(user_id) + dt.timedelta(days=days)
+    with database.session() as session:
+        managed = TeamRepository(session).reps_managed_by(user_id)
+        if deal.owner_id != user_id and deal.owner_id not in managed and not actor.is_admin():
+            raise NotAllowed(
+                f"{deal.account} belongs to <@{deal.owner_id}>; only they can snooze it."
+            )
+        NudgeRepository(session).snooze(deal_id=deal_id, until=until, by=user_id, at=clock.now())
+    return deal.name, until
