@@ -7,6 +7,7 @@ from collections.abc import Callable
 from bot.settings import Settings, SettingsError
 from domain.clock import Clock
 from domain.deals import DealService
+from domain.follow_up_triggers import TriggerRulesError, load_trigger_rules
 from reminders.email.backends import EmailBackend, GmailBackend, OutboxBackend
 from reminders.email.drafts import FollowUps, RepProfile
 from reminders.email.google_auth import (
@@ -18,7 +19,6 @@ from reminders.email.google_auth import (
 )
 from reminders.email.templates import EmailTemplates
 from reminders.email.token_cipher import SecretKeyError, TokenCipher
-from reminders.email.triggers import TriggerRulesError, load_trigger_rules
 from storage.database import Database
 
 

@@ -46,13 +46,7 @@ def pick_deal(
     if choice is None:
         reply = blocks.error_reply(messages.CHOICE_EXPIRED)
     else:
-        invocation = Invocation(
-            command=choice["command"],
-            text=choice["text"],
-            user_id=body["user"]["id"],
-            channel_id=(body.get("channel") or {}).get("id"),
-            trigger_id=body.get("trigger_id"),
-        )
+        invocation = Invocation.from_click(body, command=choice["command"], text=choice["text"])
         reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
     respond_privately(respond, reply, replace_original=True)
 
@@ -73,13 +67,7 @@ def share_in_channel(
         return
     command, text = asked
     # Asked afresh: the channel sees the pipeline as it is now, not as it was.
-    invocation = Invocation(
-        command=command,
-        text=text,
-        user_id=user_id,
-        channel_id=(body.get("channel") or {}).get("id"),
-        trigger_id=None,
-    )
+    invocation = Invocation.from_click(body, command=command, text=text, with_trigger=False)
     reply = reply_for(services, client, invocation)
     if reply.is_error:
         respond_privately(respond, reply)
@@ -128,13 +116,7 @@ def draft_follow_up(
     except ValueError:
         reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
     else:
-        invocation = Invocation(
-            command="/deal",
-            text="",
-            user_id=body["user"]["id"],
-            channel_id=(body.get("channel") or {}).get("id"),
-            trigger_id=body.get("trigger_id"),
-        )
+        invocation = Invocation.from_click(body, command="/deal")
         # The button is the intent, `/deal followup #<id>` with the default template.
         intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
         reply = reply_for(services, client, invocation, intent=intent)

@@ -42,6 +42,19 @@ class Invocation:
     channel_id: str | None
     trigger_id: str | None
 
+    @classmethod
+    def from_click(
+        cls, body: dict[str, Any], *, command: str, text: str = "", with_trigger: bool = True
+    ) -> Invocation:
+        """Return the command a button runs, asked by whoever clicked it, where they did."""
+        return cls(
+            command=command,
+            text=text,
+            user_id=body["user"]["id"],
+            channel_id=(body.get("channel") or {}).get("id"),
+            trigger_id=body.get("trigger_id") if with_trigger else None,
+        )
+
 
 @dataclass(frozen=True)
 class Request:

@@ -25,6 +25,7 @@ from domain.clock import Clock
 from domain.dates import format_day
 from domain.deals import Actor, DealService
 from domain.errors import DomainError, InvalidChange
+from domain.follow_up_triggers import CHECK, NEXT_STEP, ON_DEMAND, STAGE_CHANGE, TriggerRules
 from domain.follow_ups import DraftOutcome
 from domain.money import format_money
 from domain.views import ContactView, DealView
@@ -36,7 +37,6 @@ from reminders.email.backends import (
 )
 from reminders.email.message import DraftMessage, Party, message_id_for
 from reminders.email.templates import EmailTemplates, TemplateProblem, with_blanks
-from reminders.email.triggers import CHECK, NEXT_STEP, ON_DEMAND, STAGE_CHANGE, TriggerRules
 from storage.database import Database
 from storage.follow_up_repositories import FollowUpRepository
 from storage.models import FollowUpTrigger

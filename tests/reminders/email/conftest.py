@@ -20,12 +20,12 @@ from cryptography.fernet import Fernet
 from bot.demo import seed_pipeline
 from domain.clock import FixedClock
 from domain.deals import DealService
+from domain.follow_up_triggers import load_trigger_rules
 from reminders.email.backends import EmailBackend, GmailBackend, OutboxBackend
 from reminders.email.drafts import FollowUps, RepProfile
 from reminders.email.google_auth import OAuthClient, OAuthMailboxes, gmail_profile_email
 from reminders.email.templates import EmailTemplates
 from reminders.email.token_cipher import TokenCipher
-from reminders.email.triggers import load_trigger_rules
 from storage.database import Database
 from storage.follow_up_repositories import FollowUpRepository
 from storage.migrate import upgrade

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from domain.changes import DealChanges, DealRef
 from domain.deals import Actor
+from domain.follow_up_triggers import load_trigger_rules
 from reminders.email.drafts import RepProfile, _recipient, email_context
 from reminders.email.templates import DEFAULT_TEMPLATES_DIR, EmailTemplates, TemplateProblem
-from reminders.email.triggers import load_trigger_rules
 from storage.models import FollowUpTrigger
 from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.email.conftest import NOW, Drafting

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reminders.email.triggers import DEFAULT_RULES_FILE, TriggerRulesError, load_trigger_rules
+from domain.follow_up_triggers import DEFAULT_RULES_FILE, TriggerRulesError, load_trigger_rules
 
 BUNDLED = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
 

@@ -24,9 +24,9 @@ from domain.config_file import (
     refuse,
 )
 from domain.stages import DEFAULT_STAGES
-from reminders.email.templates import DEFAULT_TEMPLATES_DIR
 
-DEFAULT_RULES_FILE = DEFAULT_TEMPLATES_DIR / "triggers.yml"
+# Kept with the email templates it names, so an admin edits both in one folder.
+DEFAULT_RULES_FILE = Path(__file__).resolve().parents[1] / "templates" / "email" / "triggers.yml"
 
 # Trigger kinds, as stored with each trigger.
 STAGE_CHANGE = "stage_change"
