@@ -105,9 +105,6 @@ class Services:
     in_request_client: WebClient
     # Follow-up email drafts (reminders/email/); None only in tests that build Services by hand.
     follow_ups: FollowUps | None = None
-    # Work done after a reply has gone (an on-demand Gmail draft): Bolt's listener pool, the
-    # one the demo and the tests wait on. None only in tests that build Services by hand.
-    background: Executor | None = None
 
     def actor(self, user_id: str) -> Actor:
         return Actor(user_id=user_id, is_admin=lambda: self.directory.is_admin(user_id))
@@ -142,7 +139,6 @@ def build_services(
     client: WebClient,
     database: Database | None = None,
     clock: Clock | None = None,
-    background: Executor | None = None,
 ) -> Services:
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
@@ -176,7 +172,6 @@ def build_services(
             clock=clock,
             rep_profile=lambda user_id: RepProfile(*directory.name_and_email(user_id)),
         ),
-        background=background,
     )
 
 
@@ -219,9 +214,7 @@ def create_app(
         listener_executor=listener_executor,
         logger=bolt_logger,
     )
-    services = build_services(
-        settings, client=client, database=database, clock=clock, background=listener_executor
-    )
+    services = build_services(settings, client=client, database=database, clock=clock)
     # Runs after Bolt's signature check, so only genuine requests leave a receipt.
     app.use(once_per_request(database=services.database, clock=services.clock))
     register_all(app, services)

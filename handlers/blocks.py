@@ -31,6 +31,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.changes import DealRef
 from domain.dates import format_day
 from domain.errors import Candidate
 from domain.money import Money, format_money
@@ -53,6 +54,14 @@ POST_MORTEM_VIEW = "post_mortem"
 
 
 @dataclass(frozen=True)
+class PendingDraft:
+    """A follow-up draft asked for: which trigger to draft, and the deal as the rep named it."""
+
+    trigger_id: int
+    deal: DealRef
+
+
+@dataclass(frozen=True)
 class Reply:
     """A message: the fallback text Slack shows in notifications, and its blocks."""
 
@@ -60,6 +69,9 @@ class Reply:
     blocks: tuple[Block, ...]
     # A refusal or a question back (never shared in a channel).
     is_error: bool = False
+    # A follow-up draft the reply promises: made after the reply has gone (Bolt's lazy
+    # listener), its outcome DMed. Plain values, as Bolt deep-copies what lazy work gets.
+    pending_draft: PendingDraft | None = None
 
     def block_dicts(self) -> list[dict[str, Any]]:
         return [block.to_dict() for block in self.blocks]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -41,19 +42,21 @@ def follow_up_reply(
     if follow_ups.drafts_inline:
         return _reply_for(follow_ups.draft(trigger_id), ref)
     name = follow_ups.deals.show_deal(actor, ref).name
-    if services.background is None:  # Services built by hand, without Bolt's pool
-        return _reply_for(follow_ups.draft(trigger_id), ref)
-    services.background.submit(_draft_and_dm, services, client, trigger_id, ref)
-    return follow_up_blocks.drafting_started(name, template or "follow-up")
+    return dataclasses.replace(
+        follow_up_blocks.drafting_started(name, template or "follow-up"),
+        pending_draft=blocks.PendingDraft(trigger_id=trigger_id, deal=ref),
+    )
 
 
-def _draft_and_dm(services: Services, client: WebClient, trigger_id: int, ref: DealRef) -> None:
-    """Make the draft after the reply has gone, then DM its outcome (runs on Bolt's pool)."""
-    assert services.follow_ups is not None  # checked before this was handed over
+def draft_and_dm(services: Services, client: WebClient, pending: blocks.PendingDraft) -> None:
+    """Make the draft a reply promised, then DM its outcome; run after the reply has gone."""
+    if services.follow_ups is None:  # switched off since the reply: nothing to draft with
+        return
     try:
-        _dm(services, client, services.follow_ups.draft(trigger_id), ref)
+        outcome = services.follow_ups.draft(pending.trigger_id)
+        _dm(services, client, outcome, pending.deal)
     except Exception:
-        logger.exception("on-demand follow-up %s failed", trigger_id)
+        logger.exception("on-demand follow-up %s failed", pending.trigger_id)
 
 
 def _reply_for(outcome: DraftOutcome, ref: DealRef) -> blocks.Reply:

@@ -16,6 +16,7 @@ from handlers import blocks, messages
 from handlers.actions import reminders
 from handlers.commands.dispatch import Invocation, reply_for
 from handlers.commands.grammars.deal import FollowUp
+from handlers.follow_ups import draft_and_dm
 from handlers.listeners import after_ack, button_refused, deal_on_button, respond_privately
 from handlers.modals import open_modal
 
@@ -49,6 +50,8 @@ def pick_deal(
         invocation = Invocation.from_click(body, command=choice["command"], text=choice["text"])
         reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
     respond_privately(respond, reply, replace_original=True)
+    if reply.pending_draft is not None:  # the chosen deal's `/deal followup`
+        draft_and_dm(services, client, reply.pending_draft)
 
 
 def share_in_channel(
@@ -121,6 +124,8 @@ def draft_follow_up(
         intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
         reply = reply_for(services, client, invocation, intent=intent)
     respond_privately(respond, reply)
+    if reply.pending_draft is not None:  # already after the ack: draft now, then DM
+        draft_and_dm(services, client, reply.pending_draft)
 
 
 SHAREABLE_COMMANDS = ("/deal", "/pipeline")
