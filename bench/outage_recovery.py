@@ -4,7 +4,7 @@
 
 Really runs the scheduler of `dealbot serve` (`bot.jobs_cli.build_scheduler`, APScheduler
 in the background, the production WebClient and its retry handlers) on a fresh SQLite file
-against the fake Slack Web API of `tests/fakes/`. `--reps` reps on no team each own a deal
+against the fake Slack Web API (`bot/fake_slack.py`). `--reps` reps on no team each own a deal
 with no next step. The chase is scheduled a few seconds ahead (nudged at any hour, so the
 benchmark runs on any day); Slack answers every `chat.postMessage` with HTTP 503 from
 before that firing until `--outage` seconds after it. Nothing else is done: the scheduler's
