@@ -37,6 +37,7 @@ from slack_sdk import WebClient
 from sqlalchemy import insert
 
 from bot.app import create_app
+from bot.fake_slack import FakeSlackWebAPI
 from bot.server import (
     SLACK_EVENTS_PATH,
     BackgroundServer,
@@ -49,8 +50,8 @@ from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import Deal, NextStep
 from storage.repositories import name_key
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.fakes.slack_signing import FORM_CONTENT_TYPE, sign, slash_command_body
+from tests.fakes.slack_spec import slack_spec_dir
 
 BOT_TOKEN = "xoxb-bench"
 SIGNING_SECRET = "bench-secret"
@@ -466,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeding_database.dispose()
         print(f"seeded {args.deals:,} deals in {time.perf_counter() - started:.1f} s", flush=True)
 
-        fake = FakeSlackWebAPI().start()
+        fake = FakeSlackWebAPI(spec_dir=slack_spec_dir()).start()
         try:
             settings = load_settings(
                 slack_bot_token=BOT_TOKEN,

@@ -24,11 +24,12 @@ from bot.app import create_app
 from bot.server import build_wsgi_app, make_server
 from bot.settings import load_settings
 from storage.migrate import upgrade
-from tests.fakes.slack_api import FakeSlackWebAPI
+from bot.fake_slack import FakeSlackWebAPI
+from tests.fakes.slack_spec import slack_spec_dir
 
 url = sys.argv[1]
 # Bolt asks auth.test at start-up; the fake answers it, as in the other benchmarks.
-slack = FakeSlackWebAPI().start()
+slack = FakeSlackWebAPI(spec_dir=slack_spec_dir()).start()
 upgrade(url)
 settings = load_settings(
     _env_file=None,

@@ -4,7 +4,7 @@
 
 Really runs the scheduler of `dealbot serve` (`bot.jobs_cli.build_scheduler`, APScheduler
 in the background, the production WebClient and its retry handlers) on a fresh SQLite file
-against the fake Slack Web API of `tests/fakes/`. `--reps` reps on no team each own a deal
+against the fake Slack Web API (`bot/fake_slack.py`). `--reps` reps on no team each own a deal
 with no next step. The chase is scheduled a few seconds ahead (nudged at any hour, so the
 benchmark runs on any day); Slack answers every `chat.postMessage` with HTTP 503 from
 before that firing until `--outage` seconds after it. Nothing else is done: the scheduler's
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bot.fake_slack import FakeSlackWebAPI
 from bot.jobs_cli import build_scheduler
 from bot.settings import load_settings
 from bot.slack import build_web_client
@@ -42,7 +43,7 @@ from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import JobRun
-from tests.fakes.slack_api import FakeSlackWebAPI
+from tests.fakes.slack_spec import slack_spec_dir
 
 TARGET = dt.timedelta(minutes=2)
 GIVE_UP = dt.timedelta(minutes=5)
@@ -86,7 +87,10 @@ def seed(database: Database, slack: FakeSlackWebAPI, reps: list[str], now: dt.da
 
 def run(reps_count: int, outage: float) -> int:
     reps = [f"U0REP{i:03d}" for i in range(reps_count)]
-    with tempfile.TemporaryDirectory() as folder, FakeSlackWebAPI() as slack:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        FakeSlackWebAPI(spec_dir=slack_spec_dir()) as slack,
+    ):
         url = f"sqlite:///{Path(folder) / 'outage.sqlite3'}"
         upgrade(url)
         database = Database.from_url(url)

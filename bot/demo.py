@@ -11,14 +11,12 @@ import html
 import json
 import re
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from slack_bolt import App, BoltRequest
 from sqlalchemy.engine import make_url
@@ -26,6 +24,7 @@ from sqlalchemy.engine import make_url
 from bot.app import ListenerPool, create_app
 from bot.console import ConsoleRenderer
 from bot.demo_jobs import DemoJobs
+from bot.fake_slack import FakeSlackWebAPI, RecordedCall
 from bot.settings import Settings
 from bot.slack import build_web_client
 from domain.changes import ContactRef, DealChanges, DealRef
@@ -74,110 +73,64 @@ Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, o
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
-class ConsoleSlack:
-    """A stand-in for Slack's Web API on 127.0.0.1 that draws each call in the terminal.
+class ConsoleCalls:
+    """Draws the Web API calls users would see (messages, modals, App Home) in the terminal.
 
-    Bolt builds a fresh WebClient per request from the base URL, so the demo points that
-    URL here rather than substituting a client object.
+    The fake Slack calls it with each answered call (its JSON arguments decoded) before
+    answering, so a reply is drawn before the console reads the next line.
     """
 
     def __init__(self, *, renderer: ConsoleRenderer, out: TextIO) -> None:
         self.renderer = renderer
         self.out = out
-        self.uploads: dict[str, bytes] = {}
-        console = self
+        # Set once the fake exists (it is built with this observer): uploads are read from it.
+        self.slack: FakeSlackWebAPI | None = None
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if "/upload/" in self.path:
-                    # files_upload_v2 sends the chart's bytes here; keep them for :run.
-                    console.uploads[self.path.rsplit("/", 1)[-1]] = self.rfile.read(length)
-                    self.send_response(200)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                raw = self.rfile.read(length).decode("utf-8")
-                if "json" in (self.headers.get("Content-Type") or ""):
-                    args = json.loads(raw or "{}")
-                else:
-                    args = {key: values[-1] for key, values in parse_qs(raw).items()}
-                answer = console.answer(self.path.rsplit("/", 1)[-1], args)
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = {"ok": True}
-        if method == "auth.test":
-            answer.update(user_id="U0BOT", bot_id="B0BOT", team_id="T0DEMO", team="Demo")
-        elif method == "users.info":
-            user = next((u for u in DEMO_USERS if u.user_id == args.get("user")), None)
-            answer["user"] = {
-                "id": args.get("user"),
-                "name": user.handle if user else "someone",
-                "is_admin": bool(user and user.is_admin),
-                "is_owner": False,
-                "tz": DEMO_TIMEZONE,
-                # Follow-up drafts are signed with the name and sent From the address.
-                "profile": {
-                    "real_name": user.real_name if user else "Someone",
-                    "email": f"{user.handle if user else 'someone'}@{DEMO_MAIL_DOMAIN}",
-                },
-            }
-        elif method in ("views.open", "views.push", "views.update", "views.publish"):
-            view = _decoded(args.get("view"))
-            self._print(self.renderer.view(view))
-            answer["view"] = {"id": "V0DEMO", **view}
-        elif method == "conversations.open":
-            answer["channel"] = {"id": "D" + str(args.get("users", "")).split(",")[0]}
-        elif method == "files.getUploadURLExternal":
-            answer.update(upload_url=self.base_url.replace("/api/", "/upload/F0CHART"))
-            answer["file_id"] = "F0CHART"
-        elif method == "files.completeUploadExternal":
+    def __call__(self, call: RecordedCall) -> None:
+        method, args = call.method, call.args
+        if method in ("views.open", "views.push", "views.update", "views.publish"):
+            self._print(self.renderer.view(args["view"]))
+        elif method == "files.completeUploadExternal" and self.slack is not None:
+            uploads = self.slack.uploads
+            files = [f for f in args["files"] if f.get("id") in uploads]
             chart = Path("dealbot-demo-chart.png")
-            chart.write_bytes(self.uploads.get("F0CHART", b""))
+            chart.write_bytes(uploads[files[0]["id"]].content if files else b"")
             self._print(f"(chart attached; saved to {chart})")
-            answer["files"] = [{"id": "F0CHART", "title": "chart"}]
         elif method in ("chat.postMessage", "chat.postEphemeral"):
             channel = str(args.get("channel") or "")
             where = "(only visible to you)" if method == "chat.postEphemeral" else "(DM)"
             if method == "chat.postMessage" and channel.startswith("C"):
                 where = f"(posted in #{self.renderer.channels.get(channel, channel)})"
             self._print(f"{where}\n" + self._message(args))
-            answer.update(channel=args.get("channel"), ts="1.000001", message_ts="1.000001")
-        return answer
 
     def _message(self, message: dict[str, Any]) -> str:
-        blocks = _decoded(message.get("blocks")) or []
+        blocks = message.get("blocks") or []
         return self.renderer.blocks(blocks) if blocks else self.renderer.mrkdwn(message["text"])
 
     def _print(self, text: str) -> None:
         print(_indent(text), file=self.out, flush=True)
 
 
-def _decoded(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def demo_slack(*, renderer: ConsoleRenderer, out: TextIO, clock: Clock) -> FakeSlackWebAPI:
+    """Return the fake Slack Web API (not started) that knows the demo's users and draws calls.
+
+    Bolt builds a fresh WebClient per request from the base URL, so the demo points that
+    URL at the fake rather than substituting a client object.
+    """
+    calls = ConsoleCalls(renderer=renderer, out=out)
+    slack = FakeSlackWebAPI(observer=calls, clock=clock)
+    calls.slack = slack
+    for user in DEMO_USERS:
+        # Follow-up drafts are signed with the real name and sent From the address.
+        slack.set_user(
+            user.user_id,
+            name=user.handle,
+            real_name=user.real_name,
+            is_admin=user.is_admin,
+            tz=DEMO_TIMEZONE,
+            email=f"{user.handle}@{DEMO_MAIL_DOMAIN}",
+        )
+    return slack
 
 
 def _indent(text: str) -> str:
@@ -447,8 +400,7 @@ def run_demo(
         channels={DEMO_CHANNEL_ID: DEMO_CHANNEL_NAME},
         bold=out.isatty(),
     )
-    slack = ConsoleSlack(renderer=renderer, out=out)
-    slack.start()
+    slack = demo_slack(renderer=renderer, out=out, clock=clock).start()
     client = build_web_client(token="xoxb-demo", base_url=slack.base_url)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

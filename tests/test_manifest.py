@@ -18,7 +18,7 @@ from referencing.jsonschema import DRAFT7
 
 from bot.server import SLACK_EVENTS_PATH
 from handlers.commands.dispatch import COMMANDS, USAGE
-from tests.fakes.slack_api import slack_spec_dir
+from tests.fakes.slack_spec import slack_spec_dir
 
 MANIFEST_PATH = Path(__file__).resolve().parents[1] / "manifest.yml"
 

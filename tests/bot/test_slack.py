@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.fake_slack import FakeSlackWebAPI
 from bot.slack import SlackDirectory, build_web_client
-from tests.fakes.slack_api import FakeSlackWebAPI
 
 
 def _directory(slack_api: FakeSlackWebAPI, *admins: str) -> SlackDirectory:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.fake_slack import FakeSlackWebAPI
 from tests.e2e.harness import RunningApp, running_app
-from tests.fakes.slack_api import FakeSlackWebAPI
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from bot.app import ListenerPool, create_app
 from bot.email_setup import build_gmail_connect
+from bot.fake_slack import FakeSlackWebAPI
 from bot.google_oauth import google_oauth_wsgi
 from bot.server import BackgroundServer, build_wsgi_app
 from bot.settings import load_settings
@@ -30,7 +31,6 @@ from storage.models import (
     Team,
     TeamMember,
 )
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.fakes.slack_signing import interaction_body, post_signed, slash_command_body
 
 SIGNING_SECRET = "e2e-signing-secret"

@@ -10,12 +10,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from bot.fake_slack import FakeSlackWebAPI
 from reminders.email.token_cipher import TokenCipher
 from storage.follow_up_repositories import FollowUpRepository
 from storage.models import FollowUpTrigger
 from tests.e2e.harness import NOW, RunningApp, block_actions, blocks_text, running_app
 from tests.fakes.gmail_api import FakeGmail, follow_redirects
-from tests.fakes.slack_api import FakeSlackWebAPI
 
 BUYER = 'buyer:"Bill Lumbergh &lt;<mailto:bill@initech.com|bill@initech.com>&gt;"'
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from bot.app import ListenerPool, create_app
+from bot.fake_slack import FakeSlackWebAPI
 from bot.server import build_wsgi_app
 from bot.settings import load_settings
 from domain.clock import FixedClock
@@ -32,8 +33,8 @@ from handlers import blocks, reminder_blocks
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.e2e.harness import NOW, SIGNING_SECRET
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.fakes.slack_signing import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, sign
+from tests.fakes.slack_spec import slack_spec_dir
 
 # Requests per example: batching keeps hypothesis' own overhead small next to the app's.
 BATCH = 16
@@ -358,7 +359,7 @@ class FuzzedApp:
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedApp]:
-    with FakeSlackWebAPI() as slack:
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir()) as slack:
         slack.set_user("U0ANA", name="ana")
         slack.set_user("U0BEN", name="ben")
         slack.set_user("U0ROOT", name="root", is_admin=True)

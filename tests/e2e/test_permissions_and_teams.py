@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.fake_slack import FakeSlackWebAPI
 from storage.models import FollowUpTrigger, NextStep, Quota, TeamMember
 from tests.e2e.harness import RunningApp, block_actions, blocks_text, running_app
-from tests.fakes.slack_api import FakeSlackWebAPI
 
 
 def _team_with_ana_and_ben(app: RunningApp) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from bot.app import create_app
+from bot.fake_slack import FakeSlackWebAPI
 from bot.server import build_wsgi_app
 from bot.settings import load_settings
 from handlers import blocks, messages
@@ -26,7 +27,6 @@ from storage.database import Database
 from storage.migrate import upgrade
 from tests.databases import BACKENDS, database_url_for
 from tests.e2e.harness import SIGNING_SECRET, RunningApp, running_app, view_submission
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.fakes.slack_signing import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,

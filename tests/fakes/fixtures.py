@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.slack_api import FakeSlackWebAPI
+from bot.fake_slack import FakeSlackWebAPI
+from tests.fakes.slack_spec import slack_spec_dir
 
 
 def assert_no_violations(fake: FakeSlackWebAPI) -> None:
@@ -20,7 +21,7 @@ def assert_no_violations(fake: FakeSlackWebAPI) -> None:
 @pytest.fixture
 def slack_api() -> Iterator[FakeSlackWebAPI]:
     """Yield a running fake Slack Web API; the test fails at teardown if Slack would object."""
-    with FakeSlackWebAPI() as fake:
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir()) as fake:
         yield fake
     # Checked after the test body so a handler's swallowed SlackApiError still fails the test.
     assert_no_violations(fake)
@@ -29,5 +30,5 @@ def slack_api() -> Iterator[FakeSlackWebAPI]:
 @pytest.fixture
 def slack_api_lenient() -> Iterator[FakeSlackWebAPI]:
     """Yield a running fake Slack Web API that tolerates invalid calls (for fault tests)."""
-    with FakeSlackWebAPI() as fake:
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir()) as fake:
         yield fake

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.fake_slack import FakeSlackWebAPI
 from tests.databases import BACKENDS, database_url_for, sqlite_url
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.world import World, build_world
 
 

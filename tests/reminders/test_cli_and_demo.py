@@ -12,9 +12,9 @@ import pytest
 
 from bot.cli import main
 from bot.demo import run_demo
+from bot.fake_slack import FakeSlackWebAPI
 from domain.checks import DEFAULT_CHECKS_FILE, default_checks
 from domain.clock import FixedClock
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.test_jobs import MONDAY, seed
 from tests.reminders.world import World
 

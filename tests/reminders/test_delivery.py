@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
+from bot.fake_slack import FakeSlackWebAPI
 from bot.jobs_cli import build_scheduler
 from domain.clock import FixedClock
 from reminders.delivery import CLAIM_LEASE, Delivery
 from reminders.jobs import load_jobs, run_job
 from storage.database import Database
 from tests.databases import postgres_database
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.world import World, build_world, fast_client
 
 CREATED = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)

@@ -18,6 +18,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot.fake_slack import FakeSlackWebAPI
 from bot.jobs_cli import context_factory
 from bot.settings import Settings, load_settings
 from domain.changes import ContactRef, DealChanges, DealRef
@@ -31,7 +32,6 @@ from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
 from storage.reminder_repositories import OutboxRepository
-from tests.fakes.slack_api import FakeSlackWebAPI
 
 ADMIN = Actor(user_id="U0ROOT", is_admin=lambda: True)
 ANA, BEN, MARIA = "U0ANA", "U0BEN", "U0MARIA"  # New York reps and their manager

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from bot.app import build_services
+from bot.fake_slack import FakeSlackWebAPI
 from bot.settings import load_settings
 from bot.slack import build_web_client
 from domain.changes import DealChanges, DealRef
@@ -18,7 +19,6 @@ from reminders.email.templates import DEFAULT_TEMPLATES_DIR, EmailTemplates
 from reminders.jobs import JobContext, load_jobs, run_job
 from tests.e2e.harness import blocks_text
 from tests.fakes.gmail_api import FakeGmail
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.email.conftest import Drafting, on_both_backends
 
 JOB = load_jobs()["draft-follow-ups"]

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.fake_slack import FakeSlackWebAPI
 from domain.changes import DealChanges, DealRef
 from domain.deals import Actor
 from domain.follow_up_triggers import load_trigger_rules
 from reminders.email.drafts import RepProfile, _recipient, email_context
 from reminders.email.templates import DEFAULT_TEMPLATES_DIR, EmailTemplates, TemplateProblem
 from storage.models import FollowUpTrigger
-from tests.fakes.slack_api import FakeSlackWebAPI
 from tests.reminders.email.conftest import NOW, Drafting
 from tests.reminders.email.test_follow_up_job import _dms, _run
 

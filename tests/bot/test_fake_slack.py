@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,14 +21,15 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot.fake_slack import FakeSlackWebAPI, RecordedCall, required_arguments
 from tests.fakes.fixtures import assert_no_violations
-from tests.fakes.slack_api import FakeSlackWebAPI, required_arguments
 from tests.fakes.slack_signing import (
     interaction_body,
     post_signed,
     sign,
     slash_command_body,
 )
+from tests.fakes.slack_spec import slack_spec_dir
 
 NO_WAIT = FixedValueRetryIntervalCalculator(fixed_internal=0.0)
 SECRET = "test-signing-secret"
@@ -420,12 +422,42 @@ def test_post_signed_returns_status_without_raising(slack_api: FakeSlackWebAPI) 
 
 
 def test_spec_lookup_knows_required_arguments() -> None:
-    assert required_arguments("chat.postEphemeral") == {"token", "channel", "user"}
-    assert required_arguments("files.completeUploadExternal") == {"token", "files"}
-    assert required_arguments("chat.noSuchMethod") is None
+    spec_dir = slack_spec_dir()
+    assert required_arguments("chat.postEphemeral", spec_dir) == {"token", "channel", "user"}
+    assert required_arguments("files.completeUploadExternal", spec_dir) == {"token", "files"}
+    assert required_arguments("chat.noSuchMethod", spec_dir) is None
 
 
-def test_spec_dir_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def test_spec_dir_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DEALBOT_SLACK_SPEC_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="DEALBOT_SLACK_SPEC_DIR"):
-        FakeSlackWebAPI()
+        slack_spec_dir()
+
+
+def test_a_spec_folder_without_the_spec_fails_before_serving(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"web_api_openapi_v2\.json"):
+        FakeSlackWebAPI(spec_dir=tmp_path)
+
+
+def test_without_a_spec_every_call_is_answered_as_valid() -> None:
+    # The demo's mode: the spec is not installed with dealbot, so nothing is checked.
+    with FakeSlackWebAPI() as fake:
+        client = client_for(fake)
+        # No channel, no user: Slack would refuse both.
+        posted = client.api_call("chat.postEphemeral", json={"text": "to nobody"})
+        unknown = client.api_call("chat.noSuchMethod")
+    assert (posted["ok"], unknown["ok"], fake.violations) == (True, True, [])
+
+
+def test_the_observer_sees_each_answered_call_before_its_answer() -> None:
+    seen: list[RecordedCall] = []
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir(), observer=seen.append) as fake:
+        fake.fail_next(method="views.publish", status=500)
+        client = client_for(fake, retry_handlers=[ServerErrorRetryHandler(max_retry_count=1)])
+        client.views_publish(user_id="U0ANA", view={"type": "home", "blocks": []})
+        response = client.chat_postMessage(channel="C0TEAM", blocks=[section("hi")], text="hi")
+    # The failed first attempt is no answered call; blocks arrive decoded, as JSON.
+    assert [call.method for call in seen] == ["views.publish", "chat.postMessage"]
+    assert seen[0].args["view"] == {"type": "home", "blocks": []}
+    assert seen[1].args["blocks"] == [section("hi")]
+    assert seen[1].response is not None and seen[1].response["ts"] == response["ts"]

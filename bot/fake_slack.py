@@ -1,26 +1,28 @@
-"""A local fake of Slack's Web API that answers like Slack and rejects what Slack would reject.
+"""A local fake of Slack's Web API: one for the tests and the offline demo.
 
 Modelled on bolt-python's mock Web API server: a real HTTP server on 127.0.0.1, so the code
-under test uses an unmodified ``slack_sdk.WebClient`` (retries, headers, encodings and all).
-Every call is checked against Slack's published OpenAPI spec and a few Block Kit limits, so a
-test that passes here does not fail only in production with ``invalid_arguments``.
+talking to it uses an unmodified ``slack_sdk.WebClient`` (retries, headers, encodings and all).
+Given the folder of Slack's published OpenAPI spec (the tests do), every call is checked
+against it and a few Block Kit limits, so a test that passes here does not fail only in
+production with ``invalid_arguments``. Without it (the demo: the spec is not installed with
+dealbot) every call is answered as Slack would answer a valid one. An observer, when given,
+sees each answered call; the demo draws them in the terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import email.parser
 import email.policy
 import functools
 import itertools
 import json
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +31,8 @@ from typing import Any, ClassVar, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-SPEC_DIR_ENV = "DEALBOT_SLACK_SPEC_DIR"
+from domain.clock import Clock, SystemClock
+
 WEB_API_SPEC_FILE = "web_api_openapi_v2.json"
 
 BOT_USER_ID = "UBOT"
@@ -87,15 +90,6 @@ KNOWN_BLOCK_TYPES = frozenset(
 )
 
 
-def slack_spec_dir() -> Path:
-    """Return the folder holding Slack's published specs (``$DEALBOT_SLACK_SPEC_DIR`` wins)."""
-    override = os.environ.get(SPEC_DIR_ENV)
-    if override:
-        return Path(override)
-    # The specs live beside the repo in ../shared/slack, not inside it.
-    return Path(__file__).resolve().parents[2].parent / "shared" / "slack"
-
-
 @functools.cache
 def _load_spec_paths(spec_file: Path) -> dict[str, dict[str, Any]]:
     with spec_file.open(encoding="utf-8") as handle:
@@ -103,21 +97,19 @@ def _load_spec_paths(spec_file: Path) -> dict[str, dict[str, Any]]:
     return spec["paths"]
 
 
-def web_api_spec_paths() -> dict[str, dict[str, Any]]:
-    """Return the ``paths`` of Slack's OpenAPI spec, loaded once per spec file."""
-    spec_file = slack_spec_dir() / WEB_API_SPEC_FILE
+def web_api_spec_paths(spec_dir: Path) -> dict[str, dict[str, Any]]:
+    """Return the ``paths`` of Slack's OpenAPI spec in ``spec_dir``, loaded once per file."""
+    spec_file = spec_dir / WEB_API_SPEC_FILE
     if not spec_file.is_file():
-        raise FileNotFoundError(
-            f"Slack Web API spec not found at {spec_file}; set {SPEC_DIR_ENV} to its folder"
-        )
+        raise FileNotFoundError(f"Slack Web API spec not found at {spec_file}")
     return _load_spec_paths(spec_file)
 
 
-def required_arguments(method: str) -> frozenset[str] | None:
+def required_arguments(method: str, spec_dir: Path) -> frozenset[str] | None:
     """Return the arguments Slack requires for ``method``, or None if Slack has no such method."""
     if method in METHODS_MISSING_FROM_SPEC:
         return METHODS_MISSING_FROM_SPEC[method] | {"token"}
-    operations = web_api_spec_paths().get(f"/{method}")
+    operations = web_api_spec_paths(spec_dir).get(f"/{method}")
     if operations is None:
         return None
     return frozenset(
@@ -128,9 +120,11 @@ def required_arguments(method: str) -> frozenset[str] | None:
     )
 
 
-def missing_argument_problems(method: str, args: dict[str, Any], authorized: bool) -> list[str]:
+def missing_argument_problems(
+    method: str, args: dict[str, Any], *, authorized: bool, spec_dir: Path
+) -> list[str]:
     """Return one problem per required argument absent from a call."""
-    required = required_arguments(method) or frozenset()
+    required = required_arguments(method, spec_dir) or frozenset()
     present = {name for name, value in args.items() if value not in (None, "")}
     if authorized:
         present.add("token")
@@ -358,8 +352,9 @@ class SlackUser:
     tz: str = "America/New_York"
     email: str | None = None
 
-    def to_api(self) -> dict[str, Any]:
-        offset = datetime.now(ZoneInfo(self.tz)).utcoffset()
+    def to_api(self, *, now: dt.datetime) -> dict[str, Any]:
+        """Return the user as ``users.info`` answers, its UTC offset as of ``now``."""
+        offset = now.astimezone(ZoneInfo(self.tz)).utcoffset()
         profile: dict[str, Any] = {"real_name": self.real_name, "display_name": self.name}
         if self.email is not None:
             profile["email"] = self.email
@@ -534,15 +529,33 @@ class _FakeServer(ThreadingHTTPServer):
         self.fake = fake
 
 
-class FakeSlackWebAPI:
-    """A threaded fake of Slack's Web API and response_url endpoints on 127.0.0.1."""
+CallObserver = Callable[[RecordedCall], None]
 
-    def __init__(self) -> None:
+
+class FakeSlackWebAPI:
+    """A threaded fake of Slack's Web API and response_url endpoints on 127.0.0.1.
+
+    ``spec_dir`` (the folder of Slack's OpenAPI spec) switches on checking every call as Slack
+    would; ``observer`` is called with each answered call before its answer is sent, so what
+    it prints comes before whatever the caller does next.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec_dir: Path | None = None,
+        observer: CallObserver | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._state = _State()
         self._server: _FakeServer | None = None
         self._thread: threading.Thread | None = None
-        # Fail fast on a missing spec, before any test talks to the server.
-        web_api_spec_paths()
+        self._spec_dir = spec_dir
+        self._observer = observer
+        self._clock = clock or SystemClock()
+        if spec_dir is not None:
+            # Fail fast on a missing spec, before any test talks to the server.
+            web_api_spec_paths(spec_dir)
 
     # --- lifecycle ---
 
@@ -723,20 +736,27 @@ class FakeSlackWebAPI:
         problems, answer = self._validate_call(method, args, headers)
         if answer is None:
             answer = self._canned_answer(method, args)
+        call = RecordedCall(method, args, headers, response=answer)
         with self._state.lock:
             self._state.violations.extend(problems)
-            self._state.calls.append(RecordedCall(method, args, headers, response=answer))
+            self._state.calls.append(call)
+        if self._observer is not None:
+            self._observer(call)
         return answer
 
     def _validate_call(
         self, method: str, args: dict[str, Any], headers: dict[str, str]
     ) -> tuple[list[str], dict[str, Any] | None]:
-        if required_arguments(method) is None:
+        if self._spec_dir is None:
+            return [], None
+        if required_arguments(method, self._spec_dir) is None:
             problem = f"{method}: unknown method (not in Slack's Web API spec)"
             return [problem], {"ok": False, "error": "unknown_method", "req_method": method}
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         authorized = authorization.startswith("Bearer ") and len(authorization) > len("Bearer ")
-        problems = missing_argument_problems(method, args, authorized)
+        problems = missing_argument_problems(
+            method, args, authorized=authorized, spec_dir=self._spec_dir
+        )
         problems += call_payload_problems(method, args)
         if not problems:
             return [], None
@@ -889,14 +909,15 @@ class FakeSlackWebAPI:
         return known or SlackUser(user_id=user_id, name=user_id.lower(), real_name=user_id)
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "user": self._user(str(args.get("user", ""))).to_api()}
+        user = self._user(str(args.get("user", "")))
+        return {"ok": True, "user": user.to_api(now=self._clock.now())}
 
     def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._state.lock:
             found = [u for u in self._state.users.values() if u.email == args.get("email")]
         if not found:
             return {"ok": False, "error": "users_not_found"}
-        return {"ok": True, "user": found[0].to_api()}
+        return {"ok": True, "user": found[0].to_api(now=self._clock.now())}
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{self._next_number():010d}"
@@ -906,7 +927,7 @@ class FakeSlackWebAPI:
 
     def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
         files = args["files"] if isinstance(args["files"], list) else []
-        created = datetime.now(UTC).timestamp()
+        created = self._clock.now().timestamp()
         return {
             "ok": True,
             "files": [
