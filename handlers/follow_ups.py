@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,13 @@ JOB_NAME = "draft-follow-ups"
 
 
 def follow_up_reply(
-    services: Services, client: WebClient, actor: Actor, ref: DealRef, template: str | None
+    services: Services,
+    client: WebClient,
+    actor: Actor,
+    ref: DealRef,
+    template: str | None,
+    *,
+    today: dt.date,
 ) -> blocks.Reply:
     """Return the reply to a request for a draft; a Gmail draft's link follows by DM."""
     follow_ups = services.follow_ups
@@ -41,7 +48,7 @@ def follow_up_reply(
         return follow_up_blocks.connect_gmail(link, deals=(), reconnect=False)
     if follow_ups.drafts_inline:
         return _reply_for(follow_ups.draft(trigger_id), ref)
-    name = follow_ups.deals.show_deal(actor, ref).name
+    name = follow_ups.deals.show_deal(actor, ref, today=today).name
     return dataclasses.replace(
         follow_up_blocks.drafting_started(name, template or "follow-up"),
         pending_draft=blocks.PendingDraft(trigger_id=trigger_id, deal=ref),

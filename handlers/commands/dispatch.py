@@ -156,7 +156,9 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
             )
             return blocks.deal_closed(closed, today)
         case deal.FollowUp(deal=ref, template=template):
-            return follow_up_reply(services, request.client, actor, ref, template)
+            return follow_up_reply(
+                services, request.client, actor, ref, template, today=request.today
+            )
         case _:
             return blocks.help_reply({"/deal": USAGE["/deal"]})
 
