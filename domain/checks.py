@@ -44,6 +44,7 @@ from domain.config_file import (
     Flag,
     WholeNumber,
     dotted,
+    listed_stage,
     read_config,
     refuse,
 )
@@ -109,9 +110,7 @@ def _open_stage(value: object) -> str:
 
 
 def _stage_in_threshold(value: object) -> str:
-    if value not in _OPEN_STAGES:
-        raise refuse(f"lists {value!r}: a stage must be one of {', '.join(_OPEN_STAGES)}")
-    return str(value)
+    return listed_stage(value, _OPEN_STAGES)
 
 
 OpenStage = Annotated[str, BeforeValidator(_open_stage)]
