@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
-from domain.changes import DealRef
 from handlers import blocks, messages
 from handlers.actions import reminders
 from handlers.commands.dispatch import Invocation, reply_for
 from handlers.commands.grammars.deal import FollowUp
 from handlers.listeners import (
     after_ack,
+    deal_on_button,
     open_deal_form,
     respond_privately,
 )
@@ -108,13 +108,13 @@ def draft_follow_up(
 ) -> None:
     """Ask for a follow-up draft of the deal on the button; reply privately."""
     try:
-        deal_id = int(action.get("value") or "")
+        deal = deal_on_button(action)
     except ValueError:
         reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
     else:
         invocation = Invocation.from_click(body, command="/deal")
         # The button is the intent, `/deal followup #<id>` with the default template.
-        intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
+        intent = FollowUp(deal, template=None)
         reply = reply_for(services, client, invocation, intent=intent)
     respond_privately(respond, reply)
 
