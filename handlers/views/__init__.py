@@ -15,10 +15,12 @@ from handlers import blocks, messages
 from handlers.listeners import with_services
 from handlers.views import reminders
 from handlers.views.forms import (
+    FIELD_ERROR_LIMIT,
     date_value,
     form_metadata,
     hand_over_confirmation,
     metadata_deal_id,
+    refuse_field,
     selected_value,
     send_confirmation,
     text_value,
@@ -50,14 +52,14 @@ def submit_new_deal(
     # Read before anything is written: a form we cannot trust saves nothing.
     metadata = form_metadata(view)
     if metadata is None:
-        ack(response_action="errors", errors={"account": messages.FORM_EXPIRED})
+        refuse_field(ack, "account", messages.FORM_EXPIRED)
         return
     channel_id = metadata.get("channel_id")
     errors: dict[str, str] = {}
     try:
         account = clean_name(text_value(values, "account") or "", what="account")
     except InvalidName as refusal:
-        account, errors["account"] = "", refusal.problem[:150]
+        account, errors["account"] = "", refusal.problem[:FIELD_ERROR_LIMIT]
     if not account and "account" not in errors:
         errors["account"] = "Name the account, e.g. Initech."
     amount = None
@@ -83,7 +85,7 @@ def submit_new_deal(
     try:
         deal = services.deals.create_deal(services.actor(user_id), account, changes)
     except DomainError as error:
-        ack(response_action="errors", errors={"account": error.problem[:150]})
+        refuse_field(ack, "account", error.problem)
         return
     reply = blocks.deal_created(deal, services.deals.today_for(user_id))
     hand_over_confirmation(
@@ -100,11 +102,11 @@ def submit_post_mortem(
     values = view["state"]["values"]
     deal_id = metadata_deal_id(view)
     if deal_id is None:
-        ack(response_action="errors", errors={"reason": messages.FORM_EXPIRED})
+        refuse_field(ack, "reason", messages.FORM_EXPIRED)
         return
     reason = (text_value(values, "reason") or "").strip()
     if not reason:
-        ack(response_action="errors", errors={"reason": "Say in a few words what decided it."})
+        refuse_field(ack, "reason", "Say in a few words what decided it.")
         return
     try:
         services.deals.record_post_mortem(
@@ -115,6 +117,6 @@ def submit_post_mortem(
             lessons=text_value(values, "lessons"),
         )
     except DomainError as error:
-        ack(response_action="errors", errors={"reason": error.problem[:150]})
+        refuse_field(ack, "reason", error.problem)
         return
     ack()

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import BoltContext
+from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -72,6 +72,19 @@ def date_value(values: dict[str, Any], block_id: str) -> dt.date | None:
 
 
 MIN_PICKED_YEAR, MAX_PICKED_YEAR = 1900, 2999
+
+
+# A form error is one short line under its input; a longer domain refusal is cut to fit.
+FIELD_ERROR_LIMIT = 150
+
+
+def refuse_field(ack: Ack, block_id: str, problem: str) -> None:
+    """Return once the submission is acked with `problem` under the input `block_id`.
+
+    Slack keeps the form open with the rep's entries, so they fix the field and resubmit;
+    nothing was saved.
+    """
+    ack(response_action="errors", errors={block_id: problem[:FIELD_ERROR_LIMIT]})
 
 
 def hand_over_confirmation(

@@ -14,6 +14,7 @@ from handlers.views.forms import (
     date_value,
     hand_over_confirmation,
     metadata_deal_id,
+    refuse_field,
     send_confirmation,
     text_value,
 )
@@ -41,16 +42,16 @@ def submit_next_step(
     values = view["state"]["values"]
     deal_id = metadata_deal_id(view)
     if deal_id is None:
-        ack(response_action="errors", errors={"what": messages.FORM_EXPIRED})
+        refuse_field(ack, "what", messages.FORM_EXPIRED)
         return
     what = text_value(values, "what")
     if not what:
-        ack(response_action="errors", errors={"what": "Say what happens next."})
+        refuse_field(ack, "what", "Say what happens next.")
         return
     try:
         due = date_value(values, "due")
     except ValueError:
-        ack(response_action="errors", errors={"due": messages.PICK_A_REAL_DATE})
+        refuse_field(ack, "due", messages.PICK_A_REAL_DATE)
         return
     try:
         deal = services.deals.add_next_step(
@@ -61,7 +62,7 @@ def submit_next_step(
             owner_id=None,
         )
     except DomainError as error:
-        ack(response_action="errors", errors={"due": error.problem[:150]})
+        refuse_field(ack, "due", error.problem)
         return
     hand_over_confirmation(context, blocks.next_step_added(deal, services.deals.today_for(user_id)))
     ack()
