@@ -44,6 +44,7 @@ from domain.config_file import (
     Flag,
     WholeNumber,
     dotted,
+    listed_stage,
     read_config,
     refuse,
 )
@@ -109,9 +110,7 @@ def _open_stage(value: object) -> str:
 
 
 def _stage_in_threshold(value: object) -> str:
-    if value not in _OPEN_STAGES:
-        raise refuse(f"lists {value!r}: a stage must be one of {', '.join(_OPEN_STAGES)}")
-    return str(value)
+    return listed_stage(value, _OPEN_STAGES)
 
 
 OpenStage = Annotated[str, BeforeValidator(_open_stage)]
@@ -264,6 +263,25 @@ def _stage_at_least(facts: DealFacts, config: ChecksConfig, check: str) -> bool:
     )
 
 
+def _quiet_too_long(
+    since: dt.datetime | None,
+    facts: DealFacts,
+    today: dt.date,
+    zone: dt.tzinfo,
+    config: ChecksConfig,
+    check: str,
+) -> bool:
+    """Return whether more whole days than the check's `max_days` have passed since `since`.
+
+    Days are counted on the calendar of `zone` (the deal's today), not the server's; a deal
+    with no such moment yet is never flagged.
+    """
+    if since is None:
+        return False
+    days = _days_between(since.astimezone(zone).date(), today)
+    return days > config.threshold(check, "max_days").for_stage(facts.stage)
+
+
 @dataclass(frozen=True)
 class Check:
     """One accuracy check: its stable id, what fires it, and what the file may set for it."""
@@ -310,19 +328,13 @@ CHECKS: Final[tuple[Check, ...]] = (
     # The 14th quiet day is not stale yet; the 15th is.
     Check(
         "STALE",
-        lambda f, today, zone, c: (
-            f.last_activity_at is not None
-            and _days_between(_local_date(f.last_activity_at, zone) or today, today)
-            > c.threshold("STALE", "max_days").for_stage(f.stage)
-        ),
+        lambda f, today, zone, c: _quiet_too_long(f.last_activity_at, f, today, zone, c, "STALE"),
         MaxDays,
     ),
     Check(
         "STALLED_IN_STAGE",
-        lambda f, today, zone, c: (
-            f.stage_entered_at is not None
-            and _days_between(_local_date(f.stage_entered_at, zone) or today, today)
-            > c.threshold("STALLED_IN_STAGE", "max_days").for_stage(f.stage)
+        lambda f, today, zone, c: _quiet_too_long(
+            f.stage_entered_at, f, today, zone, c, "STALLED_IN_STAGE"
         ),
         MaxDays,
     ),

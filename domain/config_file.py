@@ -47,6 +47,16 @@ def _whole_number(value: object) -> int:
     return value
 
 
+def listed_stage(value: object, stages: tuple[str, ...]) -> str:
+    """Return `value` when it is one of `stages`; refuse it, naming it and the choices, if not.
+
+    For a stage in a list or mapping of the file, where the key alone would not say which.
+    """
+    if value not in stages:
+        raise refuse(f"lists {value!r}: a stage must be one of {', '.join(stages)}")
+    return str(value)
+
+
 def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise refuse("must be true or false")

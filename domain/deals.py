@@ -133,13 +133,16 @@ class DealService:
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
-            deal = self._resolve(deals, ref)
-            self._check_can_change(session, actor, deal)
-            if deal.status != "open":
-                raise InvalidChange(
+            deal = self._open_deal_to_change(
+                session,
+                deals,
+                actor,
+                ref,
+                closed=lambda deal: InvalidChange(
                     f"{deal.account} is already {deal.status}; closed deals keep their record.",
                     "Open a new deal with `/deal new`.",
-                )
+                ),
+            )
             before = self._tracked_values(deal)
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
@@ -203,10 +206,13 @@ class DealService:
         outcome = "won" if won else "lost"
         with self.database.session() as session:
             deals = DealRepository(session)
-            deal = self._resolve(deals, ref)
-            self._check_can_change(session, actor, deal)
-            if deal.status != "open":
-                raise InvalidChange(f"{deal.account} is already {deal.status}.")
+            deal = self._open_deal_to_change(
+                session,
+                deals,
+                actor,
+                ref,
+                closed=lambda deal: InvalidChange(f"{deal.account} is already {deal.status}."),
+            )
             if not won and not reason:
                 raise InvalidChange(
                     "A lost deal needs a reason.", "/deal lost Initech went with Globex"
@@ -276,12 +282,15 @@ class DealService:
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
-            deal = self._resolve(deals, ref)
-            self._check_can_change(session, actor, deal)
-            if deal.status != "open":
-                raise InvalidChange(
+            deal = self._open_deal_to_change(
+                session,
+                deals,
+                actor,
+                ref,
+                closed=lambda deal: InvalidChange(
                     f"{deal.account} is {deal.status}; next steps are for open deals."
-                )
+                ),
+            )
             today = self._today(session, actor.user_id, given=today)
             if due is not None and due < today:
                 raise InvalidChange(
@@ -525,6 +534,26 @@ class DealService:
             )
             raise AmbiguousDeal(reference, candidates)
         return matches[0]
+
+    def _open_deal_to_change(
+        self,
+        session: Session,
+        deals: DealRepository,
+        actor: Actor,
+        ref: DealRef,
+        *,
+        closed: Callable[[Deal], InvalidChange],
+    ) -> Deal:
+        """Return the open deal `ref` names, once the actor may change it.
+
+        `closed` words the refusal for a deal already won or lost: each act explains it in
+        its own terms (a closed deal keeps its record; next steps are for open deals).
+        """
+        deal = self._resolve(deals, ref)
+        self._check_can_change(session, actor, deal)
+        if deal.status != "open":
+            raise closed(deal)
+        return deal
 
     def _check_can_change(
         self, session: Session, actor: Actor, deal: Deal, *, act: str = "change it"

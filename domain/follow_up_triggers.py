@@ -20,6 +20,7 @@ from domain.config_file import (
     FileModel,
     WholeNumber,
     dotted,
+    listed_stage,
     read_config,
     refuse,
 )
@@ -51,9 +52,7 @@ def _name(value: object) -> str:
 
 
 def _stage(value: object) -> str:
-    if value not in _STAGES:
-        raise refuse(f"lists {value!r}: a stage must be one of {', '.join(_STAGES)}")
-    return str(value)
+    return listed_stage(value, _STAGES)
 
 
 def _drafting_check(value: object) -> str:

@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.errors import DomainError
+from domain.views import DealView
 from handlers import blocks, messages
+from handlers.modals import open_modal
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -60,3 +64,25 @@ def respond_privately(
         text=reply.text,
         blocks=reply.block_dicts(),
     )
+
+
+def open_deal_form(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+    form: Callable[[DealView], View],
+) -> None:
+    """Return once the form for the button's deal is open, or the user told privately why not.
+
+    Reading the deal first means a forged or stale button is refused before any modal opens.
+    """
+    try:
+        deal = services.deals.show_deal(services.actor(body["user"]["id"]), deal_on_button(action))
+    except (ValueError, DomainError) as error:
+        respond_privately(respond, button_refused(error))
+        return
+    if not open_modal(client, body.get("trigger_id"), form(deal)):
+        respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))

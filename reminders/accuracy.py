@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from domain.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
 from domain.dates import quarter_bounds
 from domain.nudges import RepAccuracy
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
+from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
 from storage.models import Team
 from storage.reminder_repositories import ReminderRepository, WeeklyRepository
 from storage.repositories import TeamRepository
@@ -157,12 +157,8 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
             top_checks=failing.most_common(3),
         )
         messages.append(
-            OutgoingMessage(
-                recipient=team.channel_id,
-                subject=f"team:{team.team_id}",
-                period=week,
-                text=reply.text,
-                blocks=reply.block_dicts(),
+            message_of(
+                reply, recipient=team.channel_id, subject=f"team:{team.team_id}", period=week
             )
         )
     return messages

@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
 from domain.nudges import ChaseItem
-from reminders.jobs import REP_TIMEZONE, Job, JobContext, OutgoingMessage, Schedule, day_period
+from reminders.jobs import (
+    REP_TIMEZONE,
+    Job,
+    JobContext,
+    OutgoingMessage,
+    Schedule,
+    day_period,
+    message_of,
+)
 from storage.reminder_repositories import NudgeRepository, ReminderRepository
 
 NAME = "chase-next-steps"
@@ -79,12 +87,11 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         period = day_period(context.now, awake[rep])
         reply = context.render.chase_message(items, local_now.date())
         messages.append(
-            OutgoingMessage(
+            message_of(
+                reply,
                 recipient=rep,
                 subject="chase",
                 period=period,
-                text=reply.text,
-                blocks=reply.block_dicts(),
                 not_after=_stop_sending_at(local_now, config),
             )
         )
@@ -101,13 +108,12 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
     for deal in prompts:
         reply = context.render.post_mortem_prompt(deal)
         messages.append(
-            OutgoingMessage(
+            message_of(
+                reply,
                 recipient=deal.owner_id,
                 # "once": the key is the deal, so the prompt is sent one time, ever.
                 subject=f"post-mortem:{deal.deal_id}",
                 period="once",
-                text=reply.text,
-                blocks=reply.block_dicts(),
             )
         )
     if nudges:

@@ -19,7 +19,7 @@ from domain.stages import DEFAULT_STAGES, FORECAST_LABELS
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
 from reminders.delivery import ChartFile
-from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, week_period
+from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
 from storage.models import Deal, Team
 from storage.reminder_repositories import NudgeRepository, WeeklyRepository
 
@@ -217,12 +217,11 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
         )
         for manager in team.managers:
             messages.append(
-                OutgoingMessage(
+                message_of(
+                    reply,
                     recipient=manager,
                     subject=f"team:{team.team_id}",
                     period=week,
-                    text=reply.text,
-                    blocks=reply.block_dicts(),
                     file=chart,
                 )
             )

@@ -25,9 +25,9 @@ from reminders.jobs import (
     Job,
     JobContext,
     OutgoingMessage,
-    RenderedMessage,
     Schedule,
     day_period,
+    message_of,
 )
 from storage.reminder_repositories import ReminderRepository
 
@@ -72,7 +72,12 @@ def _messages(
     for drafted in follow_ups.drafted_since(context.now - ANNOUNCE_WINDOW):
         reply = context.render.draft_ready(drafted)
         messages.append(
-            _message(drafted.rep_id, f"follow-up:{drafted.trigger_id}:drafted", "once", reply)
+            message_of(
+                reply,
+                recipient=drafted.rep_id,
+                subject=f"follow-up:{drafted.trigger_id}:drafted",
+                period="once",
+            )
         )
     waiting: dict[str, list[DraftOutcome]] = defaultdict(list)
     broken: dict[str, str] = {}
@@ -82,7 +87,9 @@ def _messages(
         elif outcome.status == "skipped":
             reply = context.render.draft_skipped(outcome, deal_ref=f"#{outcome.deal_id}")
             subject = f"follow-up:{outcome.trigger_id}:skipped"
-            messages.append(_message(outcome.rep_id, subject, "once", reply))
+            messages.append(
+                message_of(reply, recipient=outcome.rep_id, subject=subject, period="once")
+            )
         elif outcome.status == "template_error":
             broken.setdefault(outcome.template, outcome.problem or "")
     for rep_id, rep_outcomes in waiting.items():
@@ -93,23 +100,13 @@ def _messages(
             reconnect=any(o.problem == REVOKED_REASON for o in rep_outcomes),
         )
         # One connect link a day per rep, however many drafts wait and however many runs.
-        messages.append(_message(rep_id, "gmail-connect", today, reply))
+        messages.append(message_of(reply, recipient=rep_id, subject="gmail-connect", period=today))
     for template, problem in broken.items():
         reply = context.render.template_broken(template, problem)
         for admin in context.settings.dealbot_admins:
-            messages.append(_message(admin, f"template-broken:{template}"[:120], today, reply))
+            subject = f"template-broken:{template}"[:120]
+            messages.append(message_of(reply, recipient=admin, subject=subject, period=today))
     return messages
-
-
-def _message(recipient: str, subject: str, period: str, reply: RenderedMessage) -> OutgoingMessage:
-    """Return the DM of `reply`; (recipient, subject, period) is what sends it only once."""
-    return OutgoingMessage(
-        recipient=recipient,
-        subject=subject,
-        period=period,
-        text=reply.text,
-        blocks=reply.block_dicts(),
-    )
 
 
 JOB = Job(

@@ -64,7 +64,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from reminders.delivery import Delivery, DeliverySummary, OutgoingMessage
+from reminders.delivery import ChartFile, Delivery, DeliverySummary, OutgoingMessage
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -114,6 +114,30 @@ class RenderedMessage(Protocol):
     def text(self) -> str: ...
 
     def block_dicts(self) -> list[dict[str, Any]]: ...
+
+
+def message_of(
+    reply: RenderedMessage,
+    *,
+    recipient: str,
+    subject: str,
+    period: str,
+    file: ChartFile | None = None,
+    not_after: dt.datetime | None = None,
+) -> OutgoingMessage:
+    """Return the message that sends `reply` to `recipient` (a user id: a DM; else a channel).
+
+    (recipient, subject, period) is what delivers it only once, however often it is planned.
+    """
+    return OutgoingMessage(
+        recipient=recipient,
+        subject=subject,
+        period=period,
+        text=reply.text,
+        blocks=reply.block_dicts(),
+        file=file,
+        not_after=not_after,
+    )
 
 
 class JobMessages(Protocol):

@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
-from domain.changes import DealRef
-from domain.errors import DomainError
 from handlers import blocks, messages
 from handlers.actions import reminders
 from handlers.commands.dispatch import Invocation, reply_for
 from handlers.commands.grammars.deal import FollowUp
 from handlers.follow_ups import draft_and_dm
-from handlers.listeners import after_ack, button_refused, deal_on_button, respond_privately
-from handlers.modals import open_modal
+from handlers.listeners import (
+    after_ack,
+    deal_on_button,
+    open_deal_form,
+    respond_privately,
+)
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -96,13 +98,7 @@ def open_post_mortem(
     services: Services,
 ) -> None:
     """Open the post-mortem form for the deal on the button, or say why it cannot open."""
-    try:
-        deal = services.deals.show_deal(services.actor(body["user"]["id"]), deal_on_button(action))
-    except (ValueError, DomainError) as error:
-        respond_privately(respond, button_refused(error))
-        return
-    if not open_modal(client, body.get("trigger_id"), blocks.post_mortem_modal(deal)):
-        respond_privately(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
+    open_deal_form(body, action, client, respond, services=services, form=blocks.post_mortem_modal)
 
 
 def draft_follow_up(
@@ -115,13 +111,13 @@ def draft_follow_up(
 ) -> None:
     """Ask for a follow-up draft of the deal on the button; reply privately."""
     try:
-        deal_id = int(action.get("value") or "")
+        deal = deal_on_button(action)
     except ValueError:
         reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
     else:
         invocation = Invocation.from_click(body, command="/deal")
         # The button is the intent, `/deal followup #<id>` with the default template.
-        intent = FollowUp(DealRef(name=None, deal_id=deal_id), template=None)
+        intent = FollowUp(deal, template=None)
         reply = reply_for(services, client, invocation, intent=intent)
     respond_privately(respond, reply)
     if reply.pending_draft is not None:  # already after the ack: draft now, then DM

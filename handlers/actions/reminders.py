@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
+from slack_sdk.models.views import View
 
 from domain.dates import format_day
 from domain.errors import DomainError
 from domain.nudges import snooze_deal
+from domain.views import DealView
 from handlers import blocks, messages, reminder_blocks
-from handlers.listeners import after_ack, button_refused, deal_on_button
+from handlers.listeners import after_ack, button_refused, deal_on_button, open_deal_form
 from handlers.listeners import respond_privately as _say
-from handlers.modals import open_modal
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -39,15 +40,12 @@ def log_step(
 ) -> None:
     """Open the "log next step" modal for the reminder's deal, or say why it cannot open."""
     user_id = body["user"]["id"]
-    try:
-        deal = services.deals.show_deal(services.actor(user_id), deal_on_button(action))
-    except (ValueError, DomainError) as error:
-        _say(respond, button_refused(error))
-        return
-    today = services.deals.today_for(user_id)
-    modal = reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today)
-    if not open_modal(client, body.get("trigger_id"), modal):
-        _say(respond, blocks.error_reply(messages.BUTTON_EXPIRED))
+
+    def form(deal: DealView) -> View:
+        today = services.deals.today_for(user_id)
+        return reminder_blocks.log_step_modal(deal_id=deal.id, account=deal.name, today=today)
+
+    open_deal_form(body, action, client, respond, services=services, form=form)
 
 
 def mark_done(

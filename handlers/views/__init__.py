@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from domain.changes import DealChanges
 from domain.errors import DomainError
@@ -18,24 +15,25 @@ from handlers import blocks, messages
 from handlers.listeners import with_services
 from handlers.views import reminders
 from handlers.views.forms import (
-    CONFIRMATION,
+    FIELD_ERROR_LIMIT,
     date_value,
     form_metadata,
+    hand_over_confirmation,
     metadata_deal_id,
+    refuse_field,
     selected_value,
+    send_confirmation,
     text_value,
 )
 
 if TYPE_CHECKING:
     from bot.app import Services
 
-logger = logging.getLogger(__name__)
-
 
 def register(app: App, services: Services) -> None:
     reminders.register(app, services)
     app.view(blocks.NEW_DEAL_VIEW)(
-        ack=with_services(submit_new_deal, services), lazy=[confirm_new_deal]
+        ack=with_services(submit_new_deal, services), lazy=[send_confirmation]
     )
     app.view(blocks.POST_MORTEM_VIEW)(with_services(submit_post_mortem, services))
 
@@ -54,14 +52,14 @@ def submit_new_deal(
     # Read before anything is written: a form we cannot trust saves nothing.
     metadata = form_metadata(view)
     if metadata is None:
-        ack(response_action="errors", errors={"account": messages.FORM_EXPIRED})
+        refuse_field(ack, "account", messages.FORM_EXPIRED)
         return
     channel_id = metadata.get("channel_id")
     errors: dict[str, str] = {}
     try:
         account = clean_name(text_value(values, "account") or "", what="account")
     except InvalidName as refusal:
-        account, errors["account"] = "", refusal.problem[:150]
+        account, errors["account"] = "", refusal.problem[:FIELD_ERROR_LIMIT]
     if not account and "account" not in errors:
         errors["account"] = "Name the account, e.g. Initech."
     amount = None
@@ -87,24 +85,13 @@ def submit_new_deal(
     try:
         deal = services.deals.create_deal(services.actor(user_id), account, changes)
     except DomainError as error:
-        ack(response_action="errors", errors={"account": error.problem[:150]})
+        refuse_field(ack, "account", error.problem)
         return
     reply = blocks.deal_created(deal, services.deals.today_for(user_id))
-    # Handed to the lazy listener: Slack hears the ack now, the rep the reply after.
-    context[CONFIRMATION] = {
-        "channel_id": channel_id if isinstance(channel_id, str) else None,
-        "text": reply.text,
-        "blocks": reply.block_dicts(),
-    }
+    hand_over_confirmation(
+        context, reply, channel_id=channel_id if isinstance(channel_id, str) else None
+    )
     ack()
-
-
-def confirm_new_deal(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """Show the rep the saved deal where they opened the form (after the ack)."""
-    confirmation = context.get(CONFIRMATION)
-    if confirmation is None:
-        return
-    _tell(client, user_id=body["user"]["id"], **confirmation)
 
 
 def submit_post_mortem(
@@ -115,11 +102,11 @@ def submit_post_mortem(
     values = view["state"]["values"]
     deal_id = metadata_deal_id(view)
     if deal_id is None:
-        ack(response_action="errors", errors={"reason": messages.FORM_EXPIRED})
+        refuse_field(ack, "reason", messages.FORM_EXPIRED)
         return
     reason = (text_value(values, "reason") or "").strip()
     if not reason:
-        ack(response_action="errors", errors={"reason": "Say in a few words what decided it."})
+        refuse_field(ack, "reason", "Say in a few words what decided it.")
         return
     try:
         services.deals.record_post_mortem(
@@ -130,30 +117,6 @@ def submit_post_mortem(
             lessons=text_value(values, "lessons"),
         )
     except DomainError as error:
-        ack(response_action="errors", errors={"reason": error.problem[:150]})
+        refuse_field(ack, "reason", error.problem)
         return
     ack()
-
-
-def _tell(
-    client: WebClient,
-    *,
-    user_id: str,
-    channel_id: str | None,
-    text: str,
-    blocks: list[dict[str, Any]],
-) -> None:
-    """Show the user a private confirmation where they opened the form, else in a DM.
-
-    Runs after the ack, so a slow or failing Slack costs the rep only the confirmation.
-    """
-    try:
-        if channel_id:
-            client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=blocks)
-            return
-    except SlackApiError as error:
-        logger.info("ephemeral confirmation failed (%s); sending a DM", error.response.get("error"))
-    try:
-        client.chat_postMessage(channel=user_id, text=text, blocks=blocks)
-    except SlackApiError as error:
-        logger.warning("deal confirmation not delivered: %s", error.response.get("error"))

@@ -1,10 +1,20 @@
-"""Reading a submitted modal: its private metadata and its values, trusted once checked."""
+"""Reading a submitted modal (its private metadata and its values, trusted once checked),
+and confirming it to the rep after the ack."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
+
+from slack_bolt import Ack, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from handlers.blocks import Reply
+
+logger = logging.getLogger(__name__)
 
 # The context key under which a submission hands its confirmation to its lazy listener.
 CONFIRMATION = "dealbot_confirmation"
@@ -62,3 +72,54 @@ def date_value(values: dict[str, Any], block_id: str) -> dt.date | None:
 
 
 MIN_PICKED_YEAR, MAX_PICKED_YEAR = 1900, 2999
+
+
+# A form error is one short line under its input; a longer domain refusal is cut to fit.
+FIELD_ERROR_LIMIT = 150
+
+
+def refuse_field(ack: Ack, block_id: str, problem: str) -> None:
+    """Return once the submission is acked with `problem` under the input `block_id`.
+
+    Slack keeps the form open with the rep's entries, so they fix the field and resubmit;
+    nothing was saved.
+    """
+    ack(response_action="errors", errors={block_id: problem[:FIELD_ERROR_LIMIT]})
+
+
+def hand_over_confirmation(
+    context: BoltContext, reply: Reply, *, channel_id: str | None = None
+) -> None:
+    """Return once `reply` waits in `context` for the lazy listener `send_confirmation`.
+
+    Slack hears the ack now, the rep the reply after: a submission's ack must not wait on
+    another Web API call. `channel_id` is where the form was opened (None: a DM).
+    """
+    context[CONFIRMATION] = {
+        "channel_id": channel_id,
+        "text": reply.text,
+        "blocks": reply.block_dicts(),
+    }
+
+
+def send_confirmation(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """Return once the rep was shown the handed-over confirmation (after the ack), if any.
+
+    Privately where they opened the form, else in a DM; a slow or failing Slack costs the
+    rep only the confirmation, never what was saved.
+    """
+    confirmation = context.get(CONFIRMATION)
+    if confirmation is None:
+        return
+    user_id, channel_id = body["user"]["id"], confirmation["channel_id"]
+    text, blocks = confirmation["text"], confirmation["blocks"]
+    try:
+        if channel_id:
+            client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=blocks)
+            return
+    except SlackApiError as error:
+        logger.info("ephemeral confirmation failed (%s); sending a DM", error.response.get("error"))
+    try:
+        client.chat_postMessage(channel=user_id, text=text, blocks=blocks)
+    except SlackApiError as error:
+        logger.warning("form confirmation not delivered: %s", error.response.get("error"))

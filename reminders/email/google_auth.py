@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from domain.clock import Clock
@@ -26,6 +26,9 @@ from reminders.email.backends import GMAIL_COMPOSE_SCOPE, Mailbox, MailboxUnavai
 from reminders.email.token_cipher import InvalidToken, TokenCipher
 from storage.database import Database
 from storage.follow_up_repositories import FollowUpRepository
+
+if TYPE_CHECKING:
+    from google_auth_oauthlib.flow import Flow
 
 logger = logging.getLogger(__name__)
 
@@ -197,14 +200,29 @@ class OAuthMailboxes:
             repository.issue_state(state=state, user_id=user_id, expires_at=now + LINK_TTL, at=now)
         return f"{self.client.start_url}?{urlencode({'state': state})}"
 
+    def _flow(self, *, state: str, verifier: str) -> Flow:
+        """Return Google's OAuth flow for one connect link, bound to its PKCE verifier.
+
+        The consent page and the token exchange must be made by the same flow settings,
+        or Google refuses the exchange.
+        """
+        from google_auth_oauthlib.flow import Flow
+
+        return Flow.from_client_config(
+            self.client.config,
+            scopes=list(SCOPES),
+            redirect_uri=self.client.redirect_uri,
+            state=state,
+            code_verifier=verifier,
+            autogenerate_code_verifier=False,
+        )
+
     def authorization_url(self, state: str) -> ConnectStart:
         """Return Google's consent page for a connect link opened the first time.
 
         The PKCE verifier is made once per link: a second open is refused, not given a new
         verifier, so someone else holding the link cannot take over the sign-in under way.
         """
-        from google_auth_oauthlib.flow import Flow
-
         now = self.clock.now()
         verifier = secrets.token_urlsafe(64)  # 86 characters: within PKCE's 43–128
         # The browser that opens the link keeps this key in a cookie; only its callback can
@@ -223,14 +241,7 @@ class OAuthMailboxes:
             raise ConnectError(LINK_ALREADY_USED)
         if user_id is None:
             raise ConnectError(LINK_EXPIRED)
-        flow = Flow.from_client_config(
-            self.client.config,
-            scopes=list(SCOPES),
-            redirect_uri=self.client.redirect_uri,
-            state=state,
-            code_verifier=verifier,
-            autogenerate_code_verifier=False,
-        )
+        flow = self._flow(state=state, verifier=verifier)
         url, _ = flow.authorization_url(access_type="offline", prompt="consent")
         return ConnectStart(url=str(url), browser_key=browser_key)
 
@@ -242,7 +253,6 @@ class OAuthMailboxes:
         Only the browser that opened the connect link (its `browser_key` cookie) finishes:
         the grant is stored for the Slack user the link was made for, from their browser.
         """
-        from google_auth_oauthlib.flow import Flow
         from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
         now = self.clock.now()
@@ -261,14 +271,7 @@ class OAuthMailboxes:
                 "Gmail was not connected (Google said: "
                 f"{(error or 'no code')[:60]}). You can try again from the link in Slack."
             )
-        flow = Flow.from_client_config(
-            self.client.config,
-            scopes=list(SCOPES),
-            redirect_uri=self.client.redirect_uri,
-            state=state,
-            code_verifier=verifier,
-            autogenerate_code_verifier=False,
-        )
+        flow = self._flow(state=state, verifier=verifier)
         try:
             token = flow.fetch_token(code=code)
         except Warning as changed:
