@@ -47,9 +47,9 @@ from bot.server import (
 )
 from bot.settings import load_settings
 from storage.database import Database
+from storage.deals import name_key
 from storage.migrate import upgrade
 from storage.models import Deal, NextStep
-from storage.repositories import name_key
 from tests.fakes.slack_signing import FORM_CONTENT_TYPE, sign, slash_command_body
 from tests.fakes.slack_spec import slack_spec_dir
 

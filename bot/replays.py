@@ -17,7 +17,7 @@ from slack_bolt import BoltRequest, BoltResponse
 
 from domain.clock import Clock
 from storage.database import Database
-from storage.receipt_repositories import RequestReceiptRepository
+from storage.receipts import RequestReceiptRepository
 
 logger = logging.getLogger(__name__)
 

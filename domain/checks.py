@@ -1,7 +1,7 @@
 """The pipeline-accuracy checks and the accuracy score: rules over plain facts.
 
 Each check is a predicate over `DealFacts`, a plain row the storage layer builds for many
-deals in a few set-based queries (`storage.reminder_repositories.ReminderRepository.deal_facts`).
+deals in a few set-based queries (`storage.facts.ReminderRepository.deal_facts`).
 The same predicates serve /pipeline's "needs attention", App Home, the chase DM and the
 weekly accuracy score, so all four agree.
 

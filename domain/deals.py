@@ -37,9 +37,10 @@ from domain.views import (
     PostMortemView,
 )
 from storage.database import Database
+from storage.deals import DealRepository, name_key
+from storage.facts import ListedDeal, ReminderRepository
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
-from storage.reminder_repositories import ListedDeal, ReminderRepository
-from storage.repositories import DealRepository, TeamRepository, name_key
+from storage.teams import TeamRepository
 
 EVIDENCE_FIELDS = (
     "buying_criteria",

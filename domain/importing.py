@@ -37,8 +37,8 @@ from domain.stages import (
     stage_by_key,
 )
 from storage.database import Database
+from storage.deals import DealRepository, name_key
 from storage.models import Deal
-from storage.repositories import DealRepository, name_key
 
 Outcome = Literal["imported", "updated", "unchanged", "refused", "left_out"]
 DateOrder = Literal["mdy", "dmy"]

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from domain.changes import DealRef
 from domain.errors import NotAllowed
-from storage.reminder_repositories import NudgeRepository
-from storage.repositories import TeamRepository
+from storage.nudges import NudgeRepository
+from storage.teams import TeamRepository
 
 if TYPE_CHECKING:
     from domain.checks import DealFacts

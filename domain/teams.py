@@ -11,8 +11,9 @@ from domain.errors import InvalidChange, NotAllowed, TeamNotFound
 from domain.money import Money
 from domain.views import QuotaView, TeamView
 from storage.database import Database
+from storage.deals import name_key
 from storage.models import Quota, Team, TeamMember
-from storage.repositories import TeamRepository, name_key
+from storage.teams import TeamRepository
 
 
 class TeamService:

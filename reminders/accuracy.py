@@ -20,9 +20,10 @@ from domain.checks import ChecksConfig, DealFacts, RepScore, default_checks, sco
 from domain.dates import quarter_bounds
 from domain.nudges import RepAccuracy
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
+from storage.facts import ReminderRepository
 from storage.models import Team
-from storage.reminder_repositories import ReminderRepository, WeeklyRepository
-from storage.repositories import TeamRepository
+from storage.snapshots import WeeklyRepository
+from storage.teams import TeamRepository
 
 NAME = "pipeline-accuracy"
 

@@ -26,7 +26,8 @@ from reminders.jobs import (
     day_period,
     message_of,
 )
-from storage.reminder_repositories import NudgeRepository, ReminderRepository
+from storage.facts import ReminderRepository
+from storage.nudges import NudgeRepository
 
 NAME = "chase-next-steps"
 POST_MORTEM_AFTER = dt.timedelta(days=2)

@@ -37,7 +37,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from domain.clock import Clock, SystemClock
 from storage.database import Database
-from storage.reminder_repositories import OutboxRepository
+from storage.outbox import OutboxRepository
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from reminders.chart import bar_chart
 from reminders.delivery import ChartFile
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
 from storage.models import Deal, Team
-from storage.reminder_repositories import NudgeRepository, WeeklyRepository
+from storage.nudges import NudgeRepository
+from storage.snapshots import WeeklyRepository
 
 NAME = "manager-digest"
 STAGES = {stage.key: stage for stage in DEFAULT_STAGES}

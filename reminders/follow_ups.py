@@ -29,7 +29,7 @@ from reminders.jobs import (
     day_period,
     message_of,
 )
-from storage.reminder_repositories import ReminderRepository
+from storage.facts import ReminderRepository
 
 NAME = "draft-follow-ups"
 # Drafts made this recently are (re-)announced idempotently, in case a run died between

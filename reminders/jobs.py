@@ -193,7 +193,7 @@ class JobContext:
 
     def reps_in_scope(self) -> list[tuple[str, ZoneInfo]]:
         """Return (rep user id, rep's timezone) for every team rep this firing covers."""
-        from storage.reminder_repositories import ReminderRepository
+        from storage.facts import ReminderRepository
 
         with self.database.session() as session:
             reps = ReminderRepository(session).rep_timezones(self.settings.dealbot_timezone)

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from storage.database import Database
-from storage.reminder_repositories import RepZoneRepository
+from storage.rep_zones import RepZoneRepository
 
 logger = logging.getLogger(__name__)
 

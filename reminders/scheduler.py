@@ -41,7 +41,8 @@ from reminders.delivery import Delivery, DeliverySummary
 from reminders.jobs import REP_TIMEZONE, TEAM_TIMEZONE, Job, JobContext, run_job
 from reminders.rep_zones import ACTIVE_OWNER_WINDOW, cached_owner_timezones, refresh_rep_zones
 from storage.database import Database
-from storage.reminder_repositories import JobRunRepository, ReminderRepository
+from storage.facts import ReminderRepository
+from storage.job_runs import JobRunRepository
 
 logger = logging.getLogger(__name__)
 

@@ -170,7 +170,7 @@ def test_no_import_circle() -> None:
         ("storage.database", "bot.settings", False),
         ("reminders.email.setup", "bot.settings", False),
         ("handlers.blocks", "domain.views", True),
-        ("reminders.chase", "storage.reminder_repositories", True),
+        ("reminders.chase", "storage.facts", True),
         ("app", "bot.cli", True),
         ("bot.app", "handlers", True),
     ],

@@ -38,7 +38,7 @@ from reminders.email.backends import (
 from reminders.email.message import DraftMessage, Party, message_id_for
 from reminders.email.templates import EmailTemplates, TemplateProblem, with_blanks
 from storage.database import Database
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from storage.models import FollowUpTrigger
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from domain.clock import Clock
 from reminders.email.backends import GMAIL_COMPOSE_SCOPE, Mailbox, MailboxUnavailable
 from reminders.email.token_cipher import InvalidToken, TokenCipher
 from storage.database import Database
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 
 if TYPE_CHECKING:
     from google_auth_oauthlib.flow import Flow

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot.fake_slack import FakeSlackWebAPI
 from reminders.email.token_cipher import TokenCipher
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from storage.models import FollowUpTrigger
 from tests.e2e.harness import NOW, RunningApp, block_actions, blocks_text, running_app
 from tests.fakes.gmail_api import FakeGmail, follow_redirects

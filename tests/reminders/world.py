@@ -31,7 +31,7 @@ from reminders.jobs import JobContext, load_jobs, run_job
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
-from storage.reminder_repositories import OutboxRepository
+from storage.outbox import OutboxRepository
 
 ADMIN = Actor(user_id="U0ROOT", is_admin=lambda: True)
 ANA, BEN, MARIA = "U0ANA", "U0BEN", "U0MARIA"  # New York reps and their manager

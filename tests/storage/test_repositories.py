@@ -18,9 +18,10 @@ from domain.deals import Actor, DealService
 from domain.errors import InvalidChange
 from domain.money import Money
 from storage.database import Database
+from storage.deals import MAX_CANDIDATES, DealRepository, name_key
+from storage.facts import ReminderRepository
 from storage.models import Deal, DealChange, NextStep, Team, TeamMember
-from storage.reminder_repositories import ReminderRepository
-from storage.repositories import MAX_CANDIDATES, DealRepository, TeamRepository, name_key
+from storage.teams import TeamRepository
 
 NOW = dt.datetime(2026, 11, 23, 15, 30, tzinfo=dt.UTC)
 QUARTER = quarter_bounds(NOW.date())

@@ -27,7 +27,7 @@ from reminders.email.google_auth import OAuthClient, OAuthMailboxes, gmail_profi
 from reminders.email.templates import EmailTemplates
 from reminders.email.token_cipher import TokenCipher
 from storage.database import Database
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from storage.migrate import upgrade
 from tests.databases import BACKENDS, database_url_for
 from tests.fakes.gmail_api import FakeGmail

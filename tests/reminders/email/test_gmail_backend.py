@@ -16,7 +16,7 @@ from reminders.email.backends import GmailBackend, TransientEmailError
 from reminders.email.drafts import MAX_ATTEMPTS
 from reminders.email.google_auth import REVOKED_REASON, DelegatedMailboxes
 from reminders.email.message import message_id_for
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from storage.models import Contact, FollowUpTrigger
 from tests.fakes.gmail_api import FakeGmail
 from tests.reminders.email.conftest import NOW, Drafting, on_both_backends

@@ -19,7 +19,7 @@ from domain.changes import DealRef
 from domain.deals import Actor
 from reminders.email.google_auth import OAuthMailboxes
 from reminders.email.token_cipher import InvalidToken, TokenCipher
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from storage.models import GmailGrant, GoogleOAuthState
 from tests.fakes.gmail_api import FakeGmail, follow_redirects
 from tests.reminders.email.conftest import REDIRECT_URI, Drafting, on_both_backends

@@ -13,7 +13,7 @@ from domain.changes import DealRef
 from domain.deals import Actor
 from reminders.email.backends import DraftResult, Mailbox, OutboxBackend
 from reminders.email.message import DraftMessage
-from storage.follow_up_repositories import FollowUpRepository
+from storage.follow_ups import FollowUpRepository
 from tests.reminders.email.conftest import Drafting, on_both_backends
 
 

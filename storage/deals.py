@@ -1,15 +1,14 @@
-"""The few queries the domain needs, each a set-based statement; no SQL lives elsewhere."""
+"""Deals: finding them by id, source record or name, their changes and next steps."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from functools import cache
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.models import Deal, DealChange, NextStep, PostMortem, Quota, Team, TeamMember
+from storage.models import Deal, DealChange, NextStep, PostMortem
 
 # How many candidates an ambiguous reference offers; more than this is a prompt to type more.
 MAX_CANDIDATES = 5
@@ -124,88 +123,3 @@ class DealRepository:
             .order_by(NextStep.due_date)
         )
         return self.session.scalars(statement).all()
-
-
-@cache
-def _timezone_statement() -> Select[tuple[str]]:
-    return (
-        select(Team.timezone)
-        .join(TeamMember)
-        .where(TeamMember.user_id == bindparam("user_id"))
-        .order_by(Team.id)
-        .limit(1)
-    )
-
-
-class TeamRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def by_name(self, name: str) -> Team | None:
-        statement = (
-            select(Team)
-            .where(Team.name_key == name_key(name))
-            .options(selectinload(Team.members), selectinload(Team.quotas))
-        )
-        return self.session.scalars(statement).first()
-
-    def all(self) -> Sequence[Team]:
-        statement = (
-            select(Team)
-            .options(selectinload(Team.members), selectinload(Team.quotas))
-            .order_by(Team.name_key)
-        )
-        return self.session.scalars(statement).all()
-
-    def add(self, team: Team) -> Team:
-        self.session.add(team)
-        self.session.flush()
-        return team
-
-    def teams_of(self, user_id: str, role: str | None = None) -> Sequence[Team]:
-        """Return the teams where this user is a member (in `role`, when given)."""
-        membership = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
-        if role is not None:
-            membership = membership.where(TeamMember.role == role)
-        statement = (
-            select(Team)
-            .where(Team.id.in_(membership))
-            .options(selectinload(Team.members), selectinload(Team.quotas))
-            .order_by(Team.name_key)
-        )
-        return self.session.scalars(statement).all()
-
-    def memberships_of(self, user_ids: Sequence[str]) -> dict[str, list[TeamMember]]:
-        """Return each user's team memberships (with their team), oldest first, in one query."""
-        if not user_ids:
-            return {}
-        statement = (
-            select(TeamMember)
-            .where(TeamMember.user_id.in_(list(user_ids)))
-            .options(selectinload(TeamMember.team))
-            .order_by(TeamMember.id)
-        )
-        found: dict[str, list[TeamMember]] = {}
-        for membership in self.session.scalars(statement):
-            found.setdefault(membership.user_id, []).append(membership)
-        return found
-
-    def reps_managed_by(self, manager_id: str) -> set[str]:
-        """Return the reps in every team this user manages."""
-        managed_teams = select(TeamMember.team_id).where(
-            TeamMember.user_id == manager_id, TeamMember.role == "manager"
-        )
-        statement = select(TeamMember.user_id).where(
-            TeamMember.team_id.in_(managed_teams), TeamMember.role == "rep"
-        )
-        return set(self.session.scalars(statement))
-
-    def timezone_of(self, user_id: str) -> str | None:
-        """Return the timezone of the first team this user belongs to, if any."""
-        # Every command asks this for "today": a statement built once, run as Core on the
-        # session's connection (which does not autoflush: flush team changes before asking).
-        result = self.session.connection().execute(_timezone_statement(), {"user_id": user_id})
-        return result.scalar()
-
-    def quota_for(self, team: Team, user_id: str, period: str) -> Quota | None:
-        return next((q for q in team.quotas if q.user_id == user_id and q.period == period), None)
