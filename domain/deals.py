@@ -181,7 +181,9 @@ class DealService:
                 session, deal, self._today(session, actor.user_id, given=today), full=True
             )
 
-    def show_deal_to_act_on(self, actor: Actor, ref: DealRef, *, act: str) -> DealView:
+    def show_deal_to_act_on(
+        self, actor: Actor, ref: DealRef, *, act: str, today: dt.date | None = None
+    ) -> DealView:
         """Return the deal as show_deal does, if the actor may act for its owner.
 
         Reading a deal is open to all; acting for its owner (drafting their email, say) is
@@ -191,7 +193,8 @@ class DealService:
         with self.database.session() as session:
             deal = self._resolve(DealRepository(session), ref)
             self._check_can_change(session, actor, deal, act=act)
-            return self._view(session, deal, self._today(session, actor.user_id), full=True)
+            today = self._today(session, actor.user_id, given=today)
+            return self._view(session, deal, today, full=True)
 
     def close_deal(
         self,

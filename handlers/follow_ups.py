@@ -37,7 +37,7 @@ def follow_up_reply(
     follow_ups = services.follow_ups
     if follow_ups is None:
         raise InvalidChange("Follow-up drafts are not switched on in this workspace.")
-    trigger_id = follow_ups.request(actor, ref, template)
+    trigger_id = follow_ups.request(actor, ref, template, today=today)
     done = follow_ups.outcome_of(trigger_id)
     if done is not None:
         return follow_up_blocks.draft_ready(done)

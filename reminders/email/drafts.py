@@ -150,14 +150,18 @@ class FollowUps:
                 f"{CHECK}:STALE:{deal_id}:{spell}", CHECK, deal_id, owner_id, template, "STALE"
             )
 
-    def request(self, actor: Actor, ref: DealRef, template: str | None) -> int:
+    def request(
+        self, actor: Actor, ref: DealRef, template: str | None, *, today: dt.date | None = None
+    ) -> int:
         """Record an on-demand draft for a deal; return the trigger's id.
+
+        `today` is the asker's, when the request already knows it.
 
         Asking twice on the same day for the same deal and template gives the same draft.
         Only the deal's owner, their manager or an admin may ask: a draft speaks for the
         owner to their buyer.
         """
-        deal = self.deals.show_deal_to_act_on(actor, ref, act="draft its follow-ups")
+        deal = self.deals.show_deal_to_act_on(actor, ref, act="draft its follow-ups", today=today)
         if deal.status != "open":
             raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
         name = template or self.default_template_for(deal)
