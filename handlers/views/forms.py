@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 # The context key under which a submission hands its confirmation to its lazy listener.
 CONFIRMATION = "dealbot_confirmation"
+# Dates a picker may send that any date arithmetic survives (a forged form sends any).
+MIN_PICKED_YEAR, MAX_PICKED_YEAR = 1900, 2999
 
 
 def form_metadata(view: dict[str, Any]) -> dict[str, Any] | None:
@@ -69,9 +71,6 @@ def date_value(values: dict[str, Any], block_id: str) -> dt.date | None:
     if not MIN_PICKED_YEAR <= day.year <= MAX_PICKED_YEAR:
         raise ValueError(f"date out of range: {picked}")
     return day
-
-
-MIN_PICKED_YEAR, MAX_PICKED_YEAR = 1900, 2999
 
 
 # A form error is one short line under its input; a longer domain refusal is cut to fit.
