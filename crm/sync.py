@@ -7,6 +7,7 @@ itself is written behind these signatures.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,6 +118,10 @@ class CrmSync:
 
     def push_pending(self) -> SyncReport:
         """Push only: the every-minute pass that gets Slack changes into the CRM."""
+        raise NotImplementedError
+
+    def pull_deals(self, ids: Sequence[str]) -> SyncReport:
+        """Pull these deals now (a HubSpot webhook named them), as a regular pull would."""
         raise NotImplementedError
 
     def status(self) -> CrmStatus:
