@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce import Salesforce
@@ -520,3 +521,13 @@ def test_no_error_message_carries_the_session_token(
     for error in errors:
         for token in fake._sessions:
             assert token not in str(error) and token not in repr(error.__cause__)
+
+
+def test_tls_is_verified_so_a_server_outside_the_ca_bundle_is_unavailable(
+    fake: FakeSalesforce, clock: MovableClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stranger))
+    with pytest.raises(CrmUnavailable, match="SSLError"):
+        connect(fake, clock)
