@@ -44,7 +44,11 @@ from typing import Any, Final, TypeVar
 import jwt
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceOperationError,
+)
 
 from crm.records import (
     ApiUsage,
@@ -77,6 +81,8 @@ ID_CHUNK: Final = 200  # ids per `IN (...)`: ~4 kB of SOQL, well inside a GET UR
 REQUEST_TIMEOUT: Final = 30.0
 MAX_READ_RETRIES: Final = 3
 MAX_RETRY_AFTER: Final = 60.0  # seconds; a longer wait is the sync job's next run's business
+SLOW_DOWN_AT: Final = 0.8  # share of the daily API allowance past which reads are paced
+PACE_SECONDS: Final = 1.0  # the pause before each read past SLOW_DOWN_AT
 
 FORECAST_FROM_SF: Final[dict[str, str]] = {
     "Pipeline": "pipeline",
@@ -204,6 +210,7 @@ class SalesforceConnector:
         sleep: Callable[[float], None] = time.sleep,
         bulk_threshold: int = BULK_THRESHOLD,
         bulk_poll_seconds: int = 2,
+        id_chunk: int = ID_CHUNK,
     ) -> SalesforceConnector:
         """Return a connector logged in with the JWT bearer flow; raises CrmAuthFailed."""
         connector = cls(
@@ -218,6 +225,7 @@ class SalesforceConnector:
             sleep=sleep,
             bulk_threshold=bulk_threshold,
             bulk_poll_seconds=bulk_poll_seconds,
+            id_chunk=id_chunk,
         )
         connector._login()
         return connector
@@ -294,6 +302,9 @@ class SalesforceConnector:
                 logged_in_again = True
             except SalesforceError as error:
                 raise _translate(error, self._retry_after) from None
+            except SalesforceOperationError as error:
+                # A Bulk 2.0 job that Salesforce marked Failed or Aborted: try the run again.
+                raise CrmUnavailable(f"Salesforce's bulk query failed: {error}") from None
             except requests.RequestException as error:
                 raise CrmUnavailable(
                     f"Salesforce could not be reached ({type(error).__name__})."
@@ -303,6 +314,9 @@ class SalesforceConnector:
         """Run a read, waiting out a 429/503 that says Retry-After (within a bound)."""
         attempt = 0
         while True:
+            if self._usage is not None and self._usage.share >= SLOW_DOWN_AT:
+                # Past 80% of the day's allowance the org's other integrations come first.
+                self._sleep(PACE_SECONDS)
             try:
                 return self._call(action)
             except CrmUnavailable:
@@ -321,6 +335,26 @@ class SalesforceConnector:
             url = str(page["nextRecordsUrl"])
             page = self._read(lambda sf, url=url: sf.query_more(url, identifier_is_url=True))
             yield list(page.get("records") or [])
+
+    def _complete(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Return an opportunity with every page of its child subqueries.
+
+        Salesforce pages a long child list inside the parent record (`done: false` and its own
+        `nextRecordsUrl`); a deal with years of tasks would otherwise lose some.
+        """
+        for relation in ("OpportunityContactRoles", "Tasks"):
+            child = record.get(relation)
+            while isinstance(child, dict) and not child.get("done", True):
+                url = str(child.get("nextRecordsUrl") or "")
+                if not url:
+                    break
+                more = self._read(lambda sf, url=url: sf.query_more(url, identifier_is_url=True))
+                child = {
+                    **more,
+                    "records": [*child.get("records", []), *(more.get("records") or [])],
+                }
+                record = {**record, relation: child}
+        return record
 
     def _records(self, soql: str) -> list[dict[str, Any]]:
         return [record for page in self._pages(soql) for record in page]
@@ -390,7 +424,7 @@ class SalesforceConnector:
         where = "" if cursor is None else f" WHERE SystemModstamp >= {_soql_datetime(cursor)}"
         soql = f"{self._opportunity_select()}{where} ORDER BY SystemModstamp, Id"
         for records in self._pages(soql):
-            deals = tuple(_deal(record) for record in records)
+            deals = tuple(_deal(self._complete(record)) for record in records)
             if deals:
                 yield PullBatch(deals=deals, cursor=deals[-1].modified_at.isoformat())
 
@@ -435,7 +469,7 @@ class SalesforceConnector:
         found: list[CrmDeal] = []
         for chunk in _chunks(list(ids), self._id_chunk):
             soql = f"{self._opportunity_select()} WHERE Id IN ({_soql_list(chunk)})"
-            found.extend(_deal(record) for record in self._records(soql))
+            found.extend(_deal(self._complete(record)) for record in self._records(soql))
         return tuple(found)
 
     def field_history(self, deal_ids: Sequence[str]) -> Iterator[CrmFieldChange]:

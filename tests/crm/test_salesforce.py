@@ -259,8 +259,7 @@ def test_first_sync_over_the_bulk_threshold_uses_bulk_2_and_fetches_children_by_
     ids = seed_deals(fake, clock, 8)
     fake.add_contact_role(ids[5], name="Eve Buyer", email="eve@acme.test", role="Decision Maker")
     fake.add_task(ids[7], Subject="Security review", OwnerId=fake.integration_user)
-    sf = connect(fake, clock, bulk_threshold=5, bulk_poll_seconds=0)
-    sf._id_chunk = 3  # several IN (...) chunks
+    sf = connect(fake, clock, bulk_threshold=5, bulk_poll_seconds=0, id_chunk=3)
     batches = list(sf.pull(None))
     deals = [d for b in batches for d in b.deals]
     assert [d.id for d in deals] == ids
@@ -531,3 +530,36 @@ def test_tls_is_verified_so_a_server_outside_the_ca_bundle_is_unavailable(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stranger))
     with pytest.raises(CrmUnavailable, match="SSLError"):
         connect(fake, clock)
+
+
+def test_a_long_child_list_is_read_through_its_own_next_records_url(
+    fake: FakeSalesforce, sf: SalesforceConnector
+) -> None:
+    fake.child_page_size = 2
+    deal_id = fake.add_opportunity(Name="Acme")
+    for n in range(5):
+        fake.add_task(deal_id, Subject=f"Call {n}")
+    (deal,) = [d for b in sf.pull(None) for d in b.deals]
+    assert sorted(t.subject for t in deal.tasks) == [f"Call {n}" for n in range(5)]
+    assert len(fake.calls_to("GET", "/query/01g")) == 2  # two more pages of tasks
+
+
+def test_a_failed_bulk_job_is_unavailable(fake: FakeSalesforce, clock: MovableClock) -> None:
+    seed_deals(fake, clock, 3)
+    fake.fail_bulk_jobs = True
+    sf = connect(fake, clock, bulk_threshold=2, bulk_poll_seconds=0)
+    with pytest.raises(CrmUnavailable, match="bulk query failed"):
+        list(sf.pull(None))
+
+
+def test_reads_are_paced_past_80_percent_of_the_daily_allowance(
+    fake: FakeSalesforce, clock: MovableClock
+) -> None:
+    slept: list[float] = []
+    sf = connect(fake, clock, sleep=slept.append)
+    sf.owners()
+    assert slept == []
+    fake.api_usage = 80_000
+    sf.owners()  # this answer reports 80,001 of 100,000
+    sf.owners()
+    assert slept == [1.0]

@@ -427,6 +427,7 @@ class _Cursor:
     query: Soql
     ids: list[str]
     offset: int
+    page_size: int
 
 
 @dataclass
@@ -448,12 +449,15 @@ class FakeSalesforce:
         *,
         clock: _Clock,
         page_size: int = 2000,
+        child_page_size: int = 200,
         api_limit: int = 100_000,
         multi_currency: bool = False,
         api_version: str = "59.0",
     ) -> None:
         self.clock = clock
         self.page_size = page_size
+        self.child_page_size = child_page_size
+        self.fail_bulk_jobs = False
         self.api_limit = api_limit
         self.api_usage = 0
         self.multi_currency = multi_currency
@@ -965,11 +969,14 @@ class FakeSalesforce:
         for sub in query.subqueries:
             child, fk = SCHEMA[obj].children[sub.obj]
             ids = self._children[(child, fk)].get(str(record["Id"]), [])
-            rows = [
-                self._render(child, self.records[child][i], sub)
-                for i in self._select(child, sub, ids)
-            ]
-            out[sub.obj] = {"totalSize": len(rows), "done": True, "records": rows} if rows else None
+            found = self._select(child, sub, ids)
+            if not found:
+                out[sub.obj] = None  # Salesforce's answer for an empty child list
+                continue
+            # A long child list is paged inside its parent, with its own locator.
+            locator = f"01g{next(self._ids):015d}"
+            self._cursors[locator] = _Cursor(child, sub, found, 0, self.child_page_size)
+            out[sub.obj] = self._page(locator)
         return out
 
     def _query(self, text: str) -> dict[str, Any]:
@@ -988,7 +995,7 @@ class FakeSalesforce:
         if query.count:
             return {"totalSize": len(ids), "done": True, "records": []}
         locator = f"01g{next(self._ids):015d}"
-        self._cursors[locator] = _Cursor(query.obj, query, ids, 0)
+        self._cursors[locator] = _Cursor(query.obj, query, ids, 0, self.page_size)
         return self._page(locator)
 
     def _query_more(self, identifier: str) -> dict[str, Any]:
@@ -1001,7 +1008,7 @@ class FakeSalesforce:
 
     def _page(self, locator: str) -> dict[str, Any]:
         cursor = self._cursors[locator]
-        end = cursor.offset + self.page_size
+        end = cursor.offset + cursor.page_size
         table = self.records[cursor.obj]
         rows = [
             self._render(cursor.obj, table[i], cursor.query)
@@ -1200,7 +1207,12 @@ class FakeSalesforce:
         if len(rest) == 1 and method == "GET":
             job.polled += 1
             state = "InProgress" if job.polled == 1 else "JobComplete"
-            return self._job_info(job, state), 200, {}, json_kind
+            if self.fail_bulk_jobs and job.polled > 1:
+                state = "Failed"
+            info = self._job_info(job, state)
+            if state == "Failed":
+                info["errorMessage"] = "InternalServerError: the query job could not complete"
+            return info, 200, {}, json_kind
         if len(rest) == 2 and rest[1] == "results" and method == "GET":
             if job.polled < 2:
                 raise SalesforceFault(400, "INVALIDJOBSTATE", "Job is not complete")
