@@ -30,6 +30,7 @@ import json
 import re
 import secrets
 import ssl
+import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -481,6 +482,7 @@ class FakeSalesforce:
         self._ca = trustme.CA()
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
         self._ca_dir: Path | None = None
+        self._own_dir: tempfile.TemporaryDirectory[str] | None = None
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.private_key_pem: bytes = key.private_bytes(
             serialization.Encoding.PEM,
@@ -505,13 +507,16 @@ class FakeSalesforce:
 
     # --- lifecycle ---
 
-    def start(self, ca_dir: Path) -> Self:
-        """Serve on 127.0.0.1 (a free port); the CA's PEM is written into `ca_dir`."""
+    def start(self, ca_dir: Path | None = None) -> Self:
+        """Serve on 127.0.0.1 (a free port); the CA's PEM goes to `ca_dir` or a temp dir."""
         fake = self
 
         class Handler(_Handler):
             salesforce = fake
 
+        if ca_dir is None:
+            self._own_dir = tempfile.TemporaryDirectory(prefix="fake-salesforce-")
+            ca_dir = Path(self._own_dir.name)
         self._ca_dir = ca_dir
         self._ca.cert_pem.write_to_path(str(self.ca_bundle_path))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -530,6 +535,9 @@ class FakeSalesforce:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._own_dir is not None:
+            self._own_dir.cleanup()
+            self._own_dir = None
 
     def __enter__(self) -> Self:
         return self
