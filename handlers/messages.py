@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
     "NEXT_STEP_NO_OWNER": "next step has no owner",
@@ -100,6 +102,11 @@ DEAL_GONE = "That deal no longer exists."
 
 CHOICE_EXPIRED = "That choice has expired; please run the command again."
 
+CHOICE_TOO_LONG = (
+    "That command is too long to put on a button: run it again naming the deal by its #id. "
+    "Nothing has been changed yet."
+)
+
 BUTTON_EXPIRED = "That button has expired."
 
 FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
@@ -137,6 +144,11 @@ TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "
 def template_label(name: str) -> str:
     """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
     return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")
+
+
+def help_text(commands: Sequence[str]) -> str:
+    """Return help's notification text, naming the commands the command table declares."""
+    return f"dealbot help: {', '.join(commands)}"
 
 
 def shared_by(user_id: str) -> str:
