@@ -52,3 +52,36 @@ def test_a_choice_for_a_command_about_no_deal_is_refused_as_expired(app: Running
 
     assert messages.CHOICE_EXPIRED in shown
     assert app.row_counts()["deals"] == 0
+
+
+def test_a_command_too_long_for_a_button_names_the_deals_to_pick_by_id(app: RunningApp) -> None:
+    app.command("/deal", "new Initech East 10k")
+    app.command("/deal", "new Initech West 20k")
+    long_text = "x" * 1100
+
+    reply = app.command("/deal", f'initech criteria:"{long_text}" pain:"{long_text}"')
+
+    assert "More than one deal matches" in reply.all_text
+    assert messages.CHOICE_TOO_LONG in reply.all_text
+    assert "Initech East" in reply.all_text and "Initech West" in reply.all_text
+    assert not [block for block in reply.blocks if block["type"] == "actions"]
+    assert app.deal_named("Initech West").buying_criteria is None
+
+
+def test_a_picked_deal_is_closed_as_the_command_said_when_it_was_typed(app: RunningApp) -> None:
+    app.command("/deal", "new Initech East 10k")
+    app.command("/deal", "new Initech West 20k")
+    reply = app.command("/deal", "lost initech chose a cheaper competitor")
+    east = next(
+        element
+        for block in reply.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if "East" in element["text"]["text"]
+    )
+
+    _click(app, east["action_id"], east["value"])
+
+    assert app.deal_named("Initech East").status == "lost"
+    assert app.deal_named("Initech East").close_reason == "chose a cheaper competitor"
+    assert app.deal_named("Initech West").status == "open"

@@ -31,7 +31,7 @@ from domain.views import (
     TeamView,
 )
 from handlers import blocks
-from handlers.commands.dispatch import USAGE
+from handlers.commands.dispatch import COMMANDS, USAGE
 from handlers.commands.grammars.deal import ShowDeal, UpdateDeal
 from handlers.commands.intents import to_button_value
 
@@ -383,3 +383,12 @@ def test_a_long_escaped_name_still_fits_slacks_header_and_button_limits() -> Non
     for button in choice.block_dicts()[1]["elements"]:
         assert len(button["text"]["text"]) <= 75
     assert blocks.plain_text_within("<" * 100, 10) == "&lt;&lt;"
+
+
+def test_helps_notification_names_the_commands_of_the_command_table() -> None:
+    names = ", ".join(command.name for command in COMMANDS)
+    assert blocks.help_reply(USAGE).text == f"dealbot help: {names}"
+    # `/deal help` shows /deal's forms; its notification still names every command.
+    part = blocks.help_reply({"/deal": USAGE["/deal"]}, commands=tuple(USAGE))
+    assert part.text == f"dealbot help: {names}"
+    assert "/nextstep" not in json.dumps(part.block_dicts())
