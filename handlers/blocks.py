@@ -33,7 +33,7 @@ from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.dates import format_day
-from domain.errors import Candidate
+from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES
 from domain.views import DealUpdate, DealView, HomeView, NextStepView, PipelineView, TeamView
@@ -216,6 +216,11 @@ def error_reply(problem: str, usage: str | None = None) -> Reply:
         blocks.append(_context(f"Try: `{usage}`" if "\n" not in usage else usage))
     text = problem if not usage else f"{problem} Try: {usage}"
     return Reply(text=text, blocks=tuple(blocks), is_error=True)
+
+
+def refusal_reply(error: DomainError) -> Reply:
+    """Return the private message for a refusal of the domain's, naming people as mentions."""
+    return error_reply(*messages.refusal(error))
 
 
 def ambiguous_reply(

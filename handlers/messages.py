@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from domain.errors import DomainError, Person
+
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
     "NEXT_STEP_NO_OWNER": "next step has no owner",
@@ -144,6 +146,16 @@ TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "
 def template_label(name: str) -> str:
     """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
     return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")
+
+
+def mention(person: Person) -> str:
+    """Return how a Slack message names a person: a mention, shown as their name."""
+    return f"<@{person.user_id}>"
+
+
+def refusal(error: DomainError) -> tuple[str, str | None]:
+    """Return a domain refusal's (problem, hint) as Slack shows them, people as mentions."""
+    return error.worded(mention)
 
 
 def help_text(commands: Sequence[str]) -> str:

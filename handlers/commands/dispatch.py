@@ -115,7 +115,7 @@ def reply_for(
         return blocks.error_reply(error.problem, error.usage)
     except AmbiguousDeal as error:
         if not isinstance(intent, OnDeal):  # only a command about one deal names one
-            return blocks.error_reply(error.problem, error.hint)
+            return blocks.refusal_reply(error)
         asked = intent
         return blocks.ambiguous_reply(
             error.problem,
@@ -123,7 +123,7 @@ def reply_for(
             value_of=lambda deal_id: to_button_value(invocation.command, asked.on(deal_id)),
         )
     except DomainError as error:
-        return blocks.error_reply(error.problem, error.hint)
+        return blocks.refusal_reply(error)
     except Exception:
         # The session rolled back, so nothing was half-written; the user hears so.
         logger.exception("command %s failed", invocation.command)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from domain.changes import DealChanges, DealRef
-from domain.errors import Candidate
+from domain.errors import Candidate, InvalidChange, Person
 from domain.money import Money
 from domain.views import (
     ChangeView,
@@ -392,3 +392,15 @@ def test_helps_notification_names_the_commands_of_the_command_table() -> None:
     part = blocks.help_reply({"/deal": USAGE["/deal"]}, commands=tuple(USAGE))
     assert part.text == f"dealbot help: {names}"
     assert "*/nextstep*" not in json.dumps(part.block_dicts())
+
+
+def test_a_domain_refusal_names_its_people_as_mentions() -> None:
+    refusal = InvalidChange(
+        (Person("U0ANA"), " is not a rep in West."),
+        ("/dealbot team add West rep ", Person("U0ANA")),
+    )
+
+    reply = blocks.refusal_reply(refusal)
+
+    assert reply.is_error
+    assert reply.text == "<@U0ANA> is not a rep in West. Try: /dealbot team add West rep <@U0ANA>"
