@@ -21,6 +21,7 @@ from domain.errors import (
     DealNotFound,
     InvalidChange,
     NotAllowed,
+    Person,
     TeamNotFound,
 )
 from domain.money import Money, format_money
@@ -570,8 +571,11 @@ class DealService:
         if actor.is_admin():
             return
         raise NotAllowed(
-            f"{deal.account} belongs to <@{deal.owner_id}>; only they, their manager "
-            f"or an admin can {act}."
+            (
+                f"{deal.account} belongs to ",
+                Person(deal.owner_id),
+                f"; only they, their manager or an admin can {act}.",
+            )
         )
 
     def _apply_contacts(self, deal: Deal, changes: DealChanges) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,7 +33,7 @@ from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.dates import format_day
-from domain.errors import Candidate
+from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES
 from domain.views import DealUpdate, DealView, HomeView, NextStepView, PipelineView, TeamView
@@ -218,19 +218,41 @@ def error_reply(problem: str, usage: str | None = None) -> Reply:
     return Reply(text=text, blocks=tuple(blocks), is_error=True)
 
 
+def refusal_reply(error: DomainError) -> Reply:
+    """Return the private message for a refusal of the domain's, naming people as mentions."""
+    return error_reply(*messages.refusal(error))
+
+
 def ambiguous_reply(
-    problem: str, candidates: Sequence[Candidate], *, command: str, text: str
+    problem: str, candidates: Sequence[Candidate], *, value_of: Callable[[int], str]
 ) -> Reply:
-    """Return a choice of buttons, one per candidate deal, that re-run the command on it."""
+    """Return a choice of buttons, one per candidate deal, that run the command on it.
+
+    `value_of(deal_id)` is what the button for that deal carries: the parsed command. When
+    one would pass Slack's limit on a button's value, no button is offered (a cut value
+    would run something else): the candidates are listed for the rep to name one by id.
+    """
+    values = [value_of(candidate.deal_id) for candidate in candidates]
+    problem = escape(problem)
+    if any(len(value) > BUTTON_VALUE_LIMIT for value in values):
+        listed = "\n".join(f"• {escape_name(candidate.label)}" for candidate in candidates)
+        return Reply(
+            is_error=True,
+            text=f"{problem} {messages.CHOICE_TOO_LONG}",
+            blocks=(
+                _section(f":mag: {problem}"),
+                _section(listed),
+                _context(messages.CHOICE_TOO_LONG),
+            ),
+        )
     buttons = [
         ButtonElement(
             text=plain_text_within(candidate.label, 75),
             action_id=f"{PICK_DEAL_ACTION}_{index}",
-            value=json.dumps({"command": command, "text": text, "deal_id": candidate.deal_id}),
+            value=value,
         )
-        for index, candidate in enumerate(candidates)
+        for index, (candidate, value) in enumerate(zip(candidates, values, strict=True))
     ]
-    problem = escape(problem)
     return Reply(
         is_error=True,
         text=f"{problem} {messages.PICK_ONE}",
@@ -458,12 +480,13 @@ def pipeline_reply(view: PipelineView) -> Reply:
     return Reply(text=f"{title}: {totals}", blocks=tuple(blocks[:50]))
 
 
-def help_reply(usage: dict[str, Sequence[str]]) -> Reply:
+def help_reply(usage: dict[str, Sequence[str]], *, commands: Sequence[str] | None = None) -> Reply:
+    """Return help showing `usage`; the notification names `commands` (by default, usage's)."""
     lines = [messages.HELP_INTRO]
     for command, examples in usage.items():
         lines.append(f"*{command}*\n" + "\n".join(f"`{example}`" for example in examples))
     return Reply(
-        text="dealbot help: /deal, /nextstep, /pipeline, /dealbot",
+        text=messages.help_text(tuple(usage) if commands is None else commands),
         blocks=(*_sections(lines), _context(messages.HELP_REFERENCES)),
     )
 

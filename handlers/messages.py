@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from domain.errors import DomainError, Person
+
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
     "NEXT_STEP_NO_OWNER": "next step has no owner",
@@ -100,6 +104,11 @@ DEAL_GONE = "That deal no longer exists."
 
 CHOICE_EXPIRED = "That choice has expired; please run the command again."
 
+CHOICE_TOO_LONG = (
+    "That command is too long to put on a button: run it again naming the deal by its #id. "
+    "Nothing has been changed yet."
+)
+
 BUTTON_EXPIRED = "That button has expired."
 
 FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
@@ -137,6 +146,21 @@ TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "
 def template_label(name: str) -> str:
     """Return a template's name as people say it: `proposal_sent` -> "proposal sent"."""
     return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")
+
+
+def mention(person: Person) -> str:
+    """Return how a Slack message names a person: a mention, shown as their name."""
+    return f"<@{person.user_id}>"
+
+
+def refusal(error: DomainError) -> tuple[str, str | None]:
+    """Return a domain refusal's (problem, hint) as Slack shows them, people as mentions."""
+    return error.worded(mention)
+
+
+def help_text(commands: Sequence[str]) -> str:
+    """Return help's notification text, naming the commands the command table declares."""
+    return f"dealbot help: {', '.join(commands)}"
 
 
 def shared_by(user_id: str) -> str:
