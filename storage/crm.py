@@ -105,7 +105,8 @@ class CrmRepository:
             status="pending",
             attempts=0,
         )
-        return bool(self.session.execute(statement).rowcount)
+        # RETURNING, not rowcount: the one answer both drivers give exactly for ON CONFLICT.
+        return self.session.execute(statement.returning(_PUSHES.c.id)).scalar() is not None
 
     def not_in_crm(self, deal_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
         """Return, per deal, the fields with a push pending or refused, in one query."""

@@ -679,3 +679,66 @@ def test_two_engines_racing_push_pending_never_apply_one_row_twice(world: World)
     assert sorted(crm_id for crm_id, _ in updates) == sorted(f"0061{n:02d}" for n in range(12))
     assert sum(report.pushed for report in reports) == 12
     assert {p.status for p in world.pushes()} == {"sent"}
+
+
+# --- the domain hooks -----------------------------------------------------------------------
+
+
+def test_the_sync_never_queues_pushes_and_a_retried_slack_request_queues_once(
+    world: World,
+) -> None:
+    engine, deal_id = _linked(world)
+    assert world.pushes() == []  # what the pull wrote is the CRM's, nothing to send back
+    hooli = DealRef(name=None, deal_id=deal_id)
+    deals = world.deals()
+
+    for _ in range(2):  # Slack retries a request it did not see answered in 3 s
+        deals.update_deal(Actor(BEN), hooli, DealChanges(forecast="commit"))
+
+    assert [(p.kind, p.field, p.value) for p in world.pushes()] == [
+        ("update", "forecast_category", '"commit"')
+    ]
+    assert engine.push_pending().pushed == 1
+    assert world.crm.records["006002"].forecast_category == "commit"
+
+
+def test_next_steps_travel_as_tasks_and_done_steps_complete_them(world: World) -> None:
+    engine, deal_id = _linked(world)
+    initech = DealRef(name=None, deal_id=world.deal_id("006001"))
+    hooli = DealRef(name=None, deal_id=deal_id)
+    deals = world.deals()
+    deals.add_next_step(
+        Actor(BEN), hooli, what="Send pricing", due=dt.date(2026, 12, 10), owner_id=None
+    )
+    deals.complete_next_step(Actor(ANA), initech)  # "Demo", which came from the CRM's task
+
+    report = engine.push_pending()
+
+    assert report.pushed == 2
+    tasks = [detail for name, detail in world.crm.writes() if name == "create_task"]
+    assert [(crm_id, t.subject, t.due, t.owner) for crm_id, t in tasks] == [
+        ("006002", "Send pricing", dt.date(2026, 12, 10), "005B")
+    ]
+    assert [detail for name, detail in world.crm.writes() if name == "complete_task"] == ["00T2"]
+    # The pull that follows reads our own task back as the deal's next step: no change.
+    world.advance(minutes=5)
+    again = engine.run()
+    view = deals.show_deal(Actor(BEN), hooli)
+    assert view.next_step is not None and view.next_step.what == "Send pricing"
+    assert [s for s in view.history if s.changed_at == world.clock.at] == []
+    initech_view = deals.show_deal(Actor(ANA), initech)
+    assert initech_view.next_step is not None and initech_view.next_step.what == "Send redlines"
+    assert again.failed == 0
+
+
+def test_closing_a_deal_in_slack_moves_the_crm_record_to_its_closed_stage(world: World) -> None:
+    engine, deal_id = _linked(world)
+    world.deals().close_deal(
+        Actor(BEN), DealRef(name=None, deal_id=deal_id), won=False, reason="went with Globex"
+    )
+
+    engine.push_pending()
+
+    assert world.crm.records["006002"].stage == "Closed Lost"
+    world.advance(minutes=5)
+    assert engine.run().pulled == 0
