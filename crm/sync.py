@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
@@ -142,6 +145,8 @@ HISTORY_TEXT_MAX = 64
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 
 def claim_owner() -> str:
     """Return a claim owner id for this process: host, pid and a nonce (pids get reused)."""
@@ -201,6 +206,7 @@ class CrmSync:
         # claim owner of pushes (one per process by default).
         self.stages = stages
         self.owner = owner or claim_owner()
+        self._renews_leases = True
 
     @property
     def kind(self) -> str:
@@ -296,6 +302,8 @@ class CrmSync:
                 stages=self.stages,
                 owner=self.owner,
             )
+            # The scratch transaction has one connection: no second thread may use it.
+            engine._renews_leases = False
             tally = _Tally()
             engine._push(tally)
             engine._pull(tally, full=full)
@@ -458,6 +466,16 @@ class CrmSync:
                 if row.slack_user_id
             }
         steps = self._push_steps(rows, snapshot, crm_stages, owners)
+        with self._heartbeat([row.id for row in rows]):
+            return self._make_calls(steps, snapshot, tally)
+
+    def _make_calls(
+        self,
+        steps: list[tuple[list[_PushRow], Callable[[str | None], object]]],
+        snapshot: _DealSnapshot,
+        tally: _Tally,
+    ) -> bool:
+        """Make one deal's calls in order; return False when the pass should stop."""
         for index, (step_rows, call) in enumerate(steps):
             try:
                 result = self._call(lambda call=call, crm_id=snapshot.crm_id: call(crm_id))  # type: ignore[misc]
@@ -477,10 +495,46 @@ class CrmSync:
             except CrmAuthFailed:
                 self._release([r for rows_ in steps[index:] for r in rows_[0]])
                 raise
+            except CrmError as error:
+                # Not one of the four kinds the protocol promises: retry later, go on.
+                logger.warning("CRM push failed: %s", error.message)
+                self._retry_later([r for rows_ in steps[index:] for r in rows_[0]], error, None)
+                return True
             self._record_sent(step_rows, snapshot, result, tally)
             if step_rows[0].kind == "create" and isinstance(result, str):
                 snapshot = snapshot.linked(result)
         return True
+
+    @contextmanager
+    def _heartbeat(self, push_ids: list[int]) -> Iterator[None]:
+        """Renew the leases of these claimed rows from a thread while the calls run.
+
+        A call can outlast the lease (Retry-After, a client's own retries); without renewal
+        a second engine would take the row over and write it again. When the process dies
+        the thread dies with it, and the lease lapses: that is how a dead claim is told.
+        """
+        if not self._renews_leases:
+            yield
+            return
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(PUSH_LEASE.total_seconds() / 3):
+                try:
+                    with self.database.session() as session:
+                        CrmRepository(session).renew_leases(
+                            push_ids, owner=self.owner, lease_until=self.clock.now() + PUSH_LEASE
+                        )
+                except Exception:
+                    logger.warning("renewing CRM push leases failed", exc_info=True)
+
+        thread = threading.Thread(target=renew, name="dealbot-crm-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _push_steps(
         self,

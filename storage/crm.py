@@ -202,6 +202,19 @@ class CrmRepository:
             self.session.refresh(push)
         return push
 
+    def renew_leases(self, push_ids: Iterable[int], *, owner: str, lease_until: dt.datetime) -> int:
+        """Extend `owner`'s leases on these rows while it still holds them; return how many."""
+        ids = list(push_ids)
+        if not ids:
+            return 0
+        result = self.session.execute(
+            update(CrmPush)
+            .where(CrmPush.id.in_(ids), CrmPush.claimed_by == owner, CrmPush.status == "sending")
+            .values(lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
     def mark(
         self,
         push_ids: Iterable[int],

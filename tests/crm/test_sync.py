@@ -423,6 +423,12 @@ def test_a_refused_push_tells_the_rep_and_the_card_says_not_in_salesforce(world:
     view = deals.show_deal(Actor(BEN), hooli)
     assert view.close_date == dt.date(2027, 1, 15)  # the local value stays
     assert view.not_in_crm == ("close_date",)
+    listed = {d.id: d for d in deals.pipeline(Actor(BEN), scope="me").deals}
+    assert (listed[deal_id].crm_label, listed[deal_id].not_in_crm) == (
+        "Salesforce",
+        ("close_date",),
+    )
+    assert listed[deal_id].crm_url == view.crm_url
     assert [p.error for p in world.pushes()] == [message]
     world.advance(minutes=5)
     assert engine.run().failed == 0  # refused for good: not retried
