@@ -53,7 +53,7 @@ from domain.clock import Clock
 from domain.stages import DEFAULT_STAGES, FORECAST_CATEGORIES, Stage
 from storage.crm import CrmRepository
 from storage.database import Database
-from storage.deals import DealRepository, name_key
+from storage.deals import name_key
 from storage.models import Contact, CrmLink, CrmPush, CrmStageLink, Deal, DealChange, NextStep
 
 
@@ -390,8 +390,9 @@ class CrmSync:
         except CrmUnavailable:
             return  # the pushes will meet the same outage and back off
         with self.database.session() as session:
+            known = self._known(session, remote)
             for deal in remote:
-                if self._apply(session, deal, context, tally) == "written":
+                if self._apply(session, deal, context, tally, known) == "written":
                     tally.pulled += 1
 
     def _stored_context(self, session: Any) -> _PullContext | None:
@@ -779,8 +780,9 @@ class CrmSync:
                 history=history,
             )
             with self.database.session() as session:
+                known = self._known(session, fresh)
                 for deal in fresh:
-                    outcome = self._apply(session, deal, context, tally)
+                    outcome = self._apply(session, deal, context, tally, known)
                     if outcome in ("written", "skipped") and deal.id not in counted:
                         counted.add(deal.id)
                         if outcome == "written":
@@ -870,13 +872,11 @@ class CrmSync:
     def _backfill(self, deals: Sequence[CrmDeal]) -> dict[str, list[CrmFieldChange]]:
         """Return the CRM's past changes of the deals this pull will create, by CRM id."""
         with self.database.session() as session:
-            repository = CrmRepository(session)
-            deal_repository = DealRepository(session)
+            known = self._known(session, deals)
             new_ids = [
                 deal.id
                 for deal in deals
-                if repository.link_by_crm_id(self.kind, deal.id) is None
-                and deal_repository.by_external_ref(f"{self.kind}:{deal.id}") is None
+                if deal.id not in known.links and deal.id not in known.imported
             ]
         if not new_ids:
             return {}
@@ -885,7 +885,27 @@ class CrmSync:
             history.setdefault(change.deal_id, []).append(change)
         return history
 
-    def _apply(self, session: Any, remote: CrmDeal, context: _PullContext, tally: _Tally) -> str:
+    def _known(self, session: Any, deals: Sequence[CrmDeal]) -> _Known:
+        """Return what the database holds about these CRM deals, in four queries."""
+        repository = CrmRepository(session)
+        links = repository.links_by_crm_ids(self.kind, [deal.id for deal in deals])
+        imported = {
+            ref.split(":", 1)[1]: deal
+            for ref, deal in repository.deals_by_external_refs(
+                f"{self.kind}:{deal.id}" for deal in deals if deal.id not in links
+            ).items()
+        }
+        deal_ids = [link.deal_id for link in links.values()] + [d.id for d in imported.values()]
+        return _Known(
+            links=links,
+            imported=imported,
+            deals=repository.deals_by_ids(link.deal_id for link in links.values()),
+            pushes=repository.unsent_pushes_for(deal_ids),
+        )
+
+    def _apply(
+        self, session: Any, remote: CrmDeal, context: _PullContext, tally: _Tally, known: _Known
+    ) -> str:
         """Apply one pulled deal; return "written", "unchanged" or "skipped" (no Slack owner)."""
         owner = context.owner_slack.get(remote.owner) if remote.owner else None
         if owner is None:
@@ -898,26 +918,32 @@ class CrmSync:
             owner_slack_id=owner,
             default_currency=self.default_currency,
         )
-        link = repository.link_by_crm_id(self.kind, remote.id)
+        link = known.links.get(remote.id)
         if link is None:
-            deal = DealRepository(session).by_external_ref(f"{self.kind}:{remote.id}")
-            if deal is None:
-                self._create_local(session, remote, values, owner, context)
+            imported = known.imported.get(remote.id)
+            if imported is None:
+                known.links[remote.id] = self._create_local(session, remote, values, owner, context)
                 return "written"
             link = repository.add_link(
-                deal_id=deal.id,
+                deal_id=imported.id,
                 kind=self.kind,
                 crm_id=remote.id,
                 url=self.connector.record_url(remote.id),
                 synced={},
             )
-        deal = session.get(Deal, link.deal_id)
+            known.links[remote.id] = link
+        deal = known.deals.get(link.deal_id) or session.get(Deal, link.deal_id)
         synced = repository.synced_of(link)
         before_tracked = _tracked(deal)
         pending: dict[str, list[CrmPush]] = {}
-        for push in repository.pushes_of(deal.id, statuses=("pending", "sending")):
+        refused: set[str] = set()
+        for push in known.pushes.get(deal.id, []):
             name = "next_step" if push.kind in ("task", "task_done") else push.field
-            if name is not None and push.kind != "create":
+            if name is None or push.kind == "create":
+                continue
+            if push.status == "refused":
+                refused.add(name)
+            else:
                 pending.setdefault(name, []).append(push)
         wrote = False
         new_synced = dict(synced)
@@ -945,8 +971,9 @@ class CrmSync:
                 tally.later.append(lambda notice=notice: self.notices.conflict(notice))  # type: ignore[misc]
                 if not crm_wins:
                     # The CRM's change loses but stays on record, as made there.
-                    deal.changes.append(
+                    session.add(
                         DealChange(
+                            deal_id=deal.id,
                             field=name,
                             old_value=_history_text(local_value),
                             new_value=_history_text(remote_value),
@@ -958,7 +985,7 @@ class CrmSync:
                     wrote = True
                     continue
                 repository.supersede(deal.id, name, statuses=("pending",))
-            else:
+            elif name in refused:
                 repository.supersede(deal.id, name, statuses=("refused",))
             self._set_local(session, deal, name, remote, remote_value, context, new_synced)
             wrote = True
@@ -972,9 +999,8 @@ class CrmSync:
         if not wrote:
             return "unchanged"
         link.remote_modified_at = remote.modified_at
-        self._record_tracked(deal, before_tracked, by=owner, at=remote.modified_at)
+        self._record_tracked(session, deal, before_tracked, by=owner, at=remote.modified_at)
         deal.updated_at = self.clock.now()
-        session.flush()
         return "written"
 
     def _create_local(
@@ -984,7 +1010,7 @@ class CrmSync:
         values: dict[str, str | None],
         owner: str,
         context: _PullContext,
-    ) -> None:
+    ) -> CrmLink:
         """Create the dealbot deal of a CRM deal seen for the first time, with its history."""
         stage_key = values.get("stage") or min(self.stages, key=lambda s: s.order).key
         crm_stage = context.stages.get(remote.stage)
@@ -1012,9 +1038,9 @@ class CrmSync:
             closed_at=remote.modified_at if status != "open" else None,
         )
         session.add(deal)
-        session.flush()
         synced = {name: value for name, value in values.items()}
         step = next_step_of(remote)
+        added = None
         if step is not None and status == "open":
             added = NextStep(
                 what=step.what,
@@ -1025,10 +1051,6 @@ class CrmSync:
                 created_at=remote.modified_at,
             )
             deal.next_steps.append(added)
-            session.flush()
-            synced["_step"] = str(added.id)
-            if step.task_id:
-                synced["_task"] = step.task_id
         self._apply_contacts(deal, remote)
         history = context.history.get(remote.id, [])
         backfilled = set()
@@ -1059,16 +1081,22 @@ class CrmSync:
                         source=self.kind,
                     )
                 )
+        session.flush()  # one flush: the deal's id, and its step's, for the link
+        if added is not None and step is not None:
+            synced["_step"] = str(added.id)
+            if step.task_id:
+                synced["_task"] = step.task_id
         link = CrmRepository(session).add_link(
             deal_id=deal.id,
             kind=self.kind,
             crm_id=remote.id,
             url=self.connector.record_url(remote.id),
             synced=synced,
+            flush=False,
         )
         link.crm_stage = remote.stage if remote.stage in context.stages else None
         link.remote_modified_at = remote.modified_at
-        session.flush()
+        return link
 
     @staticmethod
     def _history_value(
@@ -1191,13 +1219,21 @@ class CrmSync:
         return changed
 
     def _record_tracked(
-        self, deal: Deal, before: dict[str, str | None], *, by: str, at: dt.datetime
+        self,
+        session: Any,
+        deal: Deal,
+        before: dict[str, str | None],
+        *,
+        by: str,
+        at: dt.datetime,
     ) -> None:
+        """Keep each changed tracked field in history (added by id: no loading the history)."""
         after = _tracked(deal)
         for name, value in after.items():
             if before[name] != value:
-                deal.changes.append(
+                session.add(
                     DealChange(
+                        deal_id=deal.id,
                         field=name,
                         old_value=before[name],
                         new_value=value,
@@ -1209,6 +1245,16 @@ class CrmSync:
 
 
 # --- values the engine passes between its sessions ------------------------------------------
+
+
+@dataclass
+class _Known:
+    """What one session's batch found in the database for its CRM deals (filled as it goes)."""
+
+    links: dict[str, CrmLink]  # CRM id -> link
+    imported: dict[str, Deal]  # CRM id -> an unlinked deal imported from that record
+    deals: dict[int, Deal]  # deal id -> linked deal
+    pushes: dict[int, list[CrmPush]]  # deal id -> unsent pushes
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
-from storage.models import CrmLink, CrmOwnerLink, CrmPush, CrmStageLink, CrmState
+from storage.models import CrmLink, CrmOwnerLink, CrmPush, CrmStageLink, CrmState, Deal
 
 _PUSHES = CrmPush.__table__
 
@@ -65,14 +65,63 @@ class CrmRepository:
         ).first()
 
     def add_link(
-        self, *, deal_id: int, kind: str, crm_id: str, url: str | None, synced: dict[str, str]
+        self,
+        *,
+        deal_id: int,
+        kind: str,
+        crm_id: str,
+        url: str | None,
+        synced: dict[str, str],
+        flush: bool = True,
     ) -> CrmLink:
         link = CrmLink(
             deal_id=deal_id, kind=kind, crm_id=crm_id, url=url, synced=json.dumps(synced)
         )
         self.session.add(link)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return link
+
+    def links_by_crm_ids(self, kind: str, crm_ids: Iterable[str]) -> dict[str, CrmLink]:
+        """Return the links of these CRM records, by CRM id, in one query."""
+        ids = list(crm_ids)
+        if not ids:
+            return {}
+        rows = self.session.scalars(
+            select(CrmLink).where(CrmLink.kind == kind, CrmLink.crm_id.in_(ids))
+        )
+        return {link.crm_id: link for link in rows}
+
+    def deals_by_ids(self, deal_ids: Iterable[int]) -> dict[int, Deal]:
+        ids = list(deal_ids)
+        if not ids:
+            return {}
+        return {
+            deal.id: deal for deal in self.session.scalars(select(Deal).where(Deal.id.in_(ids)))
+        }
+
+    def deals_by_external_refs(self, refs: Iterable[str]) -> dict[str, Deal]:
+        """Return the deals imported from these source records ("salesforce:<id>"), by ref."""
+        wanted = list(refs)
+        if not wanted:
+            return {}
+        rows = self.session.scalars(select(Deal).where(Deal.external_ref.in_(wanted)))
+        return {deal.external_ref: deal for deal in rows if deal.external_ref}
+
+    def unsent_pushes_for(self, deal_ids: Iterable[int]) -> dict[int, list[CrmPush]]:
+        """Return these deals' pushes not yet in the CRM, by deal id, in one query."""
+        ids = list(deal_ids)
+        if not ids:
+            return {}
+        rows = self.session.scalars(
+            select(CrmPush)
+            .where(CrmPush.deal_id.in_(ids), CrmPush.status.in_(UNSENT))
+            .order_by(CrmPush.id)
+        )
+        found: dict[int, list[CrmPush]] = {}
+        for push in rows:
+            found.setdefault(push.deal_id, []).append(push)
+        return found
 
     def links_for(self, deal_ids: Iterable[int]) -> dict[int, CrmLink]:
         """Return the links of these deals, by deal id, in one query."""
