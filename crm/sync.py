@@ -194,6 +194,7 @@ class CrmSync:
         default_currency: str = "USD",
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
         owner: str | None = None,
+        lease: dt.timedelta = PUSH_LEASE,
     ) -> None:
         self.database = database
         self.connector = connector
@@ -202,10 +203,11 @@ class CrmSync:
         self.clock = clock
         self.admins = admins
         self.default_currency = default_currency
-        # Added with the engine: the team's dealbot stages (what CRM stages map to) and the
-        # claim owner of pushes (one per process by default).
+        # Added with the engine: the team's dealbot stages (what CRM stages map to), the
+        # claim owner of pushes (one per process by default) and how long a claim holds.
         self.stages = stages
         self.owner = owner or claim_owner()
+        self.lease = lease
         self._renews_leases = True
 
     @property
@@ -301,6 +303,7 @@ class CrmSync:
                 default_currency=self.default_currency,
                 stages=self.stages,
                 owner=self.owner,
+                lease=self.lease,
             )
             # The scratch transaction has one connection: no second thread may use it.
             engine._renews_leases = False
@@ -451,7 +454,7 @@ class CrmSync:
                 for push_id in push_ids
                 if (
                     push := repository.claim(
-                        push_id, owner=self.owner, lease_until=now + PUSH_LEASE
+                        push_id, owner=self.owner, lease_until=now + self.lease
                     )
                 )
                 is not None
@@ -520,11 +523,11 @@ class CrmSync:
         stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(PUSH_LEASE.total_seconds() / 3):
+            while not stop.wait(self.lease.total_seconds() / 3):
                 try:
                     with self.database.session() as session:
                         CrmRepository(session).renew_leases(
-                            push_ids, owner=self.owner, lease_until=self.clock.now() + PUSH_LEASE
+                            push_ids, owner=self.owner, lease_until=self.clock.now() + self.lease
                         )
                 except Exception:
                     logger.warning("renewing CRM push leases failed", exc_info=True)

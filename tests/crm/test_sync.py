@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,7 +27,7 @@ from crm.records import (
 )
 from crm.sync import ConflictNotice, CrmSync, RefusalNotice
 from domain.changes import DealChanges, DealRef
-from domain.clock import FixedClock
+from domain.clock import FixedClock, SystemClock
 from domain.deals import Actor, DealService
 from domain.money import Money
 from storage.crm import CrmRepository
@@ -748,3 +749,55 @@ def test_closing_a_deal_in_slack_moves_the_crm_record_to_its_closed_stage(world:
     assert world.crm.records["006002"].stage == "Closed Lost"
     world.advance(minutes=5)
     assert engine.run().pulled == 0
+
+
+def test_a_slow_push_keeps_its_claim_so_a_second_engine_does_not_send_it_again(
+    world: World,
+) -> None:
+    _, deal_id = _linked(world)
+    world.deals().update_deal(
+        Actor(BEN), DealRef(name=None, deal_id=deal_id), DealChanges(stage="proposal")
+    )
+    wall = SystemClock()
+    lease = dt.timedelta(seconds=0.3)
+    first = CrmSync(
+        database=world.database,
+        connector=world.crm,
+        directory=world.directory,
+        notices=world.notices,
+        clock=wall,
+        owner="slow",
+        lease=lease,
+    )
+    second = CrmSync(
+        database=world.database,
+        connector=world.crm,
+        directory=world.directory,
+        notices=world.notices,
+        clock=wall,
+        owner="eager",
+        lease=lease,
+    )
+    entered, release = threading.Event(), threading.Event()
+    update = world.crm.update_deal
+
+    def slow_update(crm_id: str, fields: dict) -> None:  # type: ignore[type-arg]
+        entered.set()
+        assert release.wait(10)
+        update(crm_id, fields)
+
+    world.crm.update_deal = slow_update  # type: ignore[assignment,method-assign]
+    reports = []
+    thread = threading.Thread(target=lambda: reports.append(first.push_pending()))
+    thread.start()
+    assert entered.wait(10)
+    time.sleep(1.0)  # more than three leases: only the heartbeat keeps the claim alive
+
+    stolen = second.push_pending()
+    release.set()
+    thread.join()
+
+    assert stolen.pushed == 0 and reports[0].pushed == 1
+    assert [name for name, _ in world.crm.writes()] == ["update_deal"]  # once
+    assert [p.status for p in world.pushes()] == ["sent"]
+    assert world.crm.records["006002"].stage == "Proposal/Price Quote"
