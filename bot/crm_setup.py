@@ -232,7 +232,8 @@ class SlackUserDirectory:
             cached = self._found.get(key)
         if cached is not None and now - cached[0] < self.CACHE_SECONDS:
             return cached[1]
-        user_id = self._lookup(email.strip())
+        # Slack keeps addresses in lower case; CRMs keep what was typed ("Ana@Initech.com").
+        user_id = self._lookup(key)
         with self._lock:
             self._found[key] = (now, user_id)
         return user_id
