@@ -70,7 +70,9 @@ def build_wsgi_app(
         if hubspot_webhooks is not None and path == HUBSPOT_WEBHOOKS_PATH:
             return hubspot_webhooks(environ, start_response)
         if slack is None or path == HUBSPOT_WEBHOOKS_PATH:
-            return _plain(start_response, "404 Not Found", "Not found")
+            # No "Connection: close" here: waitress refuses hop-by-hop headers from apps.
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Not found"]
         return slack(environ, start_response)
 
     return wsgi

@@ -69,7 +69,7 @@ def is_valid_v3(
     *,
     secret: str,
     method: str,
-    uri: str,
+    uris: Sequence[str],
     body: bytes,
     timestamp: str | None,
     signature: str | None,
@@ -82,10 +82,19 @@ def is_valid_v3(
     # A timestamp far ahead is refused too: it would stay "fresh" for as long as it likes.
     if abs(now - sent_at) > MAX_AGE:
         return False
-    expected = v3_signature(secret=secret, method=method, uri=uri, body=body, timestamp=timestamp)
-    # Constant time: how much of a guess matched must not show in how long the answer takes.
     given = signature.strip().encode("ascii", "replace")
-    return hmac.compare_digest(expected.encode("ascii"), given)
+    matches = [
+        # Constant time: how much of a guess matched must not show in how long it takes;
+        # every candidate is compared, so neither does which one matched.
+        hmac.compare_digest(
+            v3_signature(
+                secret=secret, method=method, uri=uri, body=body, timestamp=timestamp
+            ).encode("ascii"),
+            given,
+        )
+        for uri in uris
+    ]
+    return any(matches)
 
 
 def deal_ids(events: Iterable[object]) -> tuple[str, ...]:
@@ -104,21 +113,28 @@ def deal_ids(events: Iterable[object]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def request_uri(environ: dict[str, Any]) -> str:
-    """Return the full URI the caller used, as far as the WSGI environ tells.
+def request_uris(environ: dict[str, Any]) -> tuple[str, ...]:
+    """Return the full URIs HubSpot may have called to reach this request, likeliest first.
 
-    Behind a TLS-terminating proxy the scheme and host HubSpot called are in the
-    X-Forwarded-* headers; trusting them is safe here, as they only choose which URI the
-    signature is checked against, and a forged one fails the check.
+    Behind a TLS-terminating proxy the server sees plain HTTP (and waitress drops untrusted
+    X-Forwarded-* headers), while HubSpot signed the https URI: both schemes are tried, on
+    the Host the proxy passed (and X-Forwarded-Host when it arrives). Trying several is
+    safe, as each still needs the app's secret to match.
     """
-    scheme = str(environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http"))
-    host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST")
-    if not host:
-        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    forwarded = str(environ.get("HTTP_X_FORWARDED_PROTO") or "").split(",")[0].strip()
+    schemes = dict.fromkeys(s for s in (forwarded, scheme, "https", "http") if s)
+    hosts = [
+        str(value).split(",")[0].strip()
+        for value in (environ.get("HTTP_X_FORWARDED_HOST"), environ.get("HTTP_HOST"))
+        if value
+    ] or [f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"]
     path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
     query = environ.get("QUERY_STRING")
-    uri = f"{scheme.split(',')[0].strip()}://{str(host).split(',')[0].strip()}{path}"
-    return f"{uri}?{query}" if query else uri
+    tail = f"{path}?{query}" if query else path
+    return tuple(
+        dict.fromkeys(f"{each}://{host}{tail}" for host in dict.fromkeys(hosts) for each in schemes)
+    )
 
 
 class HubSpotWebhooks:
@@ -151,7 +167,7 @@ class HubSpotWebhooks:
         valid = is_valid_v3(
             secret=self._secret,
             method="POST",
-            uri=request_uri(environ),
+            uris=request_uris(environ),
             body=body,
             timestamp=environ.get("HTTP_X_HUBSPOT_REQUEST_TIMESTAMP"),
             signature=environ.get("HTTP_X_HUBSPOT_SIGNATURE_V3"),
