@@ -382,8 +382,8 @@ class _CrmMarks:
         rest = sorted(self.pending - _CARD_CRM_FIELDS)
         if self.crm is None or not rest:
             return None
-        fields = messages.crm_fields_phrase(tuple(escape_name(field) for field in rest))
-        return f":hourglass: {fields.capitalize()}: {messages.not_in_crm_yet(self.crm)}"
+        fields = escape_name(messages.crm_fields_phrase(tuple(rest)).capitalize())
+        return f":hourglass: {fields}: {messages.not_in_crm_yet(self.crm)}"
 
 
 def _contact_line(contact: Any) -> str:
