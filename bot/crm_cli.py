@@ -8,6 +8,8 @@ one line: the setting to fix, or the CRM's own message.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +17,15 @@ from typing import TextIO
 
 from slack_sdk import WebClient
 
-from bot.crm_setup import CrmRuntime, OutboxNotices, SyncEngine, crm_label
+from bot.crm_setup import (
+    CrmBusy,
+    CrmRuntime,
+    OutboxNotices,
+    SyncEngine,
+    claim_manual_sync,
+    crm_label,
+    finish_manual_sync,
+)
 from bot.settings import Settings, SettingsError
 from bot.slack import SlackUnavailable, build_web_client
 from crm.records import CrmError
@@ -86,19 +96,38 @@ def crm_sync(
         client = build_web_client(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
         )
+    clock = clock or SystemClock()
     with _engine(settings, runtime=runtime, client=client, clock=clock) as (engine, notices):
+        database = notices.database
+        # A dry run writes nothing, so it may overlap a sync; a real one takes its turn.
+        run_id = None
+        if not dry_run:
+            try:
+                run_id = claim_manual_sync(database, now=clock.now(), runner=_runner())
+            except CrmBusy as busy:
+                print(f"dealbot: {busy}", file=sys.stderr)
+                return EXIT_USAGE
+        status, summary = "failed", "crashed"
         try:
             report = engine.run(full=full, dry_run=dry_run)
+            status, summary = "done", report.summary()
         except CrmError as error:
+            summary = f"{crm}: {error.message}"
             return _crm_error(crm, error)
         except SlackUnavailable as error:
+            summary = "Slack unavailable"
             print(f"dealbot: Slack could not match owners by email ({error})", file=sys.stderr)
             return EXIT_USAGE
         finally:
             # Whatever the engine had to tell people before it stopped goes now (or stays
             # pending for the scheduler's sweep).
             notices.flush()
-    print(report.summary() + (" (dry run: nothing written)" if dry_run else ""), file=out)
+            if run_id is not None:
+                finish_manual_sync(database, run_id, status=status, summary=summary, at=clock.now())
+    # stdout is the one summary line, dry run or not, for scripts that read it.
+    print(report.summary(), file=out)
+    if dry_run:
+        print("dealbot: dry run: nothing was written to dealbot or the CRM", file=sys.stderr)
     return EXIT_OK if report.failed == 0 else EXIT_FAILED
 
 
@@ -118,6 +147,10 @@ def _engine(
         yield runtime.engine(database=database, client=client, clock=clock or SystemClock())
     finally:
         database.dispose()
+
+
+def _runner() -> str:
+    return f"cli:{socket.gethostname()}:{os.getpid()}"
 
 
 def _crm_error(crm: str, error: CrmError) -> int:

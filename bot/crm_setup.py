@@ -427,12 +427,46 @@ def crm_run_in_progress(database: Database, *, job: Job, now: dt.datetime) -> bo
     fire_time = last_fire_time(trigger_for(job, "UTC"), now=now, since=now - CATCH_UP_WINDOW)
     with database.session() as session:
         running = JobRunRepository(session).running(CRM_JOBS, since=now - RUN_STALE_AFTER)
-    others = [
-        (name, fired) for _, name, fired in running if not (name == job.name and fired == fire_time)
-    ]
+    own = (job.name, job.schedule.timezone, fire_time)
+    others = [name for name, scope, fired in running if (name, scope, fired) != own]
     if job.name == CRM_PUSH_JOB:
         return bool(others)
-    return any(name == job.name for name, _ in others)
+    return job.name in others
+
+
+class CrmBusy(Exception):
+    """Another CRM sync is running; the message says since when."""
+
+
+# The job-run scope of a sync started by hand (`dealbot crm sync`), as for manual runs.
+MANUAL_SCOPE = "all"
+
+
+def claim_manual_sync(database: Database, *, now: dt.datetime, runner: str) -> int:
+    """Return the job-run row of a sync started by hand, or raise CrmBusy.
+
+    The row is what keeps the scheduled `crm-sync` and `crm-push` from starting while it
+    works, as a scheduled sync's own row does.
+    """
+    with database.session() as session:
+        running = JobRunRepository(session).running((CRM_SYNC_JOB,), since=now - RUN_STALE_AFTER)
+    if running:
+        fired = running[0][2].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise CrmBusy(f"a crm-sync is already running (since {fired}); try again when it ends")
+    with database.session() as session:
+        run_id = JobRunRepository(session).claim_firing(
+            job=CRM_SYNC_JOB, scope=MANUAL_SCOPE, fire_time=now, runner=runner[:120], at=now
+        )
+    if run_id is None:
+        raise CrmBusy("a crm-sync started this very instant; try again when it ends")
+    return run_id
+
+
+def finish_manual_sync(
+    database: Database, run_id: int, *, status: str, summary: str, at: dt.datetime
+) -> None:
+    with database.session() as session:
+        JobRunRepository(session).finish(run_id, status=status, summary=summary, at=at)
 
 
 def crm_jobs(settings: Settings, *, runtime: CrmRuntime | None = None) -> dict[str, Job]:

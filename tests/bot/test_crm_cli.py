@@ -20,7 +20,10 @@ from bot.settings import Settings, load_settings
 from crm.records import CrmAuthFailed, CrmUnavailable
 from crm.sync import ConflictNotice, SyncReport
 from domain.clock import FixedClock
+from storage.database import Database
+from storage.job_runs import JobRunRepository
 from storage.migrate import upgrade
+from storage.models import JobRun
 from tests.bot.crm_doubles import EngineDouble, EngineScript, status
 from tests.databases import sqlite_url
 
@@ -152,14 +155,16 @@ def test_sync_exits_1_when_something_failed(database_url: str, slack_api: FakeSl
     )
 
 
-def test_full_and_dry_run_reach_the_engine(database_url: str, slack_api: FakeSlackWebAPI) -> None:
+def test_full_and_dry_run_reach_the_engine(
+    database_url: str, slack_api: FakeSlackWebAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
     script = EngineScript()
     code, out = sync(
         settings_for(database_url, slack_api), script, slack_api, full=True, dry_run=True
     )
-    assert (code, out) == (
-        0,
-        "pulled 3, pushed 2, conflicts 1, failed 0 (dry run: nothing written)\n",
+    assert (code, out) == (0, "pulled 3, pushed 2, conflicts 1, failed 0\n")
+    assert capsys.readouterr().err == (
+        "dealbot: dry run: nothing was written to dealbot or the CRM\n"
     )
     assert script.calls == [("run", {"full": True, "dry_run": True})]
 
@@ -257,3 +262,61 @@ def test_status_that_cannot_reach_the_crm_exits_2(
     script = EngineScript(error=CrmUnavailable("Connection refused"))
     assert run_status(settings_for(database_url), script) == (2, "")
     assert capsys.readouterr().err == "dealbot: HubSpot: Connection refused\n"
+
+
+# --- one sync at a time --------------------------------------------------------------------
+
+
+def job_runs(url: str) -> list[tuple[str, str, str, str | None]]:
+    database = Database.from_url(url)
+    try:
+        with database.session() as session:
+            return [
+                (run.job, run.scope, run.status, run.summary)
+                for run in session.query(JobRun).order_by(JobRun.id)
+            ]
+    finally:
+        database.dispose()
+
+
+def test_a_sync_by_hand_holds_the_job_run_row_while_it_works(
+    database_url: str, slack_api: FakeSlackWebAPI
+) -> None:
+    seen: list[list[tuple[str, str, str, str | None]]] = []
+    script = EngineScript(effect=lambda engine: seen.append(job_runs(database_url)))
+    assert sync(settings_for(database_url, slack_api), script, slack_api)[0] == 0
+    # While the engine worked, the row said so; the scheduled jobs stand down on it.
+    assert seen == [[("crm-sync", "all", "running", None)]]
+    assert job_runs(database_url) == [
+        ("crm-sync", "all", "done", "pulled 3, pushed 2, conflicts 1, failed 0")
+    ]
+
+
+def test_a_sync_by_hand_waits_its_turn_behind_a_running_one(
+    database_url: str, slack_api: FakeSlackWebAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = Database.from_url(database_url)
+    try:
+        with database.session() as session:
+            JobRunRepository(session).claim_firing(
+                job="crm-sync", scope="UTC", fire_time=NOW, runner="elsewhere", at=NOW
+            )
+    finally:
+        database.dispose()
+    script = EngineScript()
+    assert sync(settings_for(database_url, slack_api), script, slack_api) == (2, "")
+    assert capsys.readouterr().err == (
+        "dealbot: a crm-sync is already running (since 2025-12-01 10:05 UTC); "
+        "try again when it ends\n"
+    )
+    assert script.calls == []
+    # A dry run writes nothing, so it need not wait.
+    assert sync(settings_for(database_url, slack_api), script, slack_api, dry_run=True)[0] == 0
+
+
+def test_a_failed_sync_by_hand_leaves_its_row_failed(
+    database_url: str, slack_api: FakeSlackWebAPI
+) -> None:
+    script = EngineScript(error=CrmAuthFailed("INVALID_LOGIN"))
+    assert sync(settings_for(database_url, slack_api), script, slack_api)[0] == 2
+    assert job_runs(database_url) == [("crm-sync", "all", "failed", "HubSpot: INVALID_LOGIN")]

@@ -433,3 +433,22 @@ def test_the_report_is_logged_without_secrets(
     scheduler_for(database, slack_api, client, script).fire(CRM_SYNC_JOB, "UTC", NOW)
     assert "crm-sync: pulled 4, pushed 1, conflicts 0, failed 0" in caplog.text
     assert "pat-na1-test" not in caplog.text
+
+
+def test_a_sync_started_by_hand_keeps_the_scheduled_ones_out(
+    database: Database, client: WebClient, slack_api: FakeSlackWebAPI
+) -> None:
+    from bot.crm_setup import claim_manual_sync, finish_manual_sync
+
+    # Started by hand at the very instant of a firing: still not mistaken for the firing.
+    run_id = claim_manual_sync(database, now=NOW, runner="cli")
+    script = EngineScript()
+    scheduler = scheduler_for(database, slack_api, client, script)
+    scheduler.fire(CRM_SYNC_JOB, "UTC", NOW)
+    scheduler.fire(CRM_PUSH_JOB, "UTC", NOW)
+    assert script.calls == []
+    finish_manual_sync(database, run_id, status="done", summary="pulled 0", at=NOW)
+    later = NOW + dt.timedelta(minutes=5)
+    scheduler.clock = FixedClock(at=later)
+    scheduler.fire(CRM_SYNC_JOB, "UTC", later)
+    assert script.calls == [("run", {"full": False, "dry_run": False})]
