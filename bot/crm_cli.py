@@ -154,8 +154,13 @@ def _runner() -> str:
 
 
 def _crm_error(crm: str, error: CrmError) -> int:
-    print(f"dealbot: {crm}: {error.message}", file=sys.stderr)
+    print(f"dealbot: {crm_says(crm, error.message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def crm_says(crm: str, message: str) -> str:
+    """Return the CRM's message naming the CRM once ("Salesforce refused the login: …")."""
+    return message if message.startswith(crm) else f"{crm}: {message}"
 
 
 def _when(moment: dt.datetime | None) -> str:

@@ -251,7 +251,6 @@ def crm_owners_without_slack_user(emails: tuple[str, ...], *, crm: str) -> str:
 def crm_login_refused(message: str, *, crm: str, kind: str) -> str:
     reason = message.rstrip().rstrip(".") or "no reason given"
     check = CRM_LOGIN_SETTINGS.get(kind, "the CRM settings")
-    return (
-        f"dealbot could not log in to {crm}: {reason}. Sync is paused until a login works; "
-        f"check {check}."
-    )
+    # Connectors often name themselves ("Salesforce refused the login: ..."): say it once.
+    said = reason if reason.startswith(crm) else f"dealbot could not log in to {crm}: {reason}"
+    return f"{said}. Sync is paused until a login works; check {check}."

@@ -320,3 +320,11 @@ def test_a_failed_sync_by_hand_leaves_its_row_failed(
     script = EngineScript(error=CrmAuthFailed("INVALID_LOGIN"))
     assert sync(settings_for(database_url, slack_api), script, slack_api)[0] == 2
     assert job_runs(database_url) == [("crm-sync", "all", "failed", "HubSpot: INVALID_LOGIN")]
+
+
+def test_a_crm_message_that_names_its_crm_is_not_prefixed_twice(
+    database_url: str, slack_api: FakeSlackWebAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = EngineScript(error=CrmAuthFailed("HubSpot refused the token: it was revoked"))
+    assert sync(settings_for(database_url, slack_api), script, slack_api)[0] == 2
+    assert capsys.readouterr().err == "dealbot: HubSpot refused the token: it was revoked\n"

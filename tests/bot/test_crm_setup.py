@@ -452,3 +452,16 @@ def test_a_sync_started_by_hand_keeps_the_scheduled_ones_out(
     scheduler.clock = FixedClock(at=later)
     scheduler.fire(CRM_SYNC_JOB, "UTC", later)
     assert script.calls == [("run", {"full": False, "dry_run": False})]
+
+
+def test_a_login_message_that_names_its_crm_is_not_prefixed_twice(
+    database: Database, client: WebClient, slack_api: FakeSlackWebAPI
+) -> None:
+    told = notices(database, client)
+    told.login_refused((ADMIN,), "Salesforce refused the login: user hasn't approved this consumer")
+    told.flush()
+    ((_, text),) = dm_texts(slack_api)
+    assert text.startswith(
+        "Salesforce refused the login: user hasn't approved this consumer. Sync is paused "
+        "until a login works; check SALESFORCE_CLIENT_ID,"
+    )

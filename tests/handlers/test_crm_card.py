@@ -91,10 +91,12 @@ def test_the_marks_keep_slacks_limits() -> None:
     everything = ("title", "account", "amount", "stage", "close_date", "forecast_category")
     reply = blocks.deal_card(
         CrmDealView(
-            **{**_deal().__dict__},
-            crm_label="Salesforce",
-            crm_url=URL,
-            not_in_crm=(*everything, "owner", "next_step", "currency"),
+            **{
+                **_deal().__dict__,
+                "crm_label": "Salesforce",
+                "crm_url": URL,
+                "not_in_crm": (*everything, "owner", "next_step", "currency"),
+            }
         ),
         TODAY,
     )
