@@ -192,3 +192,89 @@ def team_member_removed(user_id: str, team: str) -> str:
 
 def team_member_moved(user_id: str, team: str) -> str:
     return f"Moved <@{user_id}> to {team}; they are on no other team now."
+
+
+# --- CRM sync (SPEC "CRM sync") -----------------------------------------------------------
+# Every CRM-supplied text (deal names, values, the CRM's own error messages, emails) reaches
+# these functions already escaped by the builder in handlers/blocks.py that calls them.
+
+CRM_FIELD_LABELS: dict[str, str] = {
+    "title": "deal name",
+    "account": "account",
+    "amount": "amount",
+    "currency": "currency",
+    "close_date": "close date",
+    "stage": "stage",
+    "forecast_category": "forecast category",
+    "next_step": "next step",
+    "owner": "owner",
+}
+
+# What to check when a CRM refuses dealbot's login, by CRM kind.
+CRM_LOGIN_SETTINGS: dict[str, str] = {
+    "salesforce": (
+        "SALESFORCE_CLIENT_ID, SALESFORCE_USERNAME and SALESFORCE_PRIVATE_KEY_FILE (and that "
+        "the connected app is approved for that user)"
+    ),
+    "hubspot": "HUBSPOT_ACCESS_TOKEN (a private app's token stops working when it is rotated)",
+}
+
+
+def crm_field_label(field: str) -> str:
+    return CRM_FIELD_LABELS.get(field, field.replace("_", " "))
+
+
+def crm_fields_phrase(fields: tuple[str, ...]) -> str:
+    """Return `stage`, `stage and close date`, `amount, stage and close date`."""
+    labels = [crm_field_label(field) for field in fields] or ["deal"]
+    if len(labels) == 1:
+        return labels[0]
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def not_in_crm_yet(crm: str) -> str:
+    return f"not in {crm} yet"
+
+
+def open_in_crm(crm: str) -> str:
+    return f"Open in {crm}"
+
+
+def crm_conflict(*, deal: str, field: str, yours: str, theirs: str, crm: str, crm_won: bool) -> str:
+    """Return the rep's private note that their change and the CRM's crossed on one field."""
+    outcome = (
+        f"{crm}'s was later, so it stands. Yours is kept in the deal's history."
+        if crm_won
+        else f"yours was later, so it stands. {crm}'s is kept in the deal's history."
+    )
+    return (
+        f"{deal}: your {crm_field_label(field)} ({yours}) and a change in {crm} ({theirs}) "
+        f"crossed; {outcome}"
+    )
+
+
+def crm_refused(*, deal: str, fields: tuple[str, ...], message: str, crm: str) -> str:
+    """Return the rep's private note that the CRM refused their change, in the CRM's words."""
+    reason = message.rstrip().rstrip(".") or "no reason given"
+    return (
+        f"{crm} did not take your change to {deal}'s {crm_fields_phrase(fields)}: {reason}. "
+        f'It stays in dealbot, marked "{not_in_crm_yet(crm)}".'
+    )
+
+
+def crm_owners_without_slack_user(emails: tuple[str, ...], *, crm: str) -> str:
+    listed = ", ".join(emails)
+    return (
+        f"These {crm} deal owners have no Slack user with the same email, so dealbot "
+        f"cannot tell them about their deals: {listed}. Give each one a Slack account with "
+        f"that email, or change the owner's email in {crm}; dealbot matches them on the "
+        "next sync."
+    )
+
+
+def crm_login_refused(message: str, *, crm: str, kind: str) -> str:
+    reason = message.rstrip().rstrip(".") or "no reason given"
+    check = CRM_LOGIN_SETTINGS.get(kind, "the CRM settings")
+    # Connectors often name themselves ("Salesforce refused the login: ..."): say it once.
+    said = reason if reason.startswith(crm) else f"dealbot could not log in to {crm}: {reason}"
+    return f"{said}. Sync is paused until a login works; check {check}."
