@@ -200,10 +200,20 @@ STANDARD_STAGES: tuple[tuple[str, int, str, bool, bool], ...] = (
 class SalesforceFault(Exception):
     """An error answer: HTTP status and Salesforce's JSON list of errors."""
 
-    def __init__(self, status: int, code: str, message: str, fields: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Sequence[str] = (),
+        *,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.body: Any = [{"message": message, "errorCode": code, "fields": list(fields)}]
+        self.body: Any = body or [{"message": message, "errorCode": code, "fields": list(fields)}]
+        self.retry_after = retry_after
 
 
 def _invalid_field(name: str, entity: str) -> SalesforceFault:
@@ -420,6 +430,8 @@ class _Fault:
     status: int
     body: Any
     retry_after: float | None
+    method: str | None
+    path: str | None
 
 
 @dataclass
@@ -727,16 +739,29 @@ class FakeSalesforce:
     # --- faults and rules ---
 
     def fail_next(
-        self, status: int, times: int = 1, body: Any = None, retry_after: float | None = None
+        self,
+        status: int,
+        times: int = 1,
+        body: Any = None,
+        retry_after: float | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `times` REST calls with `status` (the token endpoint is spared)."""
+        """Answer the next `times` REST calls with `status` (the token endpoint is spared).
+
+        `method` and `path` (a part of it, `/sobjects/Opportunity/`) narrow which calls fail,
+        so a test can fail the write itself and not a read made before it.
+        """
         if body is None:
             code = {429: "REQUEST_LIMIT_EXCEEDED", 503: "SERVER_UNAVAILABLE"}.get(
                 status, "UNKNOWN_EXCEPTION"
             )
             body = [{"message": "An unexpected error occurred.", "errorCode": code}]
         with self._lock:
-            self._faults.extend(_Fault(status, body, retry_after) for _ in range(times))
+            self._faults.extend(
+                _Fault(status, body, retry_after, method, path) for _ in range(times)
+            )
 
     def add_validation_rule(
         self, predicate: Callable[[dict[str, Any]], bool], message: str, fields: Sequence[str] = ()
@@ -796,8 +821,8 @@ class FakeSalesforce:
                 payload, status, extra, kind = self._rest(method, parts.path, query, headers, body)
             except SalesforceFault as fault:
                 payload, status, kind = fault.body, fault.status, "application/json"
-                if getattr(fault, "retry_after", None) is not None:
-                    extra["Retry-After"] = str(fault.retry_after)  # type: ignore[attr-defined]
+                if fault.retry_after is not None:
+                    extra["Retry-After"] = str(fault.retry_after)
             extra["Sforce-Limit-Info"] = f"api-usage={self.api_usage}/{self.api_limit}"
             return status, payload, extra, kind
 
@@ -844,17 +869,15 @@ class FakeSalesforce:
     def _rest(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: Any
     ) -> tuple[Any, int, dict[str, str], str]:
-        if self._faults:
-            fault = self._faults.pop(0)
-            error = SalesforceFault(fault.status, "", "")
-            error.body = fault.body
-            error.retry_after = fault.retry_after  # type: ignore[attr-defined]
-            raise error
+        for fault in self._faults:
+            if fault.method in (None, method) and (fault.path is None or fault.path in path):
+                self._faults.remove(fault)
+                raise SalesforceFault(
+                    fault.status, "", "", body=fault.body, retry_after=fault.retry_after
+                )
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
         if token not in self._sessions:
-            error = SalesforceFault(401, "INVALID_SESSION_ID", "")
-            error.body = INVALID_SESSION
-            raise error
+            raise SalesforceFault(401, "", "", body=INVALID_SESSION)
         prefix = f"/services/data/v{self.api_version}/"
         if not path.startswith(prefix):
             raise SalesforceFault(404, "NOT_FOUND", "The requested resource does not exist")
