@@ -567,3 +567,20 @@ def test_reads_are_paced_past_80_percent_of_the_daily_allowance(
     sf.owners()  # this answer reports 80,001 of 100,000
     sf.owners()
     assert slept == [1.0]
+
+
+def test_an_api_version_the_org_does_not_serve_is_refused_by_name(
+    fake: FakeSalesforce, clock: MovableClock
+) -> None:
+    sf = SalesforceConnector.login(
+        login_url=fake.login_url,
+        client_id=fake.CLIENT_ID,
+        username=fake.USERNAME,
+        private_key=fake.private_key_pem,
+        api_version="v99.0",
+        clock=clock,
+    )
+    with pytest.raises(CrmRefused, match="does not exist") as refused:
+        sf.stages()
+    assert refused.value.code == "NOT_FOUND"
+    assert fake.calls[-1].path.startswith("/services/data/v99.0/")

@@ -47,6 +47,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+MIN_API_VERSION = 31.0  # older versions are retired; newer than `api_version` are unknown
+_VERSIONED = re.compile(r"^/services/data/v(\d+\.\d)/")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 
@@ -465,7 +467,7 @@ class FakeSalesforce:
         child_page_size: int = 200,
         api_limit: int = 100_000,
         multi_currency: bool = False,
-        api_version: str = "59.0",
+        api_version: str = "62.0",
     ) -> None:
         self.clock = clock
         self.page_size = page_size
@@ -474,7 +476,8 @@ class FakeSalesforce:
         self.api_limit = api_limit
         self.api_usage = 0
         self.multi_currency = multi_currency
-        self.api_version = api_version
+        self.api_version = api_version  # the newest version the org serves
+        self._version = api_version  # the version of the call being answered
         self.calls: list[Call] = []
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
         self._children: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(
@@ -878,9 +881,13 @@ class FakeSalesforce:
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
         if token not in self._sessions:
             raise SalesforceFault(401, "", "", body=INVALID_SESSION)
-        prefix = f"/services/data/v{self.api_version}/"
-        if not path.startswith(prefix):
+        versioned = _VERSIONED.match(path)
+        if versioned is None or not MIN_API_VERSION <= float(versioned.group(1)) <= float(
+            self.api_version
+        ):
             raise SalesforceFault(404, "NOT_FOUND", "The requested resource does not exist")
+        self._version = versioned.group(1)  # calls are serialised by the lock
+        prefix = versioned.group(0)
         if self.api_usage >= self.api_limit:
             raise SalesforceFault(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         self.api_usage += 1
@@ -981,7 +988,7 @@ class FakeSalesforce:
         out: dict[str, Any] = {
             "attributes": {
                 "type": obj,
-                "url": f"/services/data/v{self.api_version}/sobjects/{obj}/{record['Id']}",
+                "url": f"/services/data/v{self._version}/sobjects/{obj}/{record['Id']}",
             }
         }
         for name in query.fields:
@@ -1052,7 +1059,7 @@ class FakeSalesforce:
             "records": rows,
         }
         if end < len(cursor.ids):
-            answer["nextRecordsUrl"] = f"/services/data/v{self.api_version}/query/{locator}-{end}"
+            answer["nextRecordsUrl"] = f"/services/data/v{self._version}/query/{locator}-{end}"
         return answer
 
     def _describe(self, obj: str) -> dict[str, Any]:
@@ -1275,7 +1282,7 @@ class FakeSalesforce:
             "state": state,
             "concurrencyMode": "Parallel",
             "contentType": "CSV",
-            "apiVersion": float(self.api_version),
+            "apiVersion": float(self._version),
             "lineEnding": "LF",
             "columnDelimiter": "COMMA",
             "numberRecordsProcessed": len(job.ids) if state == "JobComplete" else 0,
