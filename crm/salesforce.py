@@ -153,14 +153,14 @@ class _TimeoutSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class JwtGrant:
     """What the JWT bearer flow needs: the connected app and the integration user."""
 
     login_url: str
     client_id: str
     username: str
-    private_key: bytes = b""
+    private_key: bytes
 
     def __repr__(self) -> str:  # the key never reaches a log line
         return f"JwtGrant(login_url={self.login_url!r}, client_id=…, username={self.username!r})"

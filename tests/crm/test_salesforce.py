@@ -584,3 +584,8 @@ def test_an_api_version_the_org_does_not_serve_is_refused_by_name(
         sf.stages()
     assert refused.value.code == "NOT_FOUND"
     assert fake.calls[-1].path.startswith("/services/data/v99.0/")
+
+
+def test_the_private_key_never_shows_in_the_connectors_grant(sf: SalesforceConnector) -> None:
+    shown = repr(sf._grant)
+    assert "PRIVATE KEY" not in shown and "integration@example.com" in shown
