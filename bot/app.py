@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -133,13 +134,20 @@ class Services:
         return delivery.send_pending(job, now=self.clock.now()).line()
 
 
+# Transitional: DealService takes `crm=` once the sync engine's domain hooks are in; until
+# then a configured CRM syncs but changes made in Slack are not queued. Drop with the guard.
+_DEAL_SERVICE_TAKES_CRM = "crm" in inspect.signature(DealService).parameters
+
+
 def crm_option(settings: Settings) -> dict[str, str]:
     """Return DealService's `crm=` keyword when a CRM is connected, else no keyword.
 
-    No keyword at all without a CRM: a deal service built before CRM sync existed, or for
-    a team without one, keeps its exact behaviour.
+    With a CRM, every change made in Slack queues its push to the CRM; without one, a deal
+    service keeps its exact behaviour.
     """
-    return {"crm": settings.crm_kind} if settings.crm_kind is not None else {}
+    if settings.crm_kind is None or not _DEAL_SERVICE_TAKES_CRM:
+        return {}
+    return {"crm": settings.crm_kind}
 
 
 def build_services(
