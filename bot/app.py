@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -134,22 +133,6 @@ class Services:
         return delivery.send_pending(job, now=self.clock.now()).line()
 
 
-# Transitional: DealService takes `crm=` once the sync engine's domain hooks are in; until
-# then a configured CRM syncs but changes made in Slack are not queued. Drop with the guard.
-_DEAL_SERVICE_TAKES_CRM = "crm" in inspect.signature(DealService).parameters
-
-
-def crm_option(settings: Settings) -> dict[str, str]:
-    """Return DealService's `crm=` keyword when a CRM is connected, else no keyword.
-
-    With a CRM, every change made in Slack queues its push to the CRM; without one, a deal
-    service keeps its exact behaviour.
-    """
-    if settings.crm_kind is None or not _DEAL_SERVICE_TAKES_CRM:
-        return {}
-    return {"crm": settings.crm_kind}
-
-
 def build_services(
     settings: Settings,
     *,
@@ -167,7 +150,7 @@ def build_services(
         default_currency=settings.dealbot_currency,
         zones=zones,
         # With a CRM connected, every change made in Slack queues its push to the CRM.
-        **crm_option(settings),
+        crm=settings.crm_kind,
     )
     in_request_client = build_in_request_client(client)
     directory = SlackDirectory(client=in_request_client, configured_admins=settings.dealbot_admins)
