@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem
@@ -14,6 +15,8 @@ from storage.models import Deal, DealChange, NextStep, PostMortem
 MAX_CANDIDATES = 5
 # Ids are INTEGER columns: 32-bit signed on PostgreSQL, the narrowest backend.
 MAX_ROW_ID = 2**31 - 1
+# Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
+IN_LIST_CHUNK = 500
 
 
 def name_key(text: str) -> str:
@@ -123,3 +126,63 @@ class DealRepository:
             .order_by(NextStep.due_date)
         )
         return self.session.scalars(statement).all()
+
+
+class DealImportRepository:
+    """Deals looked up and written many at a time, for an import of thousands of rows.
+
+    One query per few hundred rows instead of one per row, and INSERTs sent as one
+    statement per batch: what takes an import of 100,000 rows from minutes to seconds.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_external_refs(self, external_refs: Collection[str]) -> dict[str, Deal]:
+        """Return external ref -> deal, for those of `external_refs` already imported."""
+        found: dict[str, Deal] = {}
+        for chunk in _chunks(sorted(set(external_refs))):
+            statement = select(Deal).where(Deal.external_ref.in_(chunk))
+            for deal in self.session.scalars(statement):
+                assert deal.external_ref is not None
+                found[deal.external_ref] = deal
+        return found
+
+    def by_account_and_title_keys(
+        self, keys: Collection[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], list[Deal]]:
+        """Return (account key, title key) -> the deals with exactly those keys, by id.
+
+        Each list is cut at MAX_CANDIDATES + 1, as `DealRepository.by_account_and_title`.
+        """
+        wanted = set(keys)
+        found: dict[tuple[str, str | None], list[Deal]] = {}
+        for chunk in _chunks(sorted({account for account, _ in wanted})):
+            statement = select(Deal).where(Deal.account_key.in_(chunk)).order_by(Deal.id)
+            for deal in self.session.scalars(statement):
+                key = (deal.account_key, deal.title_key)
+                if key in wanted:
+                    found.setdefault(key, []).append(deal)
+        return {key: deals[: MAX_CANDIDATES + 1] for key, deals in found.items()}
+
+    def insert_deals(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Return the ids of the new deals, in the order of `rows` (one column dict each)."""
+        if not rows:
+            return []
+        table = Deal.__table__
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(self.session.scalars(statement, list(rows)))
+
+    def insert_changes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store history rows (`deal_changes` column dicts), in the order given."""
+        if rows:
+            self.session.execute(insert(DealChange.__table__), list(rows))
+
+    def insert_next_steps(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store next steps (`next_steps` column dicts)."""
+        if rows:
+            self.session.execute(insert(NextStep.__table__), list(rows))
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[start : start + IN_LIST_CHUNK] for start in range(0, len(values), IN_LIST_CHUNK)]
