@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from slack_bolt import App
 
+from bot.cli import build_parser
 from bot.fake_slack import FakeSlackWebAPI
 from bot.server import build_wsgi_app
 from storage.database import Database
@@ -216,3 +217,14 @@ def test_healthz_says_503_when_the_database_does_not_answer(tmp_path: Path) -> N
         ("503 Service Unavailable", {"ok": False}),
         ("200 OK", {"ok": True}),
     ]
+
+
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_serve_refuses_a_number_of_workers_that_is_not_one_or_more(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["serve", "--workers", workers])
+
+    assert stopped.value.code == 2
+    assert "is not a number of workers (1 or more)" in capsys.readouterr().err

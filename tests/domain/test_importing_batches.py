@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from domain.clock import FixedClock
 from domain.importing import DealImporter, ImportReport, OwnerDirectory, read_owner_map
 from storage.database import Database
+from storage.deals import DealImportRepository
 from storage.migrate import upgrade
 from storage.models import Deal, DealChange, NextStep
 from tests.databases import BACKENDS, database_url_for
@@ -184,3 +186,37 @@ def test_a_row_found_by_name_that_an_earlier_row_creates_is_updated_as_row_by_ro
     assert report.summary_line() == "imported 4, updated 1, unchanged 0"
     assert outcomes(report) == outcomes(expected)
     assert snapshot(batched) == snapshot(row_by_row)
+
+
+def test_a_batch_failing_at_writing_keeps_the_batches_before_it_and_says_so(
+    pair: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = pair[0]
+    batches: list[int] = []
+    insert_deals = DealImportRepository.insert_deals
+
+    def second_batch_collides(self: DealImportRepository, rows: Any) -> list[int]:
+        # What a deal imported meanwhile by someone else would do to the unique record id.
+        batches.append(len(rows))
+        if len(batches) == 2:
+            raise IntegrityError("INSERT INTO deals", {}, Exception("unique external_ref"))
+        return insert_deals(self, rows)
+
+    monkeypatch.setattr(DealImportRepository, "insert_deals", second_batch_collides)
+
+    report = import_rows(database, ROWS, batched=True)
+
+    assert batches == [3, 3]  # the third batch was never tried
+    assert sorted(snapshot(database)) == [
+        "salesforce:006A1",
+        "salesforce:006A2",
+        "salesforce:006A3",
+    ]
+    assert report.partial
+    assert [(r.line, r.outcome) for r in report.refused] == [(5, "refused")]
+    assert "written meanwhile" in (report.refused[0].reason or "")
+    assert report.summary_line().startswith("stopped: 3 rows written, the rest not")
+    # Importing the file again writes the rest and leaves the first batch as it is.
+    monkeypatch.undo()
+    again = import_rows(database, ROWS, batched=True)
+    assert again.summary_line() == "imported 5, updated 0, unchanged 3"
