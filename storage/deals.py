@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem
@@ -131,8 +132,9 @@ class DealRepository:
 class DealImportRepository:
     """Deals looked up and written many at a time, for an import of thousands of rows.
 
-    One query per few hundred rows instead of one per row, and INSERTs sent as one
-    statement per batch: what takes an import of 100,000 rows from minutes to seconds.
+    One query per few hundred rows instead of one per row, and a batch's rows sent in one
+    statement (a multi-row INSERT; COPY on PostgreSQL): what takes an import of 100,000
+    rows from minutes to seconds.
     """
 
     def __init__(self, session: Session) -> None:
@@ -170,18 +172,68 @@ class DealImportRepository:
         if not rows:
             return []
         table = Deal.__table__
+        if self._copies():
+            # Ids drawn from the deals' own sequence first, so that COPY can carry them.
+            ids = list(
+                self.session.scalars(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('deals', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": len(rows)},
+                )
+            )
+            self._copy(table, [{"id": id_, **row} for id_, row in zip(ids, rows, strict=True)])
+            return [int(id_) for id_ in ids]
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(self.session.scalars(statement, list(rows)))
 
     def insert_changes(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store history rows (`deal_changes` column dicts), in the order given."""
-        if rows:
-            self.session.execute(insert(DealChange.__table__), list(rows))
+        self._insert(DealChange.__table__, rows)
 
     def insert_next_steps(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store next steps (`next_steps` column dicts)."""
-        if rows:
-            self.session.execute(insert(NextStep.__table__), list(rows))
+        self._insert(NextStep.__table__, rows)
+
+    def _insert(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._copies():
+            self._copy(table, rows)
+        else:
+            self.session.execute(insert(table), list(rows))
+
+    def _copies(self) -> bool:
+        """Return whether rows go in by COPY: PostgreSQL's bulk path, several times faster
+        there than a multi-row INSERT, which spends its time adapting parameters."""
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _copy(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """COPY `rows` into `table` inside the session's transaction, through the columns'
+        own bind processing (times to UTC), raising SQLAlchemy's errors as an INSERT would."""
+        connection = self.session.connection()
+        dialect = connection.dialect
+        columns = list(rows[0])
+        processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            value if process is None else process(value)
+                            for process, value in zip(
+                                processors, (row[name] for name in columns), strict=True
+                            )
+                        ]
+                    )
+        except dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
 
 
 def _chunks(values: Sequence[str]) -> list[Sequence[str]]:

@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from domain.clock import FixedClock
-from domain.importing import DealImporter, ImportReport, OwnerDirectory, read_owner_map
+from domain.importing import (
+    DealImporter,
+    ImportReport,
+    OwnerDirectory,
+    _new_deal_row,
+    read_owner_map,
+)
 from storage.database import Database
 from storage.deals import DealImportRepository
 from storage.migrate import upgrade
@@ -220,3 +226,21 @@ def test_a_batch_failing_at_writing_keeps_the_batches_before_it_and_says_so(
     monkeypatch.undo()
     again = import_rows(database, ROWS, batched=True)
     assert again.summary_line() == "imported 5, updated 0, unchanged 3"
+
+
+def test_a_duplicate_record_id_written_in_bulk_is_an_integrity_error_on_every_backend(
+    pair: tuple[Database, Database],
+) -> None:
+    database = pair[0]
+    checked = importer(database).check(
+        io.BytesIO((HEADER + ROWS[0] + ROWS[1]).encode()), owners=OWNERS
+    )
+    rows = [
+        {**row, "external_ref": "salesforce:006A1"}
+        for row in (_new_deal_row(source, "prospecting", "USD", NOW) for source in checked.deals)
+    ]
+
+    # PostgreSQL's path is COPY, through the driver: its error must still be SQLAlchemy's.
+    with pytest.raises(IntegrityError), database.session() as session:
+        DealImportRepository(session).insert_deals(rows)
+    assert snapshot(database) == {}
