@@ -215,14 +215,16 @@ def run_scheduler_process(settings: Settings, *, parent: int, graceful_timeout: 
 def _join_running_work(*, timeout: float) -> bool:
     """Return whether every job thread finished within `timeout` seconds.
 
-    The scheduler's pool threads are the non-daemon ones: once it is shut down, an idle one
-    exits at once and a busy one when its firing has sent (or released) what it claimed.
+    Once the scheduler is shut down nothing starts a firing, an idle pool thread exits at
+    once, and a busy one (or the start-up catch-up, a daemon thread) when its firing has
+    sent what it claimed or left it pending; the lease heartbeat ends with its firing.
     """
     deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
-        if thread is threading.current_thread() or thread.daemon:
+        if thread is threading.current_thread():
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
+            logger.warning("still running at the scheduler's stop: thread %s", thread.name)
             return False
     return True

@@ -25,11 +25,15 @@ from pathlib import Path
 
 import pytest
 from slack_bolt import App
+from slack_sdk import WebClient
 
 from bot.cli import build_parser
 from bot.fake_slack import FakeSlackWebAPI
 from bot.server import build_wsgi_app
+from reminders.delivery import Delivery, OutgoingMessage
 from storage.database import Database
+from storage.migrate import upgrade
+from storage.outbox import OutboxRepository
 from tests.fakes.slack_signing import post_signed, sign, slash_command_body
 
 SIGNING_SECRET = "serving-test-signing-secret"
@@ -83,8 +87,13 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 @contextmanager
-def serving(tmp_path: Path, *, workers: int = 2) -> Iterator[Served]:
-    """Yield `dealbot serve --workers N` running, once every worker is ready."""
+def serving(
+    tmp_path: Path, *, workers: int = 2, slow_post_seconds: float | None = None
+) -> Iterator[Served]:
+    """Yield `dealbot serve --workers N` running, once every worker is ready.
+
+    `slow_post_seconds`: the fake Slack answers the first chat.postMessage that late.
+    """
     port = free_port()
     environment = {
         name: value
@@ -93,6 +102,8 @@ def serving(tmp_path: Path, *, workers: int = 2) -> Iterator[Served]:
         and name not in ("DATABASE_URL", "HOST", "PORT")
     }
     with FakeSlackWebAPI() as slack:
+        if slow_post_seconds is not None:
+            slack.slow_next(seconds=slow_post_seconds, method="chat.postMessage")
         environment.update(
             SLACK_BOT_TOKEN="xoxb-serving-test",
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
@@ -228,3 +239,40 @@ def test_serve_refuses_a_number_of_workers_that_is_not_one_or_more(
 
     assert stopped.value.code == 2
     assert "is not a number of workers (1 or more)" in capsys.readouterr().err
+
+
+def test_sigterm_during_a_jobs_send_waits_for_it_and_leaves_no_claim_behind(
+    tmp_path: Path,
+) -> None:
+    # A DM waiting in the outbox: the start-up catch-up of draft-follow-ups sends its job's
+    # pending rows, and Slack takes 3 s to accept it.
+    url = f"sqlite:///{tmp_path / 'dealbot.sqlite3'}"
+    upgrade(url)
+    database = Database.from_url(url)
+    try:
+        Delivery(database=database, client=WebClient()).record(
+            "draft-follow-ups",
+            [OutgoingMessage(recipient="U0ANA", subject="s", period="p", text="Your draft")],
+        )
+        with serving(tmp_path, workers=1, slow_post_seconds=3.0) as served:
+            deadline = time.monotonic() + START_SECONDS
+            while outbox_statuses(database) != ["sending"]:
+                assert time.monotonic() < deadline, served.log()
+                time.sleep(0.05)
+            served.process.send_signal(signal.SIGTERM)
+            code = served.process.wait(timeout=40)
+            posted = served.slack.calls_to("chat.postMessage")
+        log = served.log()
+        statuses = outbox_statuses(database)
+    finally:
+        database.dispose()
+
+    assert code == 0, log
+    assert statuses == ["sent"], log
+    assert [call.args["text"] for call in posted] == ["Your draft"]
+    assert "scheduler stopped" in log and "cut off" not in log
+
+
+def outbox_statuses(database: Database) -> list[str]:
+    with database.session() as session:
+        return [message.status for message in OutboxRepository(session).messages()]
