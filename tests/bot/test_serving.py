@@ -34,6 +34,7 @@ from reminders.delivery import Delivery, OutgoingMessage
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.outbox import OutboxRepository
+from tests.databases import BACKENDS, database_url_for, sqlite_url
 from tests.fakes.slack_signing import post_signed, sign, slash_command_body
 
 SIGNING_SECRET = "serving-test-signing-secret"
@@ -88,11 +89,16 @@ def get(url: str) -> tuple[int, bytes]:
 
 @contextmanager
 def serving(
-    tmp_path: Path, *, workers: int = 2, slow_post_seconds: float | None = None
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    slow_post_seconds: float | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Served]:
     """Yield `dealbot serve --workers N` running, once every worker is ready.
 
     `slow_post_seconds`: the fake Slack answers the first chat.postMessage that late.
+    `database_url`: a migrated database, instead of a new SQLite file in `tmp_path`.
     """
     port = free_port()
     environment = {
@@ -108,7 +114,7 @@ def serving(
             SLACK_BOT_TOKEN="xoxb-serving-test",
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
             SLACK_API_URL=slack.base_url,
-            DATABASE_URL=f"sqlite:///{tmp_path / 'dealbot.sqlite3'}",
+            DATABASE_URL=database_url or sqlite_url(tmp_path),
             HOST="127.0.0.1",
             PORT=str(port),
         )
@@ -139,10 +145,19 @@ def serving(
                     process.wait()
 
 
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url_for(request.param, tmp_path) as url:
+        upgrade(url)  # `dealbot serve` refuses a PostgreSQL schema that is behind
+        yield url
+
+
 def test_two_workers_answer_signed_commands_side_by_side_and_one_scheduler_runs(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    with serving(tmp_path) as served:
+    # On PostgreSQL each worker connects with the engine it built after the fork; on SQLite
+    # both write the same WAL-mode file (every command leaves a receipt).
+    with serving(tmp_path, database_url=database_url) as served:
         pids: set[str] = set()
         with ThreadPoolExecutor(max_workers=16) as clients:
             for round_ in range(10):
@@ -246,7 +261,7 @@ def test_sigterm_during_a_jobs_send_waits_for_it_and_leaves_no_claim_behind(
 ) -> None:
     # A DM waiting in the outbox: the start-up catch-up of draft-follow-ups sends its job's
     # pending rows, and Slack takes 3 s to accept it.
-    url = f"sqlite:///{tmp_path / 'dealbot.sqlite3'}"
+    url = sqlite_url(tmp_path)
     upgrade(url)
     database = Database.from_url(url)
     try:
