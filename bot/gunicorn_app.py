@@ -180,7 +180,21 @@ def build_worker_wsgi(settings: Settings) -> WSGIApp:
     # The Gmail connect pages, when reps connect Gmail with per-rep OAuth.
     connect = build_gmail_connect(settings, database=database, clock=SystemClock())
     google_oauth = google_oauth_wsgi(connect) if connect is not None else None
-    wsgi = build_wsgi_app(app, google_oauth=google_oauth, database=database)
+    hubspot_webhooks = None
+    if settings.crm_kind is not None and settings.hubspot_webhooks_enabled:
+        from bot.crm_setup import CrmRuntime, hubspot_webhooks_app
+
+        # The webhook's pulls log in once per worker, on that worker's connector.
+        hubspot_webhooks = hubspot_webhooks_app(
+            settings,
+            database=database,
+            client=app.client,
+            runtime=CrmRuntime(settings),
+            clock=SystemClock(),
+        )
+    wsgi = build_wsgi_app(
+        app, google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks, database=database
+    )
     tune_gc_for_serving()
     logger.info("worker %s ready", os.getpid())
     return wsgi
@@ -198,7 +212,12 @@ def run_scheduler_process(settings: Settings, *, parent: int, graceful_timeout: 
     database = Database.from_url(settings.database_url)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = build_web_client(token=token, base_url=settings.slack_api_url)
-    scheduler = build_scheduler(settings, database=database, client=client)
+    crm = None
+    if settings.crm_kind is not None:
+        from bot.crm_setup import CrmRuntime
+
+        crm = CrmRuntime(settings)  # the crm-sync and crm-push jobs' one login
+    scheduler = build_scheduler(settings, database=database, client=client, crm=crm)
     scheduler.start()
     logger.info("scheduler started in process %s (%s)", os.getpid(), ", ".join(scheduler.jobs))
     while not stop.wait(PARENT_CHECK_SECONDS):
