@@ -498,6 +498,8 @@ class DealImporter:
             report.results.extend(written)
             if progress is not None:
                 progress(len(batch))
+        with self.database.session() as session:
+            DealImportRepository(session).refresh_statistics()
         report.results.sort(key=lambda result: result.line)
         return report
 
