@@ -127,11 +127,18 @@ class DealbotGunicorn(BaseApplication):  # type: ignore[misc]
                 listener.close()
             for fd in arbiter.PIPE:
                 os.close(fd)
-            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
                 signal.signal(number, signal.SIG_DFL)
-            for number in (signal.SIGCHLD, signal.SIGWINCH):
-                signal.signal(number, signal.SIG_DFL)
-            for number in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+            # The arbiter's reload and worker-count signals are not for the jobs (a HUP to
+            # the whole process group reloads the workers; the jobs carry on).
+            for number in (
+                signal.SIGHUP,
+                signal.SIGTTIN,
+                signal.SIGTTOU,
+                signal.SIGUSR1,
+                signal.SIGUSR2,
+                signal.SIGWINCH,
+            ):
                 signal.signal(number, signal.SIG_IGN)
             code = run_scheduler_process(
                 self.settings, parent=arbiter.pid, graceful_timeout=self.graceful_timeout
