@@ -143,8 +143,8 @@ def test_a_stage_set_in_slack_is_patched_once_even_after_a_500(org: Org) -> None
     for minutes in (10, 20, 30):
         org.run("crm-push", minutes_later=minutes)
 
-    # Both stages map to dealbot's proposal (60% and "Proposal…"); the engine picks by order.
-    proposal = {"Id. Decision Makers", "Proposal/Price Quote"}
+    # Both stages map to dealbot's proposal (60% and "Proposal…"): the one named so is written.
+    proposal = {"Proposal/Price Quote"}
     assert org.salesforce.opportunities[deal_id]["StageName"] in proposal
     applied = [p for p in org.opportunity_patches() if "StageName" in p]
     assert len(applied) == 2  # the refused attempt and the one that landed, nothing more
@@ -186,3 +186,23 @@ def test_an_owner_with_no_slack_user_is_reported_to_the_admins_once(org: Org) ->
     reported = [text for text in org.dms_to(CONFIGURED_ADMIN) if "gus@initech.com" in text]
     assert len(reported) == 1
     assert not any("ana@initech.com" in text for text in org.dms_to(CONFIGURED_ADMIN))
+
+
+def test_a_next_step_logged_in_slack_is_a_task_on_the_opportunity_a_minute_later(
+    org: Org,
+) -> None:
+    deal_id = seed_acme(org)
+    assert org.run("crm-sync") == 0
+
+    reply = org.app.command("/nextstep", 'acme "Send the MSA to legal" due:2026-12-09')
+    assert reply.status == 200 and reply.is_private, reply.text
+    assert not org.salesforce.tasks  # nothing reaches Salesforce inside the Slack request
+    assert org.run("crm-push", minutes_later=1) == 0
+    org.run("crm-push", minutes_later=2)  # a second pass finds nothing left to send
+
+    tasks = [t for t in org.salesforce.tasks.values() if t["WhatId"] == deal_id]
+    assert [(t["Subject"], t["ActivityDate"], t["OwnerId"]) for t in tasks] == [
+        ("Send the MSA to legal", dt.date(2026, 12, 9), org.ana)
+    ]
+    card = org.app.command("/deal", "show acme")
+    assert "not in Salesforce yet" not in card.all_text
