@@ -74,11 +74,12 @@ def status_lines(status: CrmStatus, *, crm: str) -> list[str]:
         f"refused pushes: {status.refused_pushes}",
         f"owners with no Slack user: {owners}",
     ]
-    # getattr: the engine adds these to CrmStatus; a status without them says nothing.
-    share = getattr(status, "api_usage_share", None)
-    if share is not None:
-        slowed = " (pulls slowed down to spare it)" if getattr(status, "slowed", False) else ""
-        lines.append(f"API allowance used: {share:.0%}{slowed}")
+    if status.api_usage_share is not None:
+        slowed = " (pulls slowed down to spare it)" if status.slowed else ""
+        lines.append(f"API allowance used: {status.api_usage_share:.0%}{slowed}")
+    if status.stages:
+        mapped = ", ".join(f"{label} → {stage}" for label, stage in status.stages)
+        lines.append(f"stages: {mapped}")
     return lines
 
 

@@ -78,6 +78,9 @@ class CrmStatus:
     # whether pulls are slowed to one per SLOW_PULL_INTERVAL because it is above SLOW_SHARE.
     api_usage_share: float | None = None
     slowed: bool = False
+    # Each CRM stage (label) and the dealbot stage it maps to, in pipeline order; empty
+    # before the first pull.
+    stages: tuple[tuple[str, str], ...] = ()
 
 
 T = TypeVar("T")
@@ -176,6 +179,7 @@ class CrmSync:
             last_pull_at = state.last_pull_at if state else None
             cursor = state.cursor if state else None
             share = usage_share(state.usage_used, state.usage_limit) if state else None
+            stages = tuple((row.label, row.dealbot_stage) for row in repository.stages(self.kind))
         connected, message = True, None
         try:
             self.connector.owners()
@@ -196,6 +200,7 @@ class CrmSync:
             owners_without_slack_user=unmatched,
             api_usage_share=share,
             slowed=share is not None and share > SLOW_SHARE,
+            stages=stages,
         )
 
     # --- plumbing -------------------------------------------------------------------------

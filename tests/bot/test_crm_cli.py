@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from bot.crm_setup import CrmRuntime
 from bot.fake_slack import FakeSlackWebAPI
 from bot.settings import Settings, load_settings
 from crm.records import CrmAuthFailed, CrmUnavailable
-from crm.sync import ConflictNotice, CrmStatus, SyncReport
+from crm.sync import ConflictNotice, SyncReport
 from domain.clock import FixedClock
 from storage.database import Database
 from storage.job_runs import JobRunRepository
@@ -332,15 +332,14 @@ def test_a_crm_message_that_names_its_crm_is_not_prefixed_twice(
 
 
 def test_status_shows_the_share_of_the_api_allowance_when_the_engine_knows_it() -> None:
-    @dataclass(frozen=True)
-    class StatusWithUsage(CrmStatus):
-        api_usage_share: float | None = None
-        slowed: bool = False
-
-    base = status().__dict__
-    lines = status_lines(
-        StatusWithUsage(**{**base, "api_usage_share": 0.834, "slowed": True}), crm="Salesforce"
-    )
+    base = status()
+    lines = status_lines(replace(base, api_usage_share=0.834, slowed=True), crm="Salesforce")
     assert lines[-1] == "API allowance used: 83% (pulls slowed down to spare it)"
-    lines = status_lines(StatusWithUsage(**{**base, "api_usage_share": None}), crm="Salesforce")
+    lines = status_lines(replace(base, api_usage_share=None), crm="Salesforce")
     assert lines[-1].startswith("owners with no Slack user")
+
+
+def test_status_shows_which_dealbot_stage_each_crm_stage_maps_to() -> None:
+    mapped = (("Needs Analysis", "discovery"), ("Id. Decision Makers", "proposal"))
+    lines = status_lines(replace(status(), stages=mapped), crm="Salesforce")
+    assert lines[-1] == "stages: Needs Analysis → discovery, Id. Decision Makers → proposal"

@@ -34,7 +34,7 @@ from storage.crm import CrmRepository
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import CrmLink, CrmPush, CrmState, Deal, DealChange
-from tests.crm.connector_double import MemoryCrm, opportunity
+from tests.crm.connector_double import SALESFORCE_STAGES, MemoryCrm, opportunity
 from tests.databases import BACKENDS, database_url_for
 
 T0 = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
@@ -801,3 +801,17 @@ def test_a_slow_push_keeps_its_claim_so_a_second_engine_does_not_send_it_again(
     assert [name for name, _ in world.crm.writes()] == ["update_deal"]  # once
     assert [p.status for p in world.pushes()] == ["sent"]
     assert world.crm.records["006002"].stage == "Proposal/Price Quote"
+
+
+def test_status_lists_each_crm_stage_with_the_dealbot_stage_it_maps_to(world: World) -> None:
+    engine = world.engine()
+    before = engine.status()
+    seed(world.crm)
+    engine.run()
+
+    mapped = dict(engine.status().stages)
+
+    assert before.stages == ()
+    assert mapped["Proposal/Price Quote"] == "proposal"
+    assert mapped["Closed Won"] == "closed_won"
+    assert list(mapped) == [s.label for s in SALESFORCE_STAGES]
