@@ -1,6 +1,6 @@
 """`dealbot import` of a big Salesforce export: the batched path against the row-by-row one.
 
-    python -m bench.import_speed [--rows 100000] [--old-rows 5000] [--database URL]
+    python -m bench.import_csv [--rows 100000] [--old-rows 5000] [--database URL]
 
 Writes a Salesforce export of `--rows` rows (70% open, half of them with a next step, 20%
 closed won, 10% closed lost, amounts in three currencies, 1,000 owners mapped by email) and
