@@ -124,6 +124,8 @@ DEFAULT_PIPELINE: Final = "default"
 SEARCH_PAGE: Final = 200  # the search API's maximum
 LIST_PAGE: Final = 100  # the basic list API's maximum
 BATCH_READ: Final = 100
+ASSOCIATION_BATCH: Final = 1000  # the v4 association batch read's maximum
+FIRST_SYNC_BATCH: Final = 1000  # list pages gathered before their associations are read
 HISTORY_BATCH: Final = 50  # batch reads with propertiesWithHistory take at most 50 ids
 RETRY_STATUSES: Final = (429, 500, 502, 503, 504)
 LOW_WINDOW_SHARE: Final = 0.1  # slow down when 10% or less of the 10-second window is left
@@ -314,6 +316,7 @@ class HubSpotConnector:
         started_ms = _ms(self._clock.now()) - 60_000
         newest = 0
         after: str | None = None
+        gathered: list[Any] = []
         while True:
             page = self._call(
                 self._deals.get_page_with_http_info,
@@ -322,9 +325,13 @@ class HubSpotConnector:
                 properties=list(DEAL_PROPERTIES),
                 archived=False,
             )
-            deals = self._complete(page.results)
-            newest = max([newest, *(_ms(d.modified_at) for d in deals)])
+            gathered.extend(page.results)
             after = _next_after(page)
+            if after is not None and len(gathered) < FIRST_SYNC_BATCH:
+                continue  # one association read per 1,000 deals, not per 100
+            deals = self._complete(gathered)
+            gathered = []
+            newest = max([newest, *(_ms(d.modified_at) for d in deals)])
             if after is None:
                 yield PullBatch(deals=deals, cursor=str(min(newest, started_ms) or started_ms))
                 return
@@ -443,7 +450,7 @@ class HubSpotConnector:
     def _associated(self, deal_ids: list[str], to_type: str) -> dict[str, dict[str, list[str]]]:
         """Return {deal id: {associated id: [labels]}} through v4 batch reads."""
         links: dict[str, dict[str, list[str]]] = {}
-        for chunk in _chunks(deal_ids, BATCH_READ):
+        for chunk in _chunks(deal_ids, ASSOCIATION_BATCH):
             request = hs_associations.BatchInputPublicFetchAssociationsBatchRequest(
                 inputs=[hs_associations.PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
             )

@@ -129,14 +129,14 @@ def test_a_first_sync_lists_every_deal_with_the_properties_it_asks_for(
         deal_currency_code="EUR",
         hs_manual_forecast_category="COMMIT",
     )
-    for n in range(249):
+    for n in range(1049):
         fake.add_deal(dealname=f"Deal {n}")
 
     batches = list(hs.pull(None))
     deals = pulled(iter(batches))
 
-    assert len(deals) == 250 and len({d.id for d in deals}) == 250
-    assert len(batches) == 3
+    assert len(deals) == 1050 and len({d.id for d in deals}) == 1050
+    assert [len(b.deals) for b in batches] == [1000, 50]
     acme = next(d for d in deals if d.id == first)
     assert acme.title == "Acme renewal"
     assert acme.amount == Decimal("1234.50")
@@ -148,9 +148,12 @@ def test_a_first_sync_lists_every_deal_with_the_properties_it_asks_for(
     assert acme.forecast_category == "commit"
     assert acme.modified_at.tzinfo is not None
     # The cursor is only safe once the whole listing is read.
-    assert [b.cursor for b in batches[:-1]] == ["", ""]
+    assert [b.cursor for b in batches[:-1]] == [""]
     assert int(batches[-1].cursor) == max(to_ms(d.modified_at) for d in deals)
     listing = fake.calls_to("GET", "/crm/v3/objects/deals")
+    assert len(listing) == 11  # 100 a page
+    # Associations are read 1,000 deals at a time: one read per kind and batch.
+    assert len(fake.calls_to("POST", "/crm/v4/associations/deals")) == 4
     assert "hubspot_owner_id" in listing[0].query["properties"]
     assert "hs_manual_forecast_category" in listing[0].query["properties"]
     assert fake.unknown_reads == []

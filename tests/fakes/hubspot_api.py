@@ -360,6 +360,8 @@ class FakeHubSpot:
         self._owner_ids = itertools.count(70_001)
         self._label_ids = itertools.count(101)
         self._deal_index: list[tuple[int, int]] = []  # sorted (modified ms, id) of deals
+        # Ids only grow and nothing is deleted, so appending keeps each list sorted.
+        self._sorted_ids: dict[str, list[int]] = {t: [] for t in PROPERTIES}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -526,6 +528,7 @@ class FakeHubSpot:
             now = self.now_ms()
             record: dict[str, str] = {"hs_object_id": object_id, "createdate": iso_ms(now)}
             self.objects[object_type][object_id] = record
+            self._sorted_ids[object_type].append(int(object_id))
             self.created_ms[(object_type, object_id)] = now
             self._write(object_type, object_id, dict(props), source=source, created=True)
             return object_id
@@ -824,7 +827,7 @@ class FakeHubSpot:
         limit = int(query.get("limit", ["10"])[0])
         if limit > LIST_PAGE_MAX:
             raise _validation_error(f"limit must be at most {LIST_PAGE_MAX}")
-        ids = sorted(int(i) for i in self.objects[object_type])
+        ids = self._sorted_ids[object_type]
         after = int(query.get("after", ["0"])[0])
         start = bisect.bisect_left(ids, after)
         page = ids[start : start + limit]
