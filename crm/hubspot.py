@@ -128,6 +128,8 @@ ASSOCIATION_BATCH: Final = 1000  # the v4 association batch read's maximum
 FIRST_SYNC_BATCH: Final = 1000  # list pages gathered before their associations are read
 HISTORY_BATCH: Final = 50  # batch reads with propertiesWithHistory take at most 50 ids
 RETRY_STATUSES: Final = (429, 500, 502, 503, 504)
+# A 429's `policyName` -> seconds until its window frees a request (DAILY: unknown, None).
+POLICY_WINDOWS: Final[dict[str, float]] = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0}
 LOW_WINDOW_SHARE: Final = 0.1  # slow down when 10% or less of the 10-second window is left
 
 # Every generated package's ApiException, once: they share no base class.
@@ -505,7 +507,7 @@ class HubSpotConnector:
         return str(answer.id)
 
     def create_task(self, deal_id: str, task: NewTask) -> str:
-        properties = {
+        properties = {  # HubSpot requires hs_timestamp: an undated step is due today
             "hs_task_subject": task.subject,
             "hs_timestamp": _midnight_utc(task.due or self._clock.now().date()),
             "hs_task_status": "COMPLETED" if task.done else "NOT_STARTED",
@@ -675,7 +677,7 @@ def _crm_error(status: int | None, body: Any, headers: Any) -> CrmError:
         retry_after = _int_header(headers, "Retry-After") if headers else None
         return CrmRateLimited(
             message or "HubSpot's rate limit was reached",
-            retry_after=float(retry_after) if retry_after is not None else None,
+            retry_after=float(retry_after) if retry_after is not None else _policy_wait(body),
         )
     if status is None or status == 0 or status >= 500:
         return CrmUnavailable(message or f"HubSpot answered {status}", code=category)
@@ -703,6 +705,15 @@ def _error_parts(body: Any) -> tuple[str | None, str | None, list[dict[str, Any]
         return None, None, []
     errors = [e for e in parsed.get("errors") or [] if isinstance(e, dict)]
     return parsed.get("message"), parsed.get("category") or parsed.get("errorType"), errors
+
+
+def _policy_wait(body: Any) -> float | None:
+    """Return how long the window HubSpot names lasts (its 429 carries no Retry-After)."""
+    try:
+        policy = json.loads(body).get("policyName") if body else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return POLICY_WINDOWS.get(str(policy))
 
 
 def _dealbot_field(hubspot_property: str) -> str:
