@@ -19,8 +19,11 @@ State lives in dicts plus one sorted index of (modified ms, id) so that a pipeli
 
 from __future__ import annotations
 
+import base64
 import bisect
 import datetime as dt
+import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -33,7 +36,9 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Protocol, Self
+from urllib.error import HTTPError
 from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.request import Request, urlopen
 
 DEFAULT_TOKEN = "pat-na1-fake-0000-token"
 DEFAULT_PORTAL_ID = 4242424
@@ -499,6 +504,56 @@ class FakeHubSpot:
         """Return {to id: [association type ids]} of one record."""
         links = self.associations.get((_object_type(from_type), from_id, _object_type(to_type)))
         return {to_id: [t for _, t, _ in kinds] for to_id, kinds in (links or {}).items()}
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def deal_event(self, deal_id: str, name: str, *, event_id: int = 1) -> dict[str, Any]:
+        """Return the `deal.propertyChange` event HubSpot sends for a deal's property."""
+        record = self.objects["deals"][deal_id]
+        return {
+            "eventId": event_id,
+            "subscriptionId": 1,
+            "portalId": self.portal_id,
+            "appId": 1,
+            "occurredAt": parse_datetime_value(record.get("hs_lastmodifieddate", "0")),
+            "subscriptionType": "deal.propertyChange",
+            "attemptNumber": 0,
+            "objectId": int(deal_id),
+            "propertyName": name,
+            "propertyValue": record.get(name, ""),
+            "changeSource": "CRM_UI",
+        }
+
+    @staticmethod
+    def deliver_webhook(
+        url: str, events: list[dict[str, Any]], *, secret: str, timestamp_ms: int
+    ) -> int:
+        """POST events to an app as HubSpot does, signed with `X-HubSpot-Signature-v3`.
+
+        Signed as HubSpot documents it: base64 of HMAC-SHA256 (key: the app's client
+        secret) over method + full URI + body + the `X-HubSpot-Request-Timestamp` value.
+        """
+        body = json.dumps(events).encode()
+        timestamp = str(timestamp_ms)
+        source = b"POST" + url.encode() + body + timestamp.encode()
+        signature = base64.b64encode(
+            hmac.new(secret.encode(), source, hashlib.sha256).digest()
+        ).decode()
+        request = Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-HubSpot-Signature-v3": signature,
+                "X-HubSpot-Request-Timestamp": timestamp,
+            },
+        )
+        try:
+            with urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except HTTPError as refused:
+            return int(refused.code)
 
     # -- state changes -----------------------------------------------------------------------
 
