@@ -403,6 +403,7 @@ class HubSpotConnector:
         return self._complete(found)
 
     def field_history(self, deal_ids: Sequence[str]) -> Iterator[CrmFieldChange]:
+        changes: list[CrmFieldChange] = []
         for chunk in _chunks(list(dict.fromkeys(deal_ids)), HISTORY_BATCH):
             request = hs_deals.BatchReadInputSimplePublicObjectId(
                 inputs=[hs_deals.SimplePublicObjectId(id=i) for i in chunk],
@@ -410,12 +411,12 @@ class HubSpotConnector:
                 properties_with_history=list(HISTORY_FIELDS),
             )
             answer = self._call(self._deal_batch.read_with_http_info, request)
-            changes: list[CrmFieldChange] = []
             for deal in answer.results:
                 for name, entries in (deal.properties_with_history or {}).items():
                     if name in HISTORY_FIELDS:
                         changes.extend(_history_changes(deal.id, HISTORY_FIELDS[name], entries))
-            yield from sorted(changes, key=lambda c: c.at)
+        # Oldest first across all the deals asked for, not per batch of 50.
+        yield from sorted(changes, key=lambda c: c.at)
 
     def _complete(self, objects: Sequence[Any]) -> tuple[CrmDeal, ...]:
         """Map deals and attach their contacts and tasks, reading both in batches."""

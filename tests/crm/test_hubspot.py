@@ -305,6 +305,21 @@ def test_field_history_maps_properties_and_runs_oldest_first(
     }
 
 
+def test_field_history_of_many_deals_reads_50_a_batch_and_stays_in_order(
+    fake: FakeHubSpot, hs: HubSpotConnector
+) -> None:
+    ids = [fake.add_deal(dealname=f"Deal {n}") for n in range(60)]
+    for deal_id in reversed(ids):
+        fake.set_deal(deal_id, hs_next_step="Call back")
+
+    changes = list(hs.field_history(ids))
+
+    assert len(fake.calls_to("POST", "/crm/v3/objects/deals/batch/read")) == 2
+    steps = [c for c in changes if c.field == "next_step"]
+    assert [c.deal_id for c in steps] == list(reversed(ids))
+    assert [c.at for c in changes] == sorted(c.at for c in changes)
+
+
 # -- writes ------------------------------------------------------------------------------------
 
 
