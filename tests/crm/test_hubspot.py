@@ -21,7 +21,7 @@ from crm.records import (
     NewTask,
 )
 from domain.clock import FixedClock
-from tests.fakes.hubspot_api import FakeHubSpot, iso_ms, to_ms
+from tests.fakes.hubspot_api import Call, FakeHubSpot, iso_ms, to_ms
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -195,6 +195,23 @@ def test_more_than_10000_changes_in_one_window_are_all_pulled_once(
     assert all(c.status == 200 for c in fake.calls)
     searches = fake.calls_to("POST", "/crm/v3/objects/deals/search")
     assert len(searches) == 51  # 10,050 / 200, never a page past the cap
+
+
+def test_a_deal_changed_between_two_pages_does_not_hide_another(
+    fake: FakeHubSpot, hs: HubSpotConnector
+) -> None:
+    ids = [fake.add_deal(dealname=f"Deal {n}") for n in range(450)]
+
+    def change_a_read_deal(call: Call) -> None:
+        if call.path.endswith("/search") and len(fake.calls_to("POST", call.path)) == 1:
+            fake.set_deal(ids[10], amount="5")  # moves to the end of the order
+
+    fake.after_request = change_a_read_deal
+    deals = pulled(hs.pull(str(to_ms(START))))
+
+    # Paging by offset would skip the deal that slid into the changed one's place.
+    assert set(ids) == {d.id for d in deals}
+    assert [d.id for d in deals].count(ids[10]) == 2
 
 
 def test_a_search_page_past_the_cap_is_refused_as_hubspot_does(fake: FakeHubSpot) -> None:

@@ -361,6 +361,9 @@ class FakeHubSpot:
         self.faults: deque[tuple[int, str | None]] = deque()
         self.rules: list[_Rule] = []
         self.revoked = False
+        # Called with each answered request, under the fake's lock: a test changes records
+        # between two pages as a HubSpot user would.
+        self.after_request: Callable[[Call], None] | None = None
         self._ids = itertools.count(10_001)
         self._owner_ids = itertools.count(70_001)
         self._label_ids = itertools.count(101)
@@ -740,7 +743,10 @@ class FakeHubSpot:
                 status, answer = self._answer(method, path, query, body, auth, now)
             except HubSpotError as error:
                 status, answer = error.status, error.body
-            self.calls.append(Call(method, path, query, body, status))
+            call = Call(method, path, query, body, status)
+            self.calls.append(call)
+            if self.after_request is not None:
+                self.after_request(call)
             return status, answer, self.limiter.headers(now)
 
     def _answer(
