@@ -1,4 +1,4 @@
-"""The `dealbot` command: serve, demo, jobs, db upgrade, import, gmail rotate-key."""
+"""The `dealbot` command: serve, demo, jobs, crm, db upgrade, import, gmail rotate-key."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.crm_setup import CrmRuntime
     from bot.server import WSGIApp
     from storage.database import Database
 
@@ -53,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run as if the clock said this ISO datetime (quiet hours, budget, periods); "
         "without an offset it is read in DEALBOT_TIMEZONE",
+    )
+
+    crm = commands.add_parser("crm", help="CRM sync (DEALBOT_CRM): its status, or a sync now")
+    crm_commands = crm.add_subparsers(dest="crm_command", required=True, metavar="ACTION")
+    crm_commands.add_parser(
+        "status",
+        help="connected or not, last pull, cursor, pending and refused pushes, unmatched owners",
+    )
+    sync = crm_commands.add_parser(
+        "sync", help="push and pull now; prints pulled N, pushed M, conflicts K, failed F"
+    )
+    sync.add_argument(
+        "--full", action="store_true", help="pull every deal, not only those changed since"
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="say what would change; write nothing anywhere"
     )
 
     db = commands.add_parser("db", help="database maintenance")
@@ -105,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_upgrade(settings)
         if arguments.command == "gmail":
             return _gmail_rotate_key(settings)
+        if arguments.command == "crm":
+            from bot.crm_cli import crm_status, crm_sync
+
+            if arguments.crm_command == "status":
+                return crm_status(settings)
+            return crm_sync(settings, full=arguments.full, dry_run=arguments.dry_run)
         if arguments.command == "import":
             from bot.import_cli import run_import
 
@@ -163,14 +188,28 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     from bot.server import build_wsgi_app, make_server, tune_gc_for_serving
 
     settings.require_slack_credentials()
+    settings.require_crm_settings()
     database = open_database(settings)
     app = create_app(settings, database=database)
     google_oauth = _google_oauth_pages(settings, database)
+    crm_runtime = None
+    if settings.crm_kind is not None:
+        from bot.crm_setup import CrmRuntime
+
+        # One login per process, shared by the CRM jobs and the HubSpot webhook.
+        crm_runtime = CrmRuntime(settings)
+    hubspot_webhooks = (
+        _hubspot_webhooks(settings, database, app.client, crm_runtime)
+        if crm_runtime is not None and settings.hubspot_webhooks_enabled
+        else None
+    )
     job_scheduler = None
     if scheduler:
         from bot.jobs_cli import build_scheduler
 
-        job_scheduler = build_scheduler(settings, database=database, client=app.client)
+        job_scheduler = build_scheduler(
+            settings, database=database, client=app.client, crm=crm_runtime
+        )
         job_scheduler.start()
         logger.info("scheduler started (%s)", ", ".join(job_scheduler.jobs))
     else:
@@ -178,16 +217,18 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        if google_oauth is not None:
-            # Socket Mode needs no public URL for Slack, but Google's redirect still does.
-            from bot.server import BackgroundServer
+        if google_oauth is not None or hubspot_webhooks is not None:
+            # Socket Mode needs no public URL for Slack, but Google's redirect and
+            # HubSpot's webhooks still do.
+            from bot.server import BackgroundServer, build_side_pages
 
-            BackgroundServer(google_oauth, host=settings.host, port=settings.port).start()
-            logger.info("Gmail connect pages on http://%s:%s", settings.host, settings.port)
+            pages = build_side_pages(google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks)
+            BackgroundServer(pages, host=settings.host, port=settings.port).start()
+            logger.info("web pages on http://%s:%s", settings.host, settings.port)
         logger.info("connecting to Slack in Socket Mode")
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
         return EXIT_OK
-    wsgi = build_wsgi_app(app, google_oauth=google_oauth)
+    wsgi = build_wsgi_app(app, google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks)
     server = make_server(wsgi, host=settings.host, port=settings.port)
     tune_gc_for_serving()
     logger.info("listening on http://%s:%s/slack/events", settings.host, settings.port)
@@ -200,6 +241,18 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         if job_scheduler is not None:
             job_scheduler.shutdown()
     return EXIT_OK
+
+
+def _hubspot_webhooks(
+    settings: Settings, database: Database, client: WebClient, runtime: CrmRuntime
+) -> WSGIApp:
+    """Return POST /crm/hubspot/webhooks: checked, answered at once, pulled in the background."""
+    from bot.crm_setup import hubspot_webhooks_app
+    from domain.clock import SystemClock
+
+    return hubspot_webhooks_app(
+        settings, database=database, client=client, runtime=runtime, clock=SystemClock()
+    )
 
 
 def _gmail_rotate_key(settings: Settings) -> int:

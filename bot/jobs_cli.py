@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from slack_sdk import WebClient
 
@@ -14,9 +14,12 @@ from bot.slack import build_web_client
 from domain.clock import Clock, FixedClock, SystemClock
 from handlers.job_messages import SlackJobMessages
 from reminders.delivery import DeliverySummary
-from reminders.jobs import JobContext, load_jobs, run_job
+from reminders.jobs import Job, JobContext, load_jobs, run_job
 from reminders.scheduler import ContextFactory, JobScheduler
 from storage.database import Database
+
+if TYPE_CHECKING:
+    from bot.crm_setup import CrmRuntime
 
 EXIT_OK = 0
 EXIT_PENDING = 1
@@ -45,12 +48,27 @@ def context_factory(
     return build
 
 
+def all_jobs(settings: Settings, *, crm: CrmRuntime | None = None) -> dict[str, Job]:
+    """Return the registered jobs, plus `crm-sync` and `crm-push` when a CRM is connected.
+
+    `crm` is the process's CRM runtime when the caller shares it (serve: with the webhook).
+    """
+    from bot.crm_setup import crm_jobs
+
+    return {**load_jobs(), **crm_jobs(settings, runtime=crm)}
+
+
 def build_scheduler(
-    settings: Settings, *, database: Database, client: WebClient, clock: Clock | None = None
+    settings: Settings,
+    *,
+    database: Database,
+    client: WebClient,
+    clock: Clock | None = None,
+    crm: CrmRuntime | None = None,
 ) -> JobScheduler:
     """Return the scheduler of `dealbot serve`: job triggers, the outbox sweep, rep zones."""
     return JobScheduler(
-        jobs=load_jobs(),
+        jobs=all_jobs(settings, crm=crm),
         database=database,
         context_factory=context_factory(settings, database=database, client=client),
         client=client,
@@ -103,7 +121,7 @@ def run_job_now(
 ) -> int:
     """Run `name` once as of `now`; print the summary; return the exit code."""
     out = out or sys.stdout
-    jobs = load_jobs()
+    jobs = all_jobs(settings)
     if name not in jobs:
         print(f"dealbot: no job called {name!r}; try one of: {', '.join(jobs)}", file=sys.stderr)
         return EXIT_USAGE

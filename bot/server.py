@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 GOOGLE_OAUTH_PATHS = ("/oauth/google/start", "/oauth/google/callback")
+HUBSPOT_WEBHOOKS_PATH = "/crm/hubspot/webhooks"
 # Waitress threads serve requests; with process_before_response the listener runs in them.
 SERVER_THREADS = 16
 # Slack's biggest payloads (a modal's full state) are tens of kilobytes; anything past a
@@ -35,14 +36,21 @@ MAX_BODY_BYTES = 1_000_000
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def build_wsgi_app(app: App, *, google_oauth: WSGIApp | None = None) -> WSGIApp:
+def build_wsgi_app(
+    app: App | None,
+    *,
+    google_oauth: WSGIApp | None = None,
+    hubspot_webhooks: WSGIApp | None = None,
+) -> WSGIApp:
     """Return the WSGI app: Slack's requests go to Bolt, /healthz answers load balancers.
 
     `google_oauth` serves the Gmail connect pages (/oauth/google/start and /callback)
-    when reps connect Gmail with per-rep OAuth. A body over MAX_BODY_BYTES is refused
-    with 413 before it is read, whatever server runs this app.
+    when reps connect Gmail with per-rep OAuth; `hubspot_webhooks` serves
+    POST /crm/hubspot/webhooks when HUBSPOT_WEBHOOK_SECRET is set (404 otherwise). A body
+    over MAX_BODY_BYTES is refused with 413 before it is read, whatever server runs this
+    app. Without `app` (Socket Mode's side server) only those pages are served.
     """
-    slack = SlackHTTPHandler(app, path=SLACK_EVENTS_PATH)
+    slack = SlackHTTPHandler(app, path=SLACK_EVENTS_PATH) if app is not None else None
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -59,9 +67,22 @@ def build_wsgi_app(app: App, *, google_oauth: WSGIApp | None = None) -> WSGIApp:
         environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         if google_oauth is not None and path in GOOGLE_OAUTH_PATHS:
             return google_oauth(environ, start_response)
+        if hubspot_webhooks is not None and path == HUBSPOT_WEBHOOKS_PATH:
+            return hubspot_webhooks(environ, start_response)
+        if slack is None or path == HUBSPOT_WEBHOOKS_PATH:
+            # No "Connection: close" here: waitress refuses hop-by-hop headers from apps.
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Not found"]
         return slack(environ, start_response)
 
     return wsgi
+
+
+def build_side_pages(
+    *, google_oauth: WSGIApp | None = None, hubspot_webhooks: WSGIApp | None = None
+) -> WSGIApp:
+    """Return the pages Socket Mode still serves over HTTP (Gmail connect, HubSpot webhooks)."""
+    return build_wsgi_app(None, google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks)
 
 
 class InvalidContentLength(ValueError):

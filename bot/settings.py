@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,6 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///dealbot.db"
+DEFAULT_SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
+DEFAULT_SALESFORCE_API_VERSION = "62.0"
+DEFAULT_HUBSPOT_API_URL = "https://api.hubapi.com"
 
 
 class SettingsError(Exception):
@@ -38,6 +42,16 @@ class Settings(BaseSettings):
     dealbot_currency: str = "USD"
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=1, le=65535)
+    # CRM sync (SPEC "CRM sync"): which CRM, and how to reach it.
+    dealbot_crm: Literal["none", "salesforce", "hubspot"] = "none"
+    salesforce_login_url: str = DEFAULT_SALESFORCE_LOGIN_URL
+    salesforce_client_id: str | None = None
+    salesforce_username: str | None = None
+    salesforce_private_key_file: Path | None = None
+    salesforce_api_version: str = DEFAULT_SALESFORCE_API_VERSION
+    hubspot_access_token: SecretStr | None = None
+    hubspot_api_url: str = DEFAULT_HUBSPOT_API_URL
+    hubspot_webhook_secret: SecretStr | None = None
 
     @field_validator("slack_api_url", "gmail_api_url")
     @classmethod
@@ -47,6 +61,36 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("salesforce_login_url", "hubspot_api_url")
+    @classmethod
+    def _origin_without_trailing_slash(cls, value: str) -> str:
+        # The connectors append their own paths (/services/oauth2/token, /crm/v3/...).
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("salesforce_api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        # simple-salesforce wants "62.0"; people copy "v62.0" from Salesforce's URLs.
+        version = value.strip().removeprefix("v")
+        if not re.fullmatch(r"\d{2,3}\.0", version):
+            raise ValueError("must be a Salesforce API version such as 62.0")
+        return version
+
+    @field_validator(
+        "salesforce_client_id",
+        "salesforce_username",
+        "salesforce_private_key_file",
+        "hubspot_access_token",
+        "hubspot_webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `HUBSPOT_WEBHOOK_SECRET=` in a .env means "not set", not "an empty secret".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("dealbot_timezone")
     @classmethod
@@ -82,6 +126,44 @@ class Settings(BaseSettings):
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise SettingsError(
                 "SLACK_SIGNING_SECRET is not set (Basic Information > Signing Secret)"
+            )
+
+    @property
+    def crm_kind(self) -> Literal["salesforce", "hubspot"] | None:
+        """Return the connected CRM's kind, or None when dealbot's database is the record."""
+        return None if self.dealbot_crm == "none" else self.dealbot_crm
+
+    @property
+    def hubspot_webhooks_enabled(self) -> bool:
+        """Return whether POST /crm/hubspot/webhooks is served (HubSpot with a secret)."""
+        return self.dealbot_crm == "hubspot" and self.hubspot_webhook_secret is not None
+
+    def require_crm_settings(self) -> None:
+        """Raise SettingsError naming the first setting the selected CRM needs but lacks.
+
+        Checked by `dealbot crm ...` and at serve time, so a half-configured CRM stops
+        start-up with one line instead of failing at the first sync five minutes later.
+        """
+        if self.dealbot_crm == "salesforce":
+            if self.salesforce_client_id is None:
+                raise SettingsError(
+                    "SALESFORCE_CLIENT_ID is not set (the connected app's consumer key)"
+                )
+            if self.salesforce_username is None:
+                raise SettingsError(
+                    "SALESFORCE_USERNAME is not set (the integration user's username)"
+                )
+            key = self.salesforce_private_key_file
+            if key is None:
+                raise SettingsError(
+                    "SALESFORCE_PRIVATE_KEY_FILE is not set (the PEM key of the connected "
+                    "app's certificate)"
+                )
+            if not key.is_file():
+                raise SettingsError(f"SALESFORCE_PRIVATE_KEY_FILE: no file at {key}")
+        elif self.dealbot_crm == "hubspot" and self.hubspot_access_token is None:
+            raise SettingsError(
+                "HUBSPOT_ACCESS_TOKEN is not set (the private app's access token, pat-...)"
             )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +23,7 @@ from domain.errors import (
     DealNotFound,
     InvalidChange,
     NotAllowed,
+    Person,
     TeamNotFound,
 )
 from domain.money import Money, format_money
@@ -36,11 +39,16 @@ from domain.views import (
     PipelineView,
     PostMortemView,
 )
+from storage.crm import CrmRepository, PushToMake
 from storage.database import Database
 from storage.deals import DealRepository, name_key
 from storage.facts import ListedDeal, ReminderRepository
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
 from storage.teams import TeamRepository
+
+# The CRM each `DealService(crm=...)` kind is shown as (the same words as crm.records, which
+# domain may not import).
+CRM_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 
 EVIDENCE_FIELDS = (
     "buying_criteria",
@@ -70,8 +78,12 @@ class DealService:
         default_currency: str = "USD",
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
         zones: ZoneCache | None = None,
+        crm: str | None = None,
     ) -> None:
         self.database = database
+        # The connected CRM ("salesforce", "hubspot"): every change a person makes here to a
+        # field the CRM also holds is queued, in the same transaction, to be written there.
+        self.crm = crm
         self.clock = clock
         self.default_timezone = default_timezone
         self.default_currency = default_currency
@@ -125,6 +137,17 @@ class DealService:
                         deal, field=field, old=None, new=value, by=actor.user_id, at=now
                     )
             session.flush()
+            # The CRM record is made from the deal as it stands when the push is sent.
+            self._enqueue(
+                session,
+                deal,
+                "create",
+                None,
+                None,
+                key=f"create:{deal.id}",
+                by=actor.user_id,
+                at=now,
+            )
             return self._view(session, deal, self._today(session, actor.user_id, given=today))
 
     def update_deal(
@@ -145,6 +168,7 @@ class DealService:
                 ),
             )
             before = self._tracked_values(deal)
+            crm_before = _crm_values(deal)
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
                 if stage.key != deal.stage:
@@ -169,6 +193,7 @@ class DealService:
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
+            self._enqueue_updates(session, deal, crm_before, by=actor.user_id, at=now)
             today = self._today(session, actor.user_id, given=today)
             return DealUpdate(deal=self._view(session, deal, today), changes=changed)
 
@@ -222,6 +247,8 @@ class DealService:
                     "A lost deal needs a reason.", "/deal lost Initech went with Globex"
                 )
             before = self._tracked_values(deal)
+            crm_before = _crm_values(deal)
+            closed_steps: list[NextStep] = []
             deal.status = outcome
             deal.stage = "closed_won" if won else "closed_lost"
             deal.stage_entered_at = now
@@ -233,8 +260,12 @@ class DealService:
                 if not step.done:
                     step.done = True
                     step.done_at = now
+                    closed_steps.append(step)
             self._record_changes(deals, deal, before, by=actor.user_id, at=now)
             session.flush()
+            self._enqueue_updates(session, deal, crm_before, by=actor.user_id, at=now)
+            for step in closed_steps:
+                self._enqueue_step_done(session, deal, step, by=actor.user_id, at=now)
             return self._view(
                 session, deal, self._today(session, actor.user_id, given=today), full=True
             )
@@ -301,18 +332,33 @@ class DealService:
                     f"The due date {due.isoformat()} is in the past.",
                     f"/nextstep {deal.account} {what} due:tomorrow",
                 )
-            deal.next_steps.append(
-                NextStep(
-                    what=what,
-                    owner_id=owner_id or actor.user_id,
-                    due_date=due,
-                    done=False,
-                    created_by=actor.user_id,
-                    created_at=now,
-                )
+            step = NextStep(
+                what=what,
+                owner_id=owner_id or actor.user_id,
+                due_date=due,
+                done=False,
+                created_by=actor.user_id,
+                created_at=now,
             )
+            deal.next_steps.append(step)
             deal.last_touch_at = now
             session.flush()
+            value = {
+                "step_id": step.id,
+                "subject": step.what,
+                "due": due.isoformat() if due else None,
+                "owner": step.owner_id,
+            }
+            self._enqueue(
+                session,
+                deal,
+                "task",
+                "next_step",
+                value,
+                key=f"task:{step.id}",
+                by=actor.user_id,
+                at=now,
+            )
             return self._view(session, deal, today)
 
     def complete_next_step(
@@ -334,6 +380,7 @@ class DealService:
             step.done_at = now
             deal.last_touch_at = now
             session.flush()
+            self._enqueue_step_done(session, deal, step, by=actor.user_id, at=now)
             return self._view(
                 session, deal, self._today(session, actor.user_id, given=today)
             ), _step_view(step)
@@ -444,11 +491,15 @@ class DealService:
             quarter=quarter_bounds(today), owner_ids=owners
         )
         config = default_checks()
+        marks = self._crm_marks(session, [deal.facts.deal_id for deal in listed])
         return tuple(
-            self._listed_view(
-                deal, attention=fired_checks(deal.facts, today, config, only=config.attention)
+            replace(view, **marks[view.id]) if view.id in marks else view
+            for view in (
+                self._listed_view(
+                    deal, attention=fired_checks(deal.facts, today, config, only=config.attention)
+                )
+                for deal in listed
             )
-            for deal in listed
         )
 
     def _headline(self, source: Deal) -> dict[str, Any]:
@@ -570,8 +621,11 @@ class DealService:
         if actor.is_admin():
             return
         raise NotAllowed(
-            f"{deal.account} belongs to <@{deal.owner_id}>; only they, their manager "
-            f"or an admin can {act}."
+            (
+                f"{deal.account} belongs to ",
+                Person(deal.owner_id),
+                f"; only they, their manager or an admin can {act}.",
+            )
         )
 
     def _apply_contacts(self, deal: Deal, changes: DealChanges) -> None:
@@ -605,6 +659,80 @@ class DealService:
         existing.slack_user_id = ref.user_id or existing.slack_user_id
         if role is not None:
             existing.role = role
+
+    def _enqueue(
+        self,
+        session: Session,
+        deal: Deal,
+        kind: str,
+        field: str | None,
+        value: object,
+        *,
+        key: str,
+        by: str,
+        at: dt.datetime,
+    ) -> None:
+        """Queue one change for the CRM, in the caller's transaction; a known key is a no-op."""
+        if self.crm is None:
+            return
+        CrmRepository(session).enqueue(
+            PushToMake(
+                deal_id=deal.id,
+                kind=kind,
+                field=field,
+                value=value,
+                key=key,
+                made_by=by,
+                made_at=at,
+            )
+        )
+
+    def _enqueue_updates(
+        self,
+        session: Session,
+        deal: Deal,
+        before: dict[str, str | None],
+        *,
+        by: str,
+        at: dt.datetime,
+    ) -> None:
+        """Queue an update per CRM field that differs from `before`.
+
+        The key names the deal, field, value and moment: a retried Slack request either finds
+        the value already set (nothing differs, nothing queued) or makes the same key.
+        """
+        for field, value in _crm_values(deal).items():
+            if before[field] == value:
+                continue
+            digest = hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+            key = f"update:{deal.id}:{field}:{at.isoformat()}:{digest}"
+            self._enqueue(session, deal, "update", field, value, key=key, by=by, at=at)
+
+    def _enqueue_step_done(
+        self, session: Session, deal: Deal, step: NextStep, *, by: str, at: dt.datetime
+    ) -> None:
+        value = {"step_id": step.id}
+        self._enqueue(
+            session, deal, "task_done", "next_step", value, key=f"task_done:{step.id}", by=by, at=at
+        )
+
+    def _crm_marks(self, session: Session, deal_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Return the CRM fields of these deals' views (link, unsent fields), in two queries."""
+        if self.crm is None or not deal_ids:
+            return {}
+        repository = CrmRepository(session)
+        links = repository.links_for(deal_ids)
+        unsent = repository.not_in_crm(deal_ids)
+        marks: dict[int, dict[str, Any]] = {}
+        for deal_id in set(links) | set(unsent):
+            link = links.get(deal_id)
+            kind = link.kind if link else self.crm
+            marks[deal_id] = {
+                "crm_label": CRM_LABELS.get(kind, kind),
+                "crm_url": link.url if link else None,
+                "not_in_crm": unsent.get(deal_id, ()),
+            }
+        return marks
 
     @staticmethod
     def _tracked_values(deal: Deal) -> dict[str, str | None]:
@@ -667,6 +795,7 @@ class DealService:
                     new_value=c.new_value,
                     changed_by=c.changed_by,
                     changed_at=c.changed_at,
+                    source=c.source,
                 )
                 for c in deal.changes
             )
@@ -674,6 +803,7 @@ class DealService:
             else (),
             close_date_pushes=_close_date_pushes(deal.changes) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
+            **self._crm_marks(session, [deal.id]).get(deal.id, {}),
         )
 
 
@@ -690,6 +820,23 @@ def accuracy_score_of(
     )
     scores = score_reps(facts, lambda _owner: (today, zone), default_checks())
     return scores[rep_id].score if rep_id in scores else None
+
+
+def _crm_values(deal: Deal) -> dict[str, str | None]:
+    """Return the deal's fields a CRM also holds (crm.records.SYNCED_FIELDS names), as text.
+
+    The next step travels as tasks, not as a field, so it is not here.
+    """
+    return {
+        "title": deal.title,
+        "account": deal.account,
+        "amount": None if deal.amount is None else f"{deal.amount:.2f}",
+        "currency": deal.currency,
+        "close_date": deal.close_date.isoformat() if deal.close_date else None,
+        "stage": deal.stage,
+        "forecast_category": deal.forecast_category,
+        "owner": deal.owner_id,
+    }
 
 
 def _current_step(steps: Iterable[NextStep]) -> NextStep | None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from domain.changes import DealRef
-from domain.errors import NotAllowed
+from domain.errors import NotAllowed, Person
 from storage.nudges import NudgeRepository
 from storage.teams import TeamRepository
 
@@ -98,7 +98,7 @@ def snooze_deal(
         managed = TeamRepository(session).reps_managed_by(user_id)
         if deal.owner_id != user_id and deal.owner_id not in managed and not actor.is_admin():
             raise NotAllowed(
-                f"{deal.account} belongs to <@{deal.owner_id}>; only they can snooze it."
+                (f"{deal.account} belongs to ", Person(deal.owner_id), "; only they can snooze it.")
             )
         NudgeRepository(session).snooze(deal_id=deal_id, until=until, by=user_id, at=clock.now())
     return deal.name, until

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from domain.clock import Clock, ZoneCache
 from domain.deals import Actor
-from domain.errors import InvalidChange, NotAllowed, TeamNotFound
+from domain.errors import InvalidChange, NotAllowed, Person, TeamNotFound
 from domain.money import Money
 from domain.views import QuotaView, TeamView
 from storage.database import Database
@@ -84,16 +84,22 @@ class TeamService:
                 if role == "rep" and any(m.role == "rep" for m in elsewhere):
                     other = next(m for m in elsewhere if m.role == "rep").team.name
                     raise InvalidChange(
-                        f"<@{user_id}> is already a rep in {other}, and a rep is on one "
-                        "team only; an admin can move them.",
-                        f"/dealbot team move <@{user_id}> {_as_typed(team.name)}",
+                        (
+                            Person(user_id),
+                            f" is already a rep in {other}, and a rep is on one team only; "
+                            "an admin can move them.",
+                        ),
+                        ("/dealbot team move ", Person(user_id), f" {_as_typed(team.name)}"),
                     )
                 if memberships.get(user_id) and not admin():
                     other = memberships[user_id][0].team.name
                     raise NotAllowed(
-                        f"<@{user_id}> is already on {other}; a manager adds only people "
-                        "on no team, and an admin can move them.",
-                        f"/dealbot team move <@{user_id}> {_as_typed(team.name)}",
+                        (
+                            Person(user_id),
+                            f" is already on {other}; a manager adds only people on no team, "
+                            "and an admin can move them.",
+                        ),
+                        ("/dealbot team move ", Person(user_id), f" {_as_typed(team.name)}"),
                     )
             for user_id in added:
                 team.members.append(TeamMember(user_id=user_id, role=role))
@@ -111,7 +117,7 @@ class TeamService:
             leaving = [m for m in team.members if m.user_id == user_id]
             if not leaving:
                 raise InvalidChange(
-                    f"<@{user_id}> is not on {team.name}.",
+                    (Person(user_id), f" is not on {team.name}."),
                     f"/dealbot team show {_as_typed(team.name)}",
                 )
             for membership in leaving:
@@ -160,8 +166,8 @@ class TeamService:
             team = self._team_for_change(teams, actor, name)
             if not any(m.user_id == user_id and m.role == "rep" for m in team.members):
                 raise InvalidChange(
-                    f"<@{user_id}> is not a rep in {team.name}.",
-                    f"/dealbot team add {team.name} rep <@{user_id}>",
+                    (Person(user_id), f" is not a rep in {team.name}."),
+                    (f"/dealbot team add {team.name} rep ", Person(user_id)),
                 )
             quota = teams.quota_for(team, user_id, period)
             if quota is None:

@@ -33,6 +33,7 @@ class ChangeView:
     new_value: str | None
     changed_by: str
     changed_at: dt.datetime
+    source: str | None = None  # None: made in dealbot; "salesforce", "hubspot", "import"...
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class DealView:
     history: tuple[ChangeView, ...] = ()
     close_date_pushes: int = 0
     post_mortem: PostMortemView | None = None
+    # Set only when a CRM is connected and the deal is linked to it or has pushes.
+    crm_label: str | None = None  # "Salesforce", "HubSpot"
+    crm_url: str | None = None
+    # dealbot field names with a push pending or refused ("deal": not created there yet).
+    not_in_crm: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

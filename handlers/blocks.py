@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,7 +33,7 @@ from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.dates import format_day
-from domain.errors import Candidate
+from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES
 from domain.views import DealUpdate, DealView, HomeView, NextStepView, PipelineView, TeamView
@@ -218,19 +218,41 @@ def error_reply(problem: str, usage: str | None = None) -> Reply:
     return Reply(text=text, blocks=tuple(blocks), is_error=True)
 
 
+def refusal_reply(error: DomainError) -> Reply:
+    """Return the private message for a refusal of the domain's, naming people as mentions."""
+    return error_reply(*messages.refusal(error))
+
+
 def ambiguous_reply(
-    problem: str, candidates: Sequence[Candidate], *, command: str, text: str
+    problem: str, candidates: Sequence[Candidate], *, value_of: Callable[[int], str]
 ) -> Reply:
-    """Return a choice of buttons, one per candidate deal, that re-run the command on it."""
+    """Return a choice of buttons, one per candidate deal, that run the command on it.
+
+    `value_of(deal_id)` is what the button for that deal carries: the parsed command. When
+    one would pass Slack's limit on a button's value, no button is offered (a cut value
+    would run something else): the candidates are listed for the rep to name one by id.
+    """
+    values = [value_of(candidate.deal_id) for candidate in candidates]
+    problem = escape(problem)
+    if any(len(value) > BUTTON_VALUE_LIMIT for value in values):
+        listed = "\n".join(f"• {escape_name(candidate.label)}" for candidate in candidates)
+        return Reply(
+            is_error=True,
+            text=f"{problem} {messages.CHOICE_TOO_LONG}",
+            blocks=(
+                _section(f":mag: {problem}"),
+                _section(listed),
+                _context(messages.CHOICE_TOO_LONG),
+            ),
+        )
     buttons = [
         ButtonElement(
             text=plain_text_within(candidate.label, 75),
             action_id=f"{PICK_DEAL_ACTION}_{index}",
-            value=json.dumps({"command": command, "text": text, "deal_id": candidate.deal_id}),
+            value=value,
         )
-        for index, candidate in enumerate(candidates)
+        for index, (candidate, value) in enumerate(zip(candidates, values, strict=True))
     ]
-    problem = escape(problem)
     return Reply(
         is_error=True,
         text=f"{problem} {messages.PICK_ONE}",
@@ -261,13 +283,19 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     """Return the full picture of a deal: numbers, evidence, people, next step, history."""
     heading = plain_text_within(heading or deal.name, 150)
     status = "" if deal.status == "open" else f" · *{deal.status.upper()}*"
+    crm = _CrmMarks.of(deal)
     summary = (
-        f"*{escape_name(deal.name)}* `#{deal.id}`{status}\n"
-        f"{_money(deal.amount)} · {deal.stage_label} · closes {_day(deal.close_date, today)} · "
-        f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)} · "
-        f"owner <@{deal.owner_id}>"
+        f"*{escape_name(deal.name)}* `#{deal.id}`{status}{crm.mark('title', 'account')}\n"
+        f"{_money(deal.amount)}{crm.mark('amount', 'currency')} · "
+        f"{deal.stage_label}{crm.mark('stage')} · "
+        f"closes {_day(deal.close_date, today)}{crm.mark('close_date')} · "
+        f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)}"
+        f"{crm.mark('forecast_category')} · "
+        f"owner <@{deal.owner_id}>{crm.mark('owner')}"
     )
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading)), _section(summary)]
+    if crm.link is not None:
+        blocks.append(_context(crm.link))
     evidence = [
         ("Buying criteria", deal.buying_criteria),
         ("Buying process", deal.buying_process),
@@ -283,11 +311,14 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     if people:
         blocks.extend(_sections(people))
     if deal.next_step is not None:
-        blocks.append(_section(f"*Next step:* {_step_line(deal.next_step, today)}"))
+        step = _step_line(deal.next_step, today)
+        blocks.append(_section(f"*Next step:* {step}{crm.mark('next_step')}"))
     elif deal.status == "open":
         blocks.append(
             _section(f"*Next step:* none yet — `/nextstep {_ref(deal)} <what> due:<date>`")
         )
+    if crm.unshown:
+        blocks.append(_context(crm.unshown))
     if deal.attention:
         blocks.append(_context(f":warning: Needs attention: {_check_labels(deal.attention)}"))
     if deal.post_mortem is not None:
@@ -319,6 +350,62 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     closes = _day(deal.close_date, today)
     text = f"{escape_name(deal.name)}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
     return Reply(text=text, blocks=tuple(blocks[:50]))
+
+
+# The deal fields the card shows inline; a field `not_in_crm` names that is not among them
+# (a CRM-only one a later engine adds) is still listed, on a line of its own.
+_CARD_CRM_FIELDS = frozenset(
+    {
+        "title",
+        "account",
+        "amount",
+        "currency",
+        "stage",
+        "close_date",
+        "forecast_category",
+        "owner",
+        "next_step",
+    }
+)
+_SAFE_URL = re.compile(r"https?://[^\s<>|]+")
+
+
+@dataclass(frozen=True)
+class _CrmMarks:
+    """How a deal card shows the connected CRM: the record's link, and unsynced fields.
+
+    A field whose change the CRM has not taken yet (pending or refused) is marked where the
+    card shows it, so a rep never reads a value as the CRM's when it is only dealbot's.
+    """
+
+    crm: str | None
+    link: str | None
+    pending: frozenset[str]
+
+    @classmethod
+    def of(cls, deal: DealView) -> _CrmMarks:
+        # getattr: DealView gains these with CRM sync; a card built before then has none.
+        crm = getattr(deal, "crm_label", None)
+        url = getattr(deal, "crm_url", None)
+        pending = frozenset(getattr(deal, "not_in_crm", ()) or ()) if crm else frozenset()
+        link = None
+        if crm and url and _SAFE_URL.fullmatch(url):
+            # A CRM-supplied URL goes into mrkdwn: only a plain http(s) URL is linked.
+            link = f":link: <{url}|{escape_plain_text(messages.open_in_crm(crm))}>"
+        return cls(crm=crm, link=link, pending=pending)
+
+    def mark(self, *fields: str) -> str:
+        if self.crm is None or not self.pending.intersection(fields):
+            return ""
+        return f" _({escape_plain_text(messages.not_in_crm_yet(self.crm))})_"
+
+    @property
+    def unshown(self) -> str | None:
+        rest = sorted(self.pending - _CARD_CRM_FIELDS)
+        if self.crm is None or not rest:
+            return None
+        fields = escape_name(messages.crm_fields_phrase(tuple(rest)).capitalize())
+        return f":hourglass: {fields}: {messages.not_in_crm_yet(self.crm)}"
 
 
 def _contact_line(contact: Any) -> str:
@@ -458,12 +545,13 @@ def pipeline_reply(view: PipelineView) -> Reply:
     return Reply(text=f"{title}: {totals}", blocks=tuple(blocks[:50]))
 
 
-def help_reply(usage: dict[str, Sequence[str]]) -> Reply:
+def help_reply(usage: dict[str, Sequence[str]], *, commands: Sequence[str] | None = None) -> Reply:
+    """Return help showing `usage`; the notification names `commands` (by default, usage's)."""
     lines = [messages.HELP_INTRO]
     for command, examples in usage.items():
         lines.append(f"*{command}*\n" + "\n".join(f"`{example}`" for example in examples))
     return Reply(
-        text="dealbot help: /deal, /nextstep, /pipeline, /dealbot",
+        text=messages.help_text(tuple(usage) if commands is None else commands),
         blocks=(*_sections(lines), _context(messages.HELP_REFERENCES)),
     )
 
@@ -630,3 +718,70 @@ def home_view(home: HomeView) -> View:
     else:
         blocks.append(_section(messages.NO_OPEN_DEALS))
     return View(type="home", blocks=blocks[:100])
+
+
+# --- CRM sync notices (DMs) ---------------------------------------------------------------
+# Everything here but the CRM's label comes from the CRM: names through `escape_name`, its
+# messages and emails through `escape_plain_text`, so nothing it says becomes a mention, a
+# link or formatting.
+
+
+def _crm_notice(text: str) -> Reply:
+    return Reply(text=text, blocks=(_section(text),))
+
+
+def _crm_value(field: str, value: str | None, today: dt.date) -> str:
+    if value is None or not value.strip():
+        return "none"
+    if field == "close_date":
+        try:
+            return format_day(dt.date.fromisoformat(value[:10]), today=today)
+        except ValueError:
+            pass
+    return escape_name(value)
+
+
+def crm_conflict_notice(
+    *,
+    deal_name: str,
+    field: str,
+    yours: str | None,
+    theirs: str | None,
+    crm: str,
+    crm_won: bool,
+    today: dt.date,
+) -> Reply:
+    """Return the DM telling a rep their change and the CRM's crossed, and which stands."""
+    return _crm_notice(
+        messages.crm_conflict(
+            deal=escape_name(deal_name),
+            field=field,
+            yours=_crm_value(field, yours, today),
+            theirs=_crm_value(field, theirs, today),
+            crm=crm,
+            crm_won=crm_won,
+        )
+    )
+
+
+def crm_refused_notice(*, deal_name: str, fields: tuple[str, ...], message: str, crm: str) -> Reply:
+    """Return the DM giving a rep the CRM's own reason for refusing their change."""
+    return _crm_notice(
+        messages.crm_refused(
+            deal=escape_name(deal_name), fields=fields, message=escape_plain_text(message), crm=crm
+        )
+    )
+
+
+def crm_owners_notice(emails: tuple[str, ...], *, crm: str) -> Reply:
+    """Return the admins' DM listing CRM owners that match no Slack user by email."""
+    return _crm_notice(
+        messages.crm_owners_without_slack_user(
+            tuple(escape_plain_text(email) for email in emails), crm=crm
+        )
+    )
+
+
+def crm_login_refused_notice(message: str, *, crm: str, kind: str) -> Reply:
+    """Return the admins' DM saying the CRM refused dealbot's login, and what to check."""
+    return _crm_notice(messages.crm_login_refused(escape_plain_text(message), crm=crm, kind=kind))

@@ -51,7 +51,10 @@ def deal_on_button(action: dict[str, Any]) -> DealRef:
 
 def button_refused(error: ValueError | DomainError) -> blocks.Reply:
     """Return the private reply for a button whose deal cannot be read or acted on."""
-    return blocks.error_reply(getattr(error, "problem", messages.DEAL_GONE))
+    if isinstance(error, DomainError):
+        problem, _ = messages.refusal(error)
+        return blocks.error_reply(problem)
+    return blocks.error_reply(messages.DEAL_GONE)
 
 
 def respond_privately(

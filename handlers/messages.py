@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from domain.errors import DomainError, Person
+
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
     "NEXT_STEP_NO_OWNER": "next step has no owner",
@@ -100,6 +104,11 @@ DEAL_GONE = "That deal no longer exists."
 
 CHOICE_EXPIRED = "That choice has expired; please run the command again."
 
+CHOICE_TOO_LONG = (
+    "That command is too long to put on a button: run it again naming the deal by its #id. "
+    "Nothing has been changed yet."
+)
+
 BUTTON_EXPIRED = "That button has expired."
 
 FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
@@ -139,6 +148,21 @@ def template_label(name: str) -> str:
     return TEMPLATE_LABELS.get(name) or name.replace("_", " ").replace("-", " ")
 
 
+def mention(person: Person) -> str:
+    """Return how a Slack message names a person: a mention, shown as their name."""
+    return f"<@{person.user_id}>"
+
+
+def refusal(error: DomainError) -> tuple[str, str | None]:
+    """Return a domain refusal's (problem, hint) as Slack shows them, people as mentions."""
+    return error.worded(mention)
+
+
+def help_text(commands: Sequence[str]) -> str:
+    """Return help's notification text, naming the commands the command table declares."""
+    return f"dealbot help: {', '.join(commands)}"
+
+
 def shared_by(user_id: str) -> str:
     return f"Shared by <@{user_id}>"
 
@@ -168,3 +192,89 @@ def team_member_removed(user_id: str, team: str) -> str:
 
 def team_member_moved(user_id: str, team: str) -> str:
     return f"Moved <@{user_id}> to {team}; they are on no other team now."
+
+
+# --- CRM sync (SPEC "CRM sync") -----------------------------------------------------------
+# Every CRM-supplied text (deal names, values, the CRM's own error messages, emails) reaches
+# these functions already escaped by the builder in handlers/blocks.py that calls them.
+
+CRM_FIELD_LABELS: dict[str, str] = {
+    "title": "deal name",
+    "account": "account",
+    "amount": "amount",
+    "currency": "currency",
+    "close_date": "close date",
+    "stage": "stage",
+    "forecast_category": "forecast category",
+    "next_step": "next step",
+    "owner": "owner",
+}
+
+# What to check when a CRM refuses dealbot's login, by CRM kind.
+CRM_LOGIN_SETTINGS: dict[str, str] = {
+    "salesforce": (
+        "SALESFORCE_CLIENT_ID, SALESFORCE_USERNAME and SALESFORCE_PRIVATE_KEY_FILE (and that "
+        "the connected app is approved for that user)"
+    ),
+    "hubspot": "HUBSPOT_ACCESS_TOKEN (a private app's token stops working when it is rotated)",
+}
+
+
+def crm_field_label(field: str) -> str:
+    return CRM_FIELD_LABELS.get(field, field.replace("_", " "))
+
+
+def crm_fields_phrase(fields: tuple[str, ...]) -> str:
+    """Return `stage`, `stage and close date`, `amount, stage and close date`."""
+    labels = [crm_field_label(field) for field in fields] or ["deal"]
+    if len(labels) == 1:
+        return labels[0]
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def not_in_crm_yet(crm: str) -> str:
+    return f"not in {crm} yet"
+
+
+def open_in_crm(crm: str) -> str:
+    return f"Open in {crm}"
+
+
+def crm_conflict(*, deal: str, field: str, yours: str, theirs: str, crm: str, crm_won: bool) -> str:
+    """Return the rep's private note that their change and the CRM's crossed on one field."""
+    outcome = (
+        f"{crm}'s was later, so it stands. Yours is kept in the deal's history."
+        if crm_won
+        else f"yours was later, so it stands. {crm}'s is kept in the deal's history."
+    )
+    return (
+        f"{deal}: your {crm_field_label(field)} ({yours}) and a change in {crm} ({theirs}) "
+        f"crossed; {outcome}"
+    )
+
+
+def crm_refused(*, deal: str, fields: tuple[str, ...], message: str, crm: str) -> str:
+    """Return the rep's private note that the CRM refused their change, in the CRM's words."""
+    reason = message.rstrip().rstrip(".") or "no reason given"
+    return (
+        f"{crm} did not take your change to {deal}'s {crm_fields_phrase(fields)}: {reason}. "
+        f'It stays in dealbot, marked "{not_in_crm_yet(crm)}".'
+    )
+
+
+def crm_owners_without_slack_user(emails: tuple[str, ...], *, crm: str) -> str:
+    listed = ", ".join(emails)
+    return (
+        f"These {crm} deal owners have no Slack user with the same email, so dealbot "
+        f"cannot tell them about their deals: {listed}. Give each one a Slack account with "
+        f"that email, or change the owner's email in {crm}; dealbot matches them on the "
+        "next sync."
+    )
+
+
+def crm_login_refused(message: str, *, crm: str, kind: str) -> str:
+    reason = message.rstrip().rstrip(".") or "no reason given"
+    check = CRM_LOGIN_SETTINGS.get(kind, "the CRM settings")
+    # Connectors often name themselves ("Salesforce refused the login: ..."): say it once.
+    said = reason if reason.startswith(crm) else f"dealbot could not log in to {crm}: {reason}"
+    return f"{said}. Sync is paused until a login works; check {check}."

@@ -53,3 +53,18 @@ class JobRunRepository:
             .limit(1)
         )
         return self.session.scalars(statement).first()
+
+    def running(
+        self, jobs: tuple[str, ...], *, since: dt.datetime
+    ) -> list[tuple[str, str, dt.datetime]]:
+        """Return (job, scope, fire_time) of these jobs' runs still running since `since`.
+
+        A row left "running" by a process that died is older than any live run, so callers
+        pass a `since` that bounds how long a live run may take.
+        """
+        statement = (
+            select(JobRun.job, JobRun.scope, JobRun.fire_time)
+            .where(JobRun.job.in_(jobs), JobRun.status == "running", JobRun.started_at >= since)
+            .order_by(JobRun.id)
+        )
+        return [(row.job, row.scope, row.fire_time) for row in self.session.execute(statement)]

@@ -248,6 +248,8 @@ class DealChange(Base):
     new_value: Mapped[str | None] = mapped_column(String(64))
     changed_by: Mapped[str] = mapped_column(SLACK_ID)
     changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Where the change was made: None in dealbot (Slack), else "salesforce", "hubspot", ...
+    source: Mapped[str | None] = mapped_column(String(16))
 
     deal: Mapped[Deal] = relationship(back_populates="changes")
 
@@ -529,3 +531,109 @@ class SlackRequestReceipt(Base):
 
 
 __all__ += ["SlackRequestReceipt"]
+
+
+# --- CRM sync (issue 10; crm/ owns these tables, storage/crm.py queries them) ---
+
+
+class CrmLink(Base):
+    """A dealbot deal mirrored with one CRM record, and what both sides last agreed on.
+
+    `synced` is a JSON object of the CRM's values as last seen, per synced field, as text: a
+    pulled value that differs from it is a change made in the CRM since the last sync.
+    """
+
+    __tablename__ = "crm_links"
+    __table_args__ = (UniqueConstraint("kind", "crm_id", name="uq_crm_links_kind_crm_id"),)
+
+    deal_id: Mapped[int] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(Text)
+    crm_stage: Mapped[str | None] = mapped_column(String(120))  # the CRM's own stage id
+    synced: Mapped[str] = mapped_column(Text, default="{}")
+    remote_modified_at: Mapped[dt.datetime | None]
+
+
+class CrmPush(Base):
+    """A change made in dealbot waiting to be written to the CRM: the CRM outbox.
+
+    `key` makes enqueueing idempotent; a row is claimed (owner + lease) before it is sent and
+    a row marked "sent" is never sent again.
+    """
+
+    __tablename__ = "crm_pushes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('update', 'create', 'task', 'task_done')", name="kind"),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'refused', 'superseded')", name="status"
+        ),
+        Index("ix_crm_pushes_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_crm_pushes_deal_status", "deal_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str | None] = mapped_column(String(32))  # a crm.records.SYNCED_FIELDS name
+    value: Mapped[str | None] = mapped_column(Text)  # JSON
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    made_by: Mapped[str] = mapped_column(SLACK_ID)
+    made_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)  # the CRM's own message
+    crm_result: Mapped[str | None] = mapped_column(String(120))  # e.g. the created record's id
+
+
+class CrmState(Base):
+    """Where the pull stands for one CRM, and what the engine must not say twice."""
+
+    __tablename__ = "crm_state"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_pull_at: Mapped[dt.datetime | None]
+    last_push_at: Mapped[dt.datetime | None]
+    # Set when admins were told the login was refused; cleared by the next call that works.
+    login_refused_at: Mapped[dt.datetime | None]
+    usage_used: Mapped[int | None] = mapped_column(Integer)
+    usage_limit: Mapped[int | None] = mapped_column(Integer)
+
+
+class CrmOwnerLink(Base):
+    """A CRM user who can own deals, and their Slack user found by email (None: no match)."""
+
+    __tablename__ = "crm_owners"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    crm_owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    slack_user_id: Mapped[str | None] = mapped_column(SLACK_ID)
+    reported_at: Mapped[dt.datetime | None]  # when admins were told there is no Slack match
+
+
+class CrmStageLink(Base):
+    """One stage of the CRM's pipeline definition and the dealbot stage it maps to."""
+
+    __tablename__ = "crm_stages"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    probability: Mapped[Decimal] = mapped_column(Numeric(5, 4))
+    sort_order: Mapped[int] = mapped_column(Integer)
+    is_closed: Mapped[bool] = mapped_column(Boolean)
+    is_won: Mapped[bool] = mapped_column(Boolean)
+    forecast_category: Mapped[str | None] = mapped_column(String(16))
+    pipeline: Mapped[str | None] = mapped_column(String(64))
+    dealbot_stage: Mapped[str] = mapped_column(String(32))
+
+
+__all__ += ["CrmLink", "CrmOwnerLink", "CrmPush", "CrmStageLink", "CrmState"]

@@ -181,3 +181,22 @@ def test_bot_scopes_are_exactly_the_ones_the_app_needs(manifest: dict[str, Any])
     assert len(scopes) == len(set(scopes))
     assert set(scopes) == EXPECTED_BOT_SCOPES
     assert "user" not in manifest["oauth_config"]["scopes"]
+
+
+# Web API methods dealbot calls that need a scope beyond the obvious, with the code that
+# calls them: Slack's own spec says which scope each needs, and the manifest must grant it.
+SCOPED_CALLS = {
+    # bot/crm_setup.py SlackUserDirectory: a CRM owner's Slack user, by email.
+    "users.lookupByEmail": "users:read.email",
+}
+
+
+@pytest.mark.parametrize(("method", "scope"), SCOPED_CALLS.items())
+def test_the_manifest_grants_the_scope_slack_requires_for_each_call(
+    manifest: dict[str, Any], method: str, scope: str
+) -> None:
+    spec = _load_json(slack_spec_dir() / "web_api_openapi_v2.json")
+    operation = next(iter(spec["paths"][f"/{method}"].values()))
+    required = {s for entry in operation.get("security", []) for s in entry.get("slackAuth", [])}
+    assert scope in required, (method, required)
+    assert scope in manifest["oauth_config"]["scopes"]["bot"]

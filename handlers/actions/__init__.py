@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from handlers import blocks, messages
 from handlers.actions import reminders
-from handlers.commands.dispatch import Invocation, reply_for
+from handlers.commands.dispatch import Invocation, picked_intent, reply_for
 from handlers.commands.grammars.deal import FollowUp
 from handlers.follow_ups import draft_and_dm
 from handlers.listeners import (
@@ -44,13 +44,17 @@ def pick_deal(
     *,
     services: Services,
 ) -> None:
-    """Re-run the command for the deal picked among ambiguous matches, in place of the list."""
-    choice = _parse_choice(action.get("value"))
-    if choice is None:
+    """Run the command, as it was parsed, on the deal picked among ambiguous matches.
+
+    The button carries the parsed command (`dispatch.picked_intent`): nothing is parsed again.
+    """
+    picked = picked_intent(action.get("value"))
+    if picked is None:
         reply = blocks.error_reply(messages.CHOICE_EXPIRED)
     else:
-        invocation = Invocation.from_click(body, command=choice["command"], text=choice["text"])
-        reply = reply_for(services, client, invocation, deal_id=choice["deal_id"])
+        command, intent = picked
+        invocation = Invocation.from_click(body, command=command)
+        reply = reply_for(services, client, invocation, intent=intent)
     respond_privately(respond, reply, replace_original=True)
     if reply.pending_draft is not None:  # the chosen deal's `/deal followup`
         draft_and_dm(services, client, reply.pending_draft)
@@ -140,22 +144,3 @@ def _parse_shared_command(value: str | None) -> tuple[str, str] | None:
     if not isinstance(text, str) or (asked["command"] == "/deal" and not text.startswith("show ")):
         return None
     return asked["command"], text
-
-
-def _parse_choice(value: str | None) -> dict[str, Any] | None:
-    """Return the command a pick-a-deal button runs on its deal, or None if not ours.
-
-    The value is `{"command", "text", "deal_id"}`: the command's text is parsed again and the
-    parsed command turned onto the chosen deal (`OnDeal.on`), never the text rewritten.
-    """
-    try:
-        choice = json.loads(value or "")
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(choice, dict):
-        return None
-    if not isinstance(choice.get("command"), str) or not isinstance(choice.get("text"), str):
-        return None
-    if not isinstance(choice.get("deal_id"), int):
-        return None
-    return choice

@@ -78,7 +78,8 @@ def snooze(
             days=int(days_text),
         )
     except DomainError as error:
-        _say(respond, blocks.error_reply(error.problem))
+        problem, _ = messages.refusal(error)
+        _say(respond, blocks.error_reply(problem))
         return
     except ValueError:
         _say(respond, blocks.error_reply(messages.BUTTON_EXPIRED))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -20,6 +21,7 @@ from slack_sdk import WebClient
 from domain.errors import AmbiguousDeal, DomainError
 from handlers import blocks, messages
 from handlers.commands.grammars import deal, dealbot, nextstep, pipeline
+from handlers.commands.intents import from_button_value, to_button_value
 from handlers.commands.tokens import CommandSyntaxError, Forms
 from handlers.commands.values import OnDeal
 from handlers.follow_ups import follow_up_reply
@@ -80,6 +82,13 @@ class Command:
     # (text, today, default currency) -> the parsed command; raises CommandSyntaxError.
     parse: Callable[[str, dt.date, str], Any]
     run: Callable[[Request, Any], blocks.Reply]
+    # What `parse` returns: the kinds of parsed command, from the grammar's type alias. The
+    # ones about a deal (`OnDeal`) are what a pick-a-deal button may carry.
+    intents: tuple[type, ...] = ()
+
+    def on_deal(self) -> tuple[type[OnDeal], ...]:
+        """Return the kinds of this command that are about one deal."""
+        return tuple(kind for kind in self.intents if issubclass(kind, OnDeal))
 
 
 def reply_for(
@@ -88,12 +97,11 @@ def reply_for(
     invocation: Invocation,
     *,
     intent: object | None = None,
-    deal_id: int | None = None,
 ) -> blocks.Reply:
     """Return the reply to a command, turning every refusal into a friendly private message.
 
-    `intent` is a command a button already holds parsed (the deal card's follow-up), run as
-    it is. `deal_id` is the deal a pick-a-deal button chose for the command's text.
+    `intent` is a command a button already holds parsed (the deal card's follow-up, a
+    picked deal), run as it is: a button's text is never parsed again.
     """
     try:
         command = _BY_NAME.get(invocation.command)
@@ -102,20 +110,20 @@ def reply_for(
         today = services.deals.today_for(invocation.user_id)
         if intent is None:
             intent = command.parse(invocation.text, today, services.settings.dealbot_currency)
-        if deal_id is not None:
-            if not isinstance(intent, OnDeal):
-                # Only commands about one deal offer a choice of deals.
-                return blocks.error_reply(messages.CHOICE_EXPIRED)
-            intent = intent.on(deal_id)
         return command.run(Request(services, client, invocation, today), intent)
     except CommandSyntaxError as error:
         return blocks.error_reply(error.problem, error.usage)
     except AmbiguousDeal as error:
+        if not isinstance(intent, OnDeal):  # only a command about one deal names one
+            return blocks.refusal_reply(error)
+        asked = intent
         return blocks.ambiguous_reply(
-            error.problem, error.candidates, command=invocation.command, text=invocation.text
+            error.problem,
+            error.candidates,
+            value_of=lambda deal_id: to_button_value(invocation.command, asked.on(deal_id)),
         )
     except DomainError as error:
-        return blocks.error_reply(error.problem, error.hint)
+        return blocks.refusal_reply(error)
     except Exception:
         # The session rolled back, so nothing was half-written; the user hears so.
         logger.exception("command %s failed", invocation.command)
@@ -160,7 +168,7 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
                 services, request.client, actor, ref, template, today=request.today
             )
         case _:
-            return blocks.help_reply({"/deal": USAGE["/deal"]})
+            return _help("/deal")
 
 
 def _run_nextstep(request: Request, parsed: nextstep.NextStepCommand) -> blocks.Reply:
@@ -180,7 +188,7 @@ def _run_nextstep(request: Request, parsed: nextstep.NextStepCommand) -> blocks.
             done, step = services.deals.complete_next_step(actor, ref, today=today)
             return blocks.next_step_done(done, step, today)
         case _:
-            return blocks.help_reply({"/nextstep": USAGE["/nextstep"]})
+            return _help("/nextstep")
 
 
 def _run_pipeline(request: Request, query: pipeline.PipelineQuery) -> blocks.Reply:
@@ -236,7 +244,7 @@ def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Rep
         case dealbot.TeamShow(name=name):
             return blocks.team_reply(teams.show_teams(actor, name))
         case _:
-            return blocks.help_reply(USAGE)
+            return _help()
 
 
 # The one list of slash commands, in the order `/dealbot help` shows them.
@@ -248,18 +256,21 @@ COMMANDS: Final[tuple[Command, ...]] = (
             text, today=today, default_currency=currency
         ),
         run=_run_deal,
+        intents=typing.get_args(deal.DealCommand),
     ),
     Command(
         name="/nextstep",
         forms=nextstep.FORMS,
         parse=lambda text, today, currency: nextstep.parse_nextstep(text, today=today),
         run=_run_nextstep,
+        intents=typing.get_args(nextstep.NextStepCommand),
     ),
     Command(
         name="/pipeline",
         forms=pipeline.FORMS,
         parse=lambda text, today, currency: pipeline.parse_pipeline(text),
         run=_run_pipeline,
+        intents=(pipeline.PipelineQuery,),
     ),
     Command(
         name="/dealbot",
@@ -268,11 +279,25 @@ COMMANDS: Final[tuple[Command, ...]] = (
             text, today=today, default_currency=currency
         ),
         run=_run_dealbot,
+        intents=typing.get_args(dealbot.DealbotCommand),
     ),
 )
 _BY_NAME: Final = {command.name: command for command in COMMANDS}
+_ON_DEAL: Final = {command.name: command.on_deal() for command in COMMANDS}
+
+
+def picked_intent(value: str | None) -> tuple[str, OnDeal] | None:
+    """Return the (command, parsed intent) a pick-a-deal button carries, or None if not ours."""
+    return from_button_value(value, _ON_DEAL)
+
 
 # What `/dealbot help` lists: every example of every command, from the table.
 USAGE: Final[dict[str, tuple[str, ...]]] = {
     command.name: command.forms.help_lines() for command in COMMANDS
 }
+
+
+def _help(*names: str) -> blocks.Reply:
+    """Return `/dealbot help`, or its part for `names`; the notification names every command."""
+    shown = {name: USAGE[name] for name in names} if names else USAGE
+    return blocks.help_reply(shown, commands=tuple(USAGE))

@@ -85,7 +85,7 @@ def submit_new_deal(
     try:
         deal = services.deals.create_deal(services.actor(user_id), account, changes)
     except DomainError as error:
-        refuse_field(ack, "account", error.problem)
+        refuse_field(ack, "account", messages.refusal(error)[0])
         return
     reply = blocks.deal_created(deal, services.deals.today_for(user_id))
     hand_over_confirmation(
@@ -117,6 +117,6 @@ def submit_post_mortem(
             lessons=text_value(values, "lessons"),
         )
     except DomainError as error:
-        refuse_field(ack, "reason", error.problem)
+        refuse_field(ack, "reason", messages.refusal(error)[0])
         return
     ack()

@@ -62,7 +62,7 @@ def submit_next_step(
             owner_id=None,
         )
     except DomainError as error:
-        refuse_field(ack, "due", error.problem)
+        refuse_field(ack, "due", messages.refusal(error)[0])
         return
     hand_over_confirmation(context, blocks.next_step_added(deal, services.deals.today_for(user_id)))
     ack()

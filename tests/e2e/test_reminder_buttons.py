@@ -97,6 +97,6 @@ def test_only_the_owner_or_their_manager_can_snooze(app: RunningApp) -> None:
     app.command("/deal", "new Initech 50k")
     deal = app.deal_named("Initech")
     assert click(app, f"{reminder_blocks.SNOOZE_ACTION}_1", f"{deal.id}:1", user="U0BEN") == 200
-    assert "only they can snooze it" in last_response(app)
+    assert "Initech belongs to <@U0ANA>; only they can snooze it." in last_response(app)
     with app.database.session() as session:
         assert session.scalars(select(DealSnooze)).all() == []

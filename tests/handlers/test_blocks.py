@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from domain.errors import Candidate
+from domain.changes import DealChanges, DealRef
+from domain.errors import Candidate, InvalidChange, Person
 from domain.money import Money
 from domain.views import (
     ChangeView,
@@ -30,7 +31,9 @@ from domain.views import (
     TeamView,
 )
 from handlers import blocks
-from handlers.commands.dispatch import USAGE
+from handlers.commands.dispatch import COMMANDS, USAGE
+from handlers.commands.grammars.deal import ShowDeal, UpdateDeal
+from handlers.commands.intents import to_button_value
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TODAY = dt.date(2026, 11, 23)
@@ -82,8 +85,9 @@ CASES: dict[str, Any] = {
     "ambiguous": lambda: blocks.ambiguous_reply(
         "More than one deal matches “init”.",
         [Candidate(1, "Initech East · $10,000 (#1)"), Candidate(2, "Initech West · $20,000 (#2)")],
-        command="/deal",
-        text="init stage:demo",
+        value_of=lambda deal_id: to_button_value(
+            "/deal", UpdateDeal(DealRef(None, deal_id), DealChanges(stage="demo"))
+        ),
     ),
     "deal_card": lambda: blocks.deal_card(_deal(), TODAY),
     "deal_card_closed": lambda: blocks.deal_card(
@@ -271,8 +275,7 @@ def _hostile_builders() -> dict[str, Any]:
         "ambiguous": lambda: blocks.ambiguous_reply(
             f"More than one deal matches “{FREE}”.",
             [Candidate(1, HOSTILE), Candidate(2, HOSTILE + " 2")],
-            command="/deal",
-            text="x",
+            value_of=lambda deal_id: to_button_value("/deal", ShowDeal(DealRef(None, deal_id))),
         ),
         "chase": lambda: reminder_blocks.chase_message(
             [ChaseItem(_hostile_facts(), ("NO_NEXT_STEP",))], TODAY
@@ -375,9 +378,29 @@ def test_a_long_escaped_name_still_fits_slacks_header_and_button_limits() -> Non
     choice = blocks.ambiguous_reply(
         "More than one deal matches “r”.",
         [Candidate(1, long_name), Candidate(2, long_name + "2")],
-        command="/deal",
-        text="r",
+        value_of=lambda deal_id: to_button_value("/deal", ShowDeal(DealRef(None, deal_id))),
     )
     for button in choice.block_dicts()[1]["elements"]:
         assert len(button["text"]["text"]) <= 75
     assert blocks.plain_text_within("<" * 100, 10) == "&lt;&lt;"
+
+
+def test_helps_notification_names_the_commands_of_the_command_table() -> None:
+    names = ", ".join(command.name for command in COMMANDS)
+    assert blocks.help_reply(USAGE).text == f"dealbot help: {names}"
+    # `/deal help` shows /deal's forms; its notification still names every command.
+    part = blocks.help_reply({"/deal": USAGE["/deal"]}, commands=tuple(USAGE))
+    assert part.text == f"dealbot help: {names}"
+    assert "*/nextstep*" not in json.dumps(part.block_dicts())
+
+
+def test_a_domain_refusal_names_its_people_as_mentions() -> None:
+    refusal = InvalidChange(
+        (Person("U0ANA"), " is not a rep in West."),
+        ("/dealbot team add West rep ", Person("U0ANA")),
+    )
+
+    reply = blocks.refusal_reply(refusal)
+
+    assert reply.is_error
+    assert reply.text == "<@U0ANA> is not a rep in West. Try: /dealbot team add West rep <@U0ANA>"
