@@ -133,15 +133,6 @@ class Services:
         return delivery.send_pending(job, now=self.clock.now()).line()
 
 
-def crm_option(settings: Settings) -> dict[str, str]:
-    """Return DealService's `crm=` keyword when a CRM is connected, else no keyword.
-
-    No keyword at all without a CRM: a deal service built before CRM sync existed, or for
-    a team without one, keeps its exact behaviour.
-    """
-    return {"crm": settings.crm_kind} if settings.crm_kind is not None else {}
-
-
 def build_services(
     settings: Settings,
     *,
@@ -159,7 +150,7 @@ def build_services(
         default_currency=settings.dealbot_currency,
         zones=zones,
         # With a CRM connected, every change made in Slack queues its push to the CRM.
-        **crm_option(settings),
+        crm=settings.crm_kind,
     )
     in_request_client = build_in_request_client(client)
     directory = SlackDirectory(client=in_request_client, configured_admins=settings.dealbot_admins)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-scheduler",
         action="store_true",
-        help="web only: do not run scheduled jobs in this process",
+        help="web only: run no scheduled jobs",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="gunicorn worker processes serving Slack (default: one per core); the jobs run "
+        "in one more process",
     )
 
     demo = commands.add_parser("demo", help="the whole product offline, on a sample pipeline")
@@ -152,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if arguments.jobs_command == "list":
                 return list_jobs(settings)
             return run_job_now(settings, arguments.job, now=arguments.now)
-        return _serve(settings, scheduler=not arguments.no_scheduler)
+        return _serve(settings, scheduler=not arguments.no_scheduler, workers=arguments.workers)
     except SettingsError as error:
         print(f"dealbot: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -174,6 +182,12 @@ def _iso_datetime(text: str) -> dt.datetime:
         ) from None
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (1 or more)")
+    return int(text)
+
+
 def _db_upgrade(settings: Settings) -> int:
     from storage.migrate import upgrade
 
@@ -182,13 +196,22 @@ def _db_upgrade(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _serve(settings: Settings, *, scheduler: bool) -> int:
+def _serve(settings: Settings, *, scheduler: bool, workers: int | None = None) -> int:
     from bot.app import create_app
     from bot.jobs_cli import open_database
     from bot.server import build_wsgi_app, make_server, tune_gc_for_serving
 
     settings.require_slack_credentials()
     settings.require_crm_settings()
+    if settings.slack_app_token is None and os.name != "nt":
+        return _serve_with_gunicorn(settings, scheduler=scheduler, workers=workers)
+    if settings.slack_app_token is not None and workers not in (None, 1):
+        logger.warning("Socket Mode runs in one process: --workers %s is ignored", workers)
+    elif os.name == "nt":
+        logger.warning(
+            "gunicorn does not run on Windows: serving with waitress in one process%s",
+            f" (--workers {workers} ignored)" if workers not in (None, 1) else "",
+        )
     database = open_database(settings)
     app = create_app(settings, database=database)
     google_oauth = _google_oauth_pages(settings, database)
@@ -228,7 +251,9 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
         logger.info("connecting to Slack in Socket Mode")
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
         return EXIT_OK
-    wsgi = build_wsgi_app(app, google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks)
+    wsgi = build_wsgi_app(
+        app, google_oauth=google_oauth, hubspot_webhooks=hubspot_webhooks, database=database
+    )
     server = make_server(wsgi, host=settings.host, port=settings.port)
     tune_gc_for_serving()
     logger.info("listening on http://%s:%s/slack/events", settings.host, settings.port)
@@ -253,6 +278,26 @@ def _hubspot_webhooks(
     return hubspot_webhooks_app(
         settings, database=database, client=client, runtime=runtime, clock=SystemClock()
     )
+
+
+def _serve_with_gunicorn(settings: Settings, *, scheduler: bool, workers: int | None) -> int:
+    """Serve over HTTP with gunicorn workers, and the jobs in a process of their own."""
+    from bot.gunicorn_app import DealbotGunicorn, default_workers
+    from bot.jobs_cli import open_database
+
+    # Once, here, before any fork: upgrade a SQLite file or refuse a PostgreSQL schema
+    # that is behind. The engine is disposed of so that no child inherits its connections.
+    open_database(settings).dispose()
+    count = workers or default_workers()
+    logger.info(
+        "serving http://%s:%s/slack/events with %d gunicorn worker(s)",
+        settings.host,
+        settings.port,
+        count,
+    )
+    # The arbiter (and each worker forked from it) ends by raising SystemExit: left to go up.
+    DealbotGunicorn(settings, workers=count, scheduler=scheduler).run()
+    return EXIT_OK
 
 
 def _gmail_rotate_key(settings: Settings) -> int:

@@ -66,7 +66,7 @@ def status_lines(status: CrmStatus, *, crm: str) -> list[str]:
     if not status.connected and status.message:
         connected += f": {status.message}"
     owners = ", ".join(status.owners_without_slack_user) or "none"
-    return [
+    lines = [
         f"{crm}: {connected}",
         f"last pull: {_when(status.last_pull_at)}",
         f"cursor: {status.cursor or 'none (the next sync is a full one)'}",
@@ -74,6 +74,12 @@ def status_lines(status: CrmStatus, *, crm: str) -> list[str]:
         f"refused pushes: {status.refused_pushes}",
         f"owners with no Slack user: {owners}",
     ]
+    # getattr: the engine adds these to CrmStatus; a status without them says nothing.
+    share = getattr(status, "api_usage_share", None)
+    if share is not None:
+        slowed = " (pulls slowed down to spare it)" if getattr(status, "slowed", False) else ""
+        lines.append(f"API allowance used: {share:.0%}{slowed}")
+    return lines
 
 
 def crm_sync(

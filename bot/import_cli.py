@@ -26,7 +26,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
-# Fewer rows than this go in before anyone would look at a bar (about 100 are written a second).
+# Fewer rows than this go in before anyone would look at a bar (thousands are written a second).
 PROGRESS_BAR_FROM_ROWS: Final = 2_000
 
 # Bidirectional overrides and isolates can reorder what a terminal shows; line and paragraph

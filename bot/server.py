@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -19,8 +20,11 @@ from slack_bolt.request.internals import (
     extract_content_type,
     parse_body,
 )
+from sqlalchemy import text
 from waitress import create_server, wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from storage.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ def build_wsgi_app(
     *,
     google_oauth: WSGIApp | None = None,
     hubspot_webhooks: WSGIApp | None = None,
+    database: Database | None = None,
 ) -> WSGIApp:
     """Return the WSGI app: Slack's requests go to Bolt, /healthz answers load balancers.
 
@@ -48,15 +53,15 @@ def build_wsgi_app(
     when reps connect Gmail with per-rep OAuth; `hubspot_webhooks` serves
     POST /crm/hubspot/webhooks when HUBSPOT_WEBHOOK_SECRET is set (404 otherwise). A body
     over MAX_BODY_BYTES is refused with 413 before it is read, whatever server runs this
-    app. Without `app` (Socket Mode's side server) only those pages are served.
+    app. Without `app` (Socket Mode's side server) only those pages are served. `database`
+    is what /healthz asks for a `SELECT 1`; without it only the process answers.
     """
     slack = SlackHTTPHandler(app, path=SLACK_EVENTS_PATH) if app is not None else None
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
         if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok"]
+            return _health(start_response, database)
         try:
             body = read_capped_body(environ)
         except InvalidContentLength:
@@ -109,6 +114,21 @@ def read_capped_body(environ: dict[str, Any], limit: int = MAX_BODY_BYTES) -> by
         return b""
     body: bytes = stream.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _health(start_response: Callable[..., Any], database: Database | None) -> list[bytes]:
+    """Answer 200 `{"ok": true}` once the database answers, else 503 `{"ok": false}`."""
+    ok = True
+    if database is not None:
+        try:
+            with database.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # any driver's error: the balancer needs 503, not a 500
+            logger.warning("health check: the database did not answer (%s)", type(error).__name__)
+            ok = False
+    status = "200 OK" if ok else "503 Service Unavailable"
+    start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+    return [json.dumps({"ok": ok}).encode()]
 
 
 def _plain(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:

@@ -74,15 +74,22 @@ def crm_stage_for(
     """Return the CRM stage id to write for a dealbot stage, None when none maps to it.
 
     The deal's current CRM stage is kept when it already maps to that dealbot stage (two CRM
-    stages may share one dealbot stage); otherwise the first CRM stage, in pipeline order.
-    With `rank` (dealbot stage key -> order), a dealbot stage no CRM stage maps to goes to
+    stages may share one dealbot stage); otherwise the one whose id reads as the dealbot
+    stage (Salesforce's ids are its stage names: "Proposal/Price Quote" for proposal, not
+    "Id. Decision Makers", which only maps there by probability), else the first in pipeline
+    order. With `rank` (dealbot stage key -> order), a dealbot stage no CRM stage maps to goes to
     the CRM stage of the nearest dealbot stage, the earlier one on a tie.
     """
     if current is not None and mapping.get(current) == dealbot_stage:
         return current
-    for stage_id in order:
-        if mapping.get(stage_id) == dealbot_stage:
+    candidates = [stage_id for stage_id in order if mapping.get(stage_id) == dealbot_stage]
+    named = _label_key(dealbot_stage.replace("_", " "))
+    for stage_id in candidates:
+        label = _label_key(stage_id)
+        if label == named or label.startswith(named + " "):
             return stage_id
+    if candidates:
+        return candidates[0]
     if rank is None or dealbot_stage not in rank:
         return None
     wanted = rank[dealbot_stage]

@@ -18,8 +18,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
 
 from domain.changes import DealChanges, DealRef
 from domain.clock import Clock
@@ -37,7 +39,7 @@ from domain.stages import (
     stage_by_key,
 )
 from storage.database import Database
-from storage.deals import DealRepository, name_key
+from storage.deals import DealImportRepository, DealRepository, name_key
 from storage.models import Deal
 
 Outcome = Literal["imported", "updated", "unchanged", "refused", "left_out"]
@@ -163,6 +165,9 @@ _COLUMNS: Final = {
 _STORED_AS_TEXT: Final = frozenset({"next_step", "loss_reason"})
 # Stages, amounts, dates, owners are looked up, never stored: no real one is longer.
 _LONGEST_LOOKED_UP: Final = 255
+# Rows written per transaction: big enough that a batch's INSERTs dominate its round trips,
+# small enough that a batch's lookups and parameters stay modest on both backends.
+WRITE_BATCH_ROWS: Final = 1_000
 # A quoted value longer than this is cut in a message: the line is for reading, not the value.
 _SHOWN_CHARACTERS: Final = 40
 
@@ -292,6 +297,8 @@ class ImportReport:
     dry_run: bool
     rows: int = 0
     results: list[RowResult] = field(default_factory=list)
+    # Some batches were written before a batch failed at writing (see DealImporter.write).
+    partial: bool = False
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for result in self.results if result.outcome == outcome)
@@ -306,6 +313,12 @@ class ImportReport:
 
     def summary_line(self) -> str:
         """Return `imported 42, updated 3, unchanged 10`, or why nothing was written."""
+        if self.partial:
+            written = sum(1 for r in self.results if r.outcome in ("imported", "updated"))
+            return (
+                f"stopped: {written:,} rows written, the rest not (see above); re-importing "
+                "changes nothing already in, so fix it and import the whole file again"
+            )
         if refused := len(self.refused):
             rows = "row" if self.rows == 1 else "rows"
             return (
@@ -424,12 +437,84 @@ class DealImporter:
         *,
         dry_run: bool = False,
         progress: Callable[[int], None] | None = None,
+        batch_rows: int = WRITE_BATCH_ROWS,
     ) -> ImportReport:
         """Return what each row did: all of the file is written, or, if any row is bad, none.
 
-        Every row is also checked against the deals already there (a closed deal, two deals
-        a row could be), so that every bad row is listed, not just the first. `progress` is
-        called with 1 after each row.
+        Every row is first checked against the deals already there (a closed deal, two deals
+        a row could be), looking them up a batch at a time, so that every bad row is listed,
+        not just the first, before anything is written. A good file is then written
+        `batch_rows` rows to a transaction, new deals with one INSERT per table per batch.
+        `progress` is called with the number of rows just done.
+
+        A file of at most one batch, and rows that meet each other's deals (one row's deal
+        found by another's account and title, a deal two rows would change), take the
+        row-by-row path instead: one transaction for the whole file, each row's write seen
+        before the next row is read, exactly as a rep typing them would. Larger files trade
+        that for batches, so that an import of 100,000 rows takes seconds and never holds
+        the database's write lock long enough to stall the running bot; a batch failing at
+        writing (only a concurrent writer can make it) keeps the batches before it, which a
+        re-import leaves as they are.
+        """
+        if len(checked.deals) <= batch_rows:
+            return self.write_row_by_row(checked, dry_run=dry_run, progress=progress)
+        report = ImportReport(
+            flavour=checked.flavour,
+            dry_run=dry_run,
+            rows=checked.rows,
+            results=list(checked.set_aside),
+        )
+        planned = self._plan_in_batches(checked.deals, batch_rows)
+        if planned is None:
+            return self.write_row_by_row(checked, dry_run=dry_run, progress=progress)
+        refusals = [
+            RowResult(source.line, "refused", source.label, plan)
+            for source, plan in planned
+            if isinstance(plan, str)
+        ]
+        report.results.extend(refusals)
+        if refusals or report.refused or dry_run:
+            if not report.refused:
+                report.results.extend(
+                    RowResult(source.line, plan.outcome, source.label, deal_id=plan.deal_id)
+                    for source, plan in planned
+                    if isinstance(plan, _Plan)
+                )
+            if progress is not None:
+                progress(len(planned))
+            report.results.sort(key=lambda result: result.line)
+            return report
+        for start in range(0, len(planned), batch_rows):
+            batch = planned[start : start + batch_rows]
+            try:
+                with self.database.one_transaction() as database:
+                    written = self._write_batch(database, batch)  # type: ignore[arg-type]
+            except (RowRefused, DomainError, IntegrityError) as refusal:
+                # Checked rows should not get here (a deal created meanwhile by someone
+                # else might); the batches before this one stay written.
+                report.partial = True
+                report.results.append(_stopped_at(batch[0][0], refusal))
+                break
+            report.results.extend(written)
+            if progress is not None:
+                progress(len(batch))
+        with self.database.session() as session:
+            DealImportRepository(session).refresh_statistics()
+        report.results.sort(key=lambda result: result.line)
+        return report
+
+    def write_row_by_row(
+        self,
+        checked: CheckedExport,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Return what each row did, written one row at a time through the deal service.
+
+        All in one transaction: a refusal anywhere, or a dry run, rolls all of it back.
+        Slower by an order of magnitude; `write` uses it only for files whose rows meet each
+        other's deals, and the import benchmark as its baseline.
         """
         report = ImportReport(
             flavour=checked.flavour,
@@ -473,6 +558,80 @@ class DealImporter:
         report.results.sort(key=lambda result: result.line)
         return report
 
+    # --- many rows -------------------------------------------------------------------------
+
+    def _plan_in_batches(
+        self, sources: tuple[SourceDeal, ...], batch_rows: int
+    ) -> list[tuple[SourceDeal, _Plan | str]] | None:
+        """Return each row with what it would do, or None when rows meet each other's deals.
+
+        The deals rows could be are looked up a batch at a time in one read-only session.
+        """
+        by_ref_key = {_keys(s.account, s.title) for s in sources if s.external_ref is not None}
+        if any(s.external_ref is None and _keys(s.account, s.title) in by_ref_key for s in sources):
+            return None  # a row found by name may be a deal an earlier row creates or renames
+        planned: list[tuple[SourceDeal, _Plan | str]] = []
+        with self.database.session() as session:
+            deals = DealImportRepository(session)
+            for start in range(0, len(sources), batch_rows):
+                batch = sources[start : start + batch_rows]
+                by_ref = deals.by_external_refs(
+                    [s.external_ref for s in batch if s.external_ref is not None]
+                )
+                by_name = deals.by_account_and_title_keys(
+                    [_keys(s.account, s.title) for s in batch if s.external_ref is None]
+                )
+                for source in batch:
+                    if source.external_ref is not None:
+                        existing = by_ref.get(source.external_ref)
+                    else:
+                        matches = by_name.get(_keys(source.account, source.title), [])
+                        if len(matches) > 1:
+                            planned.append((source, _several(matches)))
+                            continue
+                        existing = matches[0] if matches else None
+                    planned.append((source, _plan_against(existing, source)))
+                # What a batch loaded is not needed by the next one.
+                session.expunge_all()
+        touched = [plan.deal_id for _, plan in planned if isinstance(plan, _Plan) and plan.deal_id]
+        if len(touched) != len(set(touched)):
+            return None  # two rows would change one deal: the second must see the first
+        return planned
+
+    def _write_batch(
+        self, database: Database, batch: list[tuple[SourceDeal, _Plan]]
+    ) -> list[RowResult]:
+        """Return the batch's results, its new deals inserted a table at a time."""
+        now = self.clock.now()
+        first_stage = min(self.stages, key=lambda stage: stage.order).key
+        new = [(source, plan) for source, plan in batch if plan.deal_id is None]
+        results: list[RowResult] = []
+        with database.session() as session:
+            repository = DealImportRepository(session)
+            ids = repository.insert_deals(
+                [
+                    _new_deal_row(source, first_stage, self.default_currency, now)
+                    for source, _ in new
+                ]
+            )
+            changes: list[dict[str, Any]] = []
+            steps: list[dict[str, Any]] = []
+            for (source, plan), deal_id in zip(new, ids, strict=True):
+                changes.extend(
+                    _new_deal_history(source, deal_id, first_stage, self.default_currency, now)
+                )
+                if source.next_step and source.outcome is None:
+                    steps.append(_next_step_row(source, deal_id, now))
+                results.append(RowResult(source.line, plan.outcome, source.label, deal_id=deal_id))
+            repository.insert_changes(changes)
+            repository.insert_next_steps(steps)
+        service = self._deal_service(database)
+        for source, plan in batch:
+            if plan.deal_id is not None:
+                deal_id = self._write(service, source, plan)
+                results.append(RowResult(source.line, plan.outcome, source.label, deal_id=deal_id))
+        return results
+
     # --- one row --------------------------------------------------------------------------
 
     def _deal_service(self, database: Database) -> DealService:
@@ -494,18 +653,7 @@ class DealImporter:
                 existing = _existing(DealRepository(session), source)
             except RowRefused as refusal:
                 return str(refusal)
-            if existing is None:
-                return _Plan("imported")
-            if existing.status != "open":
-                if source.outcome == existing.status:
-                    return _Plan("unchanged", existing.id)
-                return (
-                    f"deal #{existing.id} is already {existing.status} in dealbot; "
-                    "closed deals keep their record"
-                )
-            changes = _differences(existing, source.changes)
-            moved = not changes.is_empty() or source.outcome is not None
-            return _Plan("updated" if moved else "unchanged", existing.id, changes)
+            return _plan_against(existing, source)
 
     def _write(self, deals: DealService, source: SourceDeal, plan: _Plan) -> int:
         """Return the id of the deal the row created or brought up to date."""
@@ -674,6 +822,125 @@ def _forecast(text: str) -> str | None:
         return match_forecast(text)
     except UnknownForecast as error:
         raise RowRefused(f"forecast category: {error}") from None
+
+
+def _keys(account: str, title: str | None) -> tuple[str, str | None]:
+    """Return the (account key, title key) by which a row without a record id is found."""
+    return name_key(account), name_key(title) if title else None
+
+
+def _several(matches: list[Deal]) -> str:
+    ids = ", ".join(f"#{deal.id}" for deal in matches)
+    return f"several deals have this account and title ({ids}); add the record id"
+
+
+def _plan_against(existing: Deal | None, source: SourceDeal) -> _Plan | str:
+    """Return what the row would do to `existing` (None: no such deal), or why it cannot."""
+    if existing is None:
+        return _Plan("imported")
+    if existing.status != "open":
+        if source.outcome == existing.status:
+            return _Plan("unchanged", existing.id)
+        return (
+            f"deal #{existing.id} is already {existing.status} in dealbot; "
+            "closed deals keep their record"
+        )
+    changes = _differences(existing, source.changes)
+    moved = not changes.is_empty() or source.outcome is not None
+    return _Plan("updated" if moved else "unchanged", existing.id, changes)
+
+
+def _new_deal_row(
+    source: SourceDeal, first_stage: str, default_currency: str, now: dt.datetime
+) -> dict[str, Any]:
+    """Return the `deals` columns of the row's new deal, as created and closed by hand.
+
+    The same values `DealService.create_deal`, then `close_deal` for a closed row, store:
+    the row-by-row path and this one are held equal by a test.
+    """
+    amount = source.changes.amount
+    closed = source.outcome is not None
+    return {
+        "account": source.account,
+        "account_key": name_key(source.account),
+        "title": source.title,
+        "title_key": name_key(source.title) if source.title else None,
+        "owner_id": source.owner_id,
+        "amount": amount.amount if amount else None,
+        "currency": amount.currency if amount else default_currency,
+        "stage": f"closed_{source.outcome}" if closed else source.changes.stage or first_stage,
+        "stage_entered_at": now,
+        "close_date": source.changes.close_date,
+        "forecast_category": source.changes.forecast or "pipeline",
+        "status": source.outcome or "open",
+        "close_reason": source.loss_reason if closed else None,
+        "closed_at": now if closed else None,
+        "created_by": source.owner_id,
+        "created_at": now,
+        "updated_at": now,
+        "last_touch_at": now,
+        "external_ref": source.external_ref,
+    }
+
+
+def _new_deal_history(
+    source: SourceDeal, deal_id: int, first_stage: str, default_currency: str, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Return the `deal_changes` rows of a new deal: its starting values, then its closing."""
+    amount = source.changes.amount
+    stage = source.changes.stage or first_stage
+    tracked: list[tuple[str, str | None, str | None]] = [
+        ("stage", None, stage),
+        ("amount", None, f"{amount.amount:.2f} {amount.currency}" if amount else None),
+        (
+            "close_date",
+            None,
+            source.changes.close_date.isoformat() if source.changes.close_date else None,
+        ),
+        ("forecast_category", None, source.changes.forecast or "pipeline"),
+        ("status", None, "open"),
+    ]
+    if source.outcome is not None:
+        tracked += [
+            ("stage", stage, f"closed_{source.outcome}"),
+            ("status", "open", source.outcome),
+        ]
+    return [
+        {
+            "deal_id": deal_id,
+            "field": name,
+            "old_value": old,
+            "new_value": new,
+            "changed_by": source.owner_id,
+            "changed_at": now,
+        }
+        for name, old, new in tracked
+        if new is not None
+    ]
+
+
+def _next_step_row(source: SourceDeal, deal_id: int, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "deal_id": deal_id,
+        "what": source.next_step,
+        "owner_id": source.owner_id,
+        "due_date": None,
+        "done": False,
+        "done_at": None,
+        "created_by": source.owner_id,
+        "created_at": now,
+    }
+
+
+def _stopped_at(first: SourceDeal, error: Exception) -> RowResult:
+    """Return the result naming the batch that failed at writing, and why."""
+    if isinstance(error, DomainError):
+        reason = error.problem
+    elif isinstance(error, IntegrityError):
+        reason = "a deal with one of these record ids was written meanwhile; import again"
+    else:
+        reason = str(error)
+    return RowResult(first.line, "refused", "(this row's batch, not written)", reason)
 
 
 def _existing(deals: DealRepository, source: SourceDeal) -> Deal | None:

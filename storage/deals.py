@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, insert, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import Deal, DealChange, NextStep, PostMortem
@@ -14,6 +16,8 @@ from storage.models import Deal, DealChange, NextStep, PostMortem
 MAX_CANDIDATES = 5
 # Ids are INTEGER columns: 32-bit signed on PostgreSQL, the narrowest backend.
 MAX_ROW_ID = 2**31 - 1
+# Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
+IN_LIST_CHUNK = 500
 
 
 def name_key(text: str) -> str:
@@ -123,3 +127,125 @@ class DealRepository:
             .order_by(NextStep.due_date)
         )
         return self.session.scalars(statement).all()
+
+
+class DealImportRepository:
+    """Deals looked up and written many at a time, for an import of thousands of rows.
+
+    One query per few hundred rows instead of one per row, and a batch's rows sent in one
+    statement (a multi-row INSERT; COPY on PostgreSQL): what takes an import of 100,000
+    rows from minutes to seconds.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_external_refs(self, external_refs: Collection[str]) -> dict[str, Deal]:
+        """Return external ref -> deal, for those of `external_refs` already imported."""
+        found: dict[str, Deal] = {}
+        for chunk in _chunks(sorted(set(external_refs))):
+            statement = select(Deal).where(Deal.external_ref.in_(chunk))
+            for deal in self.session.scalars(statement):
+                assert deal.external_ref is not None
+                found[deal.external_ref] = deal
+        return found
+
+    def by_account_and_title_keys(
+        self, keys: Collection[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], list[Deal]]:
+        """Return (account key, title key) -> the deals with exactly those keys, by id.
+
+        Each list is cut at MAX_CANDIDATES + 1, as `DealRepository.by_account_and_title`.
+        """
+        wanted = set(keys)
+        found: dict[tuple[str, str | None], list[Deal]] = {}
+        for chunk in _chunks(sorted({account for account, _ in wanted})):
+            statement = select(Deal).where(Deal.account_key.in_(chunk)).order_by(Deal.id)
+            for deal in self.session.scalars(statement):
+                key = (deal.account_key, deal.title_key)
+                if key in wanted:
+                    found.setdefault(key, []).append(deal)
+        return {key: deals[: MAX_CANDIDATES + 1] for key, deals in found.items()}
+
+    def insert_deals(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Return the ids of the new deals, in the order of `rows` (one column dict each)."""
+        if not rows:
+            return []
+        table = Deal.__table__
+        if self._copies():
+            # Ids drawn from the deals' own sequence first, so that COPY can carry them.
+            ids = list(
+                self.session.scalars(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('deals', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": len(rows)},
+                )
+            )
+            self._copy(table, [{"id": id_, **row} for id_, row in zip(ids, rows, strict=True)])
+            return [int(id_) for id_ in ids]
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(self.session.scalars(statement, list(rows)))
+
+    def insert_changes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store history rows (`deal_changes` column dicts), in the order given."""
+        self._insert(DealChange.__table__, rows)
+
+    def insert_next_steps(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store next steps (`next_steps` column dicts)."""
+        self._insert(NextStep.__table__, rows)
+
+    def refresh_statistics(self) -> None:
+        """Have PostgreSQL's planner count the rows just loaded (ANALYZE).
+
+        After a bulk load its statistics still describe the table before it, and lookups by
+        record id or name may then scan the whole table instead of using their index: a
+        re-import of 100,000 rows spent 35 s on its lookups without, 14 s with. SQLite plans
+        without statistics.
+        """
+        if self._copies():
+            self.session.execute(text("ANALYZE deals, deal_changes, next_steps"))
+
+    def _insert(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._copies():
+            self._copy(table, rows)
+        else:
+            self.session.execute(insert(table), list(rows))
+
+    def _copies(self) -> bool:
+        """Return whether rows go in by COPY: PostgreSQL's bulk path, several times faster
+        there than a multi-row INSERT, which spends its time adapting parameters."""
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _copy(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """COPY `rows` into `table` inside the session's transaction, through the columns'
+        own bind processing (times to UTC), raising SQLAlchemy's errors as an INSERT would."""
+        connection = self.session.connection()
+        dialect = connection.dialect
+        columns = list(rows[0])
+        processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            value if process is None else process(value)
+                            for process, value in zip(
+                                processors, (row[name] for name in columns), strict=True
+                            )
+                        ]
+                    )
+        except dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[start : start + IN_LIST_CHUNK] for start in range(0, len(values), IN_LIST_CHUNK)]

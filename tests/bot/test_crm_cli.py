@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,12 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.cli import main
-from bot.crm_cli import crm_status, crm_sync
+from bot.crm_cli import crm_status, crm_sync, status_lines
 from bot.crm_setup import CrmRuntime
 from bot.fake_slack import FakeSlackWebAPI
 from bot.settings import Settings, load_settings
 from crm.records import CrmAuthFailed, CrmUnavailable
-from crm.sync import ConflictNotice, SyncReport
+from crm.sync import ConflictNotice, CrmStatus, SyncReport
 from domain.clock import FixedClock
 from storage.database import Database
 from storage.job_runs import JobRunRepository
@@ -328,3 +329,18 @@ def test_a_crm_message_that_names_its_crm_is_not_prefixed_twice(
     script = EngineScript(error=CrmAuthFailed("HubSpot refused the token: it was revoked"))
     assert sync(settings_for(database_url, slack_api), script, slack_api)[0] == 2
     assert capsys.readouterr().err == "dealbot: HubSpot refused the token: it was revoked\n"
+
+
+def test_status_shows_the_share_of_the_api_allowance_when_the_engine_knows_it() -> None:
+    @dataclass(frozen=True)
+    class StatusWithUsage(CrmStatus):
+        api_usage_share: float | None = None
+        slowed: bool = False
+
+    base = status().__dict__
+    lines = status_lines(
+        StatusWithUsage(**{**base, "api_usage_share": 0.834, "slowed": True}), crm="Salesforce"
+    )
+    assert lines[-1] == "API allowance used: 83% (pulls slowed down to spare it)"
+    lines = status_lines(StatusWithUsage(**{**base, "api_usage_share": None}), crm="Salesforce")
+    assert lines[-1].startswith("owners with no Slack user")

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,7 @@ from storage.migrate import upgrade
 from tests.bot.crm_doubles import EngineDouble, EngineScript
 from tests.databases import sqlite_url
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "hubspot-client-secret"
 NOW = dt.datetime(2025, 12, 1, 10, 5, tzinfo=dt.UTC)
 EVENTS = [
@@ -363,3 +371,92 @@ def test_the_wired_webhook_needs_its_secret(tmp_path: Path, slack_api: FakeSlack
             )
     finally:
         database.dispose()
+
+
+# --- `dealbot serve` ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(tmp_path: Path, slack: FakeSlackWebAPI, **settings: str) -> Iterator[str]:
+    """Run `python app.py --no-scheduler` with these settings; yield its origin."""
+    url = sqlite_url(tmp_path)
+    port = free_port()
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "DEALBOT_", "HUBSPOT_", "SALESFORCE_", "DATABASE_URL"))
+    }
+    environment |= {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "signing-secret",
+        "SLACK_API_URL": slack.base_url,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "DEALBOT_CRM": "hubspot",
+        "HUBSPOT_ACCESS_TOKEN": "pat-na1-test",
+        **settings,
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--no-scheduler"],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(origin):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log_path.read_text())
+            time.sleep(0.2)
+        yield origin
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    logged = log_path.read_text()
+    assert "pat-na1-test" not in logged and SECRET not in logged
+
+
+def _healthy(origin: str) -> bool:
+    try:
+        return requests.get(f"{origin}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_serve_answers_hubspot_webhooks_when_the_secret_is_set(
+    tmp_path: Path, slack_api: FakeSlackWebAPI
+) -> None:
+    with serving(tmp_path, slack_api, HUBSPOT_WEBHOOK_SECRET=SECRET) as origin:
+        url = f"{origin}{HUBSPOT_WEBHOOKS_PATH}"
+        assert requests.post(url, data=b"[]", timeout=5).status_code == 401
+        # The server's own wall clock (the suite may run with this process's clock moved).
+        server_now = parsedate_to_datetime(
+            requests.get(f"{origin}/healthz", timeout=5).headers["Date"]
+        )
+        stamp = timestamp(server_now)
+        signature = Signature.get_signature(SECRET, "[]", "v3", url, "POST", stamp)
+        answer = requests.post(
+            url,
+            data=b"[]",
+            headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": stamp},
+            timeout=5,
+        )
+        assert answer.status_code == 200
+
+
+def test_serve_has_no_webhook_route_without_the_secret(
+    tmp_path: Path, slack_api: FakeSlackWebAPI
+) -> None:
+    with serving(tmp_path, slack_api) as origin:
+        url = f"{origin}{HUBSPOT_WEBHOOKS_PATH}"
+        assert requests.post(url, data=b"[]", timeout=5).status_code == 404

@@ -75,6 +75,28 @@ def test_the_crm_stage_written_for_a_dealbot_stage_keeps_the_current_one_when_it
     assert crm_stage_for("closed_lost", current=None, mapping=mapping, order=order) == "Closed Lost"
 
 
+def test_a_stage_written_as_proposal_is_the_one_named_so_not_the_first_mapped_there() -> None:
+    # Salesforce's standard pipeline puts "Id. Decision Makers" (60%) before "Proposal/Price
+    # Quote" (75%); both map to proposal, and a rep who typed stage:proposal meant the latter.
+    crm_stages = [
+        CrmStage(
+            "Id. Decision Makers", "Id. Decision Makers", Decimal("0.6"), 6, False, False, None
+        ),
+        CrmStage(
+            "Proposal/Price Quote", "Proposal/Price Quote", Decimal("0.75"), 8, False, False, None
+        ),
+    ]
+    mapping = map_stages(crm_stages, DEFAULT_STAGES)
+    order = [s.id for s in crm_stages]
+
+    assert set(mapping.values()) == {"proposal"}
+    assert crm_stage_for("proposal", current=None, mapping=mapping, order=order) == (
+        "Proposal/Price Quote"
+    )
+    kept = crm_stage_for("proposal", current="Id. Decision Makers", mapping=mapping, order=order)
+    assert kept == "Id. Decision Makers"
+
+
 def test_status_follows_the_crm_stage_closed_and_won_flags() -> None:
     won, lost, open_ = SALESFORCE_STAGES[5], SALESFORCE_STAGES[6], SALESFORCE_STAGES[1]
     assert [status_of("closed_won", won), status_of("closed_lost", lost)] == ["won", "lost"]
