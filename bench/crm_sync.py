@@ -2,6 +2,8 @@
 
     python -m bench.crm_sync [--opportunities 100000] [--changes 1000] [--api-limit 100000]
         [--connector-only]
+    python -m bench.crm_sync --crm hubspot [--deals 100000] [--changes 1000] …
+        (bench/crm_sync_hubspot.py)
 
 The real simple-salesforce talks TLS to `tests/fakes/salesforce_api.FakeSalesforce` on
 127.0.0.1 with its daily request quota on (`Sforce-Limit-Info` on every answer, 403
@@ -147,6 +149,15 @@ def engine_syncs(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `--crm hubspot` runs the HubSpot bench (bench/crm_sync_hubspot.py) with the other args.
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--crm", choices=("salesforce", "hubspot"), default="salesforce")
+    chosen, rest = chooser.parse_known_args(argv)
+    if chosen.crm == "hubspot":
+        from bench import crm_sync_hubspot
+
+        return crm_sync_hubspot.main(rest)
+    argv = rest
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--opportunities", type=int, default=100_000)
     parser.add_argument("--changes", type=int, default=1_000)
