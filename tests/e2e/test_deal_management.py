@@ -486,4 +486,4 @@ def test_help_lists_the_new_forms(app: RunningApp) -> None:
     shown = app.command("/dealbot", "help").all_text
     for line in ("/deal delete Initech", "/deal restore #42", "/deal merge #41 into #42"):
         assert line in shown
-    assert "owner:@ben" in shown
+    assert "owner:@jane" in shown

@@ -88,7 +88,7 @@ FORMS: Final = Forms(
         "/deal won": ("/deal won Initech beat the incumbent on support",),
         "/deal lost": ('/deal lost "Acme Corp" chose a cheaper competitor',),
         "/deal followup": ("/deal followup Initech proposal_sent",),
-        "/deal rename": ('/deal #42 name:"Initech renewal" account:"Initech Corp" owner:@ben',),
+        "/deal rename": ('/deal #42 name:"Initech renewal" account:"Initech Corp" owner:@jane',),
         "/deal delete": ("/deal delete Initech", "/deal delete #42"),
         "/deal restore": ("/deal restore #42",),
         "/deal merge": ("/deal merge #41 into #42", '/deal merge "Initech (old)" into Initech'),
