@@ -401,7 +401,7 @@ class DealService:
             deal.deleted_by = None
             deal.updated_at = now
             deals.record_change(
-                deal, field="deleted", old="deleted", new=None, by=actor.user_id, at=now
+                deal, field="deleted", old="deleted", new="restored", by=actor.user_id, at=now
             )
             session.flush()
             return self._view(session, deal, self._today(session, actor.user_id, given=today))

@@ -429,7 +429,8 @@ def _history_text(deal: DealView, today: dt.date) -> str:
     if not changes:
         return pushes + "No changes since it was created."
     lines = [
-        f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: {c.old_value} → {c.new_value} "
+        f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: "
+        f"{_changed_value(c.field, c.old_value)} → {_changed_value(c.field, c.new_value)} "
         f"(<@{c.changed_by}>, {format_day(c.changed_at.date(), today=today)})"
         for c in changes
     ]

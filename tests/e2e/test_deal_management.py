@@ -255,6 +255,7 @@ def test_an_admin_restores_a_deleted_deal(app: RunningApp) -> None:
     assert "Restored Initech (#1)" in restored.all_text
     assert app.deal_named("Initech").deleted_at is None
     assert "Initech" in app.command("/pipeline").all_text
+    assert ("deleted", "deleted", "restored", ADMIN) in app.changes_of(1)
     assert "is not deleted" in app.command("/deal", "restore #1", user=ADMIN).all_text
 
 
@@ -452,7 +453,9 @@ def test_a_title_that_tells_the_deals_apart_needs_no_question(app: RunningApp) -
         ("new Pied Piper fifty grand", "`fifty grand`"),
         ("new Pied Piper twenty thousand dollars", "`twenty thousand dollars`"),
         ("new Hooli stage demo", "`stage demo`"),
-        ("new Hooli close=dec 15", "`close=dec`"),
+        ("new Hooli close=dec 15", "`close=dec 15`"),
+        ("new Hooli close dec 15", "`close dec 15`"),
+        ("new Acme amount 50k", "`amount 50k`"),
         ("new Hooli forecast commit 5k", "`forecast commit`"),
     ],
 )
@@ -462,7 +465,7 @@ def test_words_after_the_account_that_look_like_an_amount_or_option_are_asked_ab
     reply = app.command("/deal", text)
 
     assert reply.is_private
-    assert named in reply.all_text and "quote the whole account name" in reply.all_text
+    assert named in reply.all_text and "quote the account name" in reply.all_text
     assert app.row_counts()["deals"] == 0
 
 

@@ -289,7 +289,12 @@ def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> New
             account_end += 1
     account_words = [item for item in items[:account_end] if isinstance(item, Word)]
     account = read_name(account_words, "account", usage)
-    _refuse_unread_tail(account_words, today=today, currency=currency)
+    _refuse_unread_tail(
+        account_words,
+        plain_followers(items, account_end - 1, 3),
+        today=today,
+        currency=currency,
+    )
     changes = _deal_changes(
         items[account_end:], today=today, currency=currency, usage=usage, allow_amount=True
     )
@@ -302,38 +307,45 @@ def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> New
     return NewDeal(account, changes)
 
 
-def _refuse_unread_tail(words: Sequence[Word], *, today: date, currency: str) -> None:
+def _refuse_unread_tail(
+    words: Sequence[Word], following: Sequence[Word], *, today: date, currency: str
+) -> None:
     """Refuse account words that read as an amount or an option dealbot could not take.
 
     `/deal new Pied Piper fifty grand` would otherwise make an account called "Pied Piper
-    fifty grand". A quoted name is taken as it is: the way to say it is the name.
+    fifty grand", and `/deal new Acme amount 50k` one called "Acme amount". `following` are
+    the plain words after the account (an amount), which an option's value may have taken.
+    A quoted name is taken as it is: quoting is how to say that the words are the name.
     """
     usage = FORMS.usage("/deal new")
+    after = [word.text.lower() for word in following]
     for index in range(1, len(words)):
         tail = words[index:]
         texts = [word.text.lower().strip(".,!?$€£") for word in tail]
-        key, _, value = texts[0].partition("=")
-        option_like = key in _DEAL_OPTIONS and (
-            bool(value) or _reads_as_option(key, " ".join(texts[1:]), today, currency)
-        )
+        key, equals, value = texts[0].partition("=")
+        own = [value, *texts[1:]] if value else texts[1:]
+        reads_alone = _reads_as_option(key, own, today, currency)
+        took_after = not reads_alone and _reads_as_option(key, own + after, today, currency)
+        option_like = key in _DEAL_OPTIONS and (bool(equals) or reads_alone or took_after)
         amount_like = all(text in _NUMBER_WORDS | _AMOUNT_WORDS for text in texts) and any(
             text in _AMOUNT_WORDS for text in texts
         )
         if option_like or amount_like:
-            shown = clip(" ".join(word.raw for word in tail))
-            name = clip(" ".join(word.raw for word in words[:index]))
+            # The words after the account are shown when the option's value took them.
+            shown_words = (*tail, *(following if option_like and took_after else ()))
+            shown = clip(" ".join(word.raw for word in shown_words))
+            name = clip(" ".join(word.raw for word in words))
             what = "an option" if option_like else "an amount"
             hint = f"`{key}:`" if option_like else "digits, like `50k`"
             raise CommandSyntaxError(
                 f"Is `{shown}` {what}? I could not read it as one: write it with {hint}, "
-                f'or quote the whole account name if it is part of it: `/deal new "{name} '
-                f'{shown}"`.',
+                f'or quote the account name if that is its name: `/deal new "{name}"`.',
                 usage,
             )
 
 
-def _reads_as_option(key: str, text: str, today: date, currency: str) -> bool:
-    """Return whether `text` is a valid value of option `key` written without its colon."""
+def _reads_as_option(key: str, words: Sequence[str], today: date, currency: str) -> bool:
+    """Return whether some first `words` are a valid value of option `key` (no colon)."""
     readers = {
         "stage": match_stage,
         "forecast": match_forecast,
@@ -341,13 +353,15 @@ def _reads_as_option(key: str, text: str, today: date, currency: str) -> bool:
         "amount": lambda value: parse_amount(value, default_currency=currency),
     }
     read = readers.get(key)
-    if read is None or not text:
+    if read is None:
         return False
-    try:
-        read(text)
-    except DOMAIN_ERRORS:
-        return False
-    return True
+    for count in range(len(words), 0, -1):
+        try:
+            read(" ".join(words[:count]))
+        except DOMAIN_ERRORS:
+            continue
+        return True
+    return False
 
 
 def _parse_restore(words: Sequence[Word]) -> RestoreDeal:
