@@ -259,6 +259,42 @@ def test_an_admin_restores_a_deleted_deal(app: RunningApp) -> None:
     assert "is not deleted" in app.command("/deal", "restore #1", user=ADMIN).all_text
 
 
+def test_an_ambiguous_delete_asks_which_deal_then_whether(app: RunningApp) -> None:
+    app.command("/deal", "new Initech East 10k")
+    app.command("/deal", "new Initech West 20k")
+
+    reply = app.command("/deal", "delete initech")
+
+    assert "More than one deal matches" in reply.all_text
+    [west] = [
+        element
+        for block in reply.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if "West" in element["text"]["text"]
+    ]
+    payload = block_actions(
+        west["action_id"],
+        west["value"],
+        block_id="pick_deal",
+        response_url=app.slack.response_url_for("pick"),
+    )
+    app.interact(payload)
+    [picked] = [r for r in app.slack.responses if r.name == "pick"]
+    assert "Delete Initech West (#2, $20,000)?" in blocks_text(picked.body["blocks"])
+    assert app.deal_named("Initech West").deleted_at is None
+    [confirm] = [
+        element
+        for block in picked.body["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == blocks.CONFIRM_ACTION
+    ]
+    _answer(app, confirm)
+    assert app.deal_named("Initech West").deleted_at is not None
+    assert app.deal_named("Initech East").deleted_at is None
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
