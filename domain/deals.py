@@ -201,21 +201,18 @@ class DealService:
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
-            if changes.only_renames_or_reassigns():
+            deal = self._open_deal_to_change(
+                session,
+                deals,
+                actor,
+                ref,
+                closed=lambda deal: InvalidChange(
+                    f"{deal.account} is already {deal.status}; closed deals keep their record.",
+                    "Open a new deal with `/deal new`.",
+                ),
                 # A closed deal's names and owner can still be corrected.
-                deal = self._resolve(deals, ref)
-                self._check_can_change(session, actor, deal)
-            else:
-                deal = self._open_deal_to_change(
-                    session,
-                    deals,
-                    actor,
-                    ref,
-                    closed=lambda deal: InvalidChange(
-                        f"{deal.account} is already {deal.status}; closed deals keep their record.",
-                        "Open a new deal with `/deal new`.",
-                    ),
-                )
+                closed_too=changes.only_renames_or_reassigns(),
+            )
             before = self._tracked_values(deal)
             names_before = _identity_values(deal)
             crm_before = _crm_values(deal)
@@ -809,15 +806,17 @@ class DealService:
         ref: DealRef,
         *,
         closed: Callable[[Deal], InvalidChange],
+        closed_too: bool = False,
     ) -> Deal:
         """Return the open deal `ref` names, once the actor may change it.
 
         `closed` words the refusal for a deal already won or lost: each act explains it in
         its own terms (a closed deal keeps its record; next steps are for open deals).
+        With `closed_too`, a won or lost deal is returned too.
         """
         deal = self._resolve(deals, ref)
         self._check_can_change(session, actor, deal)
-        if deal.status != "open":
+        if deal.status != "open" and not closed_too:
             raise closed(deal)
         return deal
 
