@@ -15,6 +15,7 @@ from bot.fake_slack import FakeSlackWebAPI
 from bot.jobs_cli import context_factory
 from bot.settings import load_settings
 from handlers import blocks, messages
+from reminders.accuracy import plan_accuracy
 from reminders.chase import plan_chase
 from reminders.digest import plan_digest
 from storage.models import Contact, Deal, DealChange, NextStep
@@ -68,7 +69,7 @@ def _team(app: RunningApp) -> None:
 
 
 def _plans(app: RunningApp, url: str, slack: FakeSlackWebAPI) -> str:
-    """Return every text the chase and the manager digest would send now."""
+    """Return every text the chase, the digest and the accuracy post would send now."""
     settings = load_settings(
         _env_file=None,
         slack_bot_token="xoxb-e2e-token",
@@ -78,7 +79,7 @@ def _plans(app: RunningApp, url: str, slack: FakeSlackWebAPI) -> str:
     )
     client = WebClient(token="xoxb-e2e-token", base_url=slack.base_url)
     context = context_factory(settings, database=app.database, client=client)(app.clock.now(), None)
-    planned = [*plan_chase(context), *plan_digest(context)]
+    planned = [*plan_chase(context), *plan_digest(context), *plan_accuracy(context)]
     return "\n".join(m.text + blocks_text(list(m.blocks)) for m in planned)
 
 
