@@ -43,7 +43,19 @@ class DealChanges:
     metrics: str | None = None
     competition: str | None = None
     title: str | None = None
+    # Renaming the account and handing the deal to someone else (`account:`, `owner:`).
+    account: str | None = None
+    owner_id: str | None = None
 
     def is_empty(self) -> bool:
         """Return whether the changes set nothing at all."""
         return self == DealChanges()
+
+    def only_renames_or_reassigns(self) -> bool:
+        """Return whether the changes touch only the deal's names and owner.
+
+        Those may change on a closed deal too: a typo in a won deal's account is a mistake
+        to correct, not a change to the deal's record.
+        """
+        identity = DealChanges(title=self.title, account=self.account, owner_id=self.owner_id)
+        return not self.is_empty() and self == identity

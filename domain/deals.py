@@ -21,6 +21,7 @@ from domain.errors import (
     AmbiguousDeal,
     Candidate,
     DealNotFound,
+    DomainError,
     InvalidChange,
     NotAllowed,
     Person,
@@ -68,6 +69,36 @@ class Actor:
     is_admin: Callable[[], bool] = lambda: False
 
 
+class DuplicateDeal(DomainError):
+    """The account already has an open deal; the rep is asked before a second is made."""
+
+    def __init__(self, existing: DealView) -> None:
+        super().__init__(f"{existing.account} already has an open deal (#{existing.id}).")
+        self.existing = existing
+
+
+class AmbiguousMergeTarget(AmbiguousDeal):
+    """The deal to merge into is ambiguous; the source (`source_id`) was found."""
+
+    def __init__(self, reference: str, candidates: tuple[Candidate, ...], source_id: int) -> None:
+        super().__init__(reference, candidates)
+        self.source_id = source_id
+
+
+@dataclass(frozen=True)
+class DealMerge:
+    """What a merge moved: counts of next steps, contacts and history rows, and the
+    evidence fields filled in the target."""
+
+    source_id: int
+    source_name: str
+    target: DealView
+    next_steps: int
+    contacts: int
+    history: int
+    evidence: tuple[str, ...]
+
+
 class DealService:
     def __init__(
         self,
@@ -101,12 +132,25 @@ class DealService:
     # --- deals ----------------------------------------------------------------------------
 
     def create_deal(
-        self, actor: Actor, account: str, changes: DealChanges, *, today: dt.date | None = None
+        self,
+        actor: Actor,
+        account: str,
+        changes: DealChanges,
+        *,
+        today: dt.date | None = None,
+        check_duplicates: bool = False,
     ) -> DealView:
-        """Return the new deal, owned by the actor, with its starting values in the history."""
+        """Return the new deal, owned by the actor, with its starting values in the history.
+
+        With `check_duplicates`, raises DuplicateDeal (nothing written) when the account
+        already has an open deal of the same name: a second Initech is asked about, never
+        made silently.
+        """
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
+            if check_duplicates:
+                self._refuse_duplicate(session, deals, actor, account, changes, today=today)
             stage = self._open_stage(changes.stage or self.first_stage.key)
             amount = changes.amount
             deal = Deal(
@@ -166,8 +210,11 @@ class DealService:
                     f"{deal.account} is already {deal.status}; closed deals keep their record.",
                     "Open a new deal with `/deal new`.",
                 ),
+                # A closed deal's names and owner can still be corrected.
+                closed_too=changes.only_renames_or_reassigns(),
             )
             before = self._tracked_values(deal)
+            names_before = _identity_values(deal)
             crm_before = _crm_values(deal)
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
@@ -189,7 +236,10 @@ class DealService:
                 if value is not None:
                     setattr(deal, name, value)
             self._apply_contacts(deal, changes)
+            _apply_identity(deal, changes)
             changed = self._record_changes(deals, deal, before, by=actor.user_id, at=now)
+            renamed = _record_identity(deals, deal, names_before, by=actor.user_id, at=now)
+            changed = (*renamed, *changed)
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -300,6 +350,135 @@ class DealService:
             deal.close_reason = deal.close_reason or primary_reason
             session.flush()
             return self._view(session, deal, self._today(session, actor.user_id), full=True)
+
+    # --- deleting and merging ------------------------------------------------------------
+
+    def deal_to_delete(
+        self, actor: Actor, ref: DealRef, *, today: dt.date | None = None
+    ) -> DealView:
+        """Return the deal `ref` names once the actor may delete it; nothing is written.
+
+        What the "Delete Initech?" question shows, and the check it makes before asking.
+        """
+        with self.database.session() as session:
+            deal = self._resolve(DealRepository(session), ref)
+            self._check_can_change(session, actor, deal, act="delete it")
+            return self._view(session, deal, self._today(session, actor.user_id, given=today))
+
+    def delete_deal(self, actor: Actor, ref: DealRef, *, today: dt.date | None = None) -> DealView:
+        """Return the deal as it was, now deleted: kept with its history, out of every figure.
+
+        A soft delete (who and when), so an admin can restore it and nothing it held is lost.
+        The CRM is not told: dealbot queues no deletion there (a CRM record is removed in the
+        CRM).
+        """
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._resolve(deals, ref)
+            self._check_can_change(session, actor, deal, act="delete it")
+            today = self._today(session, actor.user_id, given=today)
+            view = self._view(session, deal, today)
+            _mark_deleted(deals, deal, note="deleted", by=actor.user_id, at=now)
+            return view
+
+    def restore_deal(self, actor: Actor, deal_id: int, *, today: dt.date | None = None) -> DealView:
+        """Return the deleted deal `deal_id` back in the pipeline; for admins only."""
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = deals.get_even_deleted(deal_id)
+            if deal is None:
+                raise DealNotFound(f"There is no deal #{deal_id}.")
+            if not actor.is_admin():
+                raise NotAllowed("Only an admin can restore a deleted deal.")
+            if deal.deleted_at is None:
+                raise InvalidChange(f"{deal.account} (#{deal.id}) is not deleted.")
+            deal.deleted_at = None
+            deal.deleted_by = None
+            deal.updated_at = now
+            deals.record_change(
+                deal, field="deleted", old="deleted", new="restored", by=actor.user_id, at=now
+            )
+            session.flush()
+            return self._view(session, deal, self._today(session, actor.user_id, given=today))
+
+    def merge_deals(
+        self,
+        actor: Actor,
+        source_ref: DealRef,
+        target_ref: DealRef,
+        *,
+        today: dt.date | None = None,
+    ) -> DealMerge:
+        """Return the target after the source's next steps, contacts, history and evidence
+        moved into it; the source is then deleted, its history saying where it went.
+
+        Evidence moves only into the target's empty fields: what the target already says is
+        kept. A contact the target already has (same email, Slack user or name) stays with
+        the source. The actor must be allowed to change both deals.
+        """
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            source = self._resolve(deals, source_ref)
+            try:
+                target = self._resolve(deals, target_ref)
+            except AmbiguousDeal as error:
+                raise AmbiguousMergeTarget(error.reference, error.candidates, source.id) from None
+            if source.id == target.id:
+                raise InvalidChange(
+                    f"{source.account} (#{source.id}) cannot be merged into itself.",
+                    "/deal merge #41 into #42",
+                )
+            self._check_can_change(session, actor, source, act="merge it")
+            self._check_can_change(session, actor, target, act="merge into it")
+            if target.status != "open":
+                raise InvalidChange(
+                    f"{target.account} (#{target.id}) is {target.status}; merge into an open deal.",
+                    f"/deal merge #{target.id} into #{source.id}",
+                )
+            moved_steps = [step for step in source.next_steps]
+            for step in moved_steps:
+                target.next_steps.append(step)
+            moved_contacts = [
+                contact
+                for contact in source.contacts
+                if not any(_same_contact(contact, kept) for kept in target.contacts)
+            ]
+            taken_roles = {contact.role for contact in target.contacts}
+            for contact in moved_contacts:
+                if contact.role in taken_roles and contact.role != "other":
+                    contact.role = "other"  # one economic buyer and one champion per deal
+                target.contacts.append(contact)
+            filled = tuple(
+                name
+                for name in EVIDENCE_FIELDS
+                if getattr(target, name) is None and getattr(source, name) is not None
+            )
+            for name in filled:
+                setattr(target, name, getattr(source, name))
+            moved_history = list(source.changes)
+            for change in moved_history:
+                target.changes.append(change)
+            merged = f"#{source.id} {source.account}"
+            deals.record_change(
+                target, field="merged", old=None, new=merged, by=actor.user_id, at=now
+            )
+            target.updated_at = now
+            target.last_touch_at = now
+            _mark_deleted(deals, source, note=f"merged into #{target.id}", by=actor.user_id, at=now)
+            session.flush()
+            today = self._today(session, actor.user_id, given=today)
+            return DealMerge(
+                source_id=source.id,
+                source_name=_deal_name(source),
+                target=self._view(session, target, today),
+                next_steps=len(moved_steps),
+                contacts=len(moved_contacts),
+                history=len(moved_history),
+                evidence=filled,
+            )
 
     # --- next steps -----------------------------------------------------------------------
 
@@ -559,6 +738,30 @@ class DealService:
             attention=attention,
         )
 
+    def _refuse_duplicate(
+        self,
+        session: Session,
+        deals: DealRepository,
+        actor: Actor,
+        account: str,
+        changes: DealChanges,
+        *,
+        today: dt.date | None,
+    ) -> None:
+        """Raise DuplicateDeal when the account has an open deal a new one would repeat.
+
+        A title that no open deal of the account has tells the two apart: no question then.
+        """
+        wanted_title = name_key(changes.title) if changes.title else None
+        same = [
+            deal
+            for deal in deals.open_deals_of_account(account)
+            if wanted_title is None or deal.title_key == wanted_title
+        ]
+        if same:
+            today = self._today(session, actor.user_id, given=today)
+            raise DuplicateDeal(self._view(session, same[0], today))
+
     def _open_stage(self, key: str) -> Stage:
         stage = self.stages.get(key)
         if stage is None:
@@ -574,6 +777,11 @@ class DealService:
         if ref.deal_id is not None:
             deal = deals.get(ref.deal_id)
             if deal is None:
+                if deals.get_even_deleted(ref.deal_id) is not None:
+                    raise DealNotFound(
+                        f"Deal #{ref.deal_id} was deleted.",
+                        f"An admin can restore it: /deal restore #{ref.deal_id}",
+                    )
                 raise DealNotFound(f"There is no deal #{ref.deal_id}.", "/pipeline lists yours.")
             return deal
         reference = ref.name or ""
@@ -598,15 +806,17 @@ class DealService:
         ref: DealRef,
         *,
         closed: Callable[[Deal], InvalidChange],
+        closed_too: bool = False,
     ) -> Deal:
         """Return the open deal `ref` names, once the actor may change it.
 
         `closed` words the refusal for a deal already won or lost: each act explains it in
         its own terms (a closed deal keeps its record; next steps are for open deals).
+        With `closed_too`, a won or lost deal is returned too.
         """
         deal = self._resolve(deals, ref)
         self._check_can_change(session, actor, deal)
-        if deal.status != "open":
+        if deal.status != "open" and not closed_too:
             raise closed(deal)
         return deal
 
@@ -881,6 +1091,68 @@ def _same_person(contact: Contact, ref: ContactRef) -> bool:
     if ref.name and contact.name:
         return name_key(ref.name) == name_key(contact.name)
     return False
+
+
+def _identity_values(deal: Deal) -> dict[str, str | None]:
+    """Return the deal's names and owner: what `/deal <deal> name: account: owner:` change."""
+    return {"account": deal.account, "title": deal.title, "owner": deal.owner_id}
+
+
+def _apply_identity(deal: Deal, changes: DealChanges) -> None:
+    """Rename the account and hand the deal over, as `changes` ask.
+
+    The new owner takes the open next steps the previous owner held (theirs to do now);
+    a step someone else owns (an SE's demo) stays theirs, and done steps keep who did them.
+    """
+    if changes.account is not None:
+        deal.account = changes.account
+        deal.account_key = name_key(changes.account)
+    if changes.owner_id is not None and changes.owner_id != deal.owner_id:
+        for step in deal.next_steps:
+            if not step.done and step.owner_id == deal.owner_id:
+                step.owner_id = changes.owner_id
+        deal.owner_id = changes.owner_id
+
+
+def _record_identity(
+    deals: DealRepository,
+    deal: Deal,
+    before: dict[str, str | None],
+    *,
+    by: str,
+    at: dt.datetime,
+) -> tuple[FieldChange, ...]:
+    """Return the names and owner that differ from `before`, each kept in the history."""
+    after = _identity_values(deal)
+    changed = tuple(
+        FieldChange(field=field, old=before[field], new=after[field])
+        for field in after
+        if before[field] != after[field]
+    )
+    for change in changed:
+        deals.record_change(deal, field=change.field, old=change.old, new=change.new, by=by, at=at)
+    return changed
+
+
+def _mark_deleted(
+    deals: DealRepository, deal: Deal, *, note: str, by: str, at: dt.datetime
+) -> None:
+    """Delete the deal softly: who and when, and a history row saying why ("merged into #3")."""
+    deal.deleted_at = at
+    deal.deleted_by = by
+    deal.updated_at = at
+    deals.record_change(deal, field="deleted", old=None, new=note, by=by, at=at)
+
+
+def _same_contact(contact: Contact, other: Contact) -> bool:
+    """Return whether two contacts are the same person (email, Slack user, then name)."""
+    return _same_person(
+        contact, ContactRef(name=other.name, email=other.email, user_id=other.slack_user_id)
+    )
+
+
+def _deal_name(deal: Deal) -> str:
+    return f"{deal.account} — {deal.title}" if deal.title else deal.account
 
 
 def _candidate_label(deal: Deal) -> str:

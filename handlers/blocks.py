@@ -33,6 +33,7 @@ from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.dates import format_day
+from domain.deals import DealMerge
 from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES
@@ -47,6 +48,10 @@ PICK_DEAL_ACTION = "pick_deal"
 OPEN_POST_MORTEM_ACTION = "open_post_mortem"
 DRAFT_FOLLOW_UP_ACTION = "draft_follow_up"
 SHARE_ACTION = "share_in_channel"
+# The answer buttons of a question asked before acting (delete a deal, create a duplicate):
+# the confirm button carries the parsed command, as a pick-a-deal button does.
+CONFIRM_ACTION = "confirm_deal_command"
+CANCEL_ACTION = "cancel_deal_command"
 # Slack caps a button's value at 2,000 characters; longer commands are not offered sharing.
 BUTTON_VALUE_LIMIT = 2000
 NEW_DEAL_VIEW = "new_deal"
@@ -424,7 +429,8 @@ def _history_text(deal: DealView, today: dt.date) -> str:
     if not changes:
         return pushes + "No changes since it was created."
     lines = [
-        f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: {c.old_value} → {c.new_value} "
+        f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: "
+        f"{_changed_value(c.field, c.old_value)} → {_changed_value(c.field, c.new_value)} "
         f"(<@{c.changed_by}>, {format_day(c.changed_at.date(), today=today)})"
         for c in changes
     ]
@@ -446,15 +452,22 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
         changed = "Saved."
     else:
         changed = "Saved: " + "; ".join(
-            f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field).lower()} "
-            f"{c.old or '—'} → {c.new or '—'}"
+            f"{escape(messages.HISTORY_FIELD_LABELS.get(c.field, c.field).lower())} "
+            f"{_changed_value(c.field, c.old)} → {_changed_value(c.field, c.new)}"
             for c in update.changes
         )
     blocks: list[Block] = [
-        _section(f":white_check_mark: {escape(changed)}"),
+        _section(f":white_check_mark: {changed}"),
         _section(deal_line(deal, today)),
     ]
-    return Reply(text=f"{escape_name(deal.name)}: {escape(changed)}", blocks=tuple(blocks))
+    return Reply(text=f"{escape_name(deal.name)}: {changed}", blocks=tuple(blocks))
+
+
+def _changed_value(field: str, value: str | None) -> str:
+    """Return one side of a change as a reply shows it: escaped, an owner as a mention."""
+    if value is None:
+        return "—"
+    return f"<@{value}>" if field == "owner" else escape(value)
 
 
 def deal_closed(deal: DealView, today: dt.date) -> Reply:
@@ -785,3 +798,93 @@ def crm_owners_notice(emails: tuple[str, ...], *, crm: str) -> Reply:
 def crm_login_refused_notice(message: str, *, crm: str, kind: str) -> Reply:
     """Return the admins' DM saying the CRM refused dealbot's login, and what to check."""
     return _crm_notice(messages.crm_login_refused(escape_plain_text(message), crm=crm, kind=kind))
+
+
+# --- questions before acting, and what deleting and merging did --------------------------
+
+
+def confirm_question(
+    question: str, *, confirm: str, value: str, danger: bool = False, note: str | None = None
+) -> Reply:
+    """Return a private question with a confirm button carrying `value`, and Cancel.
+
+    A question is not an answer: nothing has happened yet, so it is never shared.
+    """
+    question = escape(question)
+    if len(value) > BUTTON_VALUE_LIMIT:
+        return error_reply(question, messages.DUPLICATE_TOO_LONG)
+    buttons = [
+        ButtonElement(
+            text=confirm,
+            action_id=CONFIRM_ACTION,
+            value=value,
+            style="danger" if danger else "primary",
+        ),
+        ButtonElement(text=messages.CANCEL_BUTTON, action_id=CANCEL_ACTION, value="cancel"),
+    ]
+    shown: list[Block] = [
+        _section(f":question: {question}"),
+        ActionsBlock(elements=buttons, block_id="confirm"),
+    ]
+    if note:
+        shown.append(_context(escape(note)))
+    return Reply(text=question, blocks=tuple(shown), is_error=True)
+
+
+def delete_question(deal: DealView, *, value: str) -> Reply:
+    """Return "Delete Initech (#3, $50,000)?" with Delete and Cancel."""
+    question = messages.delete_question(deal.name, deal.id, _money(deal.amount))
+    return confirm_question(
+        question,
+        confirm=messages.DELETE_BUTTON,
+        value=value,
+        danger=True,
+        note=messages.DELETE_EXPLAINED,
+    )
+
+
+def duplicate_question(existing: DealView, *, value: str) -> Reply:
+    """Return "Initech already has an open deal (#3, $50,000, Proposal): create another?"."""
+    question = messages.duplicate_question(
+        existing.name, existing.id, _money(existing.amount), existing.stage_label
+    )
+    return confirm_question(question, confirm=messages.CREATE_ANOTHER_BUTTON, value=value)
+
+
+def cancelled() -> Reply:
+    return Reply(text=messages.CANCELLED, blocks=(_section(messages.CANCELLED),))
+
+
+def deal_deleted(deal: DealView) -> Reply:
+    text = escape(messages.deal_deleted(deal.name, deal.id, _money(deal.amount)))
+    return Reply(text=text, blocks=(_section(f":wastebasket: {text}"),))
+
+
+def deal_restored(deal: DealView, today: dt.date) -> Reply:
+    text = escape(messages.deal_restored(deal.name, deal.id))
+    return Reply(
+        text=text, blocks=(_section(f":recycle: {text}"), _section(deal_line(deal, today)))
+    )
+
+
+def deal_merged(merge: DealMerge, today: dt.date) -> Reply:
+    target = merge.target
+    text = escape(
+        messages.deal_merged(
+            merge.source_name,
+            merge.source_id,
+            target.name,
+            target.id,
+            next_steps=merge.next_steps,
+            contacts=merge.contacts,
+            history=merge.history,
+            evidence=[messages.EVIDENCE_LABELS.get(name, name) for name in merge.evidence],
+        )
+    )
+    return Reply(
+        text=text,
+        blocks=(
+            _section(f":twisted_rightwards_arrows: {text}"),
+            _section(deal_line(target, today)),
+        ),
+    )

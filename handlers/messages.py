@@ -60,6 +60,9 @@ HISTORY_FIELD_LABELS: dict[str, str] = {
     "close_date": "Close date",
     "forecast_category": "Forecast",
     "status": "Status",
+    "account": "Account",
+    "title": "Deal name",
+    "owner": "Owner",
 }
 
 HELP_INTRO = (
@@ -278,3 +281,78 @@ def crm_login_refused(message: str, *, crm: str, kind: str) -> str:
     # Connectors often name themselves ("Salesforce refused the login: ..."): say it once.
     said = reason if reason.startswith(crm) else f"dealbot could not log in to {crm}: {reason}"
     return f"{said}. Sync is paused until a login works; check {check}."
+
+
+# --- deleting, restoring, merging, duplicates (`/deal delete|restore|merge`, `/deal new`) ---
+
+EVIDENCE_LABELS: dict[str, str] = {
+    "buying_criteria": "buying criteria",
+    "buying_process": "buying process",
+    "paper_process": "paper process",
+    "pain": "pain",
+    "metrics": "metrics",
+    "competition": "competition",
+}
+
+DELETE_BUTTON = "Delete"
+CREATE_ANOTHER_BUTTON = "Create"
+CANCEL_BUTTON = "Cancel"
+CANCELLED = "Cancelled; nothing was changed."
+
+
+def delete_question(name: str, deal_id: int, amount: str) -> str:
+    return f"Delete {name} (#{deal_id}, {amount})?"
+
+
+DELETE_EXPLAINED = (
+    "A deleted deal leaves every list and figure but is kept with its history; "
+    "an admin can restore it."
+)
+
+
+def deal_deleted(name: str, deal_id: int, amount: str) -> str:
+    return (
+        f"Deleted {name} (#{deal_id}, {amount}). It is kept with its history: "
+        f"an admin can restore it with /deal restore #{deal_id}."
+    )
+
+
+def deal_restored(name: str, deal_id: int) -> str:
+    return f"Restored {name} (#{deal_id}): it is back in the pipeline."
+
+
+def duplicate_question(account: str, deal_id: int, amount: str, stage: str) -> str:
+    return f"{account} already has an open deal (#{deal_id}, {amount}, {stage}): create another?"
+
+
+DUPLICATE_TOO_LONG = (
+    "That command is too long to put on a button: give the new deal a `title:` that tells "
+    "the two apart, or update the open one. Nothing has been created."
+)
+
+
+def deal_merged(
+    source: str,
+    source_id: int,
+    target: str,
+    target_id: int,
+    *,
+    next_steps: int,
+    contacts: int,
+    history: int,
+    evidence: Sequence[str],
+) -> str:
+    moved = [
+        _count(next_steps, "next step"),
+        _count(contacts, "contact"),
+        _count(history, "history entry", "history entries"),
+    ]
+    filled = f"; filled {', '.join(evidence)}" if evidence else ""
+    return (
+        f"Merged {source} (#{source_id}) into {target} (#{target_id}): moved "
+        f"{', '.join(moved)}{filled}. #{source_id} is deleted, its history saying where it went."
+    )
+
+
+def _count(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"

@@ -34,11 +34,27 @@ class DealRepository:
         self.session = session
 
     def get(self, deal_id: int) -> Deal | None:
-        """Return the deal with this id, or None; an id past the column's range names none."""
+        """Return the live deal with this id, or None (none such, or deleted)."""
+        deal = self.get_even_deleted(deal_id)
+        return None if deal is None or deal.deleted_at is not None else deal
+
+    def get_even_deleted(self, deal_id: int) -> Deal | None:
+        """Return the deal with this id, deleted or not, or None; an id past the column's
+        range names none. Only what deals with deleted deals (restore, "was deleted") asks."""
         # `#10^30` typed by a rep, or forged into a button, would overflow the driver.
         if not 0 < deal_id <= MAX_ROW_ID:
             return None
         return self.session.get(Deal, deal_id)
+
+    def open_deals_of_account(self, account: str) -> list[Deal]:
+        """Return the live open deals of exactly this account (case and spaces aside), by id."""
+        statement = (
+            select(Deal)
+            .where(Deal.account_key == name_key(account), Deal.status == "open", Deal.is_live())
+            .order_by(Deal.id)
+            .limit(MAX_CANDIDATES + 1)
+        )
+        return list(self.session.scalars(statement))
 
     def add(self, deal: Deal) -> Deal:
         self.session.add(deal)
@@ -56,14 +72,14 @@ class DealRepository:
         )
         statement = (
             select(Deal)
-            .where(Deal.account_key == name_key(account), title_matches)
+            .where(Deal.account_key == name_key(account), title_matches, Deal.is_live())
             .order_by(Deal.id)
             .limit(MAX_CANDIDATES + 1)
         )
         return list(self.session.scalars(statement))
 
     def find_by_reference(self, text: str) -> list[Deal]:
-        """Return deals whose account or title is `text`, else those starting with it.
+        """Return live deals whose account or title is `text`, else those starting with it.
 
         Open deals win over closed ones, so "Initech" finds this year's open deal rather
         than asking about last year's lost one.
@@ -83,7 +99,7 @@ class DealRepository:
     def _matching(self, condition: object) -> list[Deal]:
         statement = (
             select(Deal)
-            .where(condition)  # type: ignore[arg-type]
+            .where(condition, Deal.is_live())  # type: ignore[arg-type]
             .order_by((Deal.status == "open").desc(), Deal.account_key, Deal.id)
             .limit(MAX_CANDIDATES * 4)
         )
@@ -118,6 +134,7 @@ class DealRepository:
                 NextStep.done.is_(False),
                 NextStep.due_date < today,
                 Deal.status == "open",
+                Deal.is_live(),
                 or_(
                     NextStep.owner_id == owner_id,
                     and_(NextStep.owner_id.is_(None), Deal.owner_id == owner_id),
@@ -160,7 +177,9 @@ class DealImportRepository:
         wanted = set(keys)
         found: dict[tuple[str, str | None], list[Deal]] = {}
         for chunk in _chunks(sorted({account for account, _ in wanted})):
-            statement = select(Deal).where(Deal.account_key.in_(chunk)).order_by(Deal.id)
+            statement = (
+                select(Deal).where(Deal.account_key.in_(chunk), Deal.is_live()).order_by(Deal.id)
+            )
             for deal in self.session.scalars(statement):
                 key = (deal.account_key, deal.title_key)
                 if key in wanted:

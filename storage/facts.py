@@ -104,6 +104,7 @@ def _deal_facts_statement(
     if with_closed:
         closed_since = bindparam("closed_since", type_=UTCDateTime())
         wanted = or_(wanted, and_(Deal.status != "open", Deal.closed_at >= closed_since))
+    wanted = and_(wanted, Deal.is_live())
     statement = (
         select(
             Deal.id,

@@ -65,6 +65,7 @@ class FollowUpRepository:
                 DealChange.new_value.is_not(None),
                 DealChange.changed_at >= since,
                 Deal.status == "open",
+                Deal.is_live(),
                 # A deal that has moved on since then does not need the old stage's email.
                 Deal.stage == DealChange.new_value,
             )
@@ -81,6 +82,7 @@ class FollowUpRepository:
             .join(Deal, Deal.id == NextStep.deal_id)
             .where(
                 Deal.status == "open",
+                Deal.is_live(),
                 or_(
                     (NextStep.done.is_(True)) & (NextStep.done_at >= done_since),
                     (NextStep.done.is_(False))
@@ -101,7 +103,7 @@ class FollowUpRepository:
         """
         rows = self.session.execute(
             select(Deal.id, Deal.owner_id, Deal.last_touch_at)
-            .where(Deal.status == "open", Deal.last_touch_at < untouched_since)
+            .where(Deal.status == "open", Deal.is_live(), Deal.last_touch_at < untouched_since)
             .order_by(Deal.id)
         )
         return [(deal_id, owner, touched) for deal_id, owner, touched in rows]
@@ -202,7 +204,7 @@ class FollowUpRepository:
         if not wanted:
             return {}
         rows = self.session.execute(
-            select(Deal.id, Deal.account, Deal.title).where(Deal.id.in_(wanted))
+            select(Deal.id, Deal.account, Deal.title).where(Deal.id.in_(wanted), Deal.is_live())
         )
         return {deal_id: (account, title) for deal_id, account, title in rows}
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -182,6 +183,10 @@ class Deal(Base):
     closed_at: Mapped[dt.datetime | None]
     # "<source>:<record id>" of a deal imported from a CRM export, so a re-import finds it.
     external_ref: Mapped[str | None] = mapped_column(String(160))
+    # A deal deleted by mistake (or merged into another) is kept, with its history, but
+    # left out of every list, figure and lookup by name: see `Deal.is_live`.
+    deleted_at: Mapped[dt.datetime | None]
+    deleted_by: Mapped[str | None] = mapped_column(SLACK_ID)
 
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="deal", cascade="all, delete-orphan", order_by="Contact.id"
@@ -195,6 +200,11 @@ class Deal(Base):
     post_mortem: Mapped[PostMortem | None] = relationship(
         back_populates="deal", cascade="all, delete-orphan"
     )
+
+    @classmethod
+    def is_live(cls) -> ColumnElement[bool]:
+        """Return the condition every query of deals adds: the deal is not deleted."""
+        return cls.deleted_at.is_(None)
 
 
 class Contact(Base):

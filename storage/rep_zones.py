@@ -77,7 +77,7 @@ def _active_owners(closed_since: dt.datetime) -> Any:
     """Return a subquery of the owners of open deals and of deals closed since then."""
     return (
         select(Deal.owner_id)
-        .where(or_(Deal.status == "open", Deal.closed_at >= closed_since))
+        .where(or_(Deal.status == "open", Deal.closed_at >= closed_since), Deal.is_live())
         .distinct()
         .subquery()
     )

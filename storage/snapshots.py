@@ -33,7 +33,7 @@ class WeeklyRepository:
             Deal.forecast_category,
             Deal.close_date,
             literal(at, UTCDateTime()),
-        ).where(Deal.status == "open", Deal.owner_id.in_(owners))
+        ).where(Deal.status == "open", Deal.is_live(), Deal.owner_id.in_(owners))
         columns = [
             "week",
             "deal_id",
@@ -51,8 +51,12 @@ class WeeklyRepository:
         return self.session.execute(statement).rowcount or 0
 
     def snapshots(self, *, weeks: Iterable[str], owner_ids: Iterable[str]) -> list[DealSnapshot]:
+        deleted = select(Deal.id).where(Deal.deleted_at.is_not(None))
         statement = select(DealSnapshot).where(
-            DealSnapshot.week.in_(list(weeks)), DealSnapshot.owner_id.in_(list(owner_ids))
+            DealSnapshot.week.in_(list(weeks)),
+            DealSnapshot.owner_id.in_(list(owner_ids)),
+            # A deal deleted since (logged by mistake, merged) leaves last weeks' figures too.
+            DealSnapshot.deal_id.not_in(deleted),
         )
         return list(self.session.scalars(statement))
 
@@ -90,6 +94,7 @@ class WeeklyRepository:
             select(Deal)
             .where(
                 Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
                 or_(
                     Deal.status == "open",
                     Deal.closed_at >= closed_since,
@@ -108,6 +113,7 @@ class WeeklyRepository:
             .join(Deal)
             .where(
                 Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
                 DealChange.changed_at >= since,
                 DealChange.field.in_(("stage", "close_date")),
                 DealChange.old_value.is_not(None),
@@ -123,6 +129,7 @@ class WeeklyRepository:
             .join(Deal)
             .where(
                 Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
                 DealChange.field == "close_date",
                 DealChange.changed_at >= since,
                 DealChange.old_value.is_not(None),

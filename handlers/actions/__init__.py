@@ -1,4 +1,5 @@
-"""Button clicks: pick an ambiguous deal, open the post-mortem form, draft a follow-up."""
+"""Button clicks: pick an ambiguous deal, open the post-mortem form, draft a follow-up,
+answer a question asked before acting (`questions`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from handlers import blocks, messages
-from handlers.actions import reminders
+from handlers.actions import questions, reminders
 from handlers.commands.dispatch import Invocation, picked_intent, reply_for
 from handlers.commands.grammars.deal import FollowUp
 from handlers.follow_ups import draft_and_dm
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 def register(app: App, services: Services) -> None:
     reminders.register(app, services)
+    questions.register(app, services)
     after_ack(app.action(re.compile(f"^{blocks.PICK_DEAL_ACTION}_\\d+$")), pick_deal, services)
     after_ack(app.action(blocks.SHARE_ACTION), share_in_channel, services)
     after_ack(app.action(blocks.OPEN_POST_MORTEM_ACTION), open_post_mortem, services)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from slack_sdk import WebClient
 
+from domain.changes import DealRef
+from domain.deals import AmbiguousMergeTarget, DuplicateDeal
 from domain.errors import AmbiguousDeal, DomainError
 from handlers import blocks, messages
 from handlers.commands.grammars import deal, dealbot, nextstep, pipeline
@@ -143,8 +145,44 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
                 return blocks.error_reply(messages.NEW_DEAL_FORM_DID_NOT_OPEN)
             return blocks.Reply(text=messages.OPENING_NEW_DEAL_FORM, blocks=())
         case deal.NewDeal(account=account, changes=changes):
+            try:
+                created = services.deals.create_deal(
+                    actor, account, changes, today=today, check_duplicates=True
+                )
+            except DuplicateDeal as duplicate:
+                existing = duplicate.existing
+                create = deal.CreateAnother(DealRef(None, existing.id), account, changes)
+                value = to_button_value(request.invocation.command, create)
+                return blocks.duplicate_question(existing, value=value)
+            return blocks.deal_created(created, today)
+        case deal.CreateAnother(account=account, changes=changes):
             created = services.deals.create_deal(actor, account, changes, today=today)
             return blocks.deal_created(created, today)
+        case deal.DeleteDeal(deal=ref, confirmed=False):
+            asked = services.deals.deal_to_delete(actor, ref, today=today)
+            confirm = deal.DeleteDeal(DealRef(None, asked.id), confirmed=True)
+            value = to_button_value(request.invocation.command, confirm)
+            return blocks.delete_question(asked, value=value)
+        case deal.DeleteDeal(deal=ref, confirmed=True):
+            return blocks.deal_deleted(services.deals.delete_deal(actor, ref, today=today))
+        case deal.RestoreDeal(deal=DealRef(deal_id=int(deal_id))):
+            restored = services.deals.restore_deal(actor, deal_id, today=today)
+            return blocks.deal_restored(restored, today)
+        case deal.MergeDeals(deal=ref, into=into):
+            try:
+                merged = services.deals.merge_deals(actor, ref, into, today=today)
+            except AmbiguousMergeTarget as error:
+                # The picker replaces the deal to merge into; the one to merge is known.
+                source = DealRef(None, error.source_id)
+                return blocks.ambiguous_reply(
+                    error.problem,
+                    error.candidates,
+                    value_of=lambda deal_id: to_button_value(
+                        request.invocation.command,
+                        deal.MergeDeals(source, into=DealRef(None, deal_id)),
+                    ),
+                )
+            return blocks.deal_merged(merged, today)
         case deal.UpdateDeal(deal=ref, changes=changes):
             updated = services.deals.update_deal(actor, ref, changes, today=today)
             return blocks.deal_updated(updated, today)

@@ -206,3 +206,31 @@ def test_a_next_step_logged_in_slack_is_a_task_on_the_opportunity_a_minute_later
     ]
     card = org.app.command("/deal", "show acme")
     assert "not in Salesforce yet" not in card.all_text
+
+
+def test_a_renamed_deal_and_a_new_owner_reach_salesforce(org: Org) -> None:
+    ben = org.salesforce.add_user(name="Ben Ortiz", email="ben@initech.com")
+    org.app.slack.set_user("U0BEN", name="ben", email="ben@initech.com")
+    deal_id = seed_acme(org)
+    assert org.run("crm-sync") == 0
+
+    reply = org.app.command("/deal", 'acme name:"Acme renewal" owner:<@U0BEN|ben>')
+    assert "owner <@U0ANA> → <@U0BEN>" in reply.all_text
+    org.run("crm-push", minutes_later=1)
+
+    opportunity = org.salesforce.opportunities[deal_id]
+    assert (opportunity["Name"], opportunity["OwnerId"]) == ("Acme renewal", ben)
+
+
+def test_a_new_owner_with_no_salesforce_user_leaves_salesforces_owner_alone(org: Org) -> None:
+    # Skipped, not refused: the engine sends the fields it can map; the name still goes.
+    org.app.slack.set_user("U0MARIA", name="maria", email="maria@elsewhere.example")
+    deal_id = seed_acme(org)
+    assert org.run("crm-sync") == 0
+
+    org.app.command("/deal", 'acme name:"Acme renewal" owner:<@U0MARIA|maria>')
+    org.run("crm-push", minutes_later=1)
+
+    opportunity = org.salesforce.opportunities[deal_id]
+    assert (opportunity["Name"], opportunity["OwnerId"]) == ("Acme renewal", org.ana)
+    assert org.app.deal_named("Acme").owner_id == "U0MARIA"

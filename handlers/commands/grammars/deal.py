@@ -4,10 +4,12 @@
   `/deal new <account> [amount] [options]`;
   `/deal <deal> <options>`; `/deal show <deal>`;
   `/deal won <deal> [reason]`; `/deal lost <deal> <reason>`;
-  `/deal followup <deal> [template]`.
+  `/deal followup <deal> [template]`; `/deal delete <deal>` (asks first);
+  `/deal restore #<id>` (admins); `/deal merge <deal> into <deal>`.
 
 Deal options: `stage: close: amount: forecast: buyer: champion: contact: criteria:
-process: paper: pain: metrics: competition: title:`. A value with spaces is quoted
+process: paper: pain: metrics: competition: title:`, and on an existing deal `name:` (the
+deal's name, as `title:`), `account:` and `owner:@user`. A value with spaces is quoted
 (`criteria:"SSO and audit log"`), except that dates, stages, forecast categories and
 amounts take the words that complete them (`close:dec 15`, `stage:closed won`,
 `forecast:best case`, `amount:40k EUR`). `contact:` may repeat.
@@ -16,7 +18,8 @@ Deal reference rule. `<deal>` is a name (any case, a unique prefix is enough) or
 
 - `/deal <deal> <options>`: the reference is every word before the first option, so
   `/deal Initech Europe stage:demo` updates "Initech Europe".
-- `/deal show <deal>`: the reference is all of the text.
+- `/deal show <deal>`, `/deal delete <deal>`: the reference is all of the text.
+- `/deal merge <deal> into <deal>`: the words before `into`, then the words after it.
 - `/deal won|lost|followup <deal> …`: the reference is ONE token (a word, a "quoted name"
   or `#42`), because the rest of the text is the reason or the template.
 
@@ -32,10 +35,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, TypeAlias
 
-from domain.changes import ContactRef, DealChanges
+from domain.changes import ContactRef, DealChanges, DealRef
 from domain.dates import parse_date
+from domain.money import parse_amount
 from domain.stages import match_forecast, match_stage
 from handlers.commands.tokens import (
+    DOMAIN_ERRORS,
     CommandSyntaxError,
     Forms,
     Item,
@@ -63,6 +68,7 @@ from handlers.commands.values import (
     read_name,
     starts_amount,
     unexpected,
+    user_ref,
 )
 
 # Examples per form; the first of each is what an error about that form shows.
@@ -82,6 +88,10 @@ FORMS: Final = Forms(
         "/deal won": ("/deal won Initech beat the incumbent on support",),
         "/deal lost": ('/deal lost "Acme Corp" chose a cheaper competitor',),
         "/deal followup": ("/deal followup Initech proposal_sent",),
+        "/deal rename": ('/deal #42 name:"Initech renewal" account:"Initech Corp" owner:@jane',),
+        "/deal delete": ("/deal delete Initech", "/deal delete #42"),
+        "/deal restore": ("/deal restore #42",),
+        "/deal merge": ("/deal merge #41 into #42", '/deal merge "Initech (old)" into Initech'),
     }
 )
 
@@ -133,8 +143,49 @@ class FollowUp(OnDeal):
     template: str | None
 
 
+@dataclass(frozen=True)
+class DeleteDeal(OnDeal):
+    """`/deal delete <deal>`: asks first; the question's Delete button carries `confirmed`."""
+
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreDeal(OnDeal):
+    """`/deal restore #<id>`: a deleted deal back in the pipeline (admins)."""
+
+
+@dataclass(frozen=True)
+class MergeDeals(OnDeal):
+    """`/deal merge <deal> into <deal>`: `deal` is merged into `into`, then deleted."""
+
+    into: DealRef
+
+
+@dataclass(frozen=True)
+class CreateAnother(OnDeal):
+    """The Create button of "Initech already has an open deal (#3): create another?".
+
+    Never typed: it carries the `/deal new` that was asked about, parsed, and the open deal
+    it resembles (`deal`), so the click makes exactly the deal the rep typed.
+    """
+
+    account: str
+    changes: DealChanges
+
+
 DealCommand: TypeAlias = (
-    OpenDealModal | DealHelp | NewDeal | ShowDeal | CloseDeal | UpdateDeal | FollowUp
+    OpenDealModal
+    | DealHelp
+    | NewDeal
+    | ShowDeal
+    | CloseDeal
+    | UpdateDeal
+    | FollowUp
+    | DeleteDeal
+    | RestoreDeal
+    | MergeDeals
+    | CreateAnother
 )
 
 
@@ -153,7 +204,29 @@ _DEAL_OPTIONS: Final[dict[str, str]] = {
     "metrics": "metrics",
     "competition": "competition",
     "title": "title",
+    "name": "title",
+    "account": "account",
+    "owner": "owner_id",
 }
+# Options that change who a deal is rather than where it stands: not for `/deal new`.
+_EXISTING_DEAL_OPTIONS: Final = ("account", "owner")
+# Words that, after an account name, say an amount in words (`fifty grand`). A tail of
+# them reads as an amount only with a tens, magnitude or currency word: "Capital One" is a
+# name, "Pied Piper fifty grand" is not.
+_NUMBER_WORDS: Final = frozenset(
+    {
+        *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+        *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
+        *("eighteen", "nineteen", "a", "k", "m", "usd", "eur", "gbp"),
+    }
+)
+_AMOUNT_WORDS: Final = frozenset(
+    {
+        *("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"),
+        *("hundred", "thousand", "million", "billion", "grand", "bucks", "dollars", "euros"),
+        "pounds",
+    }
+)
 
 
 def parse_deal(text: str, *, today: date, default_currency: str = "USD") -> DealCommand:
@@ -190,6 +263,14 @@ def _parse_deal(text: str, *, today: date, currency: str) -> DealCommand:
         return _parse_close_deal(rest, won=keyword == "won")
     if keyword == "followup":
         return _parse_follow_up(rest)
+    if keyword == "delete":
+        if not rest:
+            raise CommandSyntaxError("Say which deal to delete.", FORMS.usage("/deal delete"))
+        return DeleteDeal(deal_ref(rest, FORMS.usage("/deal delete")))
+    if keyword == "restore":
+        return _parse_restore(rest)
+    if keyword == "merge":
+        return _parse_merge(rest)
     return _parse_update_deal(words, today=today, currency=currency)
 
 
@@ -208,10 +289,111 @@ def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> New
             account_end += 1
     account_words = [item for item in items[:account_end] if isinstance(item, Word)]
     account = read_name(account_words, "account", usage)
+    _refuse_unread_tail(
+        account_words,
+        plain_followers(items, account_end - 1, 3),
+        today=today,
+        currency=currency,
+    )
     changes = _deal_changes(
         items[account_end:], today=today, currency=currency, usage=usage, allow_amount=True
     )
+    for key in _EXISTING_DEAL_OPTIONS:
+        if getattr(changes, _DEAL_OPTIONS[key]) is not None:
+            raise CommandSyntaxError(
+                f"`{key}:` changes an existing deal; a new deal is yours, named as typed.",
+                FORMS.usage("/deal rename"),
+            )
     return NewDeal(account, changes)
+
+
+def _refuse_unread_tail(
+    words: Sequence[Word], following: Sequence[Word], *, today: date, currency: str
+) -> None:
+    """Refuse account words that read as an amount or an option dealbot could not take.
+
+    `/deal new Pied Piper fifty grand` would otherwise make an account called "Pied Piper
+    fifty grand", and `/deal new Acme amount 50k` one called "Acme amount". `following` are
+    the plain words after the account (an amount), which an option's value may have taken.
+    A quoted name is taken as it is: quoting is how to say that the words are the name.
+    """
+    usage = FORMS.usage("/deal new")
+    after = [word.text.lower() for word in following]
+    for index in range(1, len(words)):
+        tail = words[index:]
+        texts = [word.text.lower().strip(".,!?$€£") for word in tail]
+        key, equals, value = texts[0].partition("=")
+        own = [value, *texts[1:]] if value else texts[1:]
+        reads_alone = _reads_as_option(key, own, today, currency)
+        took_after = not reads_alone and _reads_as_option(key, own + after, today, currency)
+        option_like = key in _DEAL_OPTIONS and (bool(equals) or reads_alone or took_after)
+        amount_like = all(text in _NUMBER_WORDS | _AMOUNT_WORDS for text in texts) and any(
+            text in _AMOUNT_WORDS for text in texts
+        )
+        if option_like or amount_like:
+            # The words after the account are shown when the option's value took them.
+            shown_words = (*tail, *(following if option_like and took_after else ()))
+            shown = clip(" ".join(word.raw for word in shown_words))
+            name = clip(" ".join(word.raw for word in words))
+            what = "an option" if option_like else "an amount"
+            hint = f"`{key}:`" if option_like else "digits, like `50k`"
+            raise CommandSyntaxError(
+                f"Is `{shown}` {what}? I could not read it as one: write it with {hint}, "
+                f'or quote the account name if that is its name: `/deal new "{name}"`.',
+                usage,
+            )
+
+
+def _reads_as_option(key: str, words: Sequence[str], today: date, currency: str) -> bool:
+    """Return whether some first `words` are a valid value of option `key` (no colon)."""
+    readers = {
+        "stage": match_stage,
+        "forecast": match_forecast,
+        "close": lambda value: parse_date(value, today=today),
+        "amount": lambda value: parse_amount(value, default_currency=currency),
+    }
+    read = readers.get(key)
+    if read is None:
+        return False
+    for count in range(len(words), 0, -1):
+        try:
+            read(" ".join(words[:count]))
+        except DOMAIN_ERRORS:
+            continue
+        return True
+    return False
+
+
+def _parse_restore(words: Sequence[Word]) -> RestoreDeal:
+    """Return `/deal restore #<id>`: a deleted deal is named by its id only."""
+    usage = FORMS.usage("/deal restore")
+    if len(words) != 1:
+        raise CommandSyntaxError("Give the id of the deleted deal, like `#42`.", usage)
+    ref = deal_ref(words, usage)
+    if ref.deal_id is None:
+        raise CommandSyntaxError(
+            f"`{clip(words[0].raw)}` is not a deal id: a deleted deal is restored by its id.",
+            usage,
+        )
+    return RestoreDeal(ref)
+
+
+def _parse_merge(words: Sequence[Word]) -> MergeDeals:
+    """Return `/deal merge <deal> into <deal>`; a deal called "into" is quoted."""
+    usage = FORMS.usage("/deal merge")
+    split = [i for i, word in enumerate(words) if word.plain and word.text.lower() == "into"]
+    if len(split) != 1:
+        problem = (
+            "Say which deal to merge into which, with `into` between them."
+            if not split
+            else "`into` appears twice: quote a deal name that contains it."
+        )
+        raise CommandSyntaxError(problem, usage)
+    source, target = words[: split[0]], words[split[0] + 1 :]
+    if not source or not target:
+        missing = "merge" if not source else "merge it into"
+        raise CommandSyntaxError(f"Say which deal to {missing}.", usage)
+    return MergeDeals(deal_ref(source, usage), into=deal_ref(target, usage))
 
 
 def _parse_update_deal(words: Sequence[Word], *, today: date, currency: str) -> UpdateDeal:
@@ -311,6 +493,8 @@ def _deal_changes(
     def amount_given(option: Option) -> str | None:
         if option.key == "amount" and "amount" in values:
             return "The amount is given twice; give it once."
+        if option.key in ("name", "title") and "title" in values:
+            return "`name:` and `title:` both name the deal; give one."
         return None
 
     spec = OptionSpec(tuple(_DEAL_OPTIONS), usage, repeatable=frozenset({"contact"}))
@@ -352,6 +536,10 @@ def _apply_deal_option(
         values[field_name] = contact_ref(value, key, usage)
     elif key == "title":
         values[field_name] = read_name([value], "title", usage)
+    elif key in ("name", "account"):
+        values[field_name] = read_name([value], "deal name" if key == "name" else key, usage)
+    elif key == "owner":
+        values[field_name] = user_ref(value, usage).user_id
     else:
         values[field_name] = free_text([value], f"`{key}:` text", usage, limit=MAX_FREE_TEXT)
     return used
