@@ -49,6 +49,8 @@ from storage.teams import TeamRepository
 # The CRM each `DealService(crm=...)` kind is shown as (the same words as crm.records, which
 # domain may not import).
 CRM_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
+# How far back a new next step's due date may be: `due:yesterday` is a step already overdue.
+PAST_DUE_DAYS = 30
 
 EVIDENCE_FIELDS = (
     "buying_criteria",
@@ -327,9 +329,11 @@ class DealService:
                 ),
             )
             today = self._today(session, actor.user_id, given=today)
-            if due is not None and due < today:
+            # A step that was due yesterday is logged as it is, overdue; a month back is a typo.
+            if due is not None and due < today - dt.timedelta(days=PAST_DUE_DAYS):
                 raise InvalidChange(
-                    f"The due date {due.isoformat()} is in the past.",
+                    f"The due date {due.isoformat()} is in the past, more than "
+                    f"{PAST_DUE_DAYS} days ago.",
                     f"/nextstep {deal.account} {what} due:tomorrow",
                 )
             step = NextStep(

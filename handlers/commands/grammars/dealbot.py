@@ -263,7 +263,9 @@ def _parse_team_quota(words: Sequence[Word], *, today: date, currency: str) -> T
         with as_syntax_error(usage):
             # `period:Q4 2026` arrives as two words.
             (start, _), used = longest_reading(
-                value, plain_followers(items, index, 1), parse_period
+                value,
+                plain_followers(items, index, 1),
+                lambda text: parse_period(text, today=today),
             )
         periods.append(quarter_of(start))
         return used
