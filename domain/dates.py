@@ -75,7 +75,9 @@ _NUMBERS_RE: Final = re.compile(
 )
 _YEAR_FIRST_RE: Final = re.compile(r"^([0-9]{4})[/.]([0-9]{1,2})[/.]([0-9]{1,2})$")
 _QUARTER_RE: Final = re.compile(r"^q([1-4])$")
-_END_OF_MONTH_RE: Final = re.compile(r"^end\s+of\s+(?P<month>[a-z]+)\.?(?:,?\s+(?P<year>[0-9]{4}))?$")
+_END_OF_MONTH_RE: Final = re.compile(
+    r"^end\s+of\s+(?P<month>[a-z]+)\.?(?:,?\s+(?P<year>[0-9]{4}))?$"
+)
 _RELATIVE_RE: Final = re.compile(r"^in\s+(?P<count>[0-9]{1,4}|an?|one)\s+(?P<unit>[a-z]+)$")
 _PERIOD_RE: Final = re.compile(r"^(?:([0-9]{4})\s*-?\s*q([1-4])|q([1-4])\s*[- ]?\s*([0-9]{4}))$")
 

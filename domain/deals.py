@@ -170,6 +170,7 @@ class DealService:
                 ),
             )
             before = self._tracked_values(deal)
+            said_before = _said_values(deal)
             crm_before = _crm_values(deal)
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
@@ -192,6 +193,14 @@ class DealService:
                     setattr(deal, name, value)
             self._apply_contacts(deal, changes)
             changed = self._record_changes(deals, deal, before, by=actor.user_id, at=now)
+            said_after = _said_values(deal)
+            # Said in the reply (old -> new), not kept in history: SPEC's history is the four
+            # forecast fields.
+            changed += tuple(
+                FieldChange(field=name, old=said_before[name], new=said_after[name])
+                for name in said_after
+                if said_before[name] != said_after[name]
+            )
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -849,6 +858,30 @@ def _current_step(steps: Iterable[NextStep]) -> NextStep | None:
     if not open_steps:
         return None
     return min(open_steps, key=lambda s: (s.due_date is None, s.due_date or dt.date.max, s.id))
+
+
+def _said_values(deal: Deal) -> dict[str, str | None]:
+    """Return the fields an update reply names old and new of, beyond the tracked ones.
+
+    A buyer or champion is shown as their name, else their email, else their Slack mention.
+    """
+
+    def holder(role: str) -> str | None:
+        contact = next((c for c in deal.contacts if c.role == role), None)
+        if contact is None:
+            return None
+        return (
+            contact.name
+            or contact.email
+            or (f"<@{contact.slack_user_id}>" if contact.slack_user_id else None)
+        )
+
+    return {
+        "title": deal.title,
+        "economic_buyer": holder("economic_buyer"),
+        "champion": holder("champion"),
+        **{name: getattr(deal, name) for name in EVIDENCE_FIELDS},
+    }
 
 
 def _close_date_pushes(changes: Iterable[DealChange]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from domain.errors import DomainError, Person
@@ -61,6 +62,42 @@ HISTORY_FIELD_LABELS: dict[str, str] = {
     "forecast_category": "Forecast",
     "status": "Status",
 }
+
+# What an update reply calls each field it says changed.
+CHANGED_FIELD_LABELS: dict[str, str] = {
+    **HISTORY_FIELD_LABELS,
+    "title": "Title",
+    "economic_buyer": "Economic buyer",
+    "champion": "Champion",
+    "buying_criteria": "Criteria",
+    "buying_process": "Process",
+    "paper_process": "Paper process",
+    "pain": "Pain",
+    "metrics": "Metrics",
+    "competition": "Competition",
+}
+NOTHING_CHANGED = "Saved: nothing changed, the deal already says that."
+
+
+def field_changed(label: str, old: str, new: str) -> str:
+    """Return one change of an update reply; `old` and `new` are mrkdwn already."""
+    return f"{label.lower()} {old} → {new}"
+
+
+def did_you_mean(typed: str, valid: Sequence[str], *, shown: str = "`{}`") -> str:
+    """Return " Did you mean `x`?" for the valid word closest to `typed`, or "" if none is."""
+    close = difflib.get_close_matches(typed.lower(), list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {shown.format(close[0])}?" if close else ""
+
+
+def unknown_command(command: str, names: Sequence[str]) -> str:
+    """Return the answer to a slash command dealbot has no listener for (`/pipline`)."""
+    typed = " ".join(command.split())[:40]
+    return (
+        f"`{typed}` is not a dealbot command.{did_you_mean(typed, names)} "
+        f"dealbot's commands: {', '.join(names)}."
+    )
+
 
 HELP_INTRO = (
     "*dealbot* keeps your pipeline honest: every open deal has a next step with an owner "
