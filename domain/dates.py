@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from typing import Final
 
 __all__ = [
-    "DATE_WORDS",
     "InvalidDate",
     "format_day",
     "parse_date",
@@ -82,17 +81,6 @@ _RELATIVE_RE: Final = re.compile(r"^in\s+(?P<count>[0-9]{1,4}|an?|one)\s+(?P<uni
 _PERIOD_RE: Final = re.compile(r"^(?:([0-9]{4})\s*-?\s*q([1-4])|q([1-4])\s*[- ]?\s*([0-9]{4}))$")
 
 _EXAMPLES: Final = "`2026-12-15`, `dec 15`, `fri`, `next tuesday`, `in 2 weeks`, `Q1` or `eoq`"
-
-# What each kind of date word means, for the help; the reply always shows the date it became.
-DATE_WORDS: Final = (
-    ("fri", "the coming Friday (never today)"),
-    ("next fri", "Friday of next week, Monday to Sunday"),
-    ("yesterday", "allowed where a past date makes sense (a step already overdue)"),
-    ("eow / eom / eoq / eoy", "the end of this week (Friday), month, quarter or year"),
-    ("Q1", "the last day of the next Q1 still to end; `Q1 2027` names the year"),
-    ("end of january", "January 31st, this year's if still ahead, else next year's"),
-    ("12/15", "December 15th when only one reading is a date; `3/4` asks which"),
-)
 
 
 class InvalidDate(ValueError):

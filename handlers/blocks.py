@@ -585,6 +585,8 @@ def help_reply(usage: dict[str, Sequence[str]], *, commands: Sequence[str] | Non
     lines = [messages.HELP_INTRO]
     for command, examples in usage.items():
         lines.append(f"*{command}*\n" + "\n".join(f"`{example}`" for example in examples))
+    if "/deal" in usage or "/nextstep" in usage:
+        lines.append(messages.date_help())
     return Reply(
         text=messages.help_text(tuple(usage) if commands is None else commands),
         blocks=(*_sections(lines), _context(messages.HELP_REFERENCES)),

@@ -99,6 +99,25 @@ def unknown_command(command: str, names: Sequence[str]) -> str:
     )
 
 
+# What each kind of date word means (domain.dates reads them), for the help; every reply
+# shows the date a word became.
+DATE_WORDS: tuple[tuple[str, str], ...] = (
+    ("fri", "the coming Friday (never today)"),
+    ("next fri", "Friday of next week, Monday to Sunday"),
+    ("yesterday", "allowed where a past date makes sense (a step already overdue)"),
+    ("eow / eom / eoq / eoy", "the end of this week (Friday), month, quarter or year"),
+    ("Q1", "the last day of the next Q1 still to end; `Q1 2027` names the year"),
+    ("end of january", "January 31st, this year's if still ahead, else next year's"),
+    ("12/15", "December 15th when only one reading is a date; `3/4` asks which"),
+)
+
+
+def date_help() -> str:
+    """Return the help's lines on the dates `close:` and `due:` take."""
+    lines = [f"`{word}`: {meaning}" for word, meaning in DATE_WORDS]
+    return "*Dates* (the reply shows the day each became)\n" + "\n".join(lines)
+
+
 HELP_INTRO = (
     "*dealbot* keeps your pipeline honest: every open deal has a next step with an owner "
     "and a date, and every change of stage, amount and close date is kept."
