@@ -250,7 +250,7 @@ def answer_unhandled(
     if not isinstance(command, str) or error.last_global_middleware_name is not None:
         logger.warning("No listener for a %s request", body.get("type") or "Slack")
         return None
-    logger.warning("No listener for the slash command %s", command[:40])
+    logger.info("No listener for the slash command %s", command[:40])
     names = [each.name for each in COMMANDS]
     reply = blocks.error_reply(messages.unknown_command(command, names), "/dealbot help")
     answer = {"response_type": "ephemeral", "text": reply.text, "blocks": reply.block_dicts()}
