@@ -863,7 +863,8 @@ def _current_step(steps: Iterable[NextStep]) -> NextStep | None:
 def _said_values(deal: Deal) -> dict[str, str | None]:
     """Return the fields an update reply names old and new of, beyond the tracked ones.
 
-    A buyer or champion is shown as their name, else their email, else their Slack mention.
+    A buyer or champion is their name, else their email, else `@` and their Slack user id
+    (a name never starts with `@`), which the surface shows as a mention.
     """
 
     def holder(role: str) -> str | None:
@@ -873,7 +874,7 @@ def _said_values(deal: Deal) -> dict[str, str | None]:
         return (
             contact.name
             or contact.email
-            or (f"<@{contact.slack_user_id}>" if contact.slack_user_id else None)
+            or (f"@{contact.slack_user_id}" if contact.slack_user_id else None)
         )
 
     return {

@@ -467,6 +467,7 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
 
 
 _CHANGED_VALUE_LIMIT = 60
+_USER_ID = re.compile(r"@[UW][A-Z0-9]{1,30}")
 _QUOTED_FIELDS = frozenset(
     {"title", "buying_criteria", "buying_process", "paper_process", "pain", "metrics"}
     | {"competition"}
@@ -482,6 +483,8 @@ def _changed_value(field: str, value: str | None, today: dt.date) -> str:
     if field == "amount":
         amount, _, currency = value.partition(" ")
         return format_money(Money(Decimal(amount), currency))
+    if field in ("economic_buyer", "champion") and _USER_ID.fullmatch(value):
+        return f"<{value}>"  # the domain's `@U123`: a person with only a Slack account
     shown = " ".join(value.split())
     if len(shown) > _CHANGED_VALUE_LIMIT:
         shown = shown[: _CHANGED_VALUE_LIMIT - 1] + "…"
