@@ -126,8 +126,8 @@ HELP_INTRO = (
 HELP_REFERENCES = (
     "A `<deal>` is an account or deal name (any case; a unique prefix is enough) or `#<id>`. "
     'For `won`, `lost` and `/nextstep` it is one word, a "quoted name" or `#id`.\n'
-    "Amounts: `50000`, `50k`, `$1.2M`, `€40,000`. Dates: `2026-12-15`, `dec 15`, `fri`, "
-    "`next tuesday`, `in 2 weeks`, `eom`, `eoq`."
+    "Amounts: `50000`, `50k`, `$1.2M`, `€40,000`. Dates also: `2026-12-15`, `dec 15`, "
+    "`in 2 weeks`."
 )
 
 UNEXPECTED_ERROR = (
