@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from sqlalchemy.engine import make_url
@@ -346,7 +347,8 @@ class DemoConsole:
                 self._say(f"✘ {labels.get(block_id, block_id)}: {self.renderer.mrkdwn(problem)}")
             self._say("The form is still open: :fill again.")
         elif answer.get("response_action") in ("update", "push"):
-            self._say(self.renderer.view(answer["view"]))
+            # The form changes in place: it keeps its id for the next :fill.
+            self._say(self.renderer.view({**answer["view"], "id": modal.get("id")}))
         else:
             self.renderer.modal = None
             self._say("(form submitted)")
@@ -380,7 +382,9 @@ class DemoConsole:
                 if not typed:
                     return {"type": kind, "selected_date": element.get("initial_date")}
                 try:
-                    picked = parse_date(typed, today=self.clock.now().date())
+                    # Typed the way a rep types dates, as of the demo reps' today.
+                    today = self.clock.now().astimezone(ZoneInfo(DEMO_TIMEZONE)).date()
+                    picked = parse_date(typed, today=today)
                 except InvalidDate as problem:
                     self._say(str(problem))
                     continue
