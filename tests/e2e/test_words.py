@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.e2e.harness import RunningApp
+import json
+import logging
+
+import pytest
+
+from tests.e2e.harness import RunningApp, block_actions
 
 
 def _team_with_ana_and_ben(app: RunningApp) -> None:
@@ -126,3 +131,23 @@ def test_the_help_explains_the_date_words(app: RunningApp) -> None:
     reply = app.command("/dealbot", "help")
     assert "`next fri`: Friday of next week" in reply.all_text
     assert "`3/4` asks which" in reply.all_text
+
+
+def test_an_unknown_button_is_logged_in_one_line_not_answered_with_a_snippet(
+    app: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = app.row_counts()
+    with caplog.at_level(logging.INFO):
+        status, body = app.interact(
+            block_actions(
+                "no_such_button",
+                "1",
+                block_id="b",
+                response_url=app.slack.response_url_for("click"),
+            )
+        )
+    assert status == 404 and "def " not in json.dumps(body)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "No listener for a block_actions request" in logged
+    assert "@app.action" not in logged  # Bolt's developer hint
+    assert app.row_counts() == before
