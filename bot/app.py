@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -9,7 +10,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
 from bot.email_setup import build_follow_ups
@@ -215,9 +217,45 @@ def create_app(
         process_before_response=True,
         listener_executor=listener_executor,
         logger=bolt_logger,
+        # Unmatched requests reach answer_unhandled instead of Bolt's developer hint.
+        raise_error_for_unhandled_request=True,
     )
+    app.error(answer_unhandled)
     services = build_services(settings, client=client, database=database, clock=clock)
     # Runs after Bolt's signature check, so only genuine requests leave a receipt.
     app.use(once_per_request(database=services.database, clock=services.clock))
     register_all(app, services)
     return app
+
+
+def answer_unhandled(
+    error: Exception, request: BoltRequest, logger: logging.Logger
+) -> BoltResponse | None:
+    """Return a friendly private reply to a slash command no listener takes, else None.
+
+    Bolt's default for a request no listener matches logs a Python snippet meant for the
+    app's developer and answers 404, which Slack shows a user as a failed command. Here a
+    stray slash command (`/pipline`, routed to the app by a workspace's own setup) hears
+    the commands dealbot has; any other unmatched request is logged in one line. Every
+    other error keeps Bolt's default: logged with its traceback.
+    """
+    from handlers import blocks, messages
+    from handlers.commands.dispatch import COMMANDS
+
+    if not isinstance(error, BoltUnhandledRequestError):
+        logger.exception("Failed to run listener function (error: %s)", error)
+        return None
+    body = request.body if isinstance(request.body, dict) else {}
+    command = body.get("command")
+    if not isinstance(command, str) or error.last_global_middleware_name is not None:
+        logger.warning("No listener for a %s request", body.get("type") or "Slack")
+        return None
+    logger.info("No listener for the slash command %s", command[:40])
+    names = [each.name for each in COMMANDS]
+    reply = blocks.error_reply(messages.unknown_command(command, names), "/dealbot help")
+    answer = {"response_type": "ephemeral", "text": reply.text, "blocks": reply.block_dicts()}
+    return BoltResponse(
+        status=200,
+        body=json.dumps(answer),
+        headers={"content-type": "application/json;charset=utf-8"},
+    )

@@ -11,24 +11,26 @@ import html
 import json
 import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltRequest, BoltResponse
 from sqlalchemy.engine import make_url
 
 from bot.app import ListenerPool, create_app
-from bot.console import ConsoleRenderer
+from bot.console import ConsoleRenderer, Control, Surface, input_default
 from bot.demo_jobs import DemoJobs
 from bot.fake_slack import FakeSlackWebAPI, RecordedCall
 from bot.settings import Settings
 from bot.slack import build_web_client
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock, FixedClock, SystemClock
+from domain.dates import InvalidDate, parse_date
 from domain.deals import Actor, DealService
 from domain.money import Money
 from domain.teams import TeamService
@@ -67,6 +69,8 @@ INTRO = """dealbot demo — a seeded pipeline, offline. Type slash commands as y
   /nextstep globex Send the security review due:fri owner:@ben
   /nextstep done initech       /deal won hooli signed for 3 years      /dealbot help
 Console commands: :as <ana|ben|chloe|maria> (who you are), :home (App Home), :quit
+Buttons and form fields are numbered: :click 2 presses button 2, :fill fills in the open form
+  field by field (Enter keeps the value shown) and submits it
 Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest)
 Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
   :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/
@@ -89,7 +93,9 @@ class ConsoleCalls:
     def __call__(self, call: RecordedCall) -> None:
         method, args = call.method, call.args
         if method in ("views.open", "views.push", "views.update", "views.publish"):
-            self._print(self.renderer.view(args["view"]))
+            # The id Slack gave the view is what a submission or a click in it names.
+            answered = (call.response or {}).get("view") or {}
+            self._print(self.renderer.view({**args["view"], "id": answered.get("id")}))
         elif method == "files.completeUploadExternal" and self.slack is not None:
             uploads = self.slack.uploads
             files = [f for f in args["files"] if f.get("id") in uploads]
@@ -98,14 +104,25 @@ class ConsoleCalls:
             self._print(f"(chart attached; saved to {chart})")
         elif method in ("chat.postMessage", "chat.postEphemeral"):
             channel = str(args.get("channel") or "")
-            where = "(only visible to you)" if method == "chat.postEphemeral" else "(DM)"
-            if method == "chat.postMessage" and channel.startswith("C"):
+            ephemeral = method == "chat.postEphemeral"
+            if ephemeral:
+                where = f"(only visible to {self._name(str(args.get('user') or ''))})"
+            elif channel.startswith("C"):
                 where = f"(posted in #{self.renderer.channels.get(channel, channel)})"
-            self._print(f"{where}\n" + self._message(args))
+            else:
+                # A DM names its reader: a job's output says who each message went to.
+                where = f"(DM to {self._name(channel.removeprefix('D'))})"
+            surface = Surface("message", channel_id=channel, ephemeral=ephemeral)
+            self._print(f"{where}\n" + self._message(args, surface))
 
-    def _message(self, message: dict[str, Any]) -> str:
+    def _name(self, user_id: str) -> str:
+        return "@" + self.renderer.names.get(user_id, user_id or "someone")
+
+    def _message(self, message: dict[str, Any], surface: Surface) -> str:
         blocks = message.get("blocks") or []
-        return self.renderer.blocks(blocks) if blocks else self.renderer.mrkdwn(message["text"])
+        if not blocks:
+            return self.renderer.mrkdwn(message["text"])
+        return self.renderer.blocks(blocks, surface=replace(surface, blocks=tuple(blocks)))
 
     def _print(self, text: str) -> None:
         print(_indent(text), file=self.out, flush=True)
@@ -162,12 +179,19 @@ class DemoConsole:
         listeners: ListenerPool,
         renderer: ConsoleRenderer,
         out: TextIO,
+        slack: FakeSlackWebAPI,
+        ask: Callable[[str], str | None],
+        clock: Clock,
         jobs: DemoJobs | None = None,
     ) -> None:
         self.app = app
         self.listeners = listeners
         self.renderer = renderer
         self.out = out
+        self.slack = slack
+        # Reads one more line (a form field's value) after showing a prompt; None at the end.
+        self.ask = ask
+        self.clock = clock
         self.jobs = jobs
         self.user = USERS_BY_HANDLE["ana"]
 
@@ -178,6 +202,13 @@ class DemoConsole:
             return True
         if line in (":quit", ":q", "exit", "quit"):
             return False
+        if line.startswith(":click"):
+            self._click(line.removeprefix(":click").strip())
+            return True
+        if line == ":fill":
+            self._fill()
+            return True
+        self.renderer.new_turn()
         if line.startswith(":as"):
             handle = line.removeprefix(":as").strip().lstrip("@").lower()
             if handle not in USERS_BY_HANDLE:
@@ -213,18 +244,196 @@ class DemoConsole:
                 "command": command,
                 "text": slack_escape(text),
                 "api_app_id": "A0DEMO",
-                "response_url": "https://hooks.slack.invalid/commands/demo",
+                "response_url": self.slack.response_url_for("command"),
                 "trigger_id": "demo.trigger",
             }
         )
+        posted = len(self.slack.responses)
         response = self.app.dispatch(
             BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]})
         )
-        if response.status == 404:
-            self._say(f"{command} is not a dealbot command. Try /deal, /nextstep, /pipeline.")
-        elif response.body:
+        if response.body:
             message = json.loads(response.body)
-            self._say("(only visible to you)\n" + self.renderer.blocks(message.get("blocks", [])))
+            blocks = message.get("blocks", [])
+            surface = Surface(
+                "message", channel_id=DEMO_CHANNEL_ID, ephemeral=True, blocks=tuple(blocks)
+            )
+            self._say("(only visible to you)\n" + self.renderer.blocks(blocks, surface=surface))
+        self.listeners.wait_until_idle()
+        self._show_responses(since=posted)
+
+    def _click(self, which: str) -> None:
+        """Press a numbered button: a block_actions request through Bolt, as Slack sends it."""
+        control = self._control(which)
+        if control is None:
+            return
+        if control.kind == "input":
+            self._say(f"{control.number} is a form field: type :fill to fill in the form.")
+            return
+        self._say(f"(you click [{control.label}])")
+        self.renderer.new_turn()
+        posted = len(self.slack.responses)
+        self._dispatch_interaction(self._block_actions(control))
+        self.listeners.wait_until_idle()
+        self._show_responses(since=posted)
+
+    def _control(self, which: str) -> Control | None:
+        controls = self.renderer.controls
+        if not which.isdigit() or int(which) not in controls:
+            shown = ", ".join(f"{n} {c.label}" for n, c in controls.items()) or "none on screen"
+            self._say(f"Say which button by its number, e.g. :click 1 ({shown}).")
+            return None
+        return controls[int(which)]
+
+    def _block_actions(self, control: Control) -> dict[str, Any]:
+        element, surface = control.element, control.surface
+        payload: dict[str, Any] = {
+            **self._interaction("block_actions"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": element.get("action_id", ""),
+                    "block_id": control.block.get("block_id", ""),
+                    "value": element.get("value", ""),
+                    "text": element.get("text", {}),
+                    "action_ts": "0",
+                }
+            ],
+        }
+        if surface.kind == "message":
+            channel = surface.channel_id or DEMO_CHANNEL_ID
+            payload["container"] = {
+                "type": "message",
+                "message_ts": "0",
+                "channel_id": channel,
+                "is_ephemeral": surface.ephemeral,
+            }
+            payload["channel"] = {"id": channel}
+            payload["message"] = {"type": "message", "ts": "0", "blocks": list(surface.blocks)}
+            payload["response_url"] = self.slack.response_url_for("click")
+        else:
+            payload["container"] = {"type": "view", "view_id": surface.view.get("id")}
+            payload["view"] = dict(surface.view)
+        return payload
+
+    def _fill(self) -> None:
+        """Walk the open form's inputs, reading each from the next line, then submit it."""
+        modal = self.renderer.modal
+        if modal is None:
+            self._say("No form is open: a button such as Write post-mortem opens one.")
+            return
+        values: dict[str, Any] = {}
+        for block in modal.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element = block.get("element", {})
+            answer = self._ask_field(block, element)
+            if answer is None:
+                self._say("(form left open: the input ended)")
+                return
+            values.setdefault(block.get("block_id", ""), {})[element.get("action_id", "")] = answer
+        self.renderer.new_turn()
+        posted = len(self.slack.responses)
+        submitted = {**modal, "state": {"values": values}}
+        response = self._dispatch_interaction(
+            {**self._interaction("view_submission"), "view": submitted}
+        )
+        answer = json.loads(response.body) if response.body else {}
+        if answer.get("response_action") == "errors":
+            labels = {
+                b.get("block_id"): b["label"]["text"] for b in modal["blocks"] if "label" in b
+            }
+            for block_id, problem in answer.get("errors", {}).items():
+                self._say(f"✘ {labels.get(block_id, block_id)}: {self.renderer.mrkdwn(problem)}")
+            self._say("The form is still open: :fill again.")
+        elif answer.get("response_action") in ("update", "push"):
+            # The form changes in place: it keeps its id for the next :fill.
+            self._say(self.renderer.view({**answer["view"], "id": modal.get("id")}))
+        else:
+            self.renderer.modal = None
+            self._say("(form submitted)")
+        self.listeners.wait_until_idle()
+        self._show_responses(since=posted)
+
+    def _ask_field(self, block: dict[str, Any], element: dict[str, Any]) -> dict[str, Any] | None:
+        """Return one input's state as Slack sends it, asking until the typed value reads."""
+        kind = element.get("type")
+        label = block["label"]["text"] + (" (optional)" if block.get("optional") else "")
+        default = input_default(element)
+        options = element.get("options", [])
+        if kind == "static_select":
+            listed = ", ".join(f"{n}) {o['text']['text']}" for n, o in enumerate(options, 1))
+            self._say(f"{label}: {listed}")
+        while True:
+            typed = self.ask(f"  {label}" + (f" [{default}]" if default else "") + ": ")
+            if typed is None:
+                return None
+            typed = typed.strip()
+            if kind == "plain_text_input":
+                text = typed or element.get("initial_value")
+                return {"type": kind, "value": text or None}
+            if kind == "static_select":
+                option = _pick_option(options, typed) if typed else element.get("initial_option")
+                if option is not None or not typed:
+                    return {"type": kind, "selected_option": option}
+                self._say(f"`{typed}` is not one of the choices: type its number or its name.")
+                continue
+            if kind == "datepicker":
+                if not typed:
+                    return {"type": kind, "selected_date": element.get("initial_date")}
+                try:
+                    # Typed the way a rep types dates, as of the demo reps' today.
+                    today = self.clock.now().astimezone(ZoneInfo(DEMO_TIMEZONE)).date()
+                    picked = parse_date(typed, today=today)
+                except InvalidDate as problem:
+                    self._say(str(problem))
+                    continue
+                return {"type": kind, "selected_date": picked.isoformat()}
+            return {"type": kind}
+
+    def _interaction(self, kind: str) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "token": "demo",
+            "team": {"id": "T0DEMO", "domain": "demo"},
+            "user": {"id": self.user.user_id, "username": self.user.handle, "team_id": "T0DEMO"},
+            "api_app_id": "A0DEMO",
+            "trigger_id": "demo.trigger",
+        }
+
+    def _dispatch_interaction(self, payload: dict[str, Any]) -> BoltResponse:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.app.dispatch(
+            BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]})
+        )
+
+    def _show_responses(self, *, since: int) -> None:
+        """Draw what listeners posted to a response_url (a click's answer, a replaced message)."""
+        for response in self.slack.responses[since:]:
+            body = response.body
+            if body.get("delete_original"):
+                self._say("(the message is removed)")
+                continue
+            where = (
+                f"(posted in #{DEMO_CHANNEL_NAME})"
+                if body.get("response_type") == "in_channel"
+                else "(only visible to you)"
+            )
+            if body.get("replace_original"):
+                where += " (replaces the message)"
+            blocks = body.get("blocks") or []
+            surface = Surface(
+                "message",
+                channel_id=DEMO_CHANNEL_ID,
+                ephemeral=body.get("response_type") != "in_channel",
+                blocks=tuple(blocks),
+            )
+            shown = (
+                self.renderer.blocks(blocks, surface=surface)
+                if blocks
+                else self.renderer.mrkdwn(str(body.get("text", "")))
+            )
+            self._say(f"{where}\n{shown}")
 
     def _dispatch_event(self, event: dict[str, Any]) -> None:
         body = json.dumps(
@@ -365,15 +574,42 @@ def _fresh_sqlite(database_url: str) -> None:
             Path(url.database + suffix).unlink(missing_ok=True)
 
 
-def _lines(stream: TextIO, prompt: Any) -> Iterator[str]:
-    if stream.isatty():
-        while True:
+def _pick_option(options: list[dict[str, Any]], typed: str) -> dict[str, Any] | None:
+    """Return the option typed by its number, its label or its value, or None."""
+    if typed.isdigit() and 1 <= int(typed) <= len(options):
+        return options[int(typed) - 1]
+    wanted = typed.lower()
+    return next(
+        (o for o in options if wanted in (o["text"]["text"].lower(), str(o["value"]).lower())),
+        None,
+    )
+
+
+class LineReader:
+    """Reads the demo's lines: typed at a prompt, or piped in and echoed after the prompt."""
+
+    def __init__(self, *, stream: TextIO, out: TextIO) -> None:
+        self.stream = stream
+        self.out = out
+        self.interactive = stream.isatty()
+
+    def read(self, prompt: str, *, echo_empty: bool = False) -> str | None:
+        """Return the next line (without its newline), or None at the end of the input.
+
+        Piped lines are echoed after the prompt; an empty one only when it answers a form
+        field (`echo_empty`), where Enter means "keep the value shown".
+        """
+        if self.interactive:
             try:
-                yield input(prompt())
+                return input(prompt)
             except EOFError:
-                return
-    else:
-        yield from stream
+                return None
+        line = self.stream.readline()
+        if not line:
+            return None
+        if line.strip() or echo_empty:
+            print(f"{prompt}{line.strip()}", file=self.out)
+        return line.rstrip("\n")
 
 
 def run_demo(
@@ -431,12 +667,19 @@ def run_demo(
         zone=DEMO_TIMEZONE,
         out=out,
     )
-    console = DemoConsole(app=app, listeners=listeners, renderer=renderer, out=out, jobs=jobs)
+    reader = LineReader(stream=stdin, out=out)
+    console = DemoConsole(
+        app=app,
+        listeners=listeners,
+        renderer=renderer,
+        out=out,
+        slack=slack,
+        ask=lambda prompt: reader.read(prompt, echo_empty=True),
+        clock=clock,
+        jobs=jobs,
+    )
     print(INTRO, file=out)
-    interactive = stdin.isatty()
-    for line in _lines(stdin, lambda: f"{console.user.handle}> "):
-        if not interactive and line.strip():
-            print(f"{console.user.handle}> {line.strip()}", file=out)
+    while (line := reader.read(f"{console.user.handle}> ")) is not None:
         if not console.handle(line):
             break
     slack.stop()

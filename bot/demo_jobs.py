@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TextIO
+from typing import Final, TextIO
 from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
@@ -11,8 +11,51 @@ from slack_sdk import WebClient
 from bot.jobs_cli import context_factory
 from bot.settings import Settings
 from domain.clock import Clock
-from reminders.jobs import load_jobs, run_job
+from reminders.jobs import REP_TIMEZONE, TEAM_TIMEZONE, Schedule, load_jobs, run_job
 from storage.database import Database
+
+_DAYS: Final = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+_DAY_RANGES: Final = {"mon-fri": "weekdays", "sat,sun": "weekends", "*": "every day"}
+_ZONES: Final = {TEAM_TIMEZONE: "each team's timezone", REP_TIMEZONE: "each rep's timezone"}
+
+
+def schedule_in_words(schedule: Schedule) -> str:
+    """Return when a job runs as a person says it: "weekdays at 9:00 in each rep's timezone".
+
+    Falls back to the cron fields for a schedule these words do not cover.
+    """
+    cron = dict(schedule.cron)
+    zone = _ZONES.get(schedule.timezone, schedule.timezone)
+    minute, hour, days = (
+        cron.pop("minute", "0"),
+        cron.pop("hour", None),
+        cron.pop("day_of_week", "*"),
+    )
+    if cron:  # a day of month, a month, a week number: said as cron
+        return schedule.describe()
+    if hour is None:
+        if minute == "*":
+            return "every minute"
+        if minute.startswith("*/") and minute[2:].isdigit():
+            return f"every {minute[2:]} minutes"
+        return schedule.describe()
+    if not (hour.isdigit() and minute.isdigit()):
+        return schedule.describe()
+    if days in _DAY_RANGES:
+        when = _DAY_RANGES[days]
+    elif all(day in _DAYS for day in days.split(",")):
+        when = " and ".join(_DAYS[day] + "s" for day in days.split(","))
+    else:
+        return schedule.describe()
+    return f"{when} at {int(hour)}:{int(minute):02d} in {zone}"
 
 
 def demo_morning(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
@@ -44,7 +87,9 @@ class DemoJobs:
         """Run `:jobs` or `:run …`; return False for any other line."""
         if line == ":jobs":
             for job in self.jobs.values():
-                self._say(f"{job.name:<20} {job.schedule.describe()}\n    {job.description}")
+                self._say(
+                    f"{job.name:<20} {schedule_in_words(job.schedule)}\n    {job.description}"
+                )
             self._say("Try :run chase-next-steps")
             return True
         if not line.startswith(":run"):

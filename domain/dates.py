@@ -1,4 +1,5 @@
-"""Dates as reps type them (`fri`, `dec 15`, `eoq`) and as dealbot shows them (`Mon 15 Dec`).
+"""Dates as reps type them (`fri`, `dec 15`, `eoq`, `Q1`, `12/15`) and as dealbot shows them
+(`Mon 15 Dec`).
 
 Every relative date is resolved against an explicit `today`, which is the rep's or the
 team's today in their own timezone: this module never reads the clock.
@@ -68,10 +69,18 @@ _DAY_MONTH_RE: Final = re.compile(
     r"^(?P<day>[0-9]{1,2})(?:st|nd|rd|th)?\s+(?P<month>[a-z]+)\.?(?:,?\s+(?P<year>[0-9]{4}))?$"
 )
 _SLASHED_RE: Final = re.compile(r"^[0-9]{1,4}[/.][0-9]{1,2}(?:[/.][0-9]{1,4})?$")
+_NUMBERS_RE: Final = re.compile(
+    r"^(?P<first>[0-9]{1,2})(?P<sep>[/.])(?P<second>[0-9]{1,2})(?:(?P=sep)(?P<year>[0-9]{2}|[0-9]{4}))?$"
+)
+_YEAR_FIRST_RE: Final = re.compile(r"^([0-9]{4})[/.]([0-9]{1,2})[/.]([0-9]{1,2})$")
+_QUARTER_RE: Final = re.compile(r"^q([1-4])$")
+_END_OF_MONTH_RE: Final = re.compile(
+    r"^end\s+of\s+(?P<month>[a-z]+)\.?(?:,?\s+(?P<year>[0-9]{4}))?$"
+)
 _RELATIVE_RE: Final = re.compile(r"^in\s+(?P<count>[0-9]{1,4}|an?|one)\s+(?P<unit>[a-z]+)$")
 _PERIOD_RE: Final = re.compile(r"^(?:([0-9]{4})\s*-?\s*q([1-4])|q([1-4])\s*[- ]?\s*([0-9]{4}))$")
 
-_EXAMPLES: Final = "`2026-12-15`, `dec 15`, `fri`, `next tuesday`, `in 2 weeks` or `eoq`"
+_EXAMPLES: Final = "`2026-12-15`, `dec 15`, `fri`, `next tuesday`, `in 2 weeks`, `Q1` or `eoq`"
 
 
 class InvalidDate(ValueError):
@@ -116,6 +125,8 @@ def _parse(shown: str, today: date) -> date:
         return today
     if key == "tomorrow":
         return today + timedelta(days=1)
+    if key == "yesterday":
+        return today - timedelta(days=1)
     if key in _WEEKDAYS:
         return _next_weekday(today, _WEEKDAYS[key])
     if key.startswith("next "):
@@ -126,16 +137,20 @@ def _parse(shown: str, today: date) -> date:
         return monday + timedelta(days=7 + weekday)
     if key in _PERIOD_ENDS:
         return _end_of(_PERIOD_ENDS[key], today)
-    if match := _ISO_RE.match(key):
+    if _QUARTER_RE.match(key) or _PERIOD_RE.match(key):
+        return parse_period(key, today=today)[1]
+    if match := _END_OF_MONTH_RE.match(key):
+        return _end_of_month(shown, match, today)
+    if match := _ISO_RE.match(key) or _YEAR_FIRST_RE.match(key):
         return _checked(shown, int(match[1]), int(match[2]), int(match[3]))
+    if match := _NUMBERS_RE.match(key):
+        return _numeric(shown, match, today)
     if match := _RELATIVE_RE.match(key):
         return _in(shown, match["count"], match["unit"], today)
     if match := _MONTH_DAY_RE.match(key) or _DAY_MONTH_RE.match(key):
         return _month_day(shown, match, today)
     if _SLASHED_RE.match(key):
-        raise InvalidDate(
-            f"`{shown}` could be read two ways: write `2026-12-15` or `dec 15` instead."
-        )
+        raise InvalidDate(f"`{shown}` is not a real date: write `2026-12-15` or `dec 15`.")
     raise InvalidDate(f"`{shown}` is not a date dealbot knows: try {_EXAMPLES}.", recognized=False)
 
 
@@ -194,6 +209,72 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, last))
 
 
+def _end_of_month(shown: str, match: re.Match[str], today: date) -> date:
+    """Return the last day of a named month: of the year given, else the next one to end."""
+    month = _MONTHS.get(match["month"])
+    if month is None:
+        raise InvalidDate(
+            f"`{shown}` is not a date: `{match['month']}` is not a month.", recognized=False
+        )
+    year = int(match["year"]) if match["year"] else today.year
+    if year < 1:
+        raise InvalidDate(f"`{shown}` is not a real date.")
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    if match["year"] is None and last < today:
+        last = date(year + 1, month, calendar.monthrange(year + 1, month)[1])
+    return last
+
+
+def _numeric(shown: str, match: re.Match[str], today: date) -> date:
+    """Return `12/15` (or `15.12.2026`) when only one of month-first and day-first is a date.
+
+    Without a year each reading is its next occurrence; with one, a reading already past
+    gives way to one still ahead. Two dates still possible make a question, not a guess.
+    """
+    first, second = int(match["first"]), int(match["second"])
+    year_text = match["year"]
+    readings: list[date] = []
+    for month, day in ((first, second), (second, first)):
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(2000, month)[1]):
+            continue
+        if year_text is None:
+            candidate = _next_month_day(month, day, today)
+        else:
+            year = int(year_text) + (2000 if len(year_text) == 2 else 0)
+            try:
+                candidate = date(year, month, day)
+            except ValueError:
+                continue
+        if candidate is not None and candidate not in readings:
+            readings.append(candidate)
+    if len(readings) > 1:
+        ahead = [day for day in readings if day >= today]
+        if len(ahead) == 1:
+            return ahead[0]
+        month_first, day_first = readings
+        raise InvalidDate(
+            f"`{shown}` could be {format_day(month_first, today=today)} or "
+            f"{format_day(day_first, today=today)}: write "
+            f"`{_MONTH_ABBR[month_first.month - 1].lower()} {month_first.day}` or "
+            f"`{_MONTH_ABBR[day_first.month - 1].lower()} {day_first.day}`."
+        )
+    if not readings:
+        raise InvalidDate(f"`{shown}` is not a real date: write `2026-12-15` or `dec 15`.")
+    return readings[0]
+
+
+def _next_month_day(month: int, day: int, today: date) -> date | None:
+    """Return the first `month`/`day` on or after `today` (Feb 29 may be years away)."""
+    for year in range(today.year, today.year + 9):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue
+        if candidate >= today:
+            return candidate
+    return None
+
+
 def _month_day(shown: str, match: re.Match[str], today: date) -> date:
     """Return a month-and-day date; without a year, the next such day on or after today."""
     month = _MONTHS.get(match["month"])
@@ -240,12 +321,20 @@ def quarter_bounds(day: date) -> tuple[date, date]:
     )
 
 
-def parse_period(text: str) -> tuple[date, date]:
+def parse_period(text: str, *, today: date | None = None) -> tuple[date, date]:
     """Return the first and last day (inclusive) of a quarter written `2026-Q4` or `Q4 2026`.
 
-    Raises InvalidDate otherwise.
+    Given `today`, a bare `Q1` is the next Q1 still to end: the current quarter if it is Q1,
+    else the coming one (in November, `Q1` is next year's). Raises InvalidDate otherwise.
     """
     shown = text.strip()
+    bare = _QUARTER_RE.match(shown.lower())
+    if bare is not None and today is not None:
+        quarter = int(bare[1])
+        start, end = quarter_bounds(date(today.year, quarter * 3, 1))
+        if end < today:
+            start, end = quarter_bounds(date(today.year + 1, quarter * 3, 1))
+        return start, end
     match = _PERIOD_RE.match(shown.lower())
     if match is None:
         raise InvalidDate(f"`{shown[:40]}` is not a quarter: write it like `2026-Q4`.")

@@ -50,6 +50,8 @@ from storage.teams import TeamRepository
 # The CRM each `DealService(crm=...)` kind is shown as (the same words as crm.records, which
 # domain may not import).
 CRM_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
+# How far back a new next step's due date may be: `due:yesterday` is a step already overdue.
+PAST_DUE_DAYS = 30
 
 EVIDENCE_FIELDS = (
     "buying_criteria",
@@ -215,6 +217,7 @@ class DealService:
             )
             before = self._tracked_values(deal)
             names_before = _identity_values(deal)
+            said_before = _said_values(deal)
             crm_before = _crm_values(deal)
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
@@ -239,7 +242,15 @@ class DealService:
             _apply_identity(deal, changes)
             changed = self._record_changes(deals, deal, before, by=actor.user_id, at=now)
             renamed = _record_identity(deals, deal, names_before, by=actor.user_id, at=now)
-            changed = (*renamed, *changed)
+            said_after = _said_values(deal)
+            # Said in the reply (old -> new), not kept in history: names and owner are
+            # (`_record_identity`), evidence and contacts are not.
+            said = tuple(
+                FieldChange(field=name, old=said_before[name], new=said_after[name])
+                for name in said_after
+                if said_before[name] != said_after[name]
+            )
+            changed = (*renamed, *changed, *said)
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -506,9 +517,11 @@ class DealService:
                 ),
             )
             today = self._today(session, actor.user_id, given=today)
-            if due is not None and due < today:
+            # A step that was due yesterday is logged as it is, overdue; a month back is a typo.
+            if due is not None and due < today - dt.timedelta(days=PAST_DUE_DAYS):
                 raise InvalidChange(
-                    f"The due date {due.isoformat()} is in the past.",
+                    f"The due date {due.isoformat()} is in the past, more than "
+                    f"{PAST_DUE_DAYS} days ago.",
                     f"/nextstep {deal.account} {what} due:tomorrow",
                 )
             step = NextStep(
@@ -1055,6 +1068,30 @@ def _current_step(steps: Iterable[NextStep]) -> NextStep | None:
     if not open_steps:
         return None
     return min(open_steps, key=lambda s: (s.due_date is None, s.due_date or dt.date.max, s.id))
+
+
+def _said_values(deal: Deal) -> dict[str, str | None]:
+    """Return the fields an update reply names old and new of, beyond those history keeps.
+
+    A buyer or champion is their name, else their email, else `@` and their Slack user id
+    (a name never starts with `@`), which the surface shows as a mention.
+    """
+
+    def holder(role: str) -> str | None:
+        contact = next((c for c in deal.contacts if c.role == role), None)
+        if contact is None:
+            return None
+        return (
+            contact.name
+            or contact.email
+            or (f"@{contact.slack_user_id}" if contact.slack_user_id else None)
+        )
+
+    return {
+        "economic_buyer": holder("economic_buyer"),
+        "champion": holder("champion"),
+        **{name: getattr(deal, name) for name in EVIDENCE_FIELDS},
+    }
 
 
 def _close_date_pushes(changes: Iterable[DealChange]) -> int:

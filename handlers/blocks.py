@@ -192,14 +192,19 @@ def _step_line(step: NextStepView, today: dt.date) -> str:
     return f"{escape(step.what)} ({due}, {owner}){overdue}"
 
 
-def deal_line(deal: DealView, today: dt.date) -> str:
-    """Return one scannable line about a deal, as pipelines and App Home list them."""
+def deal_line(deal: DealView, today: dt.date, *, with_owner: bool = False) -> str:
+    """Return one scannable line about a deal, as pipelines and App Home list them.
+
+    `with_owner` adds whose deal it is, for lists holding several reps' deals.
+    """
     parts = [
         f"*{escape_name(deal.name)}* `#{deal.id}`",
         _money(deal.amount),
         deal.stage_label,
         f"closes {_day(deal.close_date, today)}",
     ]
+    if with_owner:
+        parts.append(f"<@{deal.owner_id}>")
     line = " · ".join(parts)
     if deal.next_step is not None:
         line += f"\n      next: {_step_line(deal.next_step, today)}"
@@ -447,13 +452,17 @@ def deal_created(deal: DealView, today: dt.date) -> Reply:
 
 
 def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
+    """Return "Saved" with each field that changed, old → new, and the deal's line."""
     deal = update.deal
     if not update.changes:
-        changed = "Saved."
+        changed = messages.NOTHING_CHANGED
     else:
         changed = "Saved: " + "; ".join(
-            f"{escape(messages.HISTORY_FIELD_LABELS.get(c.field, c.field).lower())} "
-            f"{_changed_value(c.field, c.old)} → {_changed_value(c.field, c.new)}"
+            messages.field_changed(
+                messages.CHANGED_FIELD_LABELS.get(c.field, c.field),
+                _changed_value(c.field, c.old, today),
+                _changed_value(c.field, c.new, today),
+            )
             for c in update.changes
         )
     blocks: list[Block] = [
@@ -463,11 +472,32 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
     return Reply(text=f"{escape_name(deal.name)}: {changed}", blocks=tuple(blocks))
 
 
-def _changed_value(field: str, value: str | None) -> str:
-    """Return one side of a change as a reply shows it: escaped, an owner as a mention."""
-    if value is None:
+_CHANGED_VALUE_LIMIT = 60
+_USER_ID = re.compile(r"@[UW][A-Z0-9]{1,30}")
+_QUOTED_FIELDS = frozenset(
+    {"title", "account", "buying_criteria", "buying_process", "paper_process", "pain", "metrics"}
+    | {"competition"}
+)
+
+
+def _changed_value(field: str, value: str | None, today: dt.date) -> str:
+    """Return one side of an old → new, as the rep would write it: a day, money, a mention."""
+    if value is None or not value.strip():
         return "—"
-    return f"<@{value}>" if field == "owner" else escape(value)
+    if field == "owner":
+        return f"<@{value}>"
+    if field == "close_date":
+        return format_day(dt.date.fromisoformat(value), today=today)
+    if field == "amount":
+        amount, _, currency = value.partition(" ")
+        return format_money(Money(Decimal(amount), currency))
+    if field in ("economic_buyer", "champion") and _USER_ID.fullmatch(value):
+        return f"<{value}>"  # the domain's `@U123`: a person with only a Slack account
+    shown = " ".join(value.split())
+    if len(shown) > _CHANGED_VALUE_LIMIT:
+        shown = shown[: _CHANGED_VALUE_LIMIT - 1] + "…"
+    # Free text is quoted, so where one value ends and the arrow starts is plain.
+    return f"“{escape(shown)}”" if field in _QUOTED_FIELDS else escape(shown)
 
 
 def deal_closed(deal: DealView, today: dt.date) -> Reply:
@@ -541,7 +571,10 @@ def pipeline_reply(view: PipelineView) -> Reply:
         blocks.append(_section(messages.NO_OPEN_DEALS))
         return Reply(text=f"{title}: no open deals", blocks=tuple(blocks))
     shown = view.deals[:PIPELINE_DEALS_SHOWN]
-    blocks.extend(_sections(deal_line(deal, today) for deal in shown))
+    # A team's pipeline is several reps' deals: each line says whose it is.
+    blocks.extend(
+        _sections(deal_line(deal, today, with_owner=view.scope == "team") for deal in shown)
+    )
     if len(view.deals) > len(shown):
         blocks.append(_context(f"…and {len(view.deals) - len(shown)} more."))
     blocks.append(DividerBlock())
@@ -563,6 +596,8 @@ def help_reply(usage: dict[str, Sequence[str]], *, commands: Sequence[str] | Non
     lines = [messages.HELP_INTRO]
     for command, examples in usage.items():
         lines.append(f"*{command}*\n" + "\n".join(f"`{example}`" for example in examples))
+    if "/deal" in usage or "/nextstep" in usage:
+        lines.append(messages.date_help())
     return Reply(
         text=messages.help_text(tuple(usage) if commands is None else commands),
         blocks=(*_sections(lines), _context(messages.HELP_REFERENCES)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from domain.errors import DomainError, Person
@@ -65,6 +66,60 @@ HISTORY_FIELD_LABELS: dict[str, str] = {
     "owner": "Owner",
 }
 
+# What an update reply calls each field it says changed.
+CHANGED_FIELD_LABELS: dict[str, str] = {
+    **HISTORY_FIELD_LABELS,
+    "economic_buyer": "Economic buyer",
+    "champion": "Champion",
+    "buying_criteria": "Criteria",
+    "buying_process": "Process",
+    "paper_process": "Paper process",
+    "pain": "Pain",
+    "metrics": "Metrics",
+    "competition": "Competition",
+}
+NOTHING_CHANGED = "Saved: nothing changed, the deal already says that."
+
+
+def field_changed(label: str, old: str, new: str) -> str:
+    """Return one change of an update reply; `old` and `new` are mrkdwn already."""
+    return f"{label.lower()} {old} → {new}"
+
+
+def did_you_mean(typed: str, valid: Sequence[str], *, shown: str = "`{}`") -> str:
+    """Return " Did you mean `x`?" for the valid word closest to `typed`, or "" if none is."""
+    close = difflib.get_close_matches(typed.lower(), list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {shown.format(close[0])}?" if close else ""
+
+
+def unknown_command(command: str, names: Sequence[str]) -> str:
+    """Return the answer to a slash command dealbot has no listener for (`/pipline`)."""
+    typed = " ".join(command.split())[:40]
+    return (
+        f"`{typed}` is not a dealbot command.{did_you_mean(typed, names)} "
+        f"dealbot's commands: {', '.join(names)}."
+    )
+
+
+# What each kind of date word means (domain.dates reads them), for the help; every reply
+# shows the date a word became.
+DATE_WORDS: tuple[tuple[str, str], ...] = (
+    ("fri", "the coming Friday (never today)"),
+    ("next fri", "Friday of next week, Monday to Sunday"),
+    ("yesterday", "allowed where a past date makes sense (a step already overdue)"),
+    ("eow / eom / eoq / eoy", "the end of this week (Friday), month, quarter or year"),
+    ("Q1", "the last day of the next Q1 still to end; `Q1 2027` names the year"),
+    ("end of january", "January 31st, this year's if still ahead, else next year's"),
+    ("12/15", "December 15th when only one reading is a date; `3/4` asks which"),
+)
+
+
+def date_help() -> str:
+    """Return the help's lines on the dates `close:` and `due:` take."""
+    lines = [f"`{word}`: {meaning}" for word, meaning in DATE_WORDS]
+    return "*Dates* (the reply shows the day each became)\n" + "\n".join(lines)
+
+
 HELP_INTRO = (
     "*dealbot* keeps your pipeline honest: every open deal has a next step with an owner "
     "and a date, and every change of stage, amount and close date is kept."
@@ -73,8 +128,8 @@ HELP_INTRO = (
 HELP_REFERENCES = (
     "A `<deal>` is an account or deal name (any case; a unique prefix is enough) or `#<id>`. "
     'For `won`, `lost` and `/nextstep` it is one word, a "quoted name" or `#id`.\n'
-    "Amounts: `50000`, `50k`, `$1.2M`, `€40,000`. Dates: `2026-12-15`, `dec 15`, `fri`, "
-    "`next tuesday`, `in 2 weeks`, `eom`, `eoq`."
+    "Amounts: `50000`, `50k`, `$1.2M`, `€40,000`. Dates also: `2026-12-15`, `dec 15`, "
+    "`in 2 weeks`."
 )
 
 UNEXPECTED_ERROR = (

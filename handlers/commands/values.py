@@ -321,6 +321,48 @@ def unknown_option(option: Option, valid: Sequence[str], usage: str) -> CommandS
     )
 
 
+def misspelt_option(items: Sequence[Item], valid: Sequence[str], usage: str) -> None:
+    """Raise for a `key:value` word kept as text whose key is a typo of a valid option.
+
+    Commands that take free text (`/nextstep … re: pricing`) only pick out their own keys,
+    so `dew:fri` would silently become part of the step; a key this close is a slip.
+    """
+    for item in items:
+        if not isinstance(item, Word) or item.pieces[0].kind != "text" or item.pieces[0].quoted:
+            continue
+        key, colon, value = item.text.partition(":")
+        if not colon or not value.strip() or not key.isalpha():
+            continue
+        if difflib.get_close_matches(key.lower(), list(valid), n=1, cutoff=0.6):
+            raise unknown_option(Option(key.lower(), None, item.raw), valid, usage)
+
+
+def unknown_keyword(
+    word: Word, valid: Sequence[str], *, command: str, usage: str
+) -> CommandSyntaxError:
+    """Return the error for a sub-command `command` does not have, naming the closest one."""
+    typed = clip(word.raw)
+    close = difflib.get_close_matches(word.text.lower(), list(valid), n=1, cutoff=0.6)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    return CommandSyntaxError(
+        f"`{typed}` is not a {command} command.{hint} Use {_either(valid)}.", usage
+    )
+
+
+def close_keyword(word: Word, valid: Sequence[str]) -> str | None:
+    """Return the sub-command `word` is a near miss of (`shwo` for `show`), or None."""
+    if not word.plain or word.text.lower() in valid:
+        return None
+    close = difflib.get_close_matches(word.text.lower(), list(valid), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _either(words: Sequence[str]) -> str:
+    """Return `a`, `b` or `c`."""
+    shown = [f"`{word}`" for word in words]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
 def team_name(word: Word, usage: str) -> str:
     """Return a team name: one word or a quoted name."""
     return read_name([word], "team name", usage)

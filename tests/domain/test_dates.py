@@ -108,9 +108,11 @@ def test_parse_date_boundaries(text: str, today: date, expected: date) -> None:
     ("text", "names"),
     [
         ("", "No date"),
-        ("12/15", "`2026-12-15` or `dec 15`"),
-        ("15/12/2026", "could be read two ways"),
-        ("12.15", "could be read two ways"),
+        ("3/4", "could be Thu 4 Mar 2027 or Fri 3 Apr: write `mar 4` or `apr 3`"),
+        ("4/3/2027", "could be Sat 3 Apr 2027 or Thu 4 Mar 2027"),
+        ("31/2", "`31/2` is not a real date"),
+        ("13/13/2026", "`13/13/2026` is not a real date"),
+        ("end of smarch", "`smarch` is not a month"),
         ("2026-02-30", "`2026-02-30` is not a real date"),
         ("2027-02-29", "`2027-02-29`"),
         ("2026-13-01", "`2026-13-01`"),
@@ -209,3 +211,94 @@ def test_parse_date_raises_only_invalid_date(text: str, today: date) -> None:
         parse_date(text, today=today)
     except InvalidDate as error:
         assert str(error)
+
+
+# --- dates people type (issue 12): yesterday, quarters, end of <month>, 12/15 ----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "today", "expected"),
+    [
+        ("yesterday", WEDNESDAY, date(2026, 3, 10)),
+        ("Yesterday", date(2026, 1, 1), date(2025, 12, 31)),
+        # A bare quarter is its last day, this year's while it has not ended, else next year's.
+        ("Q1", WEDNESDAY, date(2026, 3, 31)),
+        ("q1", date(2026, 3, 31), date(2026, 3, 31)),
+        ("q1", date(2026, 4, 1), date(2027, 3, 31)),
+        ("Q4", WEDNESDAY, date(2026, 12, 31)),
+        ("Q1 2028", WEDNESDAY, date(2028, 3, 31)),
+        ("2027-q2", WEDNESDAY, date(2027, 6, 30)),
+        ("end of january", WEDNESDAY, date(2027, 1, 31)),
+        ("end of march", WEDNESDAY, date(2026, 3, 31)),
+        ("End of Feb", date(2027, 11, 2), date(2028, 2, 29)),
+        ("end of feb 2027", WEDNESDAY, date(2027, 2, 28)),
+        # Only one reading is a date: month first here, day first there.
+        ("12/15", WEDNESDAY, date(2026, 12, 15)),
+        ("15/12", WEDNESDAY, date(2026, 12, 15)),
+        ("12.15", WEDNESDAY, date(2026, 12, 15)),
+        ("15/12/2026", WEDNESDAY, date(2026, 12, 15)),
+        ("12/15/27", WEDNESDAY, date(2027, 12, 15)),
+        ("2026/12/15", WEDNESDAY, date(2026, 12, 15)),
+        # Both readings name the same day.
+        ("5/5", WEDNESDAY, date(2026, 5, 5)),
+        # Both are dates, but 4 Mar 2026 has passed: only 3 Apr is still ahead.
+        ("3/4/2026", WEDNESDAY, date(2026, 4, 3)),
+        ("next friday", WEDNESDAY, date(2026, 3, 20)),
+    ],
+)
+def test_dates_people_type(text: str, today: date, expected: date) -> None:
+    assert parse_date(text, today=today) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "today", "bounds"),
+    [
+        ("Q1", WEDNESDAY, (date(2026, 1, 1), date(2026, 3, 31))),
+        ("q1", date(2026, 11, 3), (date(2027, 1, 1), date(2027, 3, 31))),
+        ("Q3", WEDNESDAY, (date(2026, 7, 1), date(2026, 9, 30))),
+        ("2026-Q4", date(2030, 1, 1), (date(2026, 10, 1), date(2026, 12, 31))),
+    ],
+)
+def test_a_bare_quarter_is_the_next_one_to_end(
+    text: str, today: date, bounds: tuple[date, date]
+) -> None:
+    assert parse_period(text, today=today) == bounds
+
+
+def test_a_bare_quarter_without_today_asks_for_the_year() -> None:
+    with pytest.raises(InvalidDate, match="2026-Q4"):
+        parse_period("Q1")
+
+
+@given(today=days, quarter=st.integers(min_value=1, max_value=4))
+def test_a_bare_quarter_ends_within_a_year_and_is_that_quarter(today: date, quarter: int) -> None:
+    end = parse_date(f"q{quarter}", today=today)
+    assert today <= end < today + timedelta(days=366)
+    assert quarter_of(end) == f"{end.year}-Q{quarter}"
+    assert quarter_bounds(end)[1] == end
+
+
+@given(today=days, month=st.integers(min_value=1, max_value=12))
+def test_end_of_a_month_is_its_last_day_within_a_year(today: date, month: int) -> None:
+    name = format_day(date(2000, month, 1)).split()[-1]
+    end = parse_date(f"end of {name}", today=today)
+    assert end.month == month and (end + timedelta(days=1)).day == 1
+    assert today <= end < today + timedelta(days=366)
+
+
+@given(today=days, day=days)
+def test_a_numeric_date_is_one_of_its_two_readings_or_a_question(today: date, day: date) -> None:
+    text = f"{day.month}/{day.day}"
+    try:
+        read = parse_date(text, today=today)
+    except InvalidDate as question:
+        # Asked only when the day-first reading is a real date too, and a different one.
+        assert day.month != day.day and day.day <= 12 and "could be" in str(question)
+    else:
+        assert read >= today
+        assert (read.month, read.day) in ((day.month, day.day), (day.day, day.month))
+
+
+@given(today=days)
+def test_yesterday_is_the_day_before(today: date) -> None:
+    assert parse_date("yesterday", today=today) == today - timedelta(days=1)

@@ -102,6 +102,30 @@ CASES: dict[str, Any] = {
     "deal_updated": lambda: blocks.deal_updated(
         DealUpdate(_deal(), (FieldChange("stage", "discovery", "demo"),)), TODAY
     ),
+    # Issue 12: every field an update changed, old → new, each written as the rep would.
+    "deal_updated_fields": lambda: blocks.deal_updated(
+        DealUpdate(
+            _deal(),
+            (
+                FieldChange("amount", "40000.00 USD", "48000.00 USD"),
+                FieldChange("close_date", "2026-12-01", "2027-03-31"),
+                FieldChange("economic_buyer", "Bill Lumbergh", "@U0PETER"),
+                FieldChange("champion", None, "peter@initech.com"),
+                FieldChange("buying_criteria", "SSO", "SSO & audit log <must> " + "x" * 80),
+            ),
+        ),
+        TODAY,
+    ),
+    "pipeline_team": lambda: blocks.pipeline_reply(
+        PipelineView(
+            scope="team",
+            today=TODAY,
+            deals=(_deal(), _deal(id=8, account="Hooli", owner_id="U0BEN", next_step=None)),
+            totals={"USD": Decimal("96000")},
+            weighted_totals={"USD": Decimal("38400")},
+            team_names=("Enterprise",),
+        )
+    ),
     "deal_closed": lambda: blocks.deal_closed(_deal(status="lost"), TODAY),
     "next_step_added": lambda: blocks.next_step_added(_deal(), TODAY),
     "pipeline": lambda: blocks.pipeline_reply(

@@ -58,6 +58,7 @@ from handlers.commands.values import (
     MAX_FREE_TEXT,
     OnDeal,
     OptionSpec,
+    close_keyword,
     collect_options,
     contact_ref,
     deal_ref,
@@ -96,6 +97,7 @@ FORMS: Final = Forms(
 )
 
 _TEMPLATE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+_SUBCOMMANDS: Final = ("help", "new", "show", "won", "lost", "followup")
 
 
 @dataclass(frozen=True)
@@ -406,7 +408,16 @@ def _parse_update_deal(words: Sequence[Word], *, today: date, currency: str) -> 
         raise CommandSyntaxError(f"Say which deal to change before `{clip(items[0].raw)}`.", usage)
     deal = deal_ref(ref_words, usage)
     if ref_end == len(items):
+        # `/deal shwo Initech`: with nothing to change, a near miss of a sub-command was meant.
         shown = clip(" ".join(word.raw for word in ref_words))
+        meant = close_keyword(ref_words[0], _SUBCOMMANDS)
+        if meant is not None:
+            form = f"/deal {meant}" if f"/deal {meant}" in FORMS.examples else "/deal"
+            typed = " ".join([f"/deal {meant}", *(word.raw for word in ref_words[1:])])
+            raise CommandSyntaxError(
+                f"Nothing to change on `{shown}`. Did you mean `{clip(typed)}`?",
+                FORMS.usage(form),
+            )
         hint = "" if len(ref_words) > 1 else f" (to see it: `/deal show {shown}`)"
         raise CommandSyntaxError(
             f"Nothing to change on `{shown}`: add an option like stage: or close:{hint}.",

@@ -39,6 +39,7 @@ from handlers.commands.values import (
     plain_followers,
     read_amount,
     team_name,
+    unknown_keyword,
     user_ref,
 )
 
@@ -140,9 +141,8 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
     if not words or (keyword_of(words[0]) == "help" and len(words) == 1):
         return DealbotHelp()
     if keyword_of(words[0]) != "team":
-        raise CommandSyntaxError(
-            f"`{clip(words[0].raw)}` is not a /dealbot command: try `help` or `team`.",
-            FORMS.usages("/dealbot "),
+        raise unknown_keyword(
+            words[0], ("help", "team"), command="/dealbot", usage=FORMS.usages("/dealbot ")
         )
     action = keyword_of(words[1]) if len(words) > 1 else None
     rest = words[2:]
@@ -171,11 +171,17 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
                 FORMS.usage("/dealbot team show"),
             )
         return TeamShow(team_name(rest[0], FORMS.usage("/dealbot team show")) if rest else None)
-    shown = f"`team {clip(words[1].raw)}` is not" if len(words) > 1 else "`team` needs"
+    if len(words) > 1:
+        raise unknown_keyword(
+            words[1], _TEAM_ACTIONS, command="/dealbot team", usage=FORMS.usages("/dealbot team")
+        )
     raise CommandSyntaxError(
-        f"{shown} a team command: use create, add, remove, move, list, quota or show.",
+        "`team` needs a team command: use create, add, remove, move, list, quota or show.",
         FORMS.usages("/dealbot team"),
     )
+
+
+_TEAM_ACTIONS: Final = ("create", "add", "remove", "move", "list", "quota", "show")
 
 
 def _parse_team_create(words: Sequence[Word]) -> TeamCreate:
@@ -263,7 +269,9 @@ def _parse_team_quota(words: Sequence[Word], *, today: date, currency: str) -> T
         with as_syntax_error(usage):
             # `period:Q4 2026` arrives as two words.
             (start, _), used = longest_reading(
-                value, plain_followers(items, index, 1), parse_period
+                value,
+                plain_followers(items, index, 1),
+                lambda text: parse_period(text, today=today),
             )
         periods.append(quarter_of(start))
         return used

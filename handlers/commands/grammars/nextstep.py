@@ -34,6 +34,7 @@ from handlers.commands.values import (
     deal_ref,
     free_text,
     longest_reading,
+    misspelt_option,
     plain_followers,
     user_ref,
 )
@@ -116,6 +117,7 @@ def _parse_nextstep(text: str, *, today: date) -> NextStepCommand:
             )
         return used
 
+    misspelt_option(items, _NEXTSTEP_OPTIONS, usage)
     what_words = collect_options(items, OptionSpec(_NEXTSTEP_OPTIONS, usage), read=option)
     what = free_text(what_words, "next step", usage, limit=MAX_NEXT_STEP)
     if what is None:

@@ -15,7 +15,7 @@ from handlers.commands.tokens import (
     prepare,
     split_words,
 )
-from handlers.commands.values import UserRef, read_name
+from handlers.commands.values import UserRef, close_keyword, read_name, unknown_keyword
 
 FORMS: Final = Forms(
     {"/pipeline": ("/pipeline", "/pipeline team", "/pipeline team East", "/pipeline @jane")}
@@ -58,6 +58,8 @@ def _parse_pipeline(text: str) -> PipelineQuery:
         return PipelineQuery("team", name)
     if len(words) == 1 and len(words[0].pieces) == 1 and words[0].pieces[0].kind == "user":
         return PipelineQuery(UserRef(words[0].pieces[0].value))
+    if close_keyword(words[0], ("me", "team")) is not None:
+        raise unknown_keyword(words[0], ("me", "team"), command="/pipeline", usage=usage)
     raise CommandSyntaxError(
         f"`{clip(as_typed(text))}` is not a pipeline: use `me`, `team`, `team <name>` or an @user.",
         usage,
