@@ -37,7 +37,15 @@ from domain.deals import DealMerge
 from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES
-from domain.views import DealUpdate, DealView, HomeView, NextStepView, PipelineView, TeamView
+from domain.views import (
+    ChangeView,
+    DealUpdate,
+    DealView,
+    HomeView,
+    NextStepView,
+    PipelineView,
+    TeamView,
+)
 from handlers import messages
 
 SECTION_TEXT_LIMIT = 2900
@@ -435,11 +443,29 @@ def _history_text(deal: DealView, today: dt.date) -> str:
         return pushes + "No changes since it was created."
     lines = [
         f"{messages.HISTORY_FIELD_LABELS.get(c.field, c.field)}: "
-        f"{_changed_value(c.field, c.old_value)} → {_changed_value(c.field, c.new_value)} "
-        f"(<@{c.changed_by}>, {format_day(c.changed_at.date(), today=today)})"
+        f"{_history_value(c.field, c.old_value)} → {_history_value(c.field, c.new_value)} "
+        f"({_changed_by(c)}, {format_day(c.changed_at.date(), today=today)})"
         for c in changes
     ]
     return pushes + "Recent changes: " + "; ".join(lines)
+
+
+def _history_value(field: str, value: str | None) -> str:
+    """Return one side of a kept change as the card shows it: escaped, an owner a mention."""
+    if value is None:
+        return "—"
+    return f"<@{value}>" if field == "owner" else escape(value)
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,30}")
+
+
+def _changed_by(change: ChangeView) -> str:
+    """Return who made a kept change: a mention, and where when it came from a CRM or import."""
+    who = f"<@{change.changed_by}>" if _SLACK_USER.fullmatch(change.changed_by) else ""
+    if change.source is None:
+        return who or escape(change.changed_by)
+    return messages.changed_in(who, change.source)
 
 
 def _ref(deal: DealView) -> str:

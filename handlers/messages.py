@@ -66,6 +66,20 @@ HISTORY_FIELD_LABELS: dict[str, str] = {
     "owner": "Owner",
 }
 
+# Where a change kept in a deal's history came from, when not from Slack.
+CHANGE_SOURCES: dict[str, str] = {
+    "salesforce": "in Salesforce",
+    "hubspot": "in HubSpot",
+    "import": "by an import",
+}
+
+
+def changed_in(who: str, source: str) -> str:
+    """Return "<@U1> in Salesforce" (or "in Salesforce" when the CRM user has no Slack match)."""
+    where = CHANGE_SOURCES.get(source, f"from {source}")
+    return f"{who} {where}" if who else where
+
+
 # What an update reply calls each field it says changed.
 CHANGED_FIELD_LABELS: dict[str, str] = {
     **HISTORY_FIELD_LABELS,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import time_machine
 from slack_bolt import App
 from slack_sdk import WebClient
 
@@ -38,6 +39,14 @@ from tests.databases import BACKENDS, database_url_for, sqlite_url
 from tests.fakes.slack_signing import post_signed, sign, slash_command_body
 
 SIGNING_SECRET = "serving-test-signing-secret"
+
+
+def server_time() -> int:
+    """Return the machine's real clock, in seconds: the server runs in its own process, where
+    the suite's moved wall clock (--fake-now) does not reach, and checks signatures by it."""
+    return int(time_machine.escape_hatch.time.time())
+
+
 START_SECONDS = 60.0
 # The access log names the worker that answered each request (bot/gunicorn_app.py).
 ANSWERED_BY = re.compile(r'"POST /slack/events" 200 \d+ [0-9.]+s pid=<(\d+)>')
@@ -66,7 +75,9 @@ class Served:
         body = slash_command_body(
             command, "", user_id=user, response_url=self.slack.response_url_for(f"r{number}")
         )
-        status, _, reply = post_signed(f"{self.url}/slack/events", body, SIGNING_SECRET)
+        status, _, reply = post_signed(
+            f"{self.url}/slack/events", body, SIGNING_SECRET, timestamp=server_time()
+        )
         assert status == 200, reply
         answer: dict[str, object] = json.loads(reply)
         return answer
@@ -192,7 +203,7 @@ def test_sigterm_during_a_slow_request_still_answers_it_then_stops_everything(
         for name, value in {
             "Content-Type": "application/x-www-form-urlencoded",
             "Content-Length": str(len(body)),
-            **sign(body, SIGNING_SECRET),
+            **sign(body, SIGNING_SECRET, timestamp=server_time()),
         }.items():
             connection.putheader(name, value)
         connection.endheaders()

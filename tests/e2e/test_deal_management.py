@@ -91,8 +91,8 @@ def test_a_rep_renames_the_account_and_the_deal_and_history_keeps_both(app: Runn
 
     reply = app.command("/deal", 'intech account:"Initech" name:"Initech renewal"')
 
-    assert "account Intech → Initech" in reply.all_text
-    assert "deal name — → Initech renewal" in reply.all_text
+    assert "account “Intech” → “Initech”" in reply.all_text
+    assert "deal name — → “Initech renewal”" in reply.all_text
     deal = app.deal_named("Initech")
     assert (deal.account_key, deal.title) == ("initech", "Initech renewal")
     changes = app.changes_of(deal.id)

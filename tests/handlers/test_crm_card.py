@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-from domain.views import DealView
+from domain.views import ChangeView
 from handlers import blocks
 from tests.handlers.test_blocks import TODAY, _deal
 
 URL = "https://initech.my.salesforce.com/006Dn00000A1b2cIAB"
 
 
-@dataclass(frozen=True)
-class CrmDealView(DealView):
-    """DealView as CRM sync extends it (crm_label, crm_url, not_in_crm)."""
-
-    crm_label: str | None = None
-    crm_url: str | None = None
-    not_in_crm: tuple[str, ...] = ()
-
-
 def card(**crm: Any) -> list[dict[str, Any]]:
     base = _deal()
-    view = CrmDealView(**{**base.__dict__, **crm})
+    view = replace(base, **crm)
     reply = blocks.deal_card(view, TODAY)
     return reply.block_dicts()
 
@@ -90,13 +81,11 @@ def test_the_marks_keep_slacks_limits() -> None:
     # Every field pending at once on a full card still builds (the models check limits).
     everything = ("title", "account", "amount", "stage", "close_date", "forecast_category")
     reply = blocks.deal_card(
-        CrmDealView(
-            **{
-                **_deal().__dict__,
-                "crm_label": "Salesforce",
-                "crm_url": URL,
-                "not_in_crm": (*everything, "owner", "next_step", "currency"),
-            }
+        replace(
+            _deal(),
+            crm_label="Salesforce",
+            crm_url=URL,
+            not_in_crm=(*everything, "owner", "next_step", "currency"),
         ),
         TODAY,
     )
@@ -128,3 +117,17 @@ def test_conflict_values_are_shown_as_the_card_shows_them() -> None:
         today=dt.date(2026, 11, 23),
     )
     assert reply.text.startswith("Initech: your stage (demo) and a change in HubSpot (none)")
+
+
+def test_a_change_made_in_the_crm_says_where_it_was_made_in_the_history() -> None:
+    at = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
+    history = (
+        ChangeView("stage", "demo", "proposal", "U0ANA", at, source="salesforce"),
+        ChangeView("amount", "48000.00 USD", "<!here>", "salesforce", at, source="salesforce"),
+        ChangeView("close_date", "2026-12-15", "2026-12-31", "U0ANA", at),
+    )
+    shown = texts(card(crm_label="Salesforce", crm_url=URL, history=history))
+
+    assert "Stage: demo → proposal (<@U0ANA> in Salesforce, Mon 30 Nov)" in shown
+    assert "Amount: 48000.00 USD → &lt;!here&gt; (in Salesforce, Mon 30 Nov)" in shown
+    assert "Close date: 2026-12-15 → 2026-12-31 (<@U0ANA>, Mon 30 Nov)" in shown
