@@ -22,6 +22,7 @@ from crm.mapping import crm_stage_for, push_fields, retry_delay
 from crm.notices import CrmNotices, RefusalNotice
 from crm.pull import CrmPuller
 from crm.records import (
+    CRM_LABELS,
     CrmAuthFailed,
     CrmError,
     CrmRateLimited,
@@ -275,6 +276,13 @@ class CrmPusher:
             for row in sorted(updates, key=lambda row: (row.made_at, row.id)):
                 if row.field is not None:
                     latest[row.field] = row.value if isinstance(row.value, str | None) else None
+            new_owner = latest.get("owner")
+            if new_owner is not None and new_owner not in owners:
+                # Never a guess: the CRM keeps its owner, and the rep is told why.
+                del latest["owner"]
+                handover = [row for row in updates if row.field == "owner"]
+                updates = [row for row in updates if row.field != "owner"]
+                steps.append((handover, lambda _: _no_crm_user(self.kind)))
             fields = fields_for(latest)
             if fields:
                 steps.append((updates, lambda crm_id: connector.update_deal(_id(crm_id), fields)))
@@ -493,3 +501,14 @@ def _id(crm_id: str | None) -> str:
     if crm_id is None:
         raise CrmRefused("This deal is not in the CRM yet.")
     return crm_id
+
+
+def _no_crm_user(kind: str) -> None:
+    """Refuse an owner change to someone the CRM has no user for (matched by email)."""
+    label = CRM_LABELS.get(kind, kind)
+    raise CrmRefused(
+        f"{label} has no active user with the new owner's email, so the deal's owner in "
+        f"{label} stays as it was. Give them a {label} user with the same email as in Slack.",
+        code="NO_CRM_USER",
+        fields=("owner",),
+    )

@@ -222,8 +222,10 @@ def test_a_renamed_deal_and_a_new_owner_reach_salesforce(org: Org) -> None:
     assert (opportunity["Name"], opportunity["OwnerId"]) == ("Acme renewal", ben)
 
 
-def test_a_new_owner_with_no_salesforce_user_leaves_salesforces_owner_alone(org: Org) -> None:
-    # Skipped, not refused: the engine sends the fields it can map; the name still goes.
+def test_a_new_owner_with_no_salesforce_user_is_never_guessed_and_the_rep_is_told(
+    org: Org,
+) -> None:
+    # The name still goes; the owner is refused by dealbot itself, as Salesforce would refuse.
     org.app.slack.set_user("U0MARIA", name="maria", email="maria@elsewhere.example")
     deal_id = seed_acme(org)
     assert org.run("crm-sync") == 0
@@ -234,3 +236,8 @@ def test_a_new_owner_with_no_salesforce_user_leaves_salesforces_owner_alone(org:
     opportunity = org.salesforce.opportunities[deal_id]
     assert (opportunity["Name"], opportunity["OwnerId"]) == ("Acme renewal", org.ana)
     assert org.app.deal_named("Acme").owner_id == "U0MARIA"
+    told = [text for text in org.dms_to(ANA) if "no active user with the new owner" in text]
+    assert len(told) == 1
+    org.run("crm-push", minutes_later=5)  # refused for good: not tried again, not told twice
+    assert len([t for t in org.dms_to(ANA) if "no active user" in t]) == 1
+    assert [p for p in org.opportunity_patches() if "OwnerId" in p] == []
