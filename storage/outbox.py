@@ -84,6 +84,33 @@ class OutboxRepository:
             )
         return list(self.session.scalars(statement))
 
+    def pending_sends(
+        self, *, job: str | None = None, due_by: dt.datetime | None = None
+    ) -> list[tuple[int, str]]:
+        """Return (id, channel) of pending rows, oldest first, as `pending_ids` picks them.
+
+        The channel is the one Slack named when the message was posted (a retried upload),
+        else the recipient: a DM's channel is one per user, so either keys Slack's
+        per-channel limit.
+        """
+        statement = (
+            select(
+                OutboxMessage.id,
+                func.coalesce(OutboxMessage.slack_channel, OutboxMessage.recipient),
+            )
+            .where(_of_job(job), OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.id)
+        )
+        if due_by is not None:
+            statement = statement.where(
+                or_(
+                    OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due_by
+                )
+            )
+        return [
+            (message_id, str(channel)) for message_id, channel in self.session.execute(statement)
+        ]
+
     def claim(
         self, message_id: int, *, at: dt.datetime, owner: str, lease_until: dt.datetime
     ) -> dict[str, Any] | None:
