@@ -116,7 +116,9 @@ class SendRate:
     Slack documents about 1 message a second per channel with short bursts, and a workspace
     limit of "several hundred messages per minute" with no exact figure
     (docs.slack.dev/reference/methods/chat.postMessage); 300 a minute is its low end, so a
-    run stays under it rather than learning it from 429s. `senders` bounds the threads
+    run stays under it rather than learning it from 429s. The bursts are kept small: Slack
+    does not say how big its own are, and a run that empties Slack's bucket at the start has
+    no room left for a post that arrives early. `senders` bounds the threads
     (and database connections) one run uses: four keep several hundred a minute flowing
     even when each post takes half a second to answer.
 
@@ -125,9 +127,9 @@ class SendRate:
     """
 
     per_channel_per_second: float = 1.0
-    channel_burst: int = 3
+    channel_burst: int = 2
     workspace_per_minute: float = 300.0
-    workspace_burst: int = 20
+    workspace_burst: int = 10
     senders: int = 4
     time_scale: float = 1.0
 
@@ -311,47 +313,53 @@ class Delivery:
 
         One thread dispatches: it hands a channel's next message to the sender pool only
         when no other message to that channel is in flight and both token buckets allow
-        it, oldest channel first. The senders claim, post and record; a 429 comes back here
-        so the channel's (and the workspace's) wait is decided in one place.
+        it. Of the channels ready, the one with the most messages left goes first (oldest
+        first among equals): a busy channel can take only one a second, so it is the run's
+        critical path, and the DMs fill the workspace's rate around it. The senders claim,
+        post and record; a 429 comes back here so the waits are decided in one place.
         """
         rate, scale = self.rate, self.rate.time_scale
         workspace = _Bucket(
             per_second=rate.workspace_per_minute / 60 * scale, burst=rate.workspace_burst
         )
-        buckets: dict[str, _Bucket] = {}
         queues: dict[str, deque[_Queued]] = {}
         for message_id, channel in candidates:
             queues.setdefault(channel, deque()).append(_Queued(message_id))
-        # (ready at, first-seen order, channel) of every idle channel with work left.
-        ready = [(0.0, order, channel) for order, channel in enumerate(queues)]
-        order_of = {channel: order for _, order, channel in ready}
+        order_of = {channel: order for order, channel in enumerate(queues)}
+        buckets = {
+            channel: _Bucket(
+                per_second=rate.per_channel_per_second * scale, burst=rate.channel_burst
+            )
+            for channel in queues
+        }
+        # Idle channels with work left: ready now (most left first), or waiting for a token.
+        ready = [(-len(queue), order_of[channel], channel) for channel, queue in queues.items()]
+        heapq.heapify(ready)
+        waiting: list[tuple[float, str]] = []
         in_flight: dict[Future[str | _RateLimited], tuple[str, _Queued]] = {}
         sent = failed = 0
         with (
             self._heartbeat() as held,
             ThreadPoolExecutor(max_workers=rate.senders, thread_name_prefix="dealbot-send") as pool,
         ):
-            while ready or in_flight:
-                timeout: float | None = None
+            while ready or waiting or in_flight:
+                now = time.monotonic()
+                while waiting and waiting[0][0] <= now:
+                    _, channel = heapq.heappop(waiting)
+                    heapq.heappush(ready, (-len(queues[channel]), order_of[channel], channel))
+                timeout: float | None = waiting[0][0] - now if waiting else None
                 if ready and len(in_flight) < rate.senders:
-                    now = time.monotonic()
                     channel = ready[0][2]
-                    bucket = buckets.get(channel)
-                    if bucket is None:
-                        bucket = buckets[channel] = _Bucket(
-                            per_second=rate.per_channel_per_second * scale,
-                            burst=rate.channel_burst,
-                        )
-                    start = max(bucket.ready_at(now), workspace.ready_at(now))
+                    start = max(buckets[channel].ready_at(now), workspace.ready_at(now))
                     if start <= now:
                         heapq.heappop(ready)
-                        bucket.take(now)
+                        buckets[channel].take(now)
                         workspace.take(now)
                         item = queues[channel].popleft()
                         future = pool.submit(self._claim_and_send, item, held)
                         in_flight[future] = (channel, item)
                         continue
-                    timeout = start - now
+                    timeout = min(timeout, start - now) if timeout is not None else start - now
                 if not in_flight:
                     time.sleep(timeout or 0)
                     continue
@@ -372,14 +380,8 @@ class Delivery:
                     elif outcome == "failed":
                         failed += 1
                     if queues[channel]:
-                        heapq.heappush(
-                            ready,
-                            (
-                                buckets[channel].ready_at(time.monotonic()),
-                                order_of[channel],
-                                channel,
-                            ),
-                        )
+                        at = buckets[channel].ready_at(time.monotonic())
+                        heapq.heappush(waiting, (at, channel))
         return sent, failed
 
     def _claim_and_send(self, item: _Queued, held: _Held) -> str | _RateLimited:
