@@ -16,7 +16,8 @@ a minute to the whole workspace, with short bursts (`SendRate`). A run sends thr
 small pool of sender threads, many channels at once but never two messages to one channel
 at a time, each send started only when both the channel's and the workspace's token bucket
 allow it, so a run of thousands of DMs goes out at Slack's rate instead of one round trip
-at a time, and without drawing 429s.
+at a time, and without drawing 429s. The turns are per run: a sweep beside a firing in
+another process keeps its own, and Slack's 429 is what keeps the two apart.
 
 Retries: the WebClient carries slack_sdk's retry handlers (connection errors, 429 honouring
 Retry-After, 5xx). A 429 that still reaches delivery keeps its claim: the channel, and the

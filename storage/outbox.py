@@ -67,27 +67,10 @@ class OutboxRepository:
         )
         return result.rowcount or 0
 
-    def pending_ids(
-        self, *, job: str | None = None, due_by: dt.datetime | None = None
-    ) -> list[int]:
-        """Return the ids of pending rows, oldest first; with `due_by`, only those due by then."""
-        statement = (
-            select(OutboxMessage.id)
-            .where(_of_job(job), OutboxMessage.status == "pending")
-            .order_by(OutboxMessage.id)
-        )
-        if due_by is not None:
-            statement = statement.where(
-                or_(
-                    OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due_by
-                )
-            )
-        return list(self.session.scalars(statement))
-
     def pending_sends(
         self, *, job: str | None = None, due_by: dt.datetime | None = None
     ) -> list[tuple[int, str]]:
-        """Return (id, channel) of pending rows, oldest first, as `pending_ids` picks them.
+        """Return (id, channel) of pending rows, oldest first; with `due_by`, only those due.
 
         The channel is the one Slack named when the message was posted (a retried upload),
         else the recipient: a DM's channel is one per user, so either keys Slack's
