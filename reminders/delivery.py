@@ -16,8 +16,9 @@ a minute to the whole workspace, with short bursts (`SendRate`). A run sends thr
 small pool of sender threads, many channels at once but never two messages to one channel
 at a time, each send started only when both the channel's and the workspace's token bucket
 allow it, so a run of thousands of DMs goes out at Slack's rate instead of one round trip
-at a time, and without drawing 429s. The turns are per run: a sweep beside a firing in
-another process keeps its own, and Slack's 429 is what keeps the two apart.
+at a time, and without drawing 429s. The workspace's turns are shared by every run that
+posts through one WebClient (a process's sweep and firings); a channel's turns are per run,
+and runs in other processes keep their own: Slack's 429 is what keeps those apart.
 
 Retries: the WebClient carries slack_sdk's retry handlers (connection errors, 429 honouring
 Retry-After, 5xx). A 429 that still reaches delivery keeps its claim: the channel, and the
@@ -40,6 +41,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -139,31 +141,65 @@ DEFAULT_SEND_RATE = SendRate()
 
 
 class _Bucket:
-    """A token bucket in real seconds; used by the dispatching thread only."""
+    """A token bucket in real seconds, safe to share between runs on different threads.
+
+    Between one run's `ready_at` and its `take` another run may take the token; the bucket
+    then goes into debt (fewer than zero tokens) and everyone's next wait is longer, so the
+    shared rate holds, give or take one post.
+    """
 
     def __init__(self, *, per_second: float, burst: int) -> None:
         self.per_second, self.burst = per_second, float(burst)
         self.tokens, self.at = float(burst), time.monotonic()
         self.blocked_until = 0.0
+        self._lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + max(now - self.at, 0.0) * self.per_second)
+        self.at = max(self.at, now)
 
     def ready_at(self, now: float) -> float:
         """Return the monotonic time at which a token is free (now or later)."""
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
-        self.at = now
-        refill = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.per_second
-        return max(now + refill, self.blocked_until)
+        with self._lock:
+            self._refill(now)
+            refill = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.per_second
+            return max(now + refill, self.blocked_until)
 
     def take(self, now: float) -> None:
-        self.ready_at(now)
-        self.tokens -= 1
+        with self._lock:
+            self._refill(now)
+            self.tokens -= 1
 
     def refund(self) -> None:
-        self.tokens = min(self.burst, self.tokens + 1)
+        with self._lock:
+            self.tokens = min(self.burst, self.tokens + 1)
 
     def block(self, until: float) -> None:
         """Hold every token until `until` (a 429's Retry-After), and start empty after it."""
-        self.blocked_until = max(self.blocked_until, until)
-        self.tokens = min(self.tokens, 0.0)
+        with self._lock:
+            self.blocked_until = max(self.blocked_until, until)
+            self.tokens = min(self.tokens, 0.0)
+
+
+# The workspace's rate is one per Slack client: a sweep running beside a job's firing in the
+# same process (they share the process's WebClient) shares it instead of doubling it.
+_workspace_buckets: weakref.WeakKeyDictionary[WebClient, _Bucket] = weakref.WeakKeyDictionary()
+_workspace_buckets_lock = threading.Lock()
+
+
+def _workspace_bucket(client: WebClient, rate: SendRate) -> _Bucket:
+    """Return the workspace bucket every run posting through `client` takes its turns from."""
+    per_second = rate.workspace_per_minute / 60 * rate.time_scale
+    with _workspace_buckets_lock:
+        bucket = _workspace_buckets.get(client)
+        if bucket is None or (bucket.per_second, bucket.burst) != (
+            per_second,
+            float(rate.workspace_burst),
+        ):
+            bucket = _workspace_buckets[client] = _Bucket(
+                per_second=per_second, burst=rate.workspace_burst
+            )
+        return bucket
 
 
 @dataclass(frozen=True)
@@ -320,9 +356,7 @@ class Delivery:
         post and record; a 429 comes back here so the waits are decided in one place.
         """
         rate, scale = self.rate, self.rate.time_scale
-        workspace = _Bucket(
-            per_second=rate.workspace_per_minute / 60 * scale, burst=rate.workspace_burst
-        )
+        workspace = _workspace_bucket(self.client, rate)
         queues: dict[str, deque[_Queued]] = {}
         for message_id, channel in candidates:
             queues.setdefault(channel, deque()).append(_Queued(message_id))

@@ -189,3 +189,34 @@ def test_parallel_senders_across_channels_each_send_once(database: Database) -> 
         rows = OutboxRepository(session).messages(JOB)
         assert {row.status for row in rows} == {"sent"}
         assert {row.attempts for row in rows} == {1}
+
+
+def test_two_runs_through_one_client_share_the_workspaces_rate(
+    sqlite_database: Database,
+) -> None:
+    # Slack: 1 a (Slack) second for the workspace after a burst of 4, 10 times faster here.
+    # Each run alone would burst 1 and then keep to that rate; two runs pacing apart would
+    # post twice as fast and be refused within a few seconds. Sharing the client's bucket
+    # (a process's sweep beside its firing) keeps the pair at the rate, 3 posts to spare.
+    limits = PostingLimits(workspace_per_minute=60, workspace_burst=4, speedup=10)
+    rate = replace(FAST, workspace_per_minute=60, workspace_burst=1, time_scale=10)
+    with limited_slack(limits) as slack:
+        client = plain_client(slack)
+        runs = [delivery(sqlite_database, client, rate, owner="web-1") for _ in range(2)]
+        runs[0].record("chase", messages_to({f"U0REP{i}": 1 for i in range(6)}))
+        runs[1].record("digest", messages_to({f"U0MGR{i}": 1 for i in range(6)}))
+        barrier = threading.Barrier(2)
+        summaries: list[DeliverySummary] = []
+
+        def run(index: int) -> None:
+            barrier.wait()
+            summaries.append(runs[index].send_pending(("chase", "digest")[index], now=NOW))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        report = slack.posting_report()
+    assert sorted(s.sent for s in summaries) == [6, 6]
+    assert report.rate_limited == 0
