@@ -18,9 +18,10 @@ import email.policy
 import functools
 import itertools
 import json
+import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -307,6 +308,130 @@ def call_payload_problems(method: str, args: dict[str, Any]) -> list[str]:
     return []
 
 
+# --- Slack's posting limits, enforced only when asked (tests stay fast without them). ---
+
+
+@dataclass(frozen=True)
+class PostingLimits:
+    """Slack's limits on ``chat.postMessage``, for a fake started with ``posting_limits=``.
+
+    Slack's reference for chat.postMessage (docs.slack.dev/reference/methods/chat.postMessage,
+    "Rate limiting") says it "will generally allow an app to post 1 message per second to a
+    specific channel", that "there are limits governing your app's relationship with the
+    entire workspace above that, limiting posting to several hundred messages per minute",
+    and that "generous burst behavior is also granted"; going over answers HTTP 429 with a
+    Retry-After header (docs.slack.dev/apis/web-api/rate-limits). Slack gives no exact
+    workspace figure, so 300 a minute (the low end of "several hundred") is the default.
+    Both limits are token buckets: the burst is the bucket's size.
+
+    ``speedup`` runs Slack's clock that many times faster than the real one (rates times
+    ``speedup``, waits divided by it), so a benchmark of thousands of messages takes minutes.
+    Retry-After stays in Slack's seconds, as Slack would say it: a client of a sped-up fake
+    must divide it by the same factor. ``latency`` (Slack seconds) is how long each post
+    takes to answer, as a real round trip does.
+    """
+
+    per_channel_per_second: float = 1.0
+    channel_burst: int = 3
+    workspace_per_minute: float = 300.0
+    workspace_burst: int = 20
+    latency: float = 0.0
+    speedup: float = 1.0
+
+
+@dataclass(frozen=True)
+class PostingReport:
+    """What the fake saw of ``chat.postMessage`` under its limits.
+
+    ``early_retries`` counts posts to a channel told by a 429 to wait that came before the
+    wait was over (Slack warns that ignoring Retry-After can get an app disabled);
+    ``overlapping`` counts posts that arrived while another post to the same channel was
+    still unanswered; ``most_in_flight`` is the most posts answered at once, any channels.
+    """
+
+    accepted: int
+    rate_limited: int
+    early_retries: int
+    overlapping: int
+    most_in_flight: int
+
+
+class _TokenBucket:
+    """A bucket of `burst` tokens refilled at `rate` per Slack second; not thread-safe."""
+
+    def __init__(self, *, rate: float, burst: int, now: float) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.at = float(burst), now
+
+    def wait(self, now: float) -> float:
+        """Return the Slack seconds until a token is free (0 when one is free now)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+class _PostingLimiter:
+    """Enforces `PostingLimits` on chat.postMessage and watches how a client behaves."""
+
+    def __init__(self, limits: PostingLimits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._workspace = _TokenBucket(
+            rate=limits.workspace_per_minute / 60, burst=limits.workspace_burst, now=0.0
+        )
+        self._channels: dict[str, _TokenBucket] = {}
+        self._not_before: dict[str, float] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._accepted = self._rate_limited = self._early = self._overlapping = 0
+        self._most_in_flight = 0
+
+    def _slack_now(self) -> float:
+        return (time.monotonic() - self._started) * self.limits.speedup
+
+    def admit(self, channel: str) -> int | None:
+        """Return None and count the post in flight, or the Retry-After (s) of a 429."""
+        with self._lock:
+            now = self._slack_now()
+            if now < self._not_before.get(channel, 0.0):
+                self._early += 1
+            bucket = self._channels.get(channel)
+            if bucket is None:
+                bucket = self._channels[channel] = _TokenBucket(
+                    rate=self.limits.per_channel_per_second,
+                    burst=self.limits.channel_burst,
+                    now=now,
+                )
+            wait = max(bucket.wait(now), self._workspace.wait(now))
+            if wait > 0:
+                self._rate_limited += 1
+                retry_after = max(1, math.ceil(wait))
+                self._not_before[channel] = now + retry_after
+                return retry_after
+            bucket.tokens -= 1
+            self._workspace.tokens -= 1
+            self._accepted += 1
+            if self._in_flight[channel]:
+                self._overlapping += 1
+            self._in_flight[channel] += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight.total())
+            return None
+
+    def done(self, channel: str) -> None:
+        with self._lock:
+            self._in_flight[channel] -= 1
+
+    def report(self) -> PostingReport:
+        with self._lock:
+            return PostingReport(
+                accepted=self._accepted,
+                rate_limited=self._rate_limited,
+                early_retries=self._early,
+                overlapping=self._overlapping,
+                most_in_flight=self._most_in_flight,
+            )
+
+
 # --- What the fake records. ---
 
 
@@ -473,6 +598,10 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._record_fault(method, args, headers, fault)
                 self._send_fault(fault)
                 return
+            limiter = fake._limiter if method == "chat.postMessage" else None
+            if limiter is not None:
+                self._post_within_limits(limiter, args, headers)
+                return
             self._send_json(HTTPStatus.OK, fake._answer_call(method, args, headers))
         elif url.path.startswith("/response/"):
             name = url.path.removeprefix("/response/")
@@ -486,6 +615,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_text(HTTPStatus.NOT_FOUND, "unknown upload url")
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "not found")
+
+    def _post_within_limits(
+        self, limiter: _PostingLimiter, args: dict[str, Any], headers: dict[str, str]
+    ) -> None:
+        fake = self.server.fake
+        channel = str(args.get("channel") or "")
+        retry_after = limiter.admit(channel)
+        if retry_after is not None:
+            fault = _Fault("status", HTTPStatus.TOO_MANY_REQUESTS, retry_after)
+            fake._record_fault("chat.postMessage", args, headers, fault)
+            self._send_fault(fault)
+            return
+        try:
+            if limiter.limits.latency:
+                time.sleep(limiter.limits.latency / limiter.limits.speedup)
+            answer = fake._answer_call("chat.postMessage", args, headers)
+        finally:
+            # Counted out before the answer leaves: the client's next post may follow at once.
+            limiter.done(channel)
+        self._send_json(HTTPStatus.OK, answer)
 
     def _send_fault(self, fault: _Fault) -> None:
         if fault.kind == "drop":
@@ -537,7 +686,8 @@ class FakeSlackWebAPI:
 
     ``spec_dir`` (the folder of Slack's OpenAPI spec) switches on checking every call as Slack
     would; ``observer`` is called with each answered call before its answer is sent, so what
-    it prints comes before whatever the caller does next.
+    it prints comes before whatever the caller does next. ``posting_limits`` switches on
+    Slack's rate limits for ``chat.postMessage`` (429 with Retry-After), off by default.
     """
 
     def __init__(
@@ -546,8 +696,11 @@ class FakeSlackWebAPI:
         spec_dir: Path | None = None,
         observer: CallObserver | None = None,
         clock: Clock | None = None,
+        posting_limits: PostingLimits | None = None,
     ) -> None:
         self._state = _State()
+        # Off unless asked: most tests post a few messages and must not wait a second each.
+        self._limiter = _PostingLimiter(posting_limits) if posting_limits else None
         self._server: _FakeServer | None = None
         self._thread: threading.Thread | None = None
         self._spec_dir = spec_dir
@@ -637,6 +790,12 @@ class FakeSlackWebAPI:
         """Return files uploaded through ``files.getUploadURLExternal`` URLs, by file id."""
         with self._state.lock:
             return dict(self._state.uploads)
+
+    def posting_report(self) -> PostingReport:
+        """Return what the posting limits saw; only for a fake started with them."""
+        if self._limiter is None:
+            raise RuntimeError("this fake was started without posting_limits")
+        return self._limiter.report()
 
     def calls_to(self, method: str, *, include_failed: bool = False) -> list[RecordedCall]:
         """Return calls to ``method``; failed attempts only when ``include_failed``."""

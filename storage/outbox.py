@@ -67,12 +67,20 @@ class OutboxRepository:
         )
         return result.rowcount or 0
 
-    def pending_ids(
+    def pending_sends(
         self, *, job: str | None = None, due_by: dt.datetime | None = None
-    ) -> list[int]:
-        """Return the ids of pending rows, oldest first; with `due_by`, only those due by then."""
+    ) -> list[tuple[int, str]]:
+        """Return (id, channel) of pending rows, oldest first; with `due_by`, only those due.
+
+        The channel is the one Slack named when the message was posted (a retried upload),
+        else the recipient: a DM's channel is one per user, so either keys Slack's
+        per-channel limit.
+        """
         statement = (
-            select(OutboxMessage.id)
+            select(
+                OutboxMessage.id,
+                func.coalesce(OutboxMessage.slack_channel, OutboxMessage.recipient),
+            )
             .where(_of_job(job), OutboxMessage.status == "pending")
             .order_by(OutboxMessage.id)
         )
@@ -82,7 +90,9 @@ class OutboxRepository:
                     OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due_by
                 )
             )
-        return list(self.session.scalars(statement))
+        return [
+            (message_id, str(channel)) for message_id, channel in self.session.execute(statement)
+        ]
 
     def claim(
         self, message_id: int, *, at: dt.datetime, owner: str, lease_until: dt.datetime

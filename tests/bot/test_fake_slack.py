@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.fake_slack import FakeSlackWebAPI, RecordedCall, required_arguments
+from bot.fake_slack import FakeSlackWebAPI, PostingLimits, RecordedCall, required_arguments
 from tests.fakes.fixtures import assert_no_violations
 from tests.fakes.slack_signing import (
     interaction_body,
@@ -461,3 +461,64 @@ def test_the_observer_sees_each_answered_call_before_its_answer() -> None:
     assert seen[0].args["view"] == {"type": "home", "blocks": []}
     assert seen[1].args["blocks"] == [section("hi")]
     assert seen[1].response is not None and seen[1].response["ts"] == response["ts"]
+
+
+def test_posting_limits_are_off_by_default(slack_api: FakeSlackWebAPI) -> None:
+    client = client_for(slack_api)
+    for n in range(8):
+        client.chat_postMessage(channel="C0TEAM", text=f"burst {n}")
+    assert len(slack_api.calls_to("chat.postMessage")) == 8
+    with pytest.raises(RuntimeError):
+        slack_api.posting_report()
+
+
+def test_posting_limits_answer_429_with_retry_after_past_a_channels_burst() -> None:
+    limits = PostingLimits(per_channel_per_second=1, channel_burst=2)
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir(), posting_limits=limits) as fake:
+        client = client_for(fake)
+        client.chat_postMessage(channel="C0TEAM", text="one")
+        client.chat_postMessage(channel="C0TEAM", text="two")
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel="C0TEAM", text="three")
+        client.chat_postMessage(channel="C0OTHER", text="another channel is not held back")
+        with pytest.raises(SlackApiError):  # sent without waiting out the Retry-After
+            client.chat_postMessage(channel="C0TEAM", text="too soon")
+        report = fake.posting_report()
+    assert raised.value.response.status_code == 429
+    assert raised.value.response["error"] == "ratelimited"
+    assert raised.value.response.headers["retry-after"] == "1"
+    assert [c.args["text"] for c in fake.calls_to("chat.postMessage")] == [
+        "one",
+        "two",
+        "another channel is not held back",
+    ]
+    assert (report.accepted, report.rate_limited, report.early_retries) == (3, 2, 1)
+
+
+def test_posting_limits_hold_the_whole_workspace_to_its_rate() -> None:
+    limits = PostingLimits(workspace_per_minute=60, workspace_burst=3)
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir(), posting_limits=limits) as fake:
+        client = client_for(fake)
+        for n in range(3):
+            client.chat_postMessage(channel=f"D0REP{n}", text="within the burst")
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel="D0REP9", text="over the workspace's rate")
+    assert raised.value.response.status_code == 429
+    assert fake.posting_report().rate_limited == 1
+
+
+def test_posting_limits_run_on_slack_time_when_sped_up() -> None:
+    # 1 a second per channel, 50 times faster: a resend after the Retry-After (one Slack
+    # second) goes through, and Retry-After itself stays in Slack's seconds.
+    limits = PostingLimits(per_channel_per_second=1, channel_burst=1, speedup=50)
+    with FakeSlackWebAPI(spec_dir=slack_spec_dir(), posting_limits=limits) as fake:
+        client = client_for(fake)
+        client.chat_postMessage(channel="C0TEAM", text="one")
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel="C0TEAM", text="two")
+        retry_after = int(raised.value.response.headers["retry-after"])
+        time.sleep(retry_after / limits.speedup)
+        client.chat_postMessage(channel="C0TEAM", text="two")
+        report = fake.posting_report()
+    assert retry_after == 1
+    assert (report.accepted, report.rate_limited, report.early_retries) == (2, 1, 0)

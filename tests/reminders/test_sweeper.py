@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bot.jobs_cli import build_scheduler
 from domain.clock import FixedClock
-from reminders.delivery import CLAIM_LEASE, Delivery, retry_delay
+from reminders.delivery import CLAIM_LEASE, Delivery, SendRate, retry_delay
 from reminders.jobs import load_jobs, run_job
 from reminders.scheduler import SWEEP_INTERVAL
 from storage.models import JobRun, OutboxMessage
@@ -86,7 +86,14 @@ def test_a_dead_processs_claim_goes_back_to_pending_and_out_within_two_minutes(
     context = world.context(FIRE_TIME)
     context = type(context)(**{**context.__dict__, "client": dying_client})
     died_at = FixedClock(at=FIRE_TIME)
-    dead = Delivery(database=world.database, client=dying_client, wall_clock=died_at, owner="dead")
+    # One sender, so the seventh send is the one in flight when the process dies.
+    dead = Delivery(
+        database=world.database,
+        client=dying_client,
+        wall_clock=died_at,
+        owner="dead",
+        rate=SendRate(senders=1),
+    )
     with pytest.raises(KeyboardInterrupt):
         run_job(load_jobs()[CHASE], context, delivery=dead)
     assert sum(chase_dms(world.slack).values()) == 6
@@ -125,8 +132,10 @@ def test_an_overlapping_run_does_not_count_another_runs_in_flight_message_as_pen
     context = world.context(FIRE_TIME)
     context = type(context)(**{**context.__dict__, "client": held})
     results: list[Any] = []
+    # One sender, so the held message holds back the first run's others for the second.
+    one_at_a_time = Delivery(database=world.database, client=held, rate=SendRate(senders=1))
     first_run = threading.Thread(
-        target=lambda: results.append(run_job(load_jobs()[CHASE], context))
+        target=lambda: results.append(run_job(load_jobs()[CHASE], context, delivery=one_at_a_time))
     )
     first_run.start()
     try:
@@ -185,6 +194,7 @@ def test_a_slow_send_keeps_its_claim_while_its_process_lives(world: World) -> No
         wall_clock=wall,
         owner="slow",
         lease=dt.timedelta(seconds=0.3),
+        rate=SendRate(senders=1),  # the slow first send holds back the others
     )
     summary = run_job(load_jobs()[CHASE], context, delivery=delivery)
     (rival_summary,) = rival_summaries
