@@ -155,9 +155,8 @@ def _deal_facts_statement(
             .scalar_subquery()
         )
         statement = (
-            # ListedDeal's columns, in its order (the amount again: the facts keep a flag).
+            # ListedDeal's columns after the amount, in its order.
             statement.add_columns(
-                Deal.amount.label("listed_amount"),
                 Deal.currency,
                 NextStep.id.label("step_id"),
                 NextStep.what.label("step_what"),
@@ -238,10 +237,9 @@ class ReminderRepository:
         )
         parameters = _facts_parameters(quarter, closed_since=None)
         parameters["owner_ids"] = list(owner_ids)
-        return [
-            ListedDeal(_facts_of(row), *row[_LISTED_COLUMNS:])
-            for row in self.session.connection().execute(statement, parameters)
-        ]
+        # One rep's deals: fetched at once (one driver call, not one per row).
+        rows = self.session.connection().execute(statement, parameters).fetchall()
+        return [ListedDeal(_facts_of(row), row[_AMOUNT], *row[_LISTED_COLUMNS:]) for row in rows]
 
 
 class ListedDeal(NamedTuple):
@@ -256,8 +254,10 @@ class ListedDeal(NamedTuple):
     step_due_date: dt.date | None
 
 
-# A listed row ends with ListedDeal's columns after the facts.
-_LISTED_COLUMNS = 1 - len(ListedDeal._fields)
+# A listed row ends with ListedDeal's columns after the amount, which the facts only flag.
+_LISTED_COLUMNS = 2 - len(ListedDeal._fields)
+# Where the facts statement has the deal's amount (see _facts_of).
+_AMOUNT = 7
 
 
 def _facts_parameters(
