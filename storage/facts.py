@@ -225,17 +225,22 @@ class ReminderRepository:
         return [_facts_of(row) for row in self.session.connection().execute(statement, parameters)]
 
     def listed_deals(
-        self, *, quarter: tuple[dt.date, dt.date], owner_ids: Iterable[str]
+        self,
+        *,
+        quarter: tuple[dt.date, dt.date],
+        owner_ids: Iterable[str],
+        closed_since: dt.datetime | None = None,
     ) -> list[ListedDeal]:
         """Return these owners' open deals as lists show them, sorted by close date.
 
         The facts and what the list shows come from one statement (the facts query with
-        the current next step joined): a /pipeline reads each deal once.
+        the current next step joined): a /pipeline reads each deal once. With
+        `closed_since`, the deals closed since then come too (the App Home's score).
         """
         statement = _deal_facts_statement(
-            with_closed=False, by_owner=True, by_deal=False, listed=True
+            with_closed=closed_since is not None, by_owner=True, by_deal=False, listed=True
         )
-        parameters = _facts_parameters(quarter, closed_since=None)
+        parameters = _facts_parameters(quarter, closed_since=closed_since)
         parameters["owner_ids"] = list(owner_ids)
         # One rep's deals: fetched at once (one driver call, not one per row).
         rows = self.session.connection().execute(statement, parameters).fetchall()
