@@ -352,13 +352,30 @@ def build_requests(
     return requests
 
 
+# What a kept-alive connection the server has closed meanwhile raises on its next use.
+CLOSED_BY_SERVER = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+
+
 def post_command(connection: http.client.HTTPConnection, body: bytes) -> tuple[float, int, bytes]:
-    """Return (seconds, status, body) of one signed POST on a kept-alive connection."""
+    """Return (seconds, status, body) of one signed POST on a kept-alive connection.
+
+    gunicorn closes a connection left idle for two seconds (its keep-alive), as a client
+    at concurrency 1 leaves dealbot's while the other app's round runs: the request is
+    then sent again on a new connection, as an HTTP client does, and timed from there. A
+    request the server did answer would come back empty the second time (a replay), and
+    fail the reply check.
+    """
     # Signed right before sending: Bolt refuses timestamps more than five minutes old.
     headers = {"Content-Type": FORM_CONTENT_TYPE, **sign(body, SIGNING_SECRET)}
-    started = time.perf_counter()
-    connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
-    response = connection.getresponse()
+    try:
+        started = time.perf_counter()
+        connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
+        response = connection.getresponse()
+    except CLOSED_BY_SERVER:
+        connection.close()  # the next request opens a new connection
+        started = time.perf_counter()
+        connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
+        response = connection.getresponse()
     payload = response.read()
     return time.perf_counter() - started, response.status, payload
 
