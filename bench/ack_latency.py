@@ -2,13 +2,17 @@
 
 "A rep's reply should come back before a do-nothing Slack app would even ack."
 
-Both apps are served side by side in this process, each under the same waitress server
-dealbot ships with, on 127.0.0.1; the clients run in a process of their own. dealbot
-answers from a seeded SQLite database; the no-op app is Bolt with its defaults and
-listeners that only ack(). The same signed requests go to both, in alternating rounds,
-and the report prints percentiles and the dealbot / no-op ratios.
+The no-op app is Bolt with its defaults and listeners that only ack(), served the default
+way: one waitress server in this process. dealbot answers from a seeded SQLite database,
+served either the same way (one waitress process, the default) or, with `--workers N`, as
+production serves it: `dealbot serve --workers N` in a process of its own, gunicorn's
+arbiter and N worker processes (the jobs left out with `--no-scheduler`, so none runs
+during the measurement). Both listen on 127.0.0.1; the clients run in a process of their
+own. The same signed requests go to both, in alternating rounds, and the report prints
+percentiles and the dealbot / no-op ratios.
 
     python -m bench.ack_latency [--deals 100000] [--requests 2000] [--concurrency 8]
+                                [--workers N]
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import http.client
 import json
 import logging
 import multiprocessing
+import os
 import random
+import re
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -65,6 +74,10 @@ WARMUP_REQUESTS = 200
 ROUND_SIZE = 200
 OVERALL_TIMEOUT_SECONDS = 600.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+# `dealbot serve --workers N`: how long its workers may take to start, and to drain on stop.
+GUNICORN_START_SECONDS = 60.0
+GUNICORN_STOP_SECONDS = 40.0
+WORKER_READY = re.compile(r"worker (\d+) ready")
 
 P50_TARGET = 1.0
 P99_TARGET = 1.5
@@ -232,7 +245,7 @@ def build_noop_app(fake: FakeSlackWebAPI) -> App:
 
 @contextmanager
 def serving(wsgi: WSGIApp) -> Iterator[int]:
-    """Yield the port of the same waitress server `dealbot serve` uses, running `wsgi`."""
+    """Yield the port of the one-process waitress server `dealbot serve` falls back to."""
     server = BackgroundServer(wsgi, host=HOST).start()
     try:
         yield server.port
@@ -240,36 +253,129 @@ def serving(wsgi: WSGIApp) -> Iterator[int]:
         server.stop()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving_with_gunicorn(
+    *, workers: int, database_url: str, slack_api_url: str, folder: Path
+) -> Iterator[int]:
+    """Yield the port of `dealbot serve --workers N` run as a command, once every worker is up.
+
+    The command runs in a folder of its own (no stray `.env`), its log (gunicorn's access
+    lines included, as in production) in a file there; SIGTERM stops it, as an
+    orchestrator would.
+    """
+    port = free_port()
+    project = Path(__file__).resolve().parents[1]
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLACK_", "DEALBOT_", "GMAIL_", "GOOGLE_", "HUBSPOT_", "CRM_"))
+        and name not in ("DATABASE_URL", "HOST", "PORT")
+    }
+    environment.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack_api_url,
+        DATABASE_URL=database_url,
+        HOST=HOST,
+        PORT=str(port),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
+    )
+    log_path = folder / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--workers", str(workers), "--no-scheduler"],
+            cwd=folder,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def served_log() -> str:
+        return log_path.read_text(encoding="utf-8", errors="replace")
+
+    try:
+        deadline = time.monotonic() + GUNICORN_START_SECONDS
+        while len(WORKER_READY.findall(served_log())) < workers:
+            if process.poll() is not None:
+                raise BenchmarkError(f"dealbot serve exited:\n{served_log()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"dealbot serve did not start:\n{served_log()[-2000:]}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=GUNICORN_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 # --- load ---------------------------------------------------------------------------------
 
 
 def build_requests(
-    count: int, pipeline: SeededPipeline, *, response_url: str, rng: random.Random
+    count: int, pipeline: SeededPipeline, *, response_url: str, rng: random.Random, first: int = 0
 ) -> list[CommandRequest]:
-    """Return `count` commands, /pipeline and /deal show in equal shares, shuffled."""
+    """Return `count` commands, /pipeline and /deal show in equal shares, shuffled.
+
+    Each carries a trigger id of its own, numbered from `first`, as every command Slack
+    sends does: the same body signed in the same second would be a replay, answered empty.
+    """
     requests = []
     for index in range(count):
+        trigger_id = f"{first + index}.{rng.getrandbits(32):08x}"
         if index % 2 == 0:
             user_id = rng.choice(pipeline.reps)
-            body = slash_command_body("/pipeline", "", user_id=user_id, response_url=response_url)
+            body = slash_command_body(
+                "/pipeline", "", user_id=user_id, response_url=response_url, trigger_id=trigger_id
+            )
             requests.append(CommandRequest("/pipeline", body))
         else:
             owner, account = rng.choice(pipeline.open_accounts)
             body = slash_command_body(
-                "/deal", f"show {account}", user_id=owner, response_url=response_url
+                "/deal",
+                f"show {account}",
+                user_id=owner,
+                response_url=response_url,
+                trigger_id=trigger_id,
             )
             requests.append(CommandRequest("/deal show", body, expected_text=account))
     rng.shuffle(requests)
     return requests
 
 
+# What a kept-alive connection the server has closed meanwhile raises on its next use.
+CLOSED_BY_SERVER = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+
+
 def post_command(connection: http.client.HTTPConnection, body: bytes) -> tuple[float, int, bytes]:
-    """Return (seconds, status, body) of one signed POST on a kept-alive connection."""
+    """Return (seconds, status, body) of one signed POST on a kept-alive connection.
+
+    gunicorn closes a connection left idle for two seconds (its keep-alive), as a client
+    at concurrency 1 leaves dealbot's while the other app's round runs: the request is
+    then sent again on a new connection, as an HTTP client does, and timed from there. A
+    request the server did answer would come back empty the second time (a replay), and
+    fail the reply check.
+    """
     # Signed right before sending: Bolt refuses timestamps more than five minutes old.
     headers = {"Content-Type": FORM_CONTENT_TYPE, **sign(body, SIGNING_SECRET)}
-    started = time.perf_counter()
-    connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
-    response = connection.getresponse()
+    try:
+        started = time.perf_counter()
+        connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
+        response = connection.getresponse()
+    except CLOSED_BY_SERVER:
+        connection.close()  # the next request opens a new connection
+        started = time.perf_counter()
+        connection.request("POST", SLACK_EVENTS_PATH, body=body, headers=headers)
+        response = connection.getresponse()
     payload = response.read()
     return time.perf_counter() - started, response.status, payload
 
@@ -407,7 +513,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def report(samples: Samples, *, deals: int, requests: int, concurrency: int) -> bool:
+def report(samples: Samples, *, deals: int, requests: int, concurrency: int, served: str) -> bool:
     """Print the percentile table and the verdicts; return True when both targets pass."""
     labels = sorted({label for _, label in samples.latencies})
     rows: list[tuple[str, str, dict[str, float], int]] = []
@@ -420,7 +526,8 @@ def report(samples: Samples, *, deals: int, requests: int, concurrency: int) -> 
         rows.append((app, "all", summary(everything), len(everything)))
     print(
         f"\nack latency: {deals:,} deals, {requests:,} requests per app, "
-        f"concurrency {concurrency}, 127.0.0.1"
+        f"concurrency {concurrency}, 127.0.0.1\n"
+        f"dealbot: {served}; no-op: Bolt on waitress, one process"
     )
     columns = "".join(f"{name:>9}" for name in ("p50 ms", "p90 ms", "p99 ms", "max ms"))
     print(f"{'app':<8} {'command':<11} {'n':>5}{columns}")
@@ -451,9 +558,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2_000, help="measured, per app")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--seed", type=int, default=20261215)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="serve dealbot with `dealbot serve --workers N` (gunicorn) instead of waitress "
+        "in one process",
+    )
     args = parser.parse_args(argv)
     if args.deals < REPS or args.requests < 1 or args.concurrency < 1:
         parser.error(f"need --deals ≥ {REPS}, --requests ≥ 1, --concurrency ≥ 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("need --workers ≥ 1")
     # Bolt's warnings about the bench's fake workspace would only add noise to the table.
     logging.basicConfig(level=logging.ERROR)
     rng = random.Random(args.seed)
@@ -475,18 +590,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 slack_api_url=fake.base_url,
                 database_url=url,
             )
-            dealbot = create_app(settings)
             noop = build_noop_app(fake)
             response_url = fake.response_url_for("bench")
             warmup = build_requests(WARMUP_REQUESTS, pipeline, response_url=response_url, rng=rng)
-            measured = build_requests(args.requests, pipeline, response_url=response_url, rng=rng)
-            deadline = time.monotonic() + OVERALL_TIMEOUT_SECONDS
-            with (
-                serving(build_wsgi_app(dealbot)) as dealbot_port,
-                serving(build_wsgi_app(noop)) as noop_port,
-            ):
+            measured = build_requests(
+                args.requests, pipeline, response_url=response_url, rng=rng, first=WARMUP_REQUESTS
+            )
+            with ExitStack() as stack:
+                if args.workers is None:
+                    served = "waitress, one process"
+                    dealbot_port = stack.enter_context(
+                        serving(build_wsgi_app(create_app(settings)))
+                    )
+                else:
+                    served = f"dealbot serve --workers {args.workers} (gunicorn)"
+                    dealbot_port = stack.enter_context(
+                        serving_with_gunicorn(
+                            workers=args.workers,
+                            database_url=url,
+                            slack_api_url=fake.base_url,
+                            folder=Path(folder),
+                        )
+                    )
+                noop_port = stack.enter_context(serving(build_wsgi_app(noop)))
                 ports = {DEALBOT: dealbot_port, NOOP: noop_port}
                 tune_gc_for_serving()  # as `dealbot serve` does
+                deadline = time.monotonic() + OVERALL_TIMEOUT_SECONDS
                 verify_dealbot_replies(
                     run_load_in_another_process(
                         warmup, ports, concurrency=args.concurrency, deadline=deadline
@@ -502,7 +631,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             fake.stop()
 
-    passed = report(samples, deals=args.deals, requests=args.requests, concurrency=args.concurrency)
+    passed = report(
+        samples,
+        deals=args.deals,
+        requests=args.requests,
+        concurrency=args.concurrency,
+        served=served,
+    )
     return 0 if passed else 1
 
 

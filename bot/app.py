@@ -107,6 +107,9 @@ class Services:
     in_request_client: WebClient
     # Follow-up email drafts (reminders/email/); None only in tests that build Services by hand.
     follow_ups: FollowUps | None = None
+    # Bolt's listener pool: work a reply promises runs there, after the reply (see
+    # `handlers.listeners.after_reply`); None runs it in the request.
+    after_reply: Executor | None = None
 
     def actor(self, user_id: str) -> Actor:
         return Actor(user_id=user_id, is_admin=lambda: self.directory.is_admin(user_id))
@@ -141,6 +144,7 @@ def build_services(
     client: WebClient,
     database: Database | None = None,
     clock: Clock | None = None,
+    after_reply: Executor | None = None,
 ) -> Services:
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
@@ -176,6 +180,7 @@ def build_services(
             clock=clock,
             rep_profile=lambda user_id: RepProfile(*directory.name_and_email(user_id)),
         ),
+        after_reply=after_reply,
     )
 
 
@@ -221,7 +226,9 @@ def create_app(
         raise_error_for_unhandled_request=True,
     )
     app.error(answer_unhandled)
-    services = build_services(settings, client=client, database=database, clock=clock)
+    services = build_services(
+        settings, client=client, database=database, clock=clock, after_reply=listener_executor
+    )
     # Runs after Bolt's signature check, so only genuine requests leave a receipt.
     app.use(once_per_request(database=services.database, clock=services.clock))
     register_all(app, services)

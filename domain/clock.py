@@ -51,5 +51,12 @@ class ZoneCache:
         self._zones[user_id] = (now, zone)
         return zone
 
+    def cached(self, user_id: str) -> ZoneInfo | None:
+        """Return the user's zone if remembered and fresh, else None (nothing is loaded)."""
+        cached = self._zones.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < self.TTL_SECONDS:
+            return cached[1]
+        return None
+
     def clear(self) -> None:
         self._zones.clear()

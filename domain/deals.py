@@ -53,6 +53,8 @@ CRM_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 # How far back a new next step's due date may be: `due:yesterday` is a step already overdue.
 PAST_DUE_DAYS = 30
 
+CENT = Decimal("0.01")
+
 EVIDENCE_FIELDS = (
     "buying_criteria",
     "buying_process",
@@ -127,7 +129,14 @@ class DealService:
     # --- time -----------------------------------------------------------------------------
 
     def today_for(self, user_id: str) -> dt.date:
-        """Return today's date in the user's team timezone (or the workspace default)."""
+        """Return today's date in the user's team timezone (or the workspace default).
+
+        Every command asks, and the zone is nearly always cached: a session is opened only
+        to look it up.
+        """
+        zone = self.zones.cached(user_id)
+        if zone is not None:
+            return self.clock.now().astimezone(zone).date()
         with self.database.session() as session:
             return self._today(session, user_id)
 
@@ -620,11 +629,13 @@ class DealService:
         totals: dict[str, Decimal] = {}
         weighted: dict[str, Decimal] = {}
         for view in views:
-            weighted_amount = view.weighted_amount  # computed, so asked once
-            if view.amount is not None and weighted_amount is not None:
-                currency = view.amount.currency
-                totals[currency] = totals.get(currency, Decimal(0)) + view.amount.amount
-                weighted[currency] = weighted.get(currency, Decimal(0)) + weighted_amount.amount
+            if view.amount is not None:
+                currency, amount = view.amount.currency, view.amount.amount
+                totals[currency] = totals.get(currency, Decimal(0)) + amount
+                # DealView.weighted_amount's sum, without a Money made per deal.
+                weighted[currency] = weighted.get(currency, Decimal(0)) + (
+                    amount * view.probability
+                ).quantize(CENT)
         return PipelineView(
             scope=kind,
             today=today,
@@ -636,20 +647,46 @@ class DealService:
         )
 
     def home(self, user_id: str) -> HomeView:
-        """Return what the App Home shows: open deals, overdue next steps, accuracy score."""
+        """Return what the App Home shows: open deals, overdue next steps, accuracy score.
+
+        The open deals and the score's deals (those and the ones closed this quarter) come
+        from one read, at one instant, so the open deals are not read twice; the score is
+        `score_reps`', as the weekly pipeline-accuracy post computes it.
+        """
+        now = self.clock.now()
         with self.database.session() as session:
-            today = self._today(session, user_id)
+            zone = self._zone(session, user_id)
+            today = now.astimezone(zone).date()
             deals = DealRepository(session)
-            open_deals = self._listed(session, [user_id], today)
+            quarter = quarter_bounds(today)
+            listed = ReminderRepository(session).listed_deals(
+                quarter=quarter,
+                owner_ids=[user_id],
+                closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
+            )
+            open_deals = self._listed_views(
+                session, [deal for deal in listed if deal.facts.status == "open"], today
+            )
             overdue = tuple(
-                (_step_view(step), step.deal.account)
+                (
+                    NextStepView(
+                        id=step.id,
+                        what=step.what,
+                        owner_id=step.owner_id,
+                        due_date=step.due_date,
+                        done=False,
+                    ),
+                    step.account,
+                )
                 for step in deals.open_next_steps_overdue_for(user_id, today)
             )
-            zone = self._zone(session, user_id)
             score = None
             if open_deals:
                 # The same score the weekly pipeline-accuracy post shows for this rep.
-                score = accuracy_score_of(session, user_id, self.clock.now(), zone)
+                scores = score_reps(
+                    [deal.facts for deal in listed], lambda _owner: (today, zone), default_checks()
+                )
+                score = scores[user_id].score if user_id in scores else None
         return HomeView(
             user_id=user_id,
             today=today,
@@ -682,6 +719,12 @@ class DealService:
         listed = ReminderRepository(session).listed_deals(
             quarter=quarter_bounds(today), owner_ids=owners
         )
+        return self._listed_views(session, listed, today)
+
+    def _listed_views(
+        self, session: Session, listed: list[ListedDeal], today: dt.date
+    ) -> tuple[DealView, ...]:
+        """Return the list views of these listed deals, flagged as of `today`."""
         config = default_checks()
         marks = self._crm_marks(session, [deal.facts.deal_id for deal in listed])
         return tuple(
@@ -1028,21 +1071,6 @@ class DealService:
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
             **self._crm_marks(session, [deal.id]).get(deal.id, {}),
         )
-
-
-def accuracy_score_of(
-    session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo
-) -> Decimal | None:
-    """Return the rep's accuracy score as of `now`: checks passed over checks counted."""
-    today = now.astimezone(zone).date()
-    quarter = quarter_bounds(today)
-    facts = ReminderRepository(session).deal_facts(
-        quarter=quarter,
-        closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
-        owner_ids=[rep_id],
-    )
-    scores = score_reps(facts, lambda _owner: (today, zone), default_checks())
-    return scores[rep_id].score if rep_id in scores else None
 
 
 def _crm_values(deal: Deal) -> dict[str, str | None]:

@@ -1,6 +1,12 @@
 """Block Kit builders: one function per message or view, built with slack_sdk's models.
 
 The models check Slack's limits offline; every message carries a plain-text fallback.
+That check runs where it finds mistakes, in the tests (`validate_blocks(True)`, which the
+test suite's conftest turns on). In production the plain blocks every command sends (a
+section, a context line, a header, a divider) are built straight as Slack's JSON
+(`BuiltBlock`): the same dicts, without an object graph built, validated and walked per
+block per request, a tenth of a /pipeline's CPU. The builders keep to the limits themselves
+(`SECTION_TEXT_LIMIT`, `plain_text_within`), and a test holds both ways to the same JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +57,38 @@ from handlers import messages
 SECTION_TEXT_LIMIT = 2900
 PIPELINE_DEALS_SHOWN = 40
 
+# Whether builders return slack_sdk's models, validated as they become JSON (tests), or
+# `BuiltBlock`s (production). See `validate_blocks`.
+_validating = False
+
+
+def validate_blocks(on: bool = True) -> None:
+    """Have the builders return slack_sdk's models, checked against Slack's limits (tests).
+
+    Off by default, in production: see the module's docstring.
+    """
+    global _validating
+    _validating = on
+
+
+class BuiltBlock(Block):
+    """A block built as the JSON Slack gets, for when the models' validation is off.
+
+    A `Block`, so replies hold one kind of thing; `to_dict()` returns the JSON as built
+    (each reply builds its own, and nothing changes it afterwards).
+    """
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(type=payload["type"], block_id=payload.get("block_id"))
+        self.payload = payload
+
+    def to_dict(self, *args: Any) -> dict[str, Any]:
+        return self.payload
+
+    def __repr__(self) -> str:
+        return f"<BuiltBlock: {self.payload}>"
+
+
 # action_id / callback_id values: the registry of interactive surfaces.
 PICK_DEAL_ACTION = "pick_deal"
 OPEN_POST_MORTEM_ACTION = "open_post_mortem"
@@ -94,17 +132,37 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=_mrkdwn(text[:SECTION_TEXT_LIMIT]))
+def _section(text: str) -> Block:
+    text = text[:SECTION_TEXT_LIMIT]
+    if _validating:
+        return SectionBlock(text=_mrkdwn(text))
+    return BuiltBlock({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 
 
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[_mrkdwn(text[:SECTION_TEXT_LIMIT])])
+def _context(text: str) -> Block:
+    text = text[:SECTION_TEXT_LIMIT]
+    if _validating:
+        return ContextBlock(elements=[_mrkdwn(text)])
+    return BuiltBlock({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
 
 
-def _sections(lines: Iterable[str]) -> list[SectionBlock]:
+def _header(text: str, *, emoji: bool = False) -> Block:
+    """Return a header of plain text already escaped and cut to Slack's 150 characters."""
+    if _validating:
+        return HeaderBlock(text=PlainTextObject(text=text, emoji=emoji or None))
+    plain: dict[str, Any] = {"type": "plain_text", "text": text}
+    if emoji:
+        plain["emoji"] = True
+    return BuiltBlock({"type": "header", "text": plain})
+
+
+def _divider() -> Block:
+    return DividerBlock() if _validating else BuiltBlock({"type": "divider"})
+
+
+def _sections(lines: Iterable[str]) -> list[Block]:
     """Return sections holding `lines`, split so that none passes Slack's text limit."""
-    sections: list[SectionBlock] = []
+    sections: list[Block] = []
     chunk: list[str] = []
     size = 0
     for line in lines:
@@ -311,7 +369,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
         f"{crm.mark('forecast_category')} · "
         f"owner <@{deal.owner_id}>{crm.mark('owner')}"
     )
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=heading)), _section(summary)]
+    blocks: list[Block] = [_header(heading), _section(summary)]
     if crm.link is not None:
         blocks.append(_context(crm.link))
     evidence = [
@@ -589,10 +647,7 @@ def pipeline_reply(view: PipelineView) -> Reply:
         f"{len(view.deals)} open · total {_totals(view.totals)}"
         f" · weighted {_totals(view.weighted_totals)}"
     )
-    blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=plain_text_within(heading, 150))),
-        _context(totals),
-    ]
+    blocks: list[Block] = [_header(plain_text_within(heading, 150)), _context(totals)]
     if not view.deals:
         blocks.append(_section(messages.NO_OPEN_DEALS))
         return Reply(text=f"{title}: no open deals", blocks=tuple(blocks))
@@ -603,7 +658,7 @@ def pipeline_reply(view: PipelineView) -> Reply:
     )
     if len(view.deals) > len(shown):
         blocks.append(_context(f"…and {len(view.deals) - len(shown)} more."))
-    blocks.append(DividerBlock())
+    blocks.append(_divider())
     attention = view.needing_attention
     if attention:
         lines = [
@@ -763,7 +818,8 @@ def home_view(home: HomeView) -> View:
     today = home.today
     score = f"{home.accuracy_score * 100:.0f}%" if home.accuracy_score is not None else "—"
     blocks: list[Block] = [
-        HeaderBlock(text="Your pipeline"),
+        # A header given as a string is plain text with emoji on, as Slack's models make it.
+        _header("Your pipeline", emoji=True),
         _context(f"Accuracy score: *{score}* · {len(home.open_deals)} open deal(s)"),
     ]
     if home.overdue_steps:
@@ -781,7 +837,7 @@ def home_view(home: HomeView) -> View:
         )
         attention = [d for d in home.open_deals if d.attention]
         if attention:
-            blocks.append(DividerBlock())
+            blocks.append(_divider())
             blocks.append(_section(f"*Needs attention ({len(attention)})*"))
             blocks.extend(
                 _sections(

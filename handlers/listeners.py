@@ -44,6 +44,20 @@ def after_ack(listener: Callable[..., Any], work: Callable[..., None], services:
     listener(ack=_ack_at_once, lazy=[with_services(work, services)])
 
 
+def after_reply(services: Services, work: Callable[..., None], /, *args: Any) -> None:
+    """Run `work(*args)` in the listener pool, so the request's reply does not wait for it.
+
+    What Bolt's lazy listeners do, for work only some requests have: Bolt starts a lazy
+    listener (copying the request for it) on every request its listener gets. Without a
+    pool (Services built by hand) the work runs here, before the reply.
+    """
+    pool = services.after_reply
+    if pool is None:
+        work(*args)
+    else:
+        pool.submit(work, *args)
+
+
 def deal_on_button(action: dict[str, Any]) -> DealRef:
     """Return the deal a button's value names; ValueError when it names none (forged, stale)."""
     return DealRef(name=None, deal_id=int(action.get("value") or ""))

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, insert, or_, select, text
+from sqlalchemy import (
+    Date,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from storage.models import Deal, DealChange, NextStep, PostMortem
 
@@ -125,25 +138,61 @@ class DealRepository:
         self.session.add(post_mortem)
         self.session.flush()
 
-    def open_next_steps_overdue_for(self, owner_id: str, today: dt.date) -> Sequence[NextStep]:
-        """Return open next steps this user owns (or whose deal they own) due before today."""
-        statement = (
-            select(NextStep)
-            .join(Deal)
-            .where(
-                NextStep.done.is_(False),
-                NextStep.due_date < today,
-                Deal.status == "open",
-                Deal.is_live(),
-                or_(
-                    NextStep.owner_id == owner_id,
-                    and_(NextStep.owner_id.is_(None), Deal.owner_id == owner_id),
-                ),
-            )
-            .options(selectinload(NextStep.deal))
-            .order_by(NextStep.due_date)
+    def open_next_steps_overdue_for(self, owner_id: str, today: dt.date) -> list[OverdueStep]:
+        """Return open next steps this user owns (or whose deal they own) due before today.
+
+        Two searches, one per way a step is the user's, each on its own index: a step they
+        own (by owner), an unowned step of a deal they own (by deal). Asked as one OR,
+        SQLite answers the second half by reading every unowned overdue step in the table,
+        3 ms of an App Home at 100,000 deals; `coalesce` keeps it off the owner index.
+        Columns only: the App Home shows a step and its deal's account, nothing more.
+        """
+        parameters = {"owner_id": owner_id, "today": today}
+        return [OverdueStep(*row) for row in self.session.execute(_overdue_statement(), parameters)]
+
+
+@cache
+def _overdue_statement() -> Select[Any]:
+    """Return the overdue-steps query, built once: building it costs more than running it."""
+    owner_id = bindparam("owner_id", type_=String())
+    today = bindparam("today", type_=Date())
+    columns = (NextStep.id, NextStep.what, NextStep.owner_id, NextStep.due_date, Deal.account)
+    owned = (
+        select(*columns)
+        .join(Deal, Deal.id == NextStep.deal_id)
+        .where(
+            NextStep.owner_id == owner_id,
+            NextStep.done.is_(False),
+            NextStep.due_date < today,
+            Deal.status == "open",
+            Deal.is_live(),
         )
-        return self.session.scalars(statement).all()
+    )
+    unowned = (
+        select(*columns)
+        .select_from(Deal)
+        .join(NextStep, NextStep.deal_id == Deal.id)
+        .where(
+            Deal.owner_id == owner_id,
+            Deal.status == "open",
+            Deal.is_live(),
+            NextStep.done.is_(False),
+            NextStep.due_date < today,
+            func.coalesce(NextStep.owner_id, "") == "",
+        )
+    )
+    steps = union_all(owned, unowned).subquery()
+    return select(steps).order_by(steps.c.due_date, steps.c.id)
+
+
+class OverdueStep(NamedTuple):
+    """An open next step past its due date, with the account of its deal."""
+
+    id: int
+    what: str
+    owner_id: str | None
+    due_date: dt.date
+    account: str
 
 
 class DealImportRepository:

@@ -156,9 +156,8 @@ def _deal_facts_statement(
             .scalar_subquery()
         )
         statement = (
-            # ListedDeal's columns, in its order (the amount again: the facts keep a flag).
+            # ListedDeal's columns after the amount, in its order.
             statement.add_columns(
-                Deal.amount.label("listed_amount"),
                 Deal.currency,
                 NextStep.id.label("step_id"),
                 NextStep.what.label("step_what"),
@@ -227,22 +226,26 @@ class ReminderRepository:
         return [_facts_of(row) for row in self.session.connection().execute(statement, parameters)]
 
     def listed_deals(
-        self, *, quarter: tuple[dt.date, dt.date], owner_ids: Iterable[str]
+        self,
+        *,
+        quarter: tuple[dt.date, dt.date],
+        owner_ids: Iterable[str],
+        closed_since: dt.datetime | None = None,
     ) -> list[ListedDeal]:
         """Return these owners' open deals as lists show them, sorted by close date.
 
         The facts and what the list shows come from one statement (the facts query with
-        the current next step joined): a /pipeline reads each deal once.
+        the current next step joined): a /pipeline reads each deal once. With
+        `closed_since`, the deals closed since then come too (the App Home's score).
         """
         statement = _deal_facts_statement(
-            with_closed=False, by_owner=True, by_deal=False, listed=True
+            with_closed=closed_since is not None, by_owner=True, by_deal=False, listed=True
         )
-        parameters = _facts_parameters(quarter, closed_since=None)
+        parameters = _facts_parameters(quarter, closed_since=closed_since)
         parameters["owner_ids"] = list(owner_ids)
-        return [
-            ListedDeal(_facts_of(row), *row[_LISTED_COLUMNS:])
-            for row in self.session.connection().execute(statement, parameters)
-        ]
+        # One rep's deals: fetched at once (one driver call, not one per row).
+        rows = self.session.connection().execute(statement, parameters).fetchall()
+        return [ListedDeal(_facts_of(row), row[_AMOUNT], *row[_LISTED_COLUMNS:]) for row in rows]
 
 
 class ListedDeal(NamedTuple):
@@ -257,8 +260,10 @@ class ListedDeal(NamedTuple):
     step_due_date: dt.date | None
 
 
-# A listed row ends with ListedDeal's columns after the facts.
-_LISTED_COLUMNS = 1 - len(ListedDeal._fields)
+# A listed row ends with ListedDeal's columns after the amount, which the facts only flag.
+_LISTED_COLUMNS = 2 - len(ListedDeal._fields)
+# Where the facts statement has the deal's amount (see _facts_of).
+_AMOUNT = 7
 
 
 def _facts_parameters(

@@ -69,6 +69,26 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """Return process_result_value fused with the backend's own parsing, in one call.
+
+        TypeDecorator's default chains three Python calls per value; a /pipeline reads a
+        few hundred timestamps, so the one function is a visible share of its CPU.
+        """
+        parse = self.impl_instance.result_processor(dialect, coltype)
+        utc = dt.UTC
+
+        def process(value: Any) -> dt.datetime | None:
+            if value is None:
+                return None
+            if parse is not None:
+                value = parse(value)
+            if value.tzinfo is None:
+                return value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+            return value.astimezone(utc)  # type: ignore[no-any-return]
+
+        return process
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -24,6 +24,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Block Kit builders hand back slack_sdk's models, checked against Slack's limits as
+    # they become JSON: production skips that (handlers.blocks), the suite keeps it.
+    from handlers.blocks import validate_blocks
+
+    validate_blocks(True)
     fake_now = config.getoption("--fake-now")
     if not fake_now:
         return
