@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.jobs_cli import context_factory
 from bot.settings import Settings
 from domain.clock import Clock
+from reminders.delivery import Delivery, SendRate
 from reminders.jobs import REP_TIMEZONE, TEAM_TIMEZONE, Schedule, load_jobs, run_job
 from storage.database import Database
 
@@ -25,6 +26,8 @@ _DAYS: Final = {
 }
 _DAY_RANGES: Final = {"mon-fri": "weekdays", "sat,sun": "weekends", "*": "every day"}
 _ZONES: Final = {TEAM_TIMEZONE: "each team's timezone", REP_TIMEZONE: "each rep's timezone"}
+
+ONE_AT_A_TIME = SendRate(senders=1, in_plan_order=True)
 
 
 def schedule_in_words(schedule: Schedule) -> str:
@@ -108,7 +111,11 @@ class DemoJobs:
         elif now.tzinfo is None:
             now = now.replace(tzinfo=self.zone)
         self._say(f"Running {name} as of {now.isoformat(timespec='minutes')}…")
-        summary = run_job(self.jobs[name], self.build_context(now, None))
+        context = self.build_context(now, None)
+        # One sender: the console draws each DM as it goes, so they come in the order planned
+        # and a button keeps its number from one run to the next.
+        in_order = Delivery(database=context.database, client=context.client, rate=ONE_AT_A_TIME)
+        summary = run_job(self.jobs[name], context, delivery=in_order)
         self._say(
             summary.line()
             + (

@@ -135,6 +135,9 @@ class SendRate:
     workspace_burst: int = 10
     senders: int = 4
     time_scale: float = 1.0
+    # Send in the order planned rather than the busiest channel first: for a reader watching
+    # the messages go by (the demo's console), not for throughput.
+    in_plan_order: bool = False
 
 
 DEFAULT_SEND_RATE = SendRate()
@@ -368,7 +371,11 @@ class Delivery:
             for channel in queues
         }
         # Idle channels with work left: ready now (most left first), or waiting for a token.
-        ready = [(-len(queue), order_of[channel], channel) for channel, queue in queues.items()]
+        def priority(channel: str) -> tuple[int, int, str]:
+            left = 0 if rate.in_plan_order else -len(queues[channel])
+            return (left, order_of[channel], channel)
+
+        ready = [priority(channel) for channel in queues]
         heapq.heapify(ready)
         waiting: list[tuple[float, str]] = []
         in_flight: dict[Future[str | _RateLimited], tuple[str, _Queued]] = {}
@@ -381,7 +388,7 @@ class Delivery:
                 now = time.monotonic()
                 while waiting and waiting[0][0] <= now:
                     _, channel = heapq.heappop(waiting)
-                    heapq.heappush(ready, (-len(queues[channel]), order_of[channel], channel))
+                    heapq.heappush(ready, priority(channel))
                 timeout: float | None = waiting[0][0] - now if waiting else None
                 if ready and len(in_flight) < rate.senders:
                     channel = ready[0][2]
