@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -168,15 +169,18 @@ class FollowUps:
         draft the rep was shown and chose to make another after ("Make another"): it names
         the new draft, so a second click on the same button makes no third one.
 
-        Asking twice on the same day for the same deal and template gives the same draft.
+        Asking twice on the same day for the same deal, template and recipient gives the same
+        draft (a retried command makes no second one).
         Only the deal's owner, their manager or an admin may ask: a draft speaks for the
         owner to their buyer.
         """
-        deal, name, _ = self._asked(actor, ref, template, today=today)
+        deal, name, contact = self._asked(actor, ref, template, today=today)
         now = self.clock.now()
         today = self.deals.today_for(actor.user_id)
         if after is None:
-            key = f"{ON_DEMAND}:{deal.id}:{name}:{actor.user_id}:{today.isoformat()}"
+            # The recipient is in the key: a buyer named since is written to afresh.
+            to = hashlib.sha256((contact.email or "").casefold().encode()).hexdigest()[:12]
+            key = f"{ON_DEMAND}:{deal.id}:{name}:{actor.user_id}:{today.isoformat()}:{to}"
         else:
             key = f"{ON_DEMAND}:{deal.id}:{name}:{_AGAIN}{after}"
         with self.database.session() as session:
