@@ -148,7 +148,9 @@ def test_make_another_on_someone_else_s_deal_is_refused_and_makes_nothing(
 
     assert status == 200
     [response] = [r for r in app.slack.responses if r.name == "ben"]
-    assert "draft for *Initech* is ready" not in blocks_text(response.body["blocks"])
+    assert "only they, their manager or an admin can draft its follow-ups" in blocks_text(
+        response.body["blocks"]
+    )
     assert len(list(outbox.glob("*.eml"))) == 1
 
 
@@ -267,10 +269,8 @@ def _wait_for_dm(app: RunningApp, user_id: str, *, containing: str) -> str:
     raise AssertionError(f"no DM to {user_id} containing {containing!r}")
 
 
-def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
-    gmail_app: tuple[RunningApp, FakeGmail],
-) -> None:
-    app, gmail = gmail_app
+def _connect_ana(app: RunningApp, gmail: FakeGmail) -> None:
+    """Store Ana's Gmail grant as if she had connected."""
     token = gmail.issue_refresh_token("ana@sales.example")
     with app.database.session() as session:
         FollowUpRepository(session).put_grant(
@@ -280,6 +280,13 @@ def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
             scopes="https://www.googleapis.com/auth/gmail.compose",
             at=NOW,
         )
+
+
+def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    _connect_ana(app, gmail)
 
     reply = app.command("/deal", "followup initech proposal_sent")
 
@@ -293,6 +300,31 @@ def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
     assert draft.header("To") == "Bill Lumbergh <bill@initech.com>"
     assert draft.header("From") == "Ana Ruiz <ana@sales.example>"
     assert draft.header("Subject") == "Proposal for Initech"
+
+
+def test_over_a_fresh_gmail_draft_make_another_drafts_in_the_background(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    _connect_ana(app, gmail)
+    app.command("/deal", "followup initech proposal_sent")
+    _wait_for_dm(app, "U0ANA", containing="Open the draft in Gmail")
+    [first] = gmail.drafts
+
+    asked = app.command("/deal", "followup initech proposal_sent")
+
+    assert "Make another?" in asked.all_text
+    link = f"https://mail.google.com/mail/u/0/#drafts?compose={first.message_id}"
+    assert link in json.dumps(asked.blocks)
+    assert len(gmail.drafts) == 1
+
+    made = _click(app, asked.button("make_another_follow_up"), "again")
+
+    assert "Drafting the *proposal sent* email for *Initech*" in made
+    _wait_for_dm(app, "U0ANA", containing=gmail.drafts[-1].message_id)
+    one, two = gmail.drafts
+    assert two.header("In-Reply-To") == one.header("Message-ID")
+    assert two.header("Subject") == "Proposal for Initech"
 
 
 def test_a_rep_without_gmail_is_offered_a_connect_link_served_by_the_app(
