@@ -55,11 +55,6 @@ class SameDraft:
     drafted: FollowUpTrigger | None
     under_way: bool
 
-    @property
-    def free(self) -> bool:
-        """Return whether nothing does: this trigger's draft is the one to make."""
-        return self.drafted is None and not self.under_way
-
 
 class FollowUpRepository:
     def __init__(self, session: Session) -> None:
@@ -211,7 +206,6 @@ class FollowUpRepository:
         template: str,
         recipient: str,
         since: dt.datetime,
-        excluding: int | None = None,
     ) -> FollowUpTrigger | None:
         """Return the latest draft of `template` for this deal to `recipient` since `since`.
 
@@ -226,7 +220,6 @@ class FollowUpRepository:
                 FollowUpTrigger.recipient == recipient,
                 FollowUpTrigger.status == "drafted",
                 FollowUpTrigger.drafted_at >= since,
-                FollowUpTrigger.id != (excluding or 0),
             )
             .order_by(FollowUpTrigger.drafted_at.desc(), FollowUpTrigger.id.desc())
             .limit(1)
@@ -242,12 +235,19 @@ class FollowUpRepository:
         since: dt.datetime,
         now: dt.datetime,
     ) -> SameDraft:
-        """Name the claimed trigger's recipient, unless a draft like it exists or is under way.
+        """Name the claimed trigger's recipient; return what else stands for its draft.
 
-        The deal's row is locked first (PostgreSQL; SQLite runs one writer at a time), so two
-        workers drafting the same template for one deal take turns: the second finds the
-        first's recipient named on a live claim, or its draft, and makes none.
+        Two workers drafting the same template for one deal take turns here: the write comes
+        first (SQLite then holds its one writer lock until commit, with no stale snapshot to
+        upgrade), then the deal's row is locked (PostgreSQL), then siblings are looked for.
+        The second finds the first's recipient on a live claim, or its draft, and makes none.
         """
+        self.session.execute(
+            update(FollowUpTrigger)
+            .where(FollowUpTrigger.id == trigger_id)
+            .values(recipient=recipient)
+            .execution_options(synchronize_session=False)
+        )
         self.session.execute(select(Deal.id).where(Deal.id == deal_id).with_for_update())
         done = self.fresh_draft(
             deal_id=deal_id, template=template, recipient=recipient, since=since
@@ -266,15 +266,7 @@ class FollowUpRepository:
                 FollowUpTrigger.id != trigger_id,
             )
         )
-        if under_way:
-            return SameDraft(drafted=None, under_way=True)
-        self.session.execute(
-            update(FollowUpTrigger)
-            .where(FollowUpTrigger.id == trigger_id)
-            .values(recipient=recipient)
-            .execution_options(synchronize_session=False)
-        )
-        return SameDraft(drafted=None, under_way=False)
+        return SameDraft(drafted=None, under_way=bool(under_way))
 
     def drafted_since(self, since: dt.datetime) -> Sequence[FollowUpTrigger]:
         return self.session.scalars(

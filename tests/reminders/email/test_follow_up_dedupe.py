@@ -5,7 +5,12 @@ the rules' window, and a refusal said once per deal a day, however many events c
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from bot.fake_slack import FakeSlackWebAPI
 from domain.changes import ContactRef, DealChanges, DealRef
@@ -301,3 +306,35 @@ def test_three_triggers_make_one_gmail_draft(
     assert again.status == "drafted"
     first, second = [d for d in gmail.drafts if d.header("To") == draft.header("To")]
     assert second.header("In-Reply-To") == first.header("Message-ID")
+
+
+@on_both_backends
+def test_two_workers_drafting_the_same_recap_at_once_make_one_draft(drafting: Drafting) -> None:
+    outbox = drafting.outbox()
+    follow_ups = drafting.follow_ups(outbox)
+    _vandelay(drafting)
+    drafting.deals.update_deal(ANA, VANDELAY, DealChanges(stage="demo"))
+    drafting.deals.complete_next_step(ANA, VANDELAY)
+    follow_ups.find_triggers(NOW)
+    both = [t.id for t in _triggers(drafting, "Vandelay")]
+    both_reserving = threading.Barrier(2, timeout=10)
+
+    # Each worker holds its claim and knows the recipient; hold both at naming it, so the
+    # two reservations meet instead of running one after the other.
+    def meet_at_the_reservation(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE follow_up_triggers SET recipient"):
+            both_reserving.wait()
+
+    engine = drafting.database.engine
+    event.listen(engine, "before_cursor_execute", meet_at_the_reservation)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as workers:
+            outcomes = list(workers.map(follow_ups.draft, both))
+    finally:
+        event.remove(engine, "before_cursor_execute", meet_at_the_reservation)
+
+    assert sorted(o.status for o in outcomes) == ["busy", "drafted"]
+    assert len(_vandelay_files(outbox)) == 1
+    assert [o.status for o in follow_ups.draft_pending(NOW) if o.trigger_id in both] == [
+        "duplicate"
+    ]
