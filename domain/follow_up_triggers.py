@@ -8,6 +8,7 @@ quiet drafts a follow-up; the other checks are for the rep, not the buyer).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -89,6 +90,15 @@ class TriggerRules(FileModel):
     next_steps: tuple[StepRule, ...] = ()
     checks: dict[DraftingCheck, TemplateName] = Field(default_factory=dict)
     lookback_days: WholeNumber = 7
+    # Events that call for the same template for the same deal and recipient within this
+    # many days make one draft: a stage move, a done call and `/deal followup` in the same
+    # minute are one conversation to recap, not three. 0 drafts every event.
+    repeat_window_days: WholeNumber = 7
+
+    @property
+    def repeat_window(self) -> dt.timedelta:
+        """Return how long a draft stands for every later event calling for the same one."""
+        return dt.timedelta(days=self.repeat_window_days)
 
     def for_stage(self, stage: str) -> str | None:
         """Return the template a move into `stage` calls for, if any."""

@@ -15,6 +15,7 @@ class DraftOutcome:
     template: str
     # drafted | connect (the rep must connect Gmail) | skipped (nothing to send it to)
     # | template_error | retry (try next run) | failed (given up) | busy (another worker)
+    # | duplicate (a draft like it was made within the window: subject and link are its)
     status: str
     subject: str | None = None
     preview: str | None = None
@@ -22,3 +23,5 @@ class DraftOutcome:
     problem: str | None = None
     connect_link: str | None = None
     deal_id: int | None = None
+    # Who a draft is to (its address, casefolded), once it is made.
+    recipient: str | None = None

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from domain.follow_ups import DraftOutcome
 from handlers import messages
-from handlers.blocks import Reply, _context, _section, escape, escape_name
+from handlers.blocks import BUTTON_VALUE_LIMIT, Reply, _context, _section, escape, escape_name
+
+# The answers to "A discovery recap draft … was already made. Make another?": the first
+# carries the `/deal followup` asked, parsed, naming the draft it follows; the second
+# only says that nothing was made.
+MAKE_ANOTHER_ACTION = "make_another_follow_up"
+KEEP_IT_ACTION = "keep_follow_up"
 
 
 def _link_or_path(link: str) -> str:
@@ -121,4 +127,48 @@ def follow_up_problem(outcome: DraftOutcome, *, deal_ref: str) -> Reply:
     return Reply(
         text=f"No draft yet for {name}: {problem}",
         blocks=(_section(f":warning: No draft yet for *{name}*: {problem}."),),
+    )
+
+
+def fresh_draft_question(outcome: DraftOutcome, *, value: str, window_days: int) -> Reply:
+    """Return the link to a fresh draft like the one asked for, and "Make another?".
+
+    A question, not an answer (nothing was made), so it is never shared in a channel.
+    """
+    question = messages.fresh_draft_question(
+        messages.template_label(outcome.template),
+        outcome.deal_name,
+        outcome.recipient or "the same person",
+        window_days,
+    )
+    shown: list[Block] = [
+        _section(f":question: {escape_name(question)}"),
+        _section(
+            f"*Subject:* {escape_name(outcome.subject or '')}\n{_link_or_path(outcome.link or '')}"
+        ),
+    ]
+    if len(value) <= BUTTON_VALUE_LIMIT:  # a template name is short; a forged one is not
+        shown.append(
+            ActionsBlock(
+                block_id="fresh_draft",
+                elements=[
+                    ButtonElement(
+                        text=messages.MAKE_ANOTHER_BUTTON,
+                        action_id=MAKE_ANOTHER_ACTION,
+                        value=value,
+                        style="primary",
+                    ),
+                    ButtonElement(
+                        text=messages.KEEP_IT_BUTTON, action_id=KEEP_IT_ACTION, value="keep"
+                    ),
+                ],
+            )
+        )
+    return Reply(text=escape_name(question), blocks=tuple(shown), is_error=True)
+
+
+def follow_up_kept() -> Reply:
+    """Return the answer to "Keep it": nothing was made."""
+    return Reply(
+        text=messages.FOLLOW_UP_KEPT, blocks=(_section(f":ok_hand: {messages.FOLLOW_UP_KEPT}"),)
     )

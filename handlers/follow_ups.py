@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
@@ -32,12 +33,25 @@ def follow_up_reply(
     template: str | None,
     *,
     today: dt.date,
+    after: int | None = None,
+    again_value: Callable[[DraftOutcome], str] | None = None,
 ) -> blocks.Reply:
-    """Return the reply to a request for a draft; a Gmail draft's link follows by DM."""
+    """Return the reply to a request for a draft; a Gmail draft's link follows by DM.
+
+    A deal with a fresh draft like the one asked for (same template, same recipient, within
+    the rules' window) gets a link to it and a question, unless the rep already answered
+    "Make another" (`after`, the fresh draft's trigger): `again_value` is that button's value.
+    """
     follow_ups = services.follow_ups
     if follow_ups is None:
         raise InvalidChange("Follow-up drafts are not switched on in this workspace.")
-    trigger_id = follow_ups.request(actor, ref, template, today=today)
+    if after is None and again_value is not None:
+        fresh = follow_ups.fresh_draft(actor, ref, template, today=today)
+        if fresh is not None and fresh.deal_id is not None:
+            return follow_up_blocks.fresh_draft_question(
+                fresh, value=again_value(fresh), window_days=follow_ups.rules.repeat_window_days
+            )
+    trigger_id = follow_ups.request(actor, ref, template, today=today, after=after)
     done = follow_ups.outcome_of(trigger_id)
     if done is not None:
         return follow_up_blocks.draft_ready(done)
@@ -67,7 +81,7 @@ def draft_and_dm(services: Services, client: WebClient, pending: blocks.PendingD
 
 
 def _reply_for(outcome: DraftOutcome, ref: DealRef) -> blocks.Reply:
-    if outcome.status == "drafted":
+    if outcome.status in ("drafted", "duplicate"):  # a duplicate is the draft made already
         return follow_up_blocks.draft_ready(outcome)
     if outcome.status == "connect" and outcome.connect_link:
         return follow_up_blocks.connect_gmail(outcome.connect_link, deals=(), reconnect=True)

@@ -212,6 +212,19 @@ GMAIL_NOT_CONNECTED = "To put follow-up drafts in your Gmail, connect it once:"
 GMAIL_RECONNECT = "Your Gmail connection was revoked or has expired, so drafts are waiting:"
 
 
+MAKE_ANOTHER_BUTTON = "Make another"
+
+KEEP_IT_BUTTON = "Keep it"
+
+FOLLOW_UP_KEPT = "Kept the draft you have; no new one was made."
+
+
+def fresh_draft_question(what: str, deal_name: str, recipient: str, window_days: int) -> str:
+    """Return the question `/deal followup` asks over a draft like the one asked for."""
+    within = "today" if window_days <= 1 else f"in the last {window_days} days"
+    return f"A {what} draft for {deal_name} to {recipient} was already made {within}. Make another?"
+
+
 TEMPLATE_LABELS: dict[str, str] = {"re_engage": "re-engage", "demo_follow_up": "demo follow-up"}
 
 

@@ -6,13 +6,16 @@ rep each draft made (subject, first lines, a link). A rep whose Gmail is not con
 whose grant was revoked, gets one connect link a day while their drafts wait; a broken
 template is reported to the admins (DEALBOT_ADMINS) once a day and its drafts wait for the
 fix. Everything is idempotent: triggers are unique by what caused them, each draft's DM has
-its own outbox key, so a rerun announces nothing twice.
+its own outbox key, so a rerun announces nothing twice. Events calling for the same draft
+within `repeat_window_days` make one (drafts.py); a draft that cannot be made ("no contact")
+is said once per deal and reason a day, however many events ran into it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -81,14 +84,20 @@ def _messages(
         )
     waiting: dict[str, list[DraftOutcome]] = defaultdict(list)
     broken: dict[str, str] = {}
+    refused: set[str] = set()
     for outcome in outcomes:
         if outcome.status == "connect" and outcome.connect_link:
             waiting[outcome.rep_id].append(outcome)
         elif outcome.status == "skipped":
+            # Said once per deal, reason and day: the events that found nobody to write to
+            # are one problem to fix, not one DM each (and tomorrow's reminder is another).
+            subject = _refusal_subject(outcome)
+            if subject in refused:
+                continue
+            refused.add(subject)
             reply = context.render.draft_skipped(outcome, deal_ref=f"#{outcome.deal_id}")
-            subject = f"follow-up:{outcome.trigger_id}:skipped"
             messages.append(
-                message_of(reply, recipient=outcome.rep_id, subject=subject, period="once")
+                message_of(reply, recipient=outcome.rep_id, subject=subject, period=today)
             )
         elif outcome.status == "template_error":
             broken.setdefault(outcome.template, outcome.problem or "")
@@ -107,6 +116,12 @@ def _messages(
             subject = f"template-broken:{template}"[:120]
             messages.append(message_of(reply, recipient=admin, subject=subject, period=today))
     return messages
+
+
+def _refusal_subject(outcome: DraftOutcome) -> str:
+    """Return the outbox subject of a refusal: the deal and the reason, not the trigger."""
+    reason = re.sub(r"[^a-z0-9]+", "-", (outcome.problem or "").casefold()).strip("-")
+    return f"follow-up-refused:{outcome.deal_id}:{reason}"[:120]
 
 
 JOB = Job(

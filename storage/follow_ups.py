@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
@@ -46,6 +46,14 @@ class ThreadSoFar:
 
     message_ids: tuple[str, ...]
     thread_id: str | None
+
+
+@dataclass(frozen=True)
+class SameDraft:
+    """What stands in the way of a trigger's draft: a draft like it, or one being made."""
+
+    drafted: FollowUpTrigger | None
+    under_way: bool
 
 
 class FollowUpRepository:
@@ -190,6 +198,75 @@ class FollowUpRepository:
         ids = tuple(message_id for message_id, _ in rows if message_id)[-10:]
         thread_id = next((t for _, t in reversed(rows) if t), None)
         return ThreadSoFar(message_ids=ids, thread_id=thread_id)
+
+    def fresh_draft(
+        self,
+        *,
+        deal_id: int,
+        template: str,
+        recipient: str,
+        since: dt.datetime,
+    ) -> FollowUpTrigger | None:
+        """Return the latest draft of `template` for this deal to `recipient` since `since`.
+
+        `recipient` is casefolded, as drafts store it. A draft from any rep's mailbox counts:
+        the buyer would read both.
+        """
+        return self.session.scalars(
+            select(FollowUpTrigger)
+            .where(
+                FollowUpTrigger.deal_id == deal_id,
+                FollowUpTrigger.template == template,
+                FollowUpTrigger.recipient == recipient,
+                FollowUpTrigger.status == "drafted",
+                FollowUpTrigger.drafted_at >= since,
+            )
+            .order_by(FollowUpTrigger.drafted_at.desc(), FollowUpTrigger.id.desc())
+            .limit(1)
+        ).first()
+
+    def reserve_recipient(
+        self,
+        trigger_id: int,
+        *,
+        deal_id: int,
+        template: str,
+        recipient: str,
+        since: dt.datetime,
+        now: dt.datetime,
+    ) -> SameDraft:
+        """Name the claimed trigger's recipient; return what else stands for its draft.
+
+        Two workers drafting the same template for one deal take turns here: the write comes
+        first (SQLite then holds its one writer lock until commit, with no stale snapshot to
+        upgrade), then the deal's row is locked (PostgreSQL), then siblings are looked for.
+        The second finds the first's recipient on a live claim, or its draft, and makes none.
+        """
+        self.session.execute(
+            update(FollowUpTrigger)
+            .where(FollowUpTrigger.id == trigger_id)
+            .values(recipient=recipient)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(select(Deal.id).where(Deal.id == deal_id).with_for_update())
+        done = self.fresh_draft(
+            deal_id=deal_id, template=template, recipient=recipient, since=since
+        )
+        if done is not None:
+            return SameDraft(drafted=done, under_way=False)
+        under_way = self.session.scalar(
+            select(func.count())
+            .select_from(FollowUpTrigger)
+            .where(
+                FollowUpTrigger.deal_id == deal_id,
+                FollowUpTrigger.template == template,
+                FollowUpTrigger.recipient == recipient,
+                FollowUpTrigger.status == "pending",
+                FollowUpTrigger.claimed_until > now,
+                FollowUpTrigger.id != trigger_id,
+            )
+        )
+        return SameDraft(drafted=None, under_way=bool(under_way))
 
     def drafted_since(self, since: dt.datetime) -> Sequence[FollowUpTrigger]:
         return self.session.scalars(

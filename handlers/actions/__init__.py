@@ -1,5 +1,6 @@
-"""Button clicks: pick an ambiguous deal, open the post-mortem form, draft a follow-up,
-answer a question asked before acting (`questions`)."""
+"""Button clicks: pick an ambiguous deal, open the post-mortem form, draft a follow-up (and
+"Make another" / "Keep it" over a fresh one), answer a question asked before acting
+(`questions`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
-from handlers import blocks, messages
+from handlers import blocks, follow_up_blocks, messages
 from handlers.actions import questions, reminders
 from handlers.commands.dispatch import Invocation, picked_intent, reply_for
 from handlers.commands.grammars.deal import FollowUp
@@ -36,6 +37,8 @@ def register(app: App, services: Services) -> None:
     after_ack(app.action(blocks.SHARE_ACTION), share_in_channel, services)
     after_ack(app.action(blocks.OPEN_POST_MORTEM_ACTION), open_post_mortem, services)
     after_ack(app.action(blocks.DRAFT_FOLLOW_UP_ACTION), draft_follow_up, services)
+    after_ack(app.action(follow_up_blocks.MAKE_ANOTHER_ACTION), make_another_draft, services)
+    after_ack(app.action(follow_up_blocks.KEEP_IT_ACTION), keep_draft, services)
 
 
 def pick_deal(
@@ -128,6 +131,44 @@ def draft_follow_up(
     respond_privately(respond, reply)
     if reply.pending_draft is not None:  # already after the ack: draft now, then DM
         draft_and_dm(services, client, reply.pending_draft)
+
+
+def make_another_draft(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+) -> None:
+    """Make the follow-up the rep asked for over a fresh one, in the question's place.
+
+    The button carries `/deal followup` parsed, naming the fresh draft it follows: checked
+    again as if typed now (permissions, the deal still open), and one draft however many
+    times it is clicked.
+    """
+    picked = picked_intent(action.get("value"))
+    if picked is None or not isinstance(picked[1], FollowUp) or picked[1].after is None:
+        reply = blocks.error_reply(messages.FOLLOW_UP_BUTTON_EXPIRED)
+    else:
+        command, intent = picked
+        invocation = Invocation.from_click(body, command=command, with_trigger=False)
+        reply = reply_for(services, client, invocation, intent=intent)
+    respond_privately(respond, reply, replace_original=True)
+    if reply.pending_draft is not None:  # Gmail: draft now, after the ack, then DM
+        draft_and_dm(services, client, reply.pending_draft)
+
+
+def keep_draft(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    *,
+    services: Services,
+) -> None:
+    """Say that no new draft was made, in the question's place."""
+    respond_privately(respond, follow_up_blocks.follow_up_kept(), replace_original=True)
 
 
 SHAREABLE_COMMANDS = ("/deal", "/pipeline")

@@ -201,9 +201,23 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
                 blocks.post_mortem_modal(closed),
             )
             return blocks.deal_closed(closed, today)
-        case deal.FollowUp(deal=ref, template=template):
+        case deal.FollowUp(deal=ref, template=template, after=after):
             return follow_up_reply(
-                services, request.client, actor, ref, template, today=request.today
+                services,
+                request.client,
+                actor,
+                ref,
+                template,
+                today=request.today,
+                after=after,
+                # "Make another" carries the request, its template settled and the draft it
+                # follows named, so the click drafts what the question was about.
+                again_value=lambda fresh: to_button_value(
+                    request.invocation.command,
+                    deal.FollowUp(
+                        DealRef(None, fresh.deal_id), fresh.template, after=fresh.trigger_id
+                    ),
+                ),
             )
         case _:
             return _help("/deal")

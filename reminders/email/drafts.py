@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -49,6 +50,9 @@ CLAIM_LEASE = dt.timedelta(minutes=10)
 MAX_ATTEMPTS = 8
 # The STALE check's default: no change, next step or touch for this long.
 STALE_AFTER = dt.timedelta(days=14)
+# In the key of an on-demand trigger the rep asked for knowingly over a fresh draft
+# ("Make another"), before the fresh draft's trigger id: such a trigger is never merged.
+_AGAIN = "after:"
 PREVIEW_LINES = 3
 CONTACT_PREFERENCE = ("champion", "economic_buyer", "other")
 _SIGN_OFF = re.compile(r"^(best|thanks|thank you|regards|kind regards|cheers)\b[^.!?]*,$", re.I)
@@ -151,34 +155,34 @@ class FollowUps:
             )
 
     def request(
-        self, actor: Actor, ref: DealRef, template: str | None, *, today: dt.date | None = None
+        self,
+        actor: Actor,
+        ref: DealRef,
+        template: str | None,
+        *,
+        today: dt.date | None = None,
+        after: int | None = None,
     ) -> int:
         """Record an on-demand draft for a deal; return the trigger's id.
 
-        `today` is the asker's, when the request already knows it.
+        `today` is the asker's, when the request already knows it. `after` is the fresh
+        draft the rep was shown and chose to make another after ("Make another"): it names
+        the new draft, so a second click on the same button makes no third one.
 
-        Asking twice on the same day for the same deal and template gives the same draft.
+        Asking twice on the same day for the same deal, template and recipient gives the same
+        draft (a retried command makes no second one).
         Only the deal's owner, their manager or an admin may ask: a draft speaks for the
         owner to their buyer.
         """
-        deal = self.deals.show_deal_to_act_on(actor, ref, act="draft its follow-ups", today=today)
-        if deal.status != "open":
-            raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
-        name = template or self.default_template_for(deal)
-        if not self.templates.exists(name):
-            known = ", ".join(self.templates.names())
-            raise InvalidChange(
-                f"There is no email template called “{name}”.",
-                f"Templates: {known}",
-            )
-        if _recipient(deal) is None:
-            raise InvalidChange(
-                f"{deal.account} has no contact with an email address to write to.",
-                f'/deal {deal.account} contact:"Peter Gibbons <peter@example.com>"',
-            )
+        deal, name, contact = self._asked(actor, ref, template, today=today)
         now = self.clock.now()
         today = self.deals.today_for(actor.user_id)
-        key = f"{ON_DEMAND}:{deal.id}:{name}:{actor.user_id}:{today.isoformat()}"
+        if after is None:
+            # The recipient is in the key: a buyer named since is written to afresh.
+            to = hashlib.sha256((contact.email or "").casefold().encode()).hexdigest()[:12]
+            key = f"{ON_DEMAND}:{deal.id}:{name}:{actor.user_id}:{today.isoformat()}:{to}"
+        else:
+            key = f"{ON_DEMAND}:{deal.id}:{name}:{_AGAIN}{after}"
         with self.database.session() as session:
             repository = FollowUpRepository(session)
             repository.add_trigger(
@@ -199,6 +203,53 @@ class FollowUps:
                 trigger.status = "pending"
                 trigger.attempts = min(trigger.attempts, 1)
             return trigger.id
+
+    def fresh_draft(
+        self, actor: Actor, ref: DealRef, template: str | None, *, today: dt.date | None = None
+    ) -> DraftOutcome | None:
+        """Return the draft `/deal followup` would repeat, made within the window, if any.
+
+        Same deal, same template, same recipient: the rep is shown it and asked before a
+        second one is made. Refuses as `request` does (permissions, a closed deal, nobody
+        to write to), so the question is never asked about a draft that could not be made.
+        """
+        deal, name, contact = self._asked(actor, ref, template, today=today)
+        if not self.rules.repeat_window_days:
+            return None
+        assert contact.email is not None
+        with self.database.session() as session:
+            repository = FollowUpRepository(session)
+            fresh = repository.fresh_draft(
+                deal_id=deal.id,
+                template=name,
+                recipient=contact.email.casefold(),
+                since=self.clock.now() - self.rules.repeat_window,
+            )
+            if fresh is None:
+                return None
+            return self._drafted_outcome(fresh, {deal.id: deal.name})
+
+    def _asked(
+        self, actor: Actor, ref: DealRef, template: str | None, *, today: dt.date | None
+    ) -> tuple[DealView, str, ContactView]:
+        """Return the deal, template and recipient of an on-demand draft, or refuse it."""
+        deal = self.deals.show_deal_to_act_on(actor, ref, act="draft its follow-ups", today=today)
+        if deal.status != "open":
+            raise InvalidChange(f"{deal.account} is {deal.status}; follow-ups are for open deals.")
+        name = template or self.default_template_for(deal)
+        if not self.templates.exists(name):
+            known = ", ".join(self.templates.names())
+            raise InvalidChange(
+                f"There is no email template called “{name}”.",
+                f"Templates: {known}",
+            )
+        contact = _recipient(deal)
+        if contact is None:
+            raise InvalidChange(
+                f"{deal.account} has no contact with an email address to write to.",
+                f'/deal {deal.account} contact:"Peter Gibbons <peter@example.com>"',
+            )
+        return deal, name, contact
 
     @property
     def drafts_inline(self) -> bool:
@@ -289,6 +340,8 @@ class FollowUps:
                 deal=deal,
                 problem="the deal has no contact with an email address",
             )
+        if (same := self._same_draft(trigger, deal, contact.email, now)) is not None:
+            return same
         rep = self.rep_profile(trigger.rep_id)
         try:
             mailbox = self.backend.mailbox(trigger.rep_id, slack_email=rep.email)
@@ -358,6 +411,43 @@ class FollowUps:
             row.recipient = contact.email.casefold()
             row.drafted_at = now
             return self._drafted_outcome(row, {deal.id: deal.name})
+
+    def _same_draft(
+        self, trigger: _TriggerSnapshot, deal: DealView, email: str, now: dt.datetime
+    ) -> DraftOutcome | None:
+        """Return why this trigger makes no draft (one like it exists or is under way), or None.
+
+        None also names this trigger's recipient on its claim, so a worker drafting the same
+        template for the deal meanwhile waits for this one instead of making a second.
+        """
+        if not self.rules.repeat_window_days or _AGAIN in trigger.source_key:
+            return None  # every event drafts, or the rep asked for another knowingly
+        with self.database.session() as session:
+            repository = FollowUpRepository(session)
+            same = repository.reserve_recipient(
+                trigger.id,
+                deal_id=trigger.deal_id,
+                template=trigger.template,
+                recipient=email.casefold(),
+                since=now - self.rules.repeat_window,
+                now=now,
+            )
+            if same.drafted is not None:
+                row = repository.get(trigger.id)
+                assert row is not None
+                row.status = "skipped"
+                row.claimed_until = None
+                row.last_error = f"a draft like it was made for trigger {same.drafted.id}"
+                done = self._drafted_outcome(same.drafted, {deal.id: deal.name})
+                return dataclasses.replace(
+                    done, trigger_id=trigger.id, rep_id=trigger.rep_id, status="duplicate"
+                )
+        if same.under_way:
+            # Left pending: the next run finds the other one's draft (or its failure).
+            return self._release(
+                trigger, deal, "busy", problem="a draft like it is being made right now"
+            )
+        return None
 
     def _unavailable(
         self,
@@ -433,6 +523,7 @@ class FollowUps:
             preview=trigger.preview,
             link=trigger.draft_link,
             deal_id=trigger.deal_id,
+            recipient=trigger.recipient,
         )
 
     def drafted_since(self, since: dt.datetime) -> list[DraftOutcome]:

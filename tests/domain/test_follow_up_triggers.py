@@ -20,6 +20,7 @@ def test_the_bundled_rules_read_as_the_readme_tells() -> None:
     assert rules.for_next_step("Send the MSA") is None
     assert rules.for_check("STALE") == "re_engage"
     assert rules.lookback_days == 7
+    assert rules.repeat_window_days == 7
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,19 @@ def test_the_bundled_rules_read_as_the_readme_tells() -> None:
         ("  - pattern: '\\bdemo'", "  - pattern: '(demo'", "(demo", "not a regular expression"),
         ("lookback_days: 7", "lookback_days: a week", "lookback_days", "whole number"),
         ("lookback_days: 7", "lookback_days: -1", "lookback_days", "must not be negative"),
+        (
+            "repeat_window_days: 7",
+            "repeat_window_days: a week",
+            "repeat_window_days",
+            "whole number",
+        ),
+        (
+            "repeat_window_days: 7",
+            "repeat_window_days: -7",
+            "repeat_window",
+            "must not be negative",
+        ),
+        ("repeat_window_days: 7", "repeat_window: 7", "repeat_window: 7", "unknown section"),
         ("version: 1", "version: 2", "version: 2", "not supported"),
         ("next_steps:", "next_steps:\n  - template: re_engage", "template: re_engage", "pattern"),
     ],

@@ -57,9 +57,118 @@ def test_deal_followup_writes_the_draft_and_answers_with_it(
     text = draft.read_text()
     assert "To: Bill Lumbergh <bill@initech.com>" in text
     assert "From: Ana Ruiz <ana@sales.example>" in text
-    # Asking twice the same day gives the same draft, not a second one.
-    assert again.all_text == reply.all_text
+    # Asking again within the window links to that draft and asks; it makes no second one.
+    assert "Make another?" in again.all_text and again.is_private
+    assert f"Saved as `{draft}`" in again.all_text
     assert list(outbox.glob("*.eml")) == [draft]
+
+
+def _click(app: RunningApp, button: dict[str, str], name: str) -> str:
+    """Press a button of a private reply; return what replaced the reply."""
+    status, _ = app.interact(
+        block_actions(
+            button["action_id"],
+            button["value"],
+            block_id="fresh_draft",
+            response_url=app.slack.response_url_for(name),
+        )
+    )
+    assert status == 200
+    [response] = [r for r in app.slack.responses if r.name == name]
+    assert response.body.get("replace_original") is True
+    return blocks_text(response.body["blocks"])
+
+
+def test_a_fresh_draft_is_linked_and_another_made_only_on_make_another(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    first = app.command("/deal", "followup initech")
+    [draft] = outbox.glob("*.eml")
+
+    asked = app.command("/deal", "followup initech")
+
+    assert "*discovery recap* draft for *Initech*" in first.all_text
+    assert "A discovery recap draft for Initech to bill@initech.com was already made" in (
+        asked.all_text
+    )
+    assert f"Saved as `{draft}`" in asked.all_text
+    assert list(outbox.glob("*.eml")) == [draft]  # nothing made by asking
+
+    kept = _click(app, asked.button("keep_follow_up"), "keep")
+    assert "no new one was made" in kept
+    assert list(outbox.glob("*.eml")) == [draft]
+
+    made = _click(app, asked.button("make_another_follow_up"), "again")
+    assert "*discovery recap* draft for *Initech* is ready" in made
+    assert len(list(outbox.glob("*.eml"))) == 2
+    # The same button pressed twice (a double click, a retried request) makes no third.
+    twice = _click(app, asked.button("make_another_follow_up"), "again-twice")
+    assert twice == made
+    assert len(list(outbox.glob("*.eml"))) == 2
+    # Asking after that links to the newest draft, and asks again.
+    newest = max(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+    again = app.command("/deal", "followup initech")
+    assert "Make another?" in again.all_text and f"Saved as `{newest}`" in again.all_text
+    assert len(list(outbox.glob("*.eml"))) == 2
+
+
+def test_another_template_or_a_recipient_changed_since_is_not_asked_about(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    app.command("/deal", "followup initech")
+
+    other = app.command("/deal", "followup initech proposal_sent")
+    app.command("/deal", 'initech champion:"Peter Gibbons <peter@initech.com>"')
+    moved = app.command("/deal", "followup initech")
+
+    assert "*proposal sent* draft for *Initech* is ready" in other.all_text
+    assert "*discovery recap* draft for *Initech* is ready" in moved.all_text
+    assert len(list(outbox.glob("*.eml"))) == 3
+
+
+def test_make_another_on_someone_else_s_deal_is_refused_and_makes_nothing(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    app.command("/deal", "followup initech")
+    asked = app.command("/deal", "followup initech")
+    button = asked.button("make_another_follow_up")
+
+    status, _ = app.interact(
+        block_actions(
+            button["action_id"],
+            button["value"],
+            block_id="fresh_draft",
+            response_url=app.slack.response_url_for("ben"),
+            user="U0BEN",
+        )
+    )
+
+    assert status == 200
+    [response] = [r for r in app.slack.responses if r.name == "ben"]
+    assert "only they, their manager or an admin can draft its follow-ups" in blocks_text(
+        response.body["blocks"]
+    )
+    assert len(list(outbox.glob("*.eml"))) == 1
+
+
+def test_a_forged_make_another_value_is_an_expired_button(
+    outbox_app: tuple[RunningApp, Path],
+) -> None:
+    app, outbox = outbox_app
+    app.command("/deal", "followup initech")
+    forged = {
+        "action_id": "make_another_follow_up",
+        "value": '{"command":"/deal","intent":"DeleteDeal","deal_id":1,"args":{"confirmed":true}}',
+    }
+
+    text = _click(app, forged, "forged")
+
+    assert "expired" in text
+    assert len(list(outbox.glob("*.eml"))) == 1
+    assert "Initech" in app.command("/pipeline").all_text
 
 
 def test_without_a_template_the_deal_s_stage_picks_one(
@@ -160,10 +269,8 @@ def _wait_for_dm(app: RunningApp, user_id: str, *, containing: str) -> str:
     raise AssertionError(f"no DM to {user_id} containing {containing!r}")
 
 
-def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
-    gmail_app: tuple[RunningApp, FakeGmail],
-) -> None:
-    app, gmail = gmail_app
+def _connect_ana(app: RunningApp, gmail: FakeGmail) -> None:
+    """Store Ana's Gmail grant as if she had connected."""
     token = gmail.issue_refresh_token("ana@sales.example")
     with app.database.session() as session:
         FollowUpRepository(session).put_grant(
@@ -173,6 +280,13 @@ def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
             scopes="https://www.googleapis.com/auth/gmail.compose",
             at=NOW,
         )
+
+
+def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    _connect_ana(app, gmail)
 
     reply = app.command("/deal", "followup initech proposal_sent")
 
@@ -186,6 +300,31 @@ def test_a_gmail_draft_is_made_in_the_background_and_its_link_dmed(
     assert draft.header("To") == "Bill Lumbergh <bill@initech.com>"
     assert draft.header("From") == "Ana Ruiz <ana@sales.example>"
     assert draft.header("Subject") == "Proposal for Initech"
+
+
+def test_over_a_fresh_gmail_draft_make_another_drafts_in_the_background(
+    gmail_app: tuple[RunningApp, FakeGmail],
+) -> None:
+    app, gmail = gmail_app
+    _connect_ana(app, gmail)
+    app.command("/deal", "followup initech proposal_sent")
+    _wait_for_dm(app, "U0ANA", containing="Open the draft in Gmail")
+    [first] = gmail.drafts
+
+    asked = app.command("/deal", "followup initech proposal_sent")
+
+    assert "Make another?" in asked.all_text
+    link = f"https://mail.google.com/mail/u/0/#drafts?compose={first.message_id}"
+    assert link in json.dumps(asked.blocks)
+    assert len(gmail.drafts) == 1
+
+    made = _click(app, asked.button("make_another_follow_up"), "again")
+
+    assert "Drafting the *proposal sent* email for *Initech*" in made
+    _wait_for_dm(app, "U0ANA", containing=gmail.drafts[-1].message_id)
+    one, two = gmail.drafts
+    assert two.header("In-Reply-To") == one.header("Message-ID")
+    assert two.header("Subject") == "Proposal for Initech"
 
 
 def test_a_rep_without_gmail_is_offered_a_connect_link_served_by_the_app(

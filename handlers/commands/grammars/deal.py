@@ -140,9 +140,14 @@ class UpdateDeal(OnDeal):
 
 @dataclass(frozen=True)
 class FollowUp(OnDeal):
-    """`/deal followup <deal> [template]`."""
+    """`/deal followup <deal> [template]`.
+
+    `after` is never typed: the "Make another" button of "You have a fresh draft" carries
+    the fresh draft's trigger id, so the click makes one more draft, knowingly.
+    """
 
     template: str | None
+    after: int | None = None
 
 
 @dataclass(frozen=True)
