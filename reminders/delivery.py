@@ -370,6 +370,7 @@ class Delivery:
             )
             for channel in queues
         }
+
         # Idle channels with work left: ready now (most left first), or waiting for a token.
         def priority(channel: str) -> tuple[int, int, str]:
             left = 0 if rate.in_plan_order else -len(queues[channel])
