@@ -37,6 +37,9 @@ EVIDENCE: Final = (
 )
 
 
+FORECAST_CATEGORIES: Final = ("pipeline", "best_case", "commit", "omitted")
+
+
 class UnknownStage(ValueError):
     """Text that names no stage, or more than one; `str()` is a message for the rep."""
 
@@ -55,8 +58,16 @@ class Stage:
     order: int
     exit_criteria: tuple[str, ...]
     is_closed: bool
+    # The forecast category a deal in this stage is expected to carry. dealbot's defaults
+    # all say pipeline, which is what a new deal gets whatever its stage; a team's own
+    # stages may say otherwise.
+    forecast_default: str = "pipeline"
 
     def __post_init__(self) -> None:
+        if self.forecast_default not in FORECAST_CATEGORIES:
+            raise ValueError(
+                f"Stage {self.key!r} forecast default must be one of {FORECAST_CATEGORIES}"
+            )
         unknown = set(self.exit_criteria) - set(EVIDENCE)
         if unknown:
             raise ValueError(f"Stage {self.key!r} asks for unknown evidence {sorted(unknown)}")
@@ -79,7 +90,6 @@ DEFAULT_STAGES: Final[tuple[Stage, ...]] = (
     Stage("closed_lost", "Closed lost", Decimal(0), 7, (), is_closed=True),
 )
 
-FORECAST_CATEGORIES: Final = ("pipeline", "best_case", "commit", "omitted")
 FORECAST_LABELS: Final[dict[str, str]] = {
     "pipeline": "Pipeline",
     "best_case": "Best case",

@@ -33,6 +33,7 @@ from handlers.commands.grammars.dealbot import (
     TeamCreate,
     TeamQuota,
     TeamShow,
+    TeamStages,
     parse_dealbot,
 )
 from handlers.commands.grammars.nextstep import (
@@ -342,6 +343,8 @@ def test_parse_pipeline(text: str, expected: PipelineQuery) -> None:
         ),
         ("team show", TeamShow(None)),
         ("team show East", TeamShow("East")),
+        ("team stages East", TeamStages("East")),
+        ('team stages "Enterprise West"', TeamStages("Enterprise West")),
     ],
 )
 def test_parse_dealbot(text: str, expected: object) -> None:
@@ -438,6 +441,8 @@ MALFORMED: list[tuple[Parser, str, str, str]] = [
     (dealbot, "team quota East <@U1> 5k period:2026", "`2026`", "/dealbot team quota"),
     (dealbot, "team quota East <@U1> 5k extra", "`extra`", "/dealbot team quota"),
     (dealbot, "team show East West", "`East West`", "/dealbot team show"),
+    (dealbot, "team stages", "team whose stages", "/dealbot team stages"),
+    (dealbot, "team stages East West", "`East West`", "/dealbot team stages"),
 ]
 
 
