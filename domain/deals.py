@@ -28,7 +28,7 @@ from domain.errors import (
     TeamNotFound,
 )
 from domain.money import Money, format_money
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 from domain.views import (
     ChangeView,
     ContactView,
@@ -110,6 +110,7 @@ class DealService:
         default_timezone: ZoneInfo,
         default_currency: str = "USD",
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
+        stage_book: StageBook = EMPTY_BOOK,
         zones: ZoneCache | None = None,
         crm: str | None = None,
     ) -> None:
@@ -122,6 +123,8 @@ class DealService:
         self.default_currency = default_currency
         self.stages = {stage.key: stage for stage in stages}
         self.first_stage = min(stages, key=lambda stage: stage.order)
+        # Teams' own stages: a deal in one shows its label (its default stage is stored).
+        self.stage_book = stage_book
         self.zones = zones or ZoneCache()
 
     # --- time -----------------------------------------------------------------------------
@@ -164,6 +167,7 @@ class DealService:
                 amount=amount.amount if amount else None,
                 currency=amount.currency if amount else self.default_currency,
                 stage=stage.key,
+                team_stage=changes.team_stage,
                 stage_entered_at=now,
                 close_date=changes.close_date,
                 forecast_category=changes.forecast or "pipeline",
@@ -224,6 +228,7 @@ class DealService:
                 if stage.key != deal.stage:
                     deal.stage = stage.key
                     deal.stage_entered_at = now
+                deal.team_stage = changes.team_stage
             if changes.amount is not None:
                 deal.amount = changes.amount.amount
                 deal.currency = changes.amount.currency
@@ -312,6 +317,7 @@ class DealService:
             closed_steps: list[NextStep] = []
             deal.status = outcome
             deal.stage = "closed_won" if won else "closed_lost"
+            deal.team_stage = None
             deal.stage_entered_at = now
             deal.close_reason = reason
             deal.closed_at = now
@@ -683,7 +689,18 @@ class DealService:
             quarter=quarter_bounds(today), owner_ids=owners
         )
         config = default_checks()
-        marks = self._crm_marks(session, [deal.facts.deal_id for deal in listed])
+        ids = [deal.facts.deal_id for deal in listed]
+        marks = self._crm_marks(session, ids)
+        if self.stage_book.teams:
+            stage_of = {deal.facts.deal_id: deal.facts.stage for deal in listed}
+            for deal_id, team_stage in TeamRepository(session).team_stages_of(ids).items():
+                team = _counting(self.stage_book.stage_of(team_stage), stage_of[deal_id])
+                if team is not None:
+                    marks[deal_id] = {
+                        **marks.get(deal_id, {}),
+                        "stage_label": team.label,
+                        "probability": team.probability,
+                    }
         return tuple(
             replace(view, **marks[view.id]) if view.id in marks else view
             for view in (
@@ -697,6 +714,8 @@ class DealService:
     def _headline(self, source: Deal) -> dict[str, Any]:
         """Return the fields every deal view has."""
         stage = self.stages.get(source.stage)
+        team_stage = _counting(self.stage_book.stage_of(source.team_stage), source.stage)
+        shown = team_stage or stage
         return {
             "id": source.id,
             "account": source.account,
@@ -704,8 +723,8 @@ class DealService:
             "owner_id": source.owner_id,
             "amount": None if source.amount is None else Money(source.amount, source.currency),
             "stage": source.stage,
-            "stage_label": stage.label if stage else source.stage,
-            "probability": stage.probability if stage else Decimal(0),
+            "stage_label": shown.label if shown else source.stage,
+            "probability": shown.probability if shown else Decimal(0),
             "close_date": source.close_date,
             "forecast_category": source.forecast_category,
             "status": source.status,
@@ -1196,3 +1215,12 @@ def _candidate_label(deal: Deal) -> str:
     amount = format_money(Money(deal.amount, deal.currency)) if deal.amount is not None else ""
     parts = [deal.account, deal.title or "", amount, deal.status if deal.status != "open" else ""]
     return " · ".join(part for part in parts if part) + f" (#{deal.id})"
+
+
+def _counting(team_stage: Stage | None, key: str) -> Stage | None:
+    """Return the deal's team stage (whose label and probability it shows), if it counts.
+
+    It counts only while it maps to the stage the deal is in: a move made elsewhere (the
+    CRM, an import) changes the stage without naming a team stage.
+    """
+    return team_stage if team_stage is not None and team_stage.maps_to == key else None

@@ -13,7 +13,7 @@ from domain.dates import quarter_bounds, quarter_of
 from domain.deals import Actor
 from domain.errors import InvalidChange, NotAllowed, Person, TeamNotFound
 from domain.money import Money
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_SET, EMPTY_BOOK, Stage, StageBook, StageSet
 from domain.views import QuotaView, TeamView
 from storage.database import Database
 from storage.deals import name_key
@@ -112,8 +112,10 @@ class TeamService:
         clock: Clock,
         default_timezone: str,
         zones: ZoneCache | None = None,
+        stage_book: StageBook = EMPTY_BOOK,
     ) -> None:
         self.database = database
+        self.stage_book = stage_book
         self.clock = clock
         self.default_timezone = default_timezone
         # Shared with DealService: membership decides a user's "today".
@@ -336,7 +338,27 @@ class TeamService:
                     f"Only {team.name}'s members and workspace admins can see its stages.",
                     "/dealbot team show (your own teams)",
                 )
-            return _team_view(team), DEFAULT_STAGES
+            return _team_view(team), self.stage_book.for_team(team.name_key)
+
+    def stages_for(self, user_id: str) -> StageSet:
+        """Return the stages this person types: their team's own, else dealbot's.
+
+        A rep's team decides. Someone on no team as a rep (a manager) types the stages of
+        the one team they manage that has its own; managing several such teams, or none,
+        they type dealbot's stages, which every team's stages map to.
+        """
+        if not self.stage_book.teams:
+            return DEFAULT_SET  # no team has its own stages: no query
+        with self.database.session() as session:
+            teams = TeamRepository(session)
+            for team in teams.teams_of(user_id, role="rep"):
+                return self.stage_book.set_for(team.name_key)
+            own = [
+                team.name_key
+                for team in teams.teams_of(user_id, role="manager")
+                if team.name_key in self.stage_book.teams
+            ]
+            return self.stage_book.set_for(own[0]) if len(own) == 1 else DEFAULT_SET
 
     @staticmethod
     def _find(teams: TeamRepository, name: str) -> Team:

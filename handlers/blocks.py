@@ -36,7 +36,7 @@ from domain.dates import format_day
 from domain.deals import DealMerge
 from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, Stage, stage_by_key
 from domain.teams import RepAttainment, TeamStanding
 from domain.views import (
     ChangeView,
@@ -736,6 +736,7 @@ def team_stages_reply(team: TeamView, stages: Sequence[Stage]) -> Reply:
                 _percent(stage.probability),
                 messages.FORECAST_LABELS.get(stage.forecast_default, stage.forecast_default),
                 stage.exit_criteria,
+                stage_by_key(stage.maps_to).label if stage.maps_to else None,
             )
         )
     text = f"{escape_name(team.name)}: {len(stages)} stages"

@@ -469,10 +469,17 @@ STAGE_EVIDENCE_LABELS: dict[str, str] = {
 
 
 def stage_line(
-    order: int, label: str, key: str, percent: str, forecast: str, criteria: Sequence[str]
+    order: int,
+    label: str,
+    key: str,
+    percent: str,
+    forecast: str,
+    criteria: Sequence[str],
+    maps_to: str | None = None,
 ) -> str:
     asks = ", ".join(STAGE_EVIDENCE_LABELS.get(c, c) for c in criteria) or "none"
+    counts_as = f" · counts as {maps_to}" if maps_to else ""
     return (
         f"{order}. *{label}* (`{key}`) · {percent} · forecast default {forecast} · "
-        f"exit criteria: {asks}"
+        f"exit criteria: {asks}{counts_as}"
     )

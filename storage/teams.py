@@ -108,6 +108,15 @@ class TeamRepository:
         result = self.session.connection().execute(_timezone_statement(), {"user_id": user_id})
         return result.scalar()
 
+    def team_stages_of(self, deal_ids: Sequence[int]) -> dict[int, str]:
+        """Return the team stage (`<team key>:<stage key>`) of those deals that have one."""
+        if not deal_ids:
+            return {}
+        statement = select(Deal.id, Deal.team_stage).where(
+            Deal.id.in_(list(deal_ids)), Deal.team_stage.is_not(None)
+        )
+        return {row.id: row.team_stage for row in self.session.execute(statement)}
+
     def quota_for(self, team: Team, user_id: str, period: str) -> Quota | None:
         return next((q for q in team.quotas if q.user_id == user_id and q.period == period), None)
 

@@ -11,6 +11,8 @@ from domain.changes import ContactRef, DealChanges, DealRef
 from domain.money import Money
 from domain.stages import (
     DEFAULT_STAGES,
+    Stage,
+    StageSet,
     UnknownForecast,
     UnknownStage,
     match_forecast,
@@ -727,3 +729,15 @@ def test_a_problem_quotes_what_the_rep_typed_not_slack_s_escaping() -> None:
     with pytest.raises(CommandSyntaxError) as caught:
         parse_pipeline("&lt;everyone&gt;")
     assert "`<everyone>` is not a pipeline" in caught.value.problem
+
+
+def test_a_team_with_its_own_stages_types_them_and_the_default_each_maps_to_is_stored() -> None:
+    evaluate = Stage("evaluate", "Evaluate", Decimal("0.5"), 1, (), False, maps_to="demo")
+    stages = StageSet(team_key="east", stages=(evaluate,))
+    parsed = parse_deal("initech stage:eval", today=TODAY, stages=stages)
+    assert isinstance(parsed, UpdateDeal)
+    assert (parsed.changes.stage, parsed.changes.team_stage) == ("demo", "east:evaluate")
+    with pytest.raises(CommandSyntaxError, match="`demo` is not a stage: use one of evaluate"):
+        parse_deal("initech stage:demo", today=TODAY, stages=stages)
+    default = parse_deal("initech stage:demo", today=TODAY)
+    assert isinstance(default, UpdateDeal) and default.changes.team_stage is None
