@@ -255,7 +255,7 @@ class DealService:
                 for name in said_after
                 if said_before[name] != said_after[name]
             )
-            changed = (*renamed, *changed, *said)
+            changed = (*renamed, *self._in_team_words(deal, changed), *said)
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -709,6 +709,26 @@ class DealService:
                 )
                 for deal in listed
             )
+        )
+
+    def _in_team_words(
+        self, deal: Deal, changes: tuple[FieldChange, ...]
+    ) -> tuple[FieldChange, ...]:
+        """Return `changes` with a stage move named by the deal's team's stages, if it has
+        its own (history keeps the default keys, which every check and figure reads)."""
+        if not deal.team_stage or not self.stage_book.teams:
+            return changes
+        team_key = deal.team_stage.rpartition(":")[0]
+        labels = {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
+        return tuple(
+            replace(
+                change,
+                old=labels.get(change.old or "", change.old),
+                new=labels.get(change.new or "", change.new),
+            )
+            if change.field == "stage"
+            else change
+            for change in changes
         )
 
     def _headline(self, source: Deal) -> dict[str, Any]:

@@ -254,6 +254,15 @@ def _distinct(stages: tuple[_StageEntry, ...]) -> tuple[_StageEntry, ...]:
             if name in seen:
                 raise refuse(f"has {entry.label!r} named like {seen[name]!r}: names must differ")
             seen[name] = entry.label
+    orders = [stage_by_key(entry.maps_to).order for entry in stages]
+    if orders != sorted(set(orders)):
+        # One team stage per default, in the defaults' order: a move between two team
+        # stages is then a move of the stored stage, kept in history and seen by checks.
+        raise refuse(
+            "must each map to a different one of dealbot's stages, in dealbot's order ("
+            + ", ".join(stage.key for stage in DEFAULT_STAGES)
+            + ")"
+        )
     if all(stage_by_key(entry.maps_to).is_closed for entry in stages):
         raise refuse("lists no open stage: at least one must map to an open stage")
     return stages

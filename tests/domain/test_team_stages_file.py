@@ -75,8 +75,20 @@ _ENTRY = "stages:\n  - key: qualify\n    label: Qualify\n    probability: 0.2\n"
         (
             _ENTRY
             + "    maps_to: demo\n  - key: requalify\n    label: qualify\n"
-            + "    probability: 0.3\n    maps_to: demo\n",
+            + "    probability: 0.3\n    maps_to: proposal\n",
             "east.yml:2: stages has 'qualify' named like 'Qualify'",
+        ),
+        (
+            _ENTRY
+            + "    maps_to: demo\n  - key: validate\n    label: Validate\n"
+            + "    probability: 0.3\n    maps_to: demo\n",
+            "east.yml:2: stages must each map to a different one of dealbot's stages",
+        ),
+        (
+            _ENTRY
+            + "    maps_to: proposal\n  - key: validate\n    label: Validate\n"
+            + "    probability: 0.3\n    maps_to: demo\n",
+            "east.yml:2: stages must each map to a different one of dealbot's stages, in",
         ),
         (
             "stages:\n  - key: won\n    label: Won\n    probability: 1\n    maps_to: closed_won\n",

@@ -89,7 +89,7 @@ def test_a_rep_types_their_teams_stages_and_the_deal_keeps_the_default_it_maps_t
     assert _team_stage(app, "Initech") == ("demo", "enterprise:evaluate")
 
     moved = app.command("/deal", "initech stage:Commit", user="U0ANA").all_text
-    assert "Commit" in moved
+    assert "stage Evaluate → Commit" in moved
     assert _team_stage(app, "Initech") == ("negotiation", "enterprise:commit")
     deal = app.deal_named("Initech")
     assert ("stage", "demo", "negotiation", "U0ANA") in app.changes_of(deal.id)
