@@ -20,6 +20,7 @@ from bot.settings import Settings
 from bot.slack import SlackDirectory, build_in_request_client, build_web_client
 from domain.clock import Clock, SystemClock, ZoneCache
 from domain.deals import Actor, DealService
+from domain.stages import load_stage_book
 from domain.teams import TeamService
 from reminders.delivery import Delivery, OutgoingMessage
 from reminders.email.drafts import FollowUps, RepProfile
@@ -149,11 +150,13 @@ def build_services(
     database = database or Database.from_url(settings.database_url)
     clock = clock or SystemClock()
     zones = ZoneCache()
+    stage_book = load_stage_book(settings.dealbot_stages_dir)
     deals = DealService(
         database=database,
         clock=clock,
         default_timezone=settings.timezone,
         default_currency=settings.dealbot_currency,
+        stage_book=stage_book,
         zones=zones,
         # With a CRM connected, every change made in Slack queues its push to the CRM.
         crm=settings.crm_kind,
@@ -169,6 +172,7 @@ def build_services(
             clock=clock,
             default_timezone=settings.dealbot_timezone,
             zones=zones,
+            stage_book=stage_book,
         ),
         directory=directory,
         clock=clock,

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     google_service_account_file: Path | None = None
     google_oauth_client_file: Path | None = None
     dealbot_outbox_dir: Path = Path("outbox")
+    # A folder of `<team name>.yml` files, each a team's own stages (domain/stages.py).
+    dealbot_stages_dir: Path | None = None
     dealbot_timezone: str = "UTC"
     dealbot_admins: Annotated[tuple[str, ...], NoDecode] = ()
     dealbot_secret_key: SecretStr | None = None

@@ -30,6 +30,8 @@ class DealChanges:
     """The fields a command sets on a deal; None (or no contacts) leaves a field alone."""
 
     stage: str | None = None
+    # With `stage`, on a team with its own stages: `<team name key>:<stage key>`.
+    team_stage: str | None = None
     close_date: date | None = None
     amount: Money | None = None
     forecast: str | None = None

@@ -28,7 +28,7 @@ from domain.errors import (
     TeamNotFound,
 )
 from domain.money import Money, format_money
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 from domain.views import (
     ChangeView,
     ContactView,
@@ -112,6 +112,7 @@ class DealService:
         default_timezone: ZoneInfo,
         default_currency: str = "USD",
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
+        stage_book: StageBook = EMPTY_BOOK,
         zones: ZoneCache | None = None,
         crm: str | None = None,
     ) -> None:
@@ -124,6 +125,8 @@ class DealService:
         self.default_currency = default_currency
         self.stages = {stage.key: stage for stage in stages}
         self.first_stage = min(stages, key=lambda stage: stage.order)
+        # Teams' own stages: a deal in one shows its label (its default stage is stored).
+        self.stage_book = stage_book
         self.zones = zones or ZoneCache()
 
     # --- time -----------------------------------------------------------------------------
@@ -173,6 +176,7 @@ class DealService:
                 amount=amount.amount if amount else None,
                 currency=amount.currency if amount else self.default_currency,
                 stage=stage.key,
+                team_stage=changes.team_stage,
                 stage_entered_at=now,
                 close_date=changes.close_date,
                 forecast_category=changes.forecast or "pipeline",
@@ -233,6 +237,7 @@ class DealService:
                 if stage.key != deal.stage:
                     deal.stage = stage.key
                     deal.stage_entered_at = now
+                deal.team_stage = changes.team_stage
             if changes.amount is not None:
                 deal.amount = changes.amount.amount
                 deal.currency = changes.amount.currency
@@ -259,7 +264,7 @@ class DealService:
                 for name in said_after
                 if said_before[name] != said_after[name]
             )
-            changed = (*renamed, *changed, *said)
+            changed = (*renamed, *self._in_team_words(deal, changed), *said)
             deal.updated_at = now
             deal.last_touch_at = now
             session.flush()
@@ -321,6 +326,7 @@ class DealService:
             closed_steps: list[NextStep] = []
             deal.status = outcome
             deal.stage = "closed_won" if won else "closed_lost"
+            deal.team_stage = None
             deal.stage_entered_at = now
             deal.close_reason = reason
             deal.closed_at = now
@@ -726,7 +732,18 @@ class DealService:
     ) -> tuple[DealView, ...]:
         """Return the list views of these listed deals, flagged as of `today`."""
         config = default_checks()
-        marks = self._crm_marks(session, [deal.facts.deal_id for deal in listed])
+        ids = [deal.facts.deal_id for deal in listed]
+        marks = self._crm_marks(session, ids)
+        if self.stage_book.teams:
+            stage_of = {deal.facts.deal_id: deal.facts.stage for deal in listed}
+            for deal_id, team_stage in TeamRepository(session).team_stages_of(ids).items():
+                team = _counting(self.stage_book.stage_of(team_stage), stage_of[deal_id])
+                if team is not None:
+                    marks[deal_id] = {
+                        **marks.get(deal_id, {}),
+                        "stage_label": team.label,
+                        "probability": team.probability,
+                    }
         return tuple(
             replace(view, **marks[view.id]) if view.id in marks else view
             for view in (
@@ -737,9 +754,31 @@ class DealService:
             )
         )
 
+    def _in_team_words(
+        self, deal: Deal, changes: tuple[FieldChange, ...]
+    ) -> tuple[FieldChange, ...]:
+        """Return `changes` with a stage move named by the deal's team's stages, if it has
+        its own (history keeps the default keys, which every check and figure reads)."""
+        if not deal.team_stage or not self.stage_book.teams:
+            return changes
+        team_key = deal.team_stage.rpartition(":")[0]
+        labels = {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
+        return tuple(
+            replace(
+                change,
+                old=labels.get(change.old or "", change.old),
+                new=labels.get(change.new or "", change.new),
+            )
+            if change.field == "stage"
+            else change
+            for change in changes
+        )
+
     def _headline(self, source: Deal) -> dict[str, Any]:
         """Return the fields every deal view has."""
         stage = self.stages.get(source.stage)
+        team_stage = _counting(self.stage_book.stage_of(source.team_stage), source.stage)
+        shown = team_stage or stage
         return {
             "id": source.id,
             "account": source.account,
@@ -747,8 +786,8 @@ class DealService:
             "owner_id": source.owner_id,
             "amount": None if source.amount is None else Money(source.amount, source.currency),
             "stage": source.stage,
-            "stage_label": stage.label if stage else source.stage,
-            "probability": stage.probability if stage else Decimal(0),
+            "stage_label": shown.label if shown else source.stage,
+            "probability": shown.probability if shown else Decimal(0),
             "close_date": source.close_date,
             "forecast_category": source.forecast_category,
             "status": source.status,
@@ -1224,3 +1263,12 @@ def _candidate_label(deal: Deal) -> str:
     amount = format_money(Money(deal.amount, deal.currency)) if deal.amount is not None else ""
     parts = [deal.account, deal.title or "", amount, deal.status if deal.status != "open" else ""]
     return " · ".join(part for part in parts if part) + f" (#{deal.id})"
+
+
+def _counting(team_stage: Stage | None, key: str) -> Stage | None:
+    """Return the deal's team stage (whose label and probability it shows), if it counts.
+
+    It counts only while it maps to the stage the deal is in: a move made elsewhere (the
+    CRM, an import) changes the stage without naming a team stage.
+    """
+    return team_stage if team_stage is not None and team_stage.maps_to == key else None

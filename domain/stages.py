@@ -10,18 +10,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import ErrorDetails
+
+from domain.config_file import FileModel, read_config, refuse
 
 __all__ = [
+    "DEFAULT_SET",
     "DEFAULT_STAGES",
+    "EMPTY_BOOK",
     "EVIDENCE",
     "FORECAST_CATEGORIES",
     "FORECAST_LABELS",
     "Stage",
+    "StageBook",
+    "StageSet",
+    "StagesFileError",
     "UnknownForecast",
     "UnknownStage",
+    "load_stage_book",
     "match_forecast",
     "match_stage",
+    "read_team_stages",
     "stage_by_key",
 ]
 
@@ -35,6 +48,9 @@ EVIDENCE: Final = (
     "paper_process",
     "economic_buyer",
 )
+
+
+FORECAST_CATEGORIES: Final = ("pipeline", "best_case", "commit", "omitted")
 
 
 class UnknownStage(ValueError):
@@ -55,8 +71,23 @@ class Stage:
     order: int
     exit_criteria: tuple[str, ...]
     is_closed: bool
+    # The forecast category a deal in this stage is expected to carry. dealbot's defaults
+    # all say pipeline, which is what a new deal gets whatever its stage; a team's own
+    # stages may say otherwise.
+    forecast_default: str = "pipeline"
+    # A team's stage names the default stage it stands for; a default stage names none.
+    maps_to: str | None = None
+
+    @property
+    def default_key(self) -> str:
+        """Return the default stage key a deal in this stage stores (and checks read)."""
+        return self.maps_to or self.key
 
     def __post_init__(self) -> None:
+        if self.forecast_default not in FORECAST_CATEGORIES:
+            raise ValueError(
+                f"Stage {self.key!r} forecast default must be one of {FORECAST_CATEGORIES}"
+            )
         unknown = set(self.exit_criteria) - set(EVIDENCE)
         if unknown:
             raise ValueError(f"Stage {self.key!r} asks for unknown evidence {sorted(unknown)}")
@@ -79,7 +110,6 @@ DEFAULT_STAGES: Final[tuple[Stage, ...]] = (
     Stage("closed_lost", "Closed lost", Decimal(0), 7, (), is_closed=True),
 )
 
-FORECAST_CATEGORIES: Final = ("pipeline", "best_case", "commit", "omitted")
 FORECAST_LABELS: Final[dict[str, str]] = {
     "pipeline": "Pipeline",
     "best_case": "Best case",
@@ -145,3 +175,208 @@ def match_forecast(text: str) -> str:
     if len(found) == 1:
         return found[0]
     raise UnknownForecast(f"`{text.strip()[:40]}` is not a forecast category: use one of {valid}.")
+
+
+# --- a team's own stages ------------------------------------------------------------------
+# A team whose process is "Qualify → Evaluate → Commit → Close" writes it in
+# `<DEALBOT_STAGES_DIR>/<team name key>.yml`. Every stage maps to one of the defaults above,
+# and a deal stores that default key (what checks, follow-up triggers, the CRM mapping and
+# the weekly figures read) plus `<team key>:<stage key>` (what the team sees and types).
+
+_TEAM_STAGE_KEY: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class StagesFileError(ValueError):
+    """A team's stages file is unusable; `str()` is `file:line: reason`."""
+
+
+def _team_stage_key(value: object) -> str:
+    if not isinstance(value, str) or not _TEAM_STAGE_KEY.match(value):
+        raise refuse(f"{value!r} is not a stage key: lower-case letters, digits and _, at most 32")
+    return value
+
+
+def _probability(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise refuse(f"must be a number between 0 and 1, not {value!r}")
+    try:
+        number = Decimal(str(value).strip().removesuffix("%"))
+    except ArithmeticError:
+        raise refuse(f"must be a number between 0 and 1, not {value!r}") from None
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number /= 100
+    if not number.is_finite() or not Decimal(0) <= number <= Decimal(1):
+        raise refuse(f"must be between 0 and 1 (or 0% and 100%), not {value!r}")
+    return number
+
+
+def _default_stage_key(value: object) -> str:
+    keys = tuple(stage.key for stage in DEFAULT_STAGES)
+    if value not in keys:
+        raise refuse(f"is {value!r}: it must be one of dealbot's stages, {', '.join(keys)}")
+    return str(value)
+
+
+def _forecast_category(value: object) -> str:
+    if value not in FORECAST_CATEGORIES:
+        raise refuse(f"is {value!r}: use one of {', '.join(FORECAST_CATEGORIES)}")
+    return str(value)
+
+
+def _evidence(value: object) -> str:
+    if value not in EVIDENCE:
+        raise refuse(f"lists {value!r}: exit criteria are among {', '.join(EVIDENCE)}")
+    return str(value)
+
+
+def _label(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 40:
+        raise refuse("must be a name of 1 to 40 characters")
+    return value.strip()
+
+
+class _StageEntry(FileModel):
+    key: Annotated[str, BeforeValidator(_team_stage_key)]
+    label: Annotated[str, BeforeValidator(_label)]
+    probability: Annotated[Decimal, BeforeValidator(_probability)]
+    forecast_default: Annotated[str, BeforeValidator(_forecast_category)] = "pipeline"
+    exit_criteria: tuple[Annotated[str, BeforeValidator(_evidence)], ...] = ()
+    maps_to: Annotated[str, BeforeValidator(_default_stage_key)]
+
+
+def _distinct(stages: tuple[_StageEntry, ...]) -> tuple[_StageEntry, ...]:
+    """Return `stages` when no two share a key or a label (typing one must name one stage)."""
+    if not stages:
+        raise refuse("lists no stage")
+    seen: dict[str, str] = {}
+    for entry in stages:
+        for name in {entry.key, _normalized(entry.label)}:
+            if name in seen:
+                raise refuse(f"has {entry.label!r} named like {seen[name]!r}: names must differ")
+            seen[name] = entry.label
+    orders = [stage_by_key(entry.maps_to).order for entry in stages]
+    if orders != sorted(set(orders)):
+        # One team stage per default, in the defaults' order: a move between two team
+        # stages is then a move of the stored stage, kept in history and seen by checks.
+        raise refuse(
+            "must each map to a different one of dealbot's stages, in dealbot's order ("
+            + ", ".join(stage.key for stage in DEFAULT_STAGES)
+            + ")"
+        )
+    if all(stage_by_key(entry.maps_to).is_closed for entry in stages):
+        raise refuse("lists no open stage: at least one must map to an open stage")
+    return stages
+
+
+class _StagesFile(FileModel):
+    stages: Annotated[tuple[_StageEntry, ...], AfterValidator(_distinct)]
+
+
+_STAGE_SETTINGS: Final = ", ".join(_StageEntry.model_fields)
+
+
+def _named(path: tuple[str | int, ...]) -> str:
+    """Return how a refusal names a place in the file: `stage 2 probability`."""
+    if len(path) > 1 and isinstance(path[1], int):
+        return " ".join([f"stage {path[1] + 1}", *map(str, path[2:3])])
+    return "stages" if path else ""
+
+
+def _described(error: ErrorDetails, path: tuple[str | int, ...]) -> str:
+    """Return a refusal pydantic worded for programmers, worded for whoever edits the file."""
+    where = f"stage {path[1] + 1}" if len(path) > 1 and isinstance(path[1], int) else "the file"
+    if error["type"] == "extra_forbidden":
+        if len(path) > 2:
+            return f"{where}: `{path[-1]}` is not a stage setting; use {_STAGE_SETTINGS}"
+        return f"`{path[-1]}` is not a setting of the file: it holds `stages:` only"
+    if error["type"] == "missing":
+        missing = error["loc"][-1]
+        return f"{where} needs `{missing}:`" if len(path) > 1 else "the file needs `stages:`"
+    return f"{where}: {error['msg']}"
+
+
+def read_team_stages(text: str, *, source: str) -> tuple[Stage, ...]:
+    """Return the stages a team's file lists, in its order; StagesFileError names file:line."""
+    parsed = read_config(
+        text,
+        _StagesFile,
+        source=source,
+        error=StagesFileError,
+        describe=_described,
+        name=_named,
+    )
+    return tuple(
+        Stage(
+            key=entry.key,
+            label=entry.label,
+            probability=entry.probability,
+            order=index + 1,
+            exit_criteria=entry.exit_criteria,
+            is_closed=stage_by_key(entry.maps_to).is_closed,
+            forecast_default=entry.forecast_default,
+            maps_to=entry.maps_to,
+        )
+        for index, entry in enumerate(parsed.stages)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageBook:
+    """Each team's own stages, by team name key; a team with no file has dealbot's."""
+
+    teams: dict[str, tuple[Stage, ...]]
+
+    def for_team(self, team_key: str | None) -> tuple[Stage, ...]:
+        """Return the stages of the team with this name key: its own, else the defaults."""
+        return self.teams.get(team_key or "", DEFAULT_STAGES)
+
+    def set_for(self, team_key: str | None) -> StageSet:
+        """Return the stages a rep of this team types (the defaults if it has none)."""
+        if team_key is None or team_key not in self.teams:
+            return DEFAULT_SET
+        return StageSet(team_key=team_key, stages=self.teams[team_key])
+
+    def stage_of(self, team_stage: str | None) -> Stage | None:
+        """Return the team stage a deal stores as `<team key>:<stage key>`, if still defined."""
+        if not team_stage or ":" not in team_stage:
+            return None
+        team_key, _, key = team_stage.rpartition(":")
+        return next((s for s in self.teams.get(team_key, ()) if s.key == key), None)
+
+
+EMPTY_BOOK: Final = StageBook(teams={})
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageSet:
+    """The stages one person types: their team's own (`team_key` set), or the defaults."""
+
+    team_key: str | None
+    stages: tuple[Stage, ...]
+
+    def stored(self, stage: Stage) -> tuple[str, str | None]:
+        """Return what a deal stores for `stage`: its default key, and the team stage."""
+        if self.team_key is None or stage.maps_to is None:
+            return stage.key, None
+        return stage.maps_to, f"{self.team_key}:{stage.key}"
+
+
+DEFAULT_SET: Final = StageSet(team_key=None, stages=DEFAULT_STAGES)
+
+
+def load_stage_book(directory: Path | None) -> StageBook:
+    """Return the stages of every `<team name key>.yml` in `directory` (none: the defaults).
+
+    Read once at start: a bad file stops dealbot with `file:line: reason` rather than
+    leaving a team on stages it did not write.
+    """
+    if directory is None:
+        return EMPTY_BOOK
+    if not directory.is_dir():
+        raise StagesFileError(f"{directory.name}: DEALBOT_STAGES_DIR is not a folder")
+    teams: dict[str, tuple[Stage, ...]] = {}
+    for path in sorted(directory.glob("*.yml")):
+        teams[" ".join(path.stem.casefold().split())] = read_team_stages(
+            path.read_text(encoding="utf-8"), source=path.name
+        )
+    return StageBook(teams=teams)

@@ -2,18 +2,106 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from domain.clock import Clock, ZoneCache
+from domain.dates import quarter_bounds, quarter_of
 from domain.deals import Actor
 from domain.errors import InvalidChange, NotAllowed, Person, TeamNotFound
 from domain.money import Money
+from domain.stages import DEFAULT_SET, EMPTY_BOOK, Stage, StageBook, StageSet
 from domain.views import QuotaView, TeamView
 from storage.database import Database
 from storage.deals import name_key
 from storage.models import Quota, Team, TeamMember
-from storage.teams import TeamRepository
+from storage.teams import TeamRepository, WonDeal
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExcludedDeal:
+    """A won deal attainment leaves out, and why: it is listed, never silently dropped."""
+
+    deal_id: int
+    name: str
+    amount: Money | None  # None: the deal was won with no amount
+    reason: str  # "currency" (not in the quota's currency) or "no_amount"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepAttainment:
+    """One rep's quota for the period and what they won against it.
+
+    With a quota, `won` holds one amount in the quota's currency and `ratio` is won ÷ quota;
+    deals in another currency are in `excluded` (no exchange rates: a guessed rate would
+    make attainment a number nobody can check). Without a quota, `won` is a total per
+    currency and `ratio` is None.
+    """
+
+    user_id: str
+    quota: Money | None
+    won: tuple[Money, ...]
+    ratio: Decimal | None
+    deal_count: int
+    excluded: tuple[ExcludedDeal, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamStanding:
+    """A team with each rep's attainment for the current period (a quarter in its zone)."""
+
+    team: TeamView
+    period: str
+    first_day: dt.date
+    last_day: dt.date
+    reps: tuple[RepAttainment, ...]
+
+
+def attainment_of(user_id: str, quota: Money | None, won: Sequence[WonDeal]) -> RepAttainment:
+    """Return `user_id`'s attainment against `quota` from the deals they won in the period."""
+    excluded: list[ExcludedDeal] = []
+    totals: dict[str, Decimal] = {}
+    counted = 0
+    for deal in won:
+        name = deal.account if not deal.title else f"{deal.account} – {deal.title}"
+        if deal.amount is None:
+            excluded.append(
+                ExcludedDeal(deal_id=deal.id, name=name, amount=None, reason="no_amount")
+            )
+            continue
+        if quota is not None and deal.currency != quota.currency:
+            excluded.append(
+                ExcludedDeal(
+                    deal_id=deal.id,
+                    name=name,
+                    amount=Money(Decimal(deal.amount), deal.currency),
+                    reason="currency",
+                )
+            )
+            continue
+        totals[deal.currency] = totals.get(deal.currency, Decimal(0)) + Decimal(deal.amount)
+        counted += 1
+    if quota is None:
+        return RepAttainment(
+            user_id=user_id,
+            quota=None,
+            won=tuple(Money(amount, currency) for currency, amount in sorted(totals.items())),
+            ratio=None,
+            deal_count=counted,
+            excluded=tuple(excluded),
+        )
+    total = totals.get(quota.currency, Decimal(0))
+    return RepAttainment(
+        user_id=user_id,
+        quota=quota,
+        won=(Money(total, quota.currency),),
+        ratio=total / quota.amount if quota.amount else None,
+        deal_count=counted,
+        excluded=tuple(excluded),
+    )
 
 
 class TeamService:
@@ -24,8 +112,10 @@ class TeamService:
         clock: Clock,
         default_timezone: str,
         zones: ZoneCache | None = None,
+        stage_book: StageBook = EMPTY_BOOK,
     ) -> None:
         self.database = database
+        self.stage_book = stage_book
         self.clock = clock
         self.default_timezone = default_timezone
         # Shared with DealService: membership decides a user's "today".
@@ -185,21 +275,90 @@ class TeamService:
             session.flush()
             return _team_view(team)
 
-    def show_teams(self, actor: Actor, name: str | None) -> tuple[TeamView, ...]:
-        """Return the named team, or the teams the actor is in (all teams for admins)."""
+    def show_teams(self, actor: Actor, name: str | None) -> tuple[TeamStanding, ...]:
+        """Return the named team, or the actor's teams (every team for an admin on none),
+        each with its reps' quota and attainment for the quarter under way in its zone.
+
+        Quotas and attainment are the team's business: its members (managers and reps)
+        and admins see them; anyone else is refused. Someone on no team, not an admin,
+        is told so rather than shown every team's figures.
+        """
         with self.database.session() as session:
             teams = TeamRepository(session)
             if name:
                 team = teams.by_name(name)
                 if team is None:
                     raise TeamNotFound(
-                        f"There is no team called “{name}”.", "/dealbot team show lists them."
+                        f"There is no team called “{name}”.", "/dealbot team list lists them."
                     )
-                return (_team_view(team),)
-            mine = teams.teams_of(actor.user_id)
-            if mine:
-                return tuple(_team_view(team) for team in mine)
-            return tuple(_team_view(team) for team in teams.all())
+                if not _is_member(team, actor) and not actor.is_admin():
+                    raise NotAllowed(
+                        f"Only {team.name}'s members and workspace admins can see its quotas.",
+                        "/dealbot team show (your own teams)",
+                    )
+                shown: Sequence[Team] = (team,)
+            else:
+                shown = teams.teams_of(actor.user_id)
+                if not shown:
+                    if not actor.is_admin():
+                        raise TeamNotFound(
+                            "You are on no team yet, so there are no quotas to show.",
+                            "/dealbot team list shows the teams; a manager or admin adds you.",
+                        )
+                    shown = teams.all()
+            return tuple(self._standing(teams, team) for team in shown)
+
+    def _standing(self, teams: TeamRepository, team: Team) -> TeamStanding:
+        """Return `team` with its reps' attainment for the quarter under way in its zone."""
+        zone = ZoneInfo(team.timezone)
+        today = self.clock.now().astimezone(zone).date()
+        first, last = quarter_bounds(today)
+        period = quarter_of(today)
+        start = dt.datetime.combine(first, dt.time(), zone)
+        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+        view = _team_view(team)
+        won: dict[str, list[WonDeal]] = {}
+        for deal in teams.won_between(view.reps, start=start, end=end):
+            won.setdefault(deal.owner_id, []).append(deal)
+        quotas = {q.user_id: q.amount for q in view.quotas if q.period == period}
+        return TeamStanding(
+            team=view,
+            period=period,
+            first_day=first,
+            last_day=last,
+            reps=tuple(attainment_of(rep, quotas.get(rep), won.get(rep, ())) for rep in view.reps),
+        )
+
+    def team_stages(self, actor: Actor, name: str) -> tuple[TeamView, tuple[Stage, ...]]:
+        """Return the team and its stages in order; its members and admins may see them."""
+        with self.database.session() as session:
+            team = self._find(TeamRepository(session), name)
+            if not _is_member(team, actor) and not actor.is_admin():
+                raise NotAllowed(
+                    f"Only {team.name}'s members and workspace admins can see its stages.",
+                    "/dealbot team show (your own teams)",
+                )
+            return _team_view(team), self.stage_book.for_team(team.name_key)
+
+    def stages_for(self, user_id: str) -> StageSet:
+        """Return the stages this person types: their team's own, else dealbot's.
+
+        A rep's team decides. Someone on no team as a rep (a manager) types the stages of
+        the one team they manage that has its own; managing several such teams, or none,
+        they type dealbot's stages, which every team's stages map to.
+        """
+        if not self.stage_book.teams:
+            return DEFAULT_SET  # no team has its own stages: no query
+        with self.database.session() as session:
+            teams = TeamRepository(session)
+            for team in teams.teams_of(user_id, role="rep"):
+                return self.stage_book.set_for(team.name_key)
+            own = [
+                team.name_key
+                for team in teams.teams_of(user_id, role="manager")
+                if team.name_key in self.stage_book.teams
+            ]
+            return self.stage_book.set_for(own[0]) if len(own) == 1 else DEFAULT_SET
 
     @staticmethod
     def _find(teams: TeamRepository, name: str) -> Team:
@@ -223,6 +382,11 @@ class TeamService:
         if not self._manages(team, actor) and not actor.is_admin():
             raise NotAllowed(f"Only {team.name}'s managers or a workspace admin can change it.")
         return team
+
+
+def _is_member(team: Team, actor: Actor) -> bool:
+    """Return whether the actor is on this team, as a manager or a rep."""
+    return any(m.user_id == actor.user_id for m in team.members)
 
 
 def _as_typed(name: str) -> str:

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -42,7 +42,8 @@ from domain.dates import format_day
 from domain.deals import DealMerge
 from domain.errors import Candidate, DomainError
 from domain.money import Money, format_money
-from domain.stages import DEFAULT_STAGES
+from domain.stages import DEFAULT_STAGES, Stage, stage_by_key
+from domain.teams import RepAttainment, TeamStanding
 from domain.views import (
     ChangeView,
     DealUpdate,
@@ -716,6 +717,85 @@ def team_reply(teams: Sequence[TeamView], *, heading: str | None = None) -> Repl
     blocks.extend(_sections(lines))
     text = escape(heading) if heading else f"{len(teams)} team(s)"
     return Reply(text=text, blocks=tuple(blocks))
+
+
+def _percent(ratio: Decimal) -> str:
+    """Return a ratio as a whole percentage, half up: 0.125 → `13%`."""
+    return f"{(ratio * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
+def _team_header(team: TeamView) -> str:
+    managers = " ".join(f"<@{m}>" for m in team.managers) or "none"
+    return (
+        f"*{escape_name(team.name)}* · <#{team.channel_id}> · {team.timezone}\nManagers: {managers}"
+    )
+
+
+def _attainment_lines(rep: RepAttainment, period: str) -> list[str]:
+    """Return a rep's line, then one per won deal left out of their attainment."""
+    if rep.quota is None:
+        line = messages.rep_without_quota(
+            rep.user_id, period, [format_money(m) for m in rep.won], rep.deal_count
+        )
+    else:
+        percent = _percent(rep.ratio) if rep.ratio is not None else "n/a"
+        line = messages.rep_attainment(
+            rep.user_id,
+            format_money(rep.won[0]),
+            format_money(rep.quota),
+            percent,
+            rep.deal_count,
+        )
+    lines = [f"• {line}"]
+    for deal in rep.excluded:
+        amount = format_money(deal.amount) if deal.amount is not None else None
+        currency = rep.quota.currency if rep.quota is not None else None
+        lines.append(
+            "      :warning: "
+            + messages.deal_excluded(escape_name(deal.name), deal.deal_id, amount, currency)
+        )
+    return lines
+
+
+def team_standing_reply(standings: Sequence[TeamStanding]) -> Reply:
+    """Return `/dealbot team show`: each team, and each rep's quota and attainment."""
+    if not standings:
+        return team_reply(())
+    lines: list[str] = []
+    for standing in standings:
+        if lines:
+            lines.append("")
+        lines.append(_team_header(standing.team))
+        lines.append(
+            messages.attainment_heading(
+                standing.period, format_day(standing.first_day), format_day(standing.last_day)
+            )
+        )
+        if not standing.reps:
+            lines.append(messages.NO_REPS)
+        for rep in standing.reps:
+            lines.extend(_attainment_lines(rep, standing.period))
+    text = ", ".join(f"{escape_name(s.team.name)} ({s.period})" for s in standings)
+    return Reply(text=text, blocks=tuple(_sections(lines)))
+
+
+def team_stages_reply(team: TeamView, stages: Sequence[Stage]) -> Reply:
+    """Return `/dealbot team stages`: the team's stages in order, with what each asks."""
+    lines = [messages.team_stages_heading(escape_name(team.name), len(stages))]
+    for stage in sorted(stages, key=lambda s: s.order):
+        lines.append(
+            messages.stage_line(
+                stage.order,
+                escape_name(stage.label),
+                stage.key,
+                _percent(stage.probability),
+                messages.FORECAST_LABELS.get(stage.forecast_default, stage.forecast_default),
+                stage.exit_criteria,
+                stage_by_key(stage.maps_to).label if stage.maps_to else None,
+            )
+        )
+    text = f"{escape_name(team.name)}: {len(stages)} stages"
+    return Reply(text=text, blocks=tuple(_sections(lines)))
 
 
 # --- views --------------------------------------------------------------------------------

@@ -438,3 +438,61 @@ def deal_merged(
 
 def _count(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+# --- a team's quotas and attainment, and its stages (`/dealbot team show|stages`) --------
+
+
+def attainment_heading(period: str, first: str, last: str) -> str:
+    return f"*Quota attainment, {period}* ({first} – {last}): deals won and closed this quarter"
+
+
+NO_REPS = "No reps yet: add them with `/dealbot team add <team> rep @someone`."
+
+
+def rep_attainment(user_id: str, won: str, quota: str, percent: str, deals: int) -> str:
+    return f"<@{user_id}>: {won} of {quota} ({percent}) from {_count(deals, 'won deal')}"
+
+
+def rep_without_quota(user_id: str, period: str, won: Sequence[str], deals: int) -> str:
+    so_far = f"won {' + '.join(won)} from {_count(deals, 'deal')}" if won else "nothing won yet"
+    return f"<@{user_id}>: no quota for {period} ({so_far})"
+
+
+def deal_excluded(name: str, deal_id: int, amount: str | None, quota_currency: str | None) -> str:
+    if amount is None:
+        return f"left out: {name} (#{deal_id}) was won with no amount"
+    return (
+        f"left out: {name} (#{deal_id}, {amount}) is not in {quota_currency}, the quota's currency"
+    )
+
+
+def team_stages_heading(team: str, count: int) -> str:
+    return f"*{team}* stages, in order ({count})"
+
+
+STAGE_EVIDENCE_LABELS: dict[str, str] = {
+    "amount": "amount",
+    "close_date": "close date",
+    "buying_criteria": "buying criteria",
+    "buying_process": "buying process",
+    "paper_process": "paper process",
+    "economic_buyer": "economic buyer",
+}
+
+
+def stage_line(
+    order: int,
+    label: str,
+    key: str,
+    percent: str,
+    forecast: str,
+    criteria: Sequence[str],
+    maps_to: str | None = None,
+) -> str:
+    asks = ", ".join(STAGE_EVIDENCE_LABELS.get(c, c) for c in criteria) or "none"
+    counts_as = f" · counts as {maps_to}" if maps_to else ""
+    return (
+        f"{order}. *{label}* (`{key}`) · {percent} · forecast default {forecast} · "
+        f"exit criteria: {asks}{counts_as}"
+    )

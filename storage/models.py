@@ -207,6 +207,9 @@ class Deal(Base):
     # left out of every list, figure and lookup by name: see `Deal.is_live`.
     deleted_at: Mapped[dt.datetime | None]
     deleted_by: Mapped[str | None] = mapped_column(SLACK_ID)
+    # A team with its own stages: `<team name key>:<stage key>` of the stage the rep chose;
+    # `stage` holds the default stage it maps to, which every check and figure reads.
+    team_stage: Mapped[str | None] = mapped_column(String(120))
 
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="deal", cascade="all, delete-orphan", order_by="Contact.id"

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.deals import name_key
-from storage.models import Quota, Team, TeamMember
+from storage.models import Deal, Quota, Team, TeamMember
+
+
+@dataclass(frozen=True, kw_only=True)
+class WonDeal:
+    """A deal won in a period: what attainment adds up, with what to name it by if excluded."""
+
+    id: int
+    owner_id: str
+    account: str
+    title: str | None
+    amount: Decimal | None
+    currency: str
 
 
 @cache
@@ -93,5 +108,47 @@ class TeamRepository:
         result = self.session.connection().execute(_timezone_statement(), {"user_id": user_id})
         return result.scalar()
 
+    def team_stages_of(self, deal_ids: Sequence[int]) -> dict[int, str]:
+        """Return the team stage (`<team key>:<stage key>`) of those deals that have one."""
+        if not deal_ids:
+            return {}
+        statement = select(Deal.id, Deal.team_stage).where(
+            Deal.id.in_(list(deal_ids)), Deal.team_stage.is_not(None)
+        )
+        return {row.id: row.team_stage for row in self.session.execute(statement)}
+
     def quota_for(self, team: Team, user_id: str, period: str) -> Quota | None:
         return next((q for q in team.quotas if q.user_id == user_id and q.period == period), None)
+
+    def won_between(
+        self, owner_ids: Sequence[str], *, start: dt.datetime, end: dt.datetime
+    ) -> list[WonDeal]:
+        """Return the live deals these owners won with `start <= closed_at < end`, by id.
+
+        Half-open bounds, so a deal closed on the stroke of midnight between two quarters
+        counts in exactly one of them; deleted (or merged) deals count in none.
+        """
+        if not owner_ids:
+            return []
+        statement = (
+            select(Deal.id, Deal.owner_id, Deal.account, Deal.title, Deal.amount, Deal.currency)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.status == "won",
+                Deal.closed_at >= start,
+                Deal.closed_at < end,
+                Deal.is_live(),
+            )
+            .order_by(Deal.id)
+        )
+        return [
+            WonDeal(
+                id=row.id,
+                owner_id=row.owner_id,
+                account=row.account,
+                title=row.title,
+                amount=row.amount,
+                currency=row.currency,
+            )
+            for row in self.session.execute(statement)
+        ]

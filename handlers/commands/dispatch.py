@@ -14,13 +14,14 @@ import logging
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from slack_sdk import WebClient
 
 from domain.changes import DealRef
 from domain.deals import AmbiguousMergeTarget, DuplicateDeal
 from domain.errors import AmbiguousDeal, DomainError
+from domain.stages import DEFAULT_SET, StageSet
 from handlers import blocks, messages
 from handlers.commands.grammars import deal, dealbot, nextstep, pipeline
 from handlers.commands.intents import from_button_value, to_button_value
@@ -75,14 +76,34 @@ class Request:
         return self.services.actor(self.invocation.user_id)
 
 
+def _default_stages() -> StageSet:
+    return DEFAULT_SET
+
+
+class Parser(Protocol):
+    """(text, today, default currency[, the asker's stages]) -> the parsed command.
+
+    Raises CommandSyntaxError. The stages are asked for only by a grammar that reads a
+    stage (a team with its own stages costs a query); without them, dealbot's are read.
+    """
+
+    def __call__(
+        self,
+        text: str,
+        today: dt.date,
+        currency: str,
+        stages: Callable[[], StageSet] = _default_stages,
+        /,
+    ) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Command:
     """One slash command: its name, its forms (help lines, usage), its parser and runner."""
 
     name: str
     forms: Forms
-    # (text, today, default currency) -> the parsed command; raises CommandSyntaxError.
-    parse: Callable[[str, dt.date, str], Any]
+    parse: Parser
     run: Callable[[Request, Any], blocks.Reply]
     # What `parse` returns: the kinds of parsed command, from the grammar's type alias. The
     # ones about a deal (`OnDeal`) are what a pick-a-deal button may carry.
@@ -111,7 +132,12 @@ def reply_for(
             raise CommandSyntaxError(f"I don't know {invocation.command}.", "/dealbot help")
         today = services.deals.today_for(invocation.user_id)
         if intent is None:
-            intent = command.parse(invocation.text, today, services.settings.dealbot_currency)
+            intent = command.parse(
+                invocation.text,
+                today,
+                services.settings.dealbot_currency,
+                lambda: services.teams.stages_for(invocation.user_id),
+            )
         return command.run(Request(services, client, invocation, today), intent)
     except CommandSyntaxError as error:
         return blocks.error_reply(error.problem, error.usage)
@@ -294,7 +320,9 @@ def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Rep
             )
             return blocks.team_reply([team], heading=f"Quota for {period} saved.")
         case dealbot.TeamShow(name=name):
-            return blocks.team_reply(teams.show_teams(actor, name))
+            return blocks.team_standing_reply(teams.show_teams(actor, name))
+        case dealbot.TeamStages(name=name):
+            return blocks.team_stages_reply(*teams.team_stages(actor, name))
         case _:
             return _help()
 
@@ -304,8 +332,8 @@ COMMANDS: Final[tuple[Command, ...]] = (
     Command(
         name="/deal",
         forms=deal.FORMS,
-        parse=lambda text, today, currency: deal.parse_deal(
-            text, today=today, default_currency=currency
+        parse=lambda text, today, currency, stages=_default_stages: deal.parse_deal(
+            text, today=today, default_currency=currency, stages=stages()
         ),
         run=_run_deal,
         intents=typing.get_args(deal.DealCommand),
@@ -313,21 +341,23 @@ COMMANDS: Final[tuple[Command, ...]] = (
     Command(
         name="/nextstep",
         forms=nextstep.FORMS,
-        parse=lambda text, today, currency: nextstep.parse_nextstep(text, today=today),
+        parse=lambda text, today, currency, stages=_default_stages: nextstep.parse_nextstep(
+            text, today=today
+        ),
         run=_run_nextstep,
         intents=typing.get_args(nextstep.NextStepCommand),
     ),
     Command(
         name="/pipeline",
         forms=pipeline.FORMS,
-        parse=lambda text, today, currency: pipeline.parse_pipeline(text),
+        parse=lambda text, today, currency, stages=_default_stages: pipeline.parse_pipeline(text),
         run=_run_pipeline,
         intents=(pipeline.PipelineQuery,),
     ),
     Command(
         name="/dealbot",
         forms=dealbot.FORMS,
-        parse=lambda text, today, currency: dealbot.parse_dealbot(
+        parse=lambda text, today, currency, stages=_default_stages: dealbot.parse_dealbot(
             text, today=today, default_currency=currency
         ),
         run=_run_dealbot,

@@ -17,6 +17,8 @@ import pytest
 from domain.changes import DealChanges, DealRef
 from domain.errors import Candidate, InvalidChange, Person
 from domain.money import Money
+from domain.stages import DEFAULT_STAGES
+from domain.teams import ExcludedDeal, RepAttainment, TeamStanding
 from domain.views import (
     ChangeView,
     ContactView,
@@ -152,7 +154,45 @@ CASES: dict[str, Any] = {
         ],
         heading="Quota for 2026-Q4 saved.",
     ),
+    "team_standing": lambda: blocks.team_standing_reply([_standing("Enterprise", "Globex")]),
+    "team_stages": lambda: blocks.team_stages_reply(_team_view("Enterprise"), DEFAULT_STAGES),
 }
+
+
+def _team_view(name: str) -> TeamView:
+    return TeamView(1, name, "C0SALES", "Europe/Paris", ("U0MARIA",), ("U0ANA", "U0RAJ"), ())
+
+
+def _standing(team: str, excluded: str) -> TeamStanding:
+    """Return a team whose first rep is at 60% with one deal left out; the second has none."""
+    quota = Money(Decimal("100000"), "USD")
+    return TeamStanding(
+        team=_team_view(team),
+        period="2026-Q4",
+        first_day=dt.date(2026, 10, 1),
+        last_day=dt.date(2026, 12, 31),
+        reps=(
+            RepAttainment(
+                user_id="U0ANA",
+                quota=quota,
+                won=(Money(Decimal("60000"), "USD"),),
+                ratio=Decimal("0.6"),
+                deal_count=2,
+                excluded=(
+                    ExcludedDeal(
+                        deal_id=4,
+                        name=excluded,
+                        amount=Money(Decimal("20000"), "EUR"),
+                        reason="currency",
+                    ),
+                ),
+            ),
+            RepAttainment(
+                user_id="U0RAJ", quota=None, won=(), ratio=None, deal_count=0, excluded=()
+            ),
+        ),
+    )
+
 
 VIEWS: dict[str, Any] = {
     "new_deal_modal": lambda: blocks.new_deal_modal(channel_id="C0SALES"),
@@ -295,6 +335,8 @@ def _hostile_builders() -> dict[str, Any]:
             PipelineView(scope="team", today=TODAY, deals=(hostile,), team_names=(HOSTILE,))
         ),
         "team": lambda: blocks.team_reply([team], heading=f"Team {FREE} created."),
+        "team_standing": lambda: blocks.team_standing_reply([_standing(HOSTILE, HOSTILE)]),
+        "team_stages": lambda: blocks.team_stages_reply(team, DEFAULT_STAGES),
         "error": lambda: blocks.error_reply(f"No deal matches “{FREE}”.", FREE),
         "ambiguous": lambda: blocks.ambiguous_reply(
             f"More than one deal matches “{FREE}”.",

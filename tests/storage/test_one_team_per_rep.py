@@ -65,8 +65,8 @@ def test_moving_a_rep_keeps_them_on_exactly_one_team(database: Database) -> None
     west = teams.move_member(admin, user_id="UREP", name="West")
 
     assert west.reps == ("UREP",)
-    [east_view] = teams.show_teams(admin, "East")
-    assert east_view.reps == ()
+    [east] = teams.show_teams(admin, "East")
+    assert east.team.reps == () and east.reps == ()
 
 
 def test_the_migration_keeps_each_reps_oldest_team(database_url: str) -> None:

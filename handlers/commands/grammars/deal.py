@@ -38,7 +38,7 @@ from typing import Any, Final, TypeAlias
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.dates import parse_date
 from domain.money import parse_amount
-from domain.stages import match_forecast, match_stage
+from domain.stages import DEFAULT_SET, StageSet, match_forecast, match_stage
 from handlers.commands.tokens import (
     DOMAIN_ERRORS,
     CommandSyntaxError,
@@ -236,19 +236,21 @@ _AMOUNT_WORDS: Final = frozenset(
 )
 
 
-def parse_deal(text: str, *, today: date, default_currency: str = "USD") -> DealCommand:
-    """Return the `/deal` command `text` asks for.
+def parse_deal(
+    text: str, *, today: date, default_currency: str = "USD", stages: StageSet = DEFAULT_SET
+) -> DealCommand:
+    """Return the `/deal` command `text` asks for; `stage:` names one of `stages`.
 
     Raises CommandSyntaxError (and nothing else) when the text is not a valid `/deal`.
     """
     return guarded(
         "/deal",
         FORMS.usage("/deal update"),
-        lambda: _parse_deal(text, today=today, currency=default_currency),
+        lambda: _parse_deal(text, today=today, currency=default_currency, stages=stages),
     )
 
 
-def _parse_deal(text: str, *, today: date, currency: str) -> DealCommand:
+def _parse_deal(text: str, *, today: date, currency: str, stages: StageSet) -> DealCommand:
     """Return the `/deal` command of `text`; the body of parse_deal."""
     first = (text or "").split(maxsplit=1)[0].lower() if (text or "").strip() else ""
     early_form = f"/deal {first}" if f"/deal {first}" in FORMS.examples else "/deal update"
@@ -261,7 +263,7 @@ def _parse_deal(text: str, *, today: date, currency: str) -> DealCommand:
     if keyword == "help":
         return DealHelp()
     if keyword == "new":
-        return _parse_new_deal(rest, today=today, currency=currency)
+        return _parse_new_deal(rest, today=today, currency=currency, stages=stages)
     if keyword == "show":
         if not rest:
             raise CommandSyntaxError("Say which deal to show.", FORMS.usage("/deal show"))
@@ -278,10 +280,12 @@ def _parse_deal(text: str, *, today: date, currency: str) -> DealCommand:
         return _parse_restore(rest)
     if keyword == "merge":
         return _parse_merge(rest)
-    return _parse_update_deal(words, today=today, currency=currency)
+    return _parse_update_deal(words, today=today, currency=currency, stages=stages)
 
 
-def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> NewDeal:
+def _parse_new_deal(
+    words: Sequence[Word], *, today: date, currency: str, stages: StageSet
+) -> NewDeal:
     """Return `/deal new <account> [amount] [options]`."""
     usage = FORMS.usage("/deal new")
     items = pick_options(words, None)
@@ -301,9 +305,15 @@ def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> New
         plain_followers(items, account_end - 1, 3),
         today=today,
         currency=currency,
+        stages=stages,
     )
     changes = _deal_changes(
-        items[account_end:], today=today, currency=currency, usage=usage, allow_amount=True
+        items[account_end:],
+        today=today,
+        currency=currency,
+        stages=stages,
+        usage=usage,
+        allow_amount=True,
     )
     for key in _EXISTING_DEAL_OPTIONS:
         if getattr(changes, _DEAL_OPTIONS[key]) is not None:
@@ -315,7 +325,12 @@ def _parse_new_deal(words: Sequence[Word], *, today: date, currency: str) -> New
 
 
 def _refuse_unread_tail(
-    words: Sequence[Word], following: Sequence[Word], *, today: date, currency: str
+    words: Sequence[Word],
+    following: Sequence[Word],
+    *,
+    today: date,
+    currency: str,
+    stages: StageSet,
 ) -> None:
     """Refuse account words that read as an amount or an option dealbot could not take.
 
@@ -331,8 +346,8 @@ def _refuse_unread_tail(
         texts = [word.text.lower().strip(".,!?$€£") for word in tail]
         key, equals, value = texts[0].partition("=")
         own = [value, *texts[1:]] if value else texts[1:]
-        reads_alone = _reads_as_option(key, own, today, currency)
-        took_after = not reads_alone and _reads_as_option(key, own + after, today, currency)
+        reads_alone = _reads_as_option(key, own, today, currency, stages)
+        took_after = not reads_alone and _reads_as_option(key, own + after, today, currency, stages)
         option_like = key in _DEAL_OPTIONS and (bool(equals) or reads_alone or took_after)
         amount_like = all(text in _NUMBER_WORDS | _AMOUNT_WORDS for text in texts) and any(
             text in _AMOUNT_WORDS for text in texts
@@ -351,10 +366,12 @@ def _refuse_unread_tail(
             )
 
 
-def _reads_as_option(key: str, words: Sequence[str], today: date, currency: str) -> bool:
+def _reads_as_option(
+    key: str, words: Sequence[str], today: date, currency: str, stages: StageSet
+) -> bool:
     """Return whether some first `words` are a valid value of option `key` (no colon)."""
     readers = {
-        "stage": match_stage,
+        "stage": lambda value: match_stage(value, stages.stages),
         "forecast": match_forecast,
         "close": lambda value: parse_date(value, today=today),
         "amount": lambda value: parse_amount(value, default_currency=currency),
@@ -403,7 +420,9 @@ def _parse_merge(words: Sequence[Word]) -> MergeDeals:
     return MergeDeals(deal_ref(source, usage), into=deal_ref(target, usage))
 
 
-def _parse_update_deal(words: Sequence[Word], *, today: date, currency: str) -> UpdateDeal:
+def _parse_update_deal(
+    words: Sequence[Word], *, today: date, currency: str, stages: StageSet
+) -> UpdateDeal:
     """Return `/deal <deal> <options>`; the deal is every word before the first option."""
     usage = FORMS.usage("/deal update")
     items = pick_options(words, None)
@@ -429,7 +448,12 @@ def _parse_update_deal(words: Sequence[Word], *, today: date, currency: str) -> 
             usage,
         )
     changes = _deal_changes(
-        items[ref_end:], today=today, currency=currency, usage=usage, allow_amount=False
+        items[ref_end:],
+        today=today,
+        currency=currency,
+        stages=stages,
+        usage=usage,
+        allow_amount=False,
     )
     return UpdateDeal(deal, changes)
 
@@ -468,7 +492,13 @@ def _parse_follow_up(words: Sequence[Word]) -> FollowUp:
 
 
 def _deal_changes(
-    items: Sequence[Item], *, today: date, currency: str, usage: str, allow_amount: bool
+    items: Sequence[Item],
+    *,
+    today: date,
+    currency: str,
+    stages: StageSet,
+    usage: str,
+    allow_amount: bool,
 ) -> DealChanges:
     """Return the changes the options in `items` ask for."""
     values: dict[str, Any] = {}
@@ -503,6 +533,7 @@ def _deal_changes(
                 (values, contacts),
                 today=today,
                 currency=currency,
+                stages=stages,
                 usage=usage,
             )
 
@@ -527,6 +558,7 @@ def _apply_deal_option(
     *,
     today: date,
     currency: str,
+    stages: StageSet,
     usage: str,
 ) -> int:
     """Return how many words after `items[index]` the option used, storing its value."""
@@ -540,8 +572,10 @@ def _apply_deal_option(
             value, followers, lambda text: parse_date(text, today=today)
         )
     elif key == "stage":
-        stage, used = longest_reading(value, followers[:1], match_stage)
-        values[field_name] = stage.key
+        stage, used = longest_reading(
+            value, followers[:1], lambda text: match_stage(text, stages.stages)
+        )
+        values[field_name], values["team_stage"] = stages.stored(stage)
     elif key == "forecast":
         values[field_name], used = longest_reading(value, followers[:1], match_forecast)
     elif key == "amount":

@@ -4,7 +4,7 @@
 `/dealbot team add <name> rep|manager <@user> [<@user> …]`;
 `/dealbot team remove <name> <@user>`; `/dealbot team move <@user> <name>`;
 `/dealbot team list`; `/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`;
-`/dealbot team show [<name>]`.
+`/dealbot team show [<name>]`; `/dealbot team stages <name>`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ FORMS: Final = Forms(
         "/dealbot team list": ("/dealbot team list",),
         "/dealbot team quota": ("/dealbot team quota East @jane 250k period:2026-Q4",),
         "/dealbot team show": ("/dealbot team show East",),
+        "/dealbot team stages": ("/dealbot team stages East",),
     }
 )
 
@@ -118,8 +119,23 @@ class TeamShow:
     name: str | None
 
 
+@dataclass(frozen=True)
+class TeamStages:
+    """`/dealbot team stages <name>`."""
+
+    name: str
+
+
 DealbotCommand: TypeAlias = (
-    DealbotHelp | TeamCreate | TeamAdd | TeamRemove | TeamMove | TeamList | TeamQuota | TeamShow
+    DealbotHelp
+    | TeamCreate
+    | TeamAdd
+    | TeamRemove
+    | TeamMove
+    | TeamList
+    | TeamQuota
+    | TeamShow
+    | TeamStages
 )
 
 
@@ -171,17 +187,28 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
                 FORMS.usage("/dealbot team show"),
             )
         return TeamShow(team_name(rest[0], FORMS.usage("/dealbot team show")) if rest else None)
+    if action == "stages":
+        usage = FORMS.usage("/dealbot team stages")
+        if not rest:
+            raise CommandSyntaxError("Give the team whose stages to show.", usage)
+        if len(rest) > 1:
+            raise CommandSyntaxError(
+                f"`{clip(' '.join(w.raw for w in rest))}` is more than one team name: "
+                "quote names with spaces.",
+                usage,
+            )
+        return TeamStages(team_name(rest[0], usage))
     if len(words) > 1:
         raise unknown_keyword(
             words[1], _TEAM_ACTIONS, command="/dealbot team", usage=FORMS.usages("/dealbot team")
         )
     raise CommandSyntaxError(
-        "`team` needs a team command: use create, add, remove, move, list, quota or show.",
+        "`team` needs a team command: use create, add, remove, move, list, quota, show or stages.",
         FORMS.usages("/dealbot team"),
     )
 
 
-_TEAM_ACTIONS: Final = ("create", "add", "remove", "move", "list", "quota", "show")
+_TEAM_ACTIONS: Final = ("create", "add", "remove", "move", "list", "quota", "show", "stages")
 
 
 def _parse_team_create(words: Sequence[Word]) -> TeamCreate:

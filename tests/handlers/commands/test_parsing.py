@@ -11,6 +11,8 @@ from domain.changes import ContactRef, DealChanges, DealRef
 from domain.money import Money
 from domain.stages import (
     DEFAULT_STAGES,
+    Stage,
+    StageSet,
     UnknownForecast,
     UnknownStage,
     match_forecast,
@@ -33,6 +35,7 @@ from handlers.commands.grammars.dealbot import (
     TeamCreate,
     TeamQuota,
     TeamShow,
+    TeamStages,
     parse_dealbot,
 )
 from handlers.commands.grammars.nextstep import (
@@ -342,6 +345,8 @@ def test_parse_pipeline(text: str, expected: PipelineQuery) -> None:
         ),
         ("team show", TeamShow(None)),
         ("team show East", TeamShow("East")),
+        ("team stages East", TeamStages("East")),
+        ('team stages "Enterprise West"', TeamStages("Enterprise West")),
     ],
 )
 def test_parse_dealbot(text: str, expected: object) -> None:
@@ -438,6 +443,8 @@ MALFORMED: list[tuple[Parser, str, str, str]] = [
     (dealbot, "team quota East <@U1> 5k period:2026", "`2026`", "/dealbot team quota"),
     (dealbot, "team quota East <@U1> 5k extra", "`extra`", "/dealbot team quota"),
     (dealbot, "team show East West", "`East West`", "/dealbot team show"),
+    (dealbot, "team stages", "team whose stages", "/dealbot team stages"),
+    (dealbot, "team stages East West", "`East West`", "/dealbot team stages"),
 ]
 
 
@@ -722,3 +729,15 @@ def test_a_problem_quotes_what_the_rep_typed_not_slack_s_escaping() -> None:
     with pytest.raises(CommandSyntaxError) as caught:
         parse_pipeline("&lt;everyone&gt;")
     assert "`<everyone>` is not a pipeline" in caught.value.problem
+
+
+def test_a_team_with_its_own_stages_types_them_and_the_default_each_maps_to_is_stored() -> None:
+    evaluate = Stage("evaluate", "Evaluate", Decimal("0.5"), 1, (), False, maps_to="demo")
+    stages = StageSet(team_key="east", stages=(evaluate,))
+    parsed = parse_deal("initech stage:eval", today=TODAY, stages=stages)
+    assert isinstance(parsed, UpdateDeal)
+    assert (parsed.changes.stage, parsed.changes.team_stage) == ("demo", "east:evaluate")
+    with pytest.raises(CommandSyntaxError, match="`demo` is not a stage: use one of evaluate"):
+        parse_deal("initech stage:demo", today=TODAY, stages=stages)
+    default = parse_deal("initech stage:demo", today=TODAY)
+    assert isinstance(default, UpdateDeal) and default.changes.team_stage is None
