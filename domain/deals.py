@@ -759,10 +759,9 @@ class DealService:
     ) -> tuple[FieldChange, ...]:
         """Return `changes` with a stage move named by the deal's team's stages, if it has
         its own (history keeps the default keys, which every check and figure reads)."""
-        if not deal.team_stage or not self.stage_book.teams:
+        labels = self._team_labels(deal)
+        if not labels:
             return changes
-        team_key = deal.team_stage.rpartition(":")[0]
-        labels = {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
         return tuple(
             replace(
                 change,
@@ -772,6 +771,34 @@ class DealService:
             if change.field == "stage"
             else change
             for change in changes
+        )
+
+    def _team_labels(self, deal: Deal) -> dict[str, str]:
+        """Return the deal's team's label for each default stage key one of its stages maps
+        to; empty when the deal is in no team's own stages."""
+        if not deal.team_stage or not self.stage_book.teams:
+            return {}
+        team_key = deal.team_stage.rpartition(":")[0]
+        return {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
+
+    def _history(self, deal: Deal) -> tuple[ChangeView, ...]:
+        """Return the deal's kept changes, a stage move named in its team's stages where the
+        stage maps to one (the rows keep the default keys every check and figure reads)."""
+        labels = self._team_labels(deal)
+
+        def shown(field: str, value: str | None) -> str | None:
+            return labels.get(value, value) if field == "stage" and value else value
+
+        return tuple(
+            ChangeView(
+                field=c.field,
+                old_value=shown(c.field, c.old_value),
+                new_value=shown(c.field, c.new_value),
+                changed_by=c.changed_by,
+                changed_at=c.changed_at,
+                source=c.source,
+            )
+            for c in deal.changes
         )
 
     def _headline(self, source: Deal) -> dict[str, Any]:
@@ -1093,19 +1120,7 @@ class DealService:
             ),
             next_step=_step_view(step) if step else None,
             attention=attention,
-            history=tuple(
-                ChangeView(
-                    field=c.field,
-                    old_value=c.old_value,
-                    new_value=c.new_value,
-                    changed_by=c.changed_by,
-                    changed_at=c.changed_at,
-                    source=c.source,
-                )
-                for c in deal.changes
-            )
-            if full
-            else (),
+            history=self._history(deal) if full else (),
             close_date_pushes=_close_date_pushes(deal.changes) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
             **self._crm_marks(session, [deal.id]).get(deal.id, {}),
