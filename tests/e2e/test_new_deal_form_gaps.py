@@ -183,3 +183,11 @@ def test_a_deal_on_no_teams_stages_keeps_dealbots_keys_in_its_changes(app: Runni
     app.command("/deal", "new Hooli 10k stage:demo", user="U0CARL")
     app.command("/deal", "hooli stage:negotiation", user="U0CARL")
     assert "Stage: demo → negotiation" in app.command("/deal", "show hooli", user="U0CARL").all_text
+
+
+def test_a_won_deal_still_names_its_teams_stages_in_its_changes(app: RunningApp) -> None:
+    # Winning leaves the team stage (the deal is in none); its owner's team still names them.
+    app.command("/deal", "new Initech 50k stage:commit", user="U0ANA")
+    app.command("/deal", "won initech", user="U0ANA")
+    card = app.command("/deal", "show initech", user="U0ANA").all_text
+    assert "Stage: Commit → Close" in card and "closed_won" not in card
