@@ -759,10 +759,9 @@ class DealService:
     ) -> tuple[FieldChange, ...]:
         """Return `changes` with a stage move named by the deal's team's stages, if it has
         its own (history keeps the default keys, which every check and figure reads)."""
-        if not deal.team_stage or not self.stage_book.teams:
+        labels = self._team_labels(_team_key(deal))
+        if not labels:
             return changes
-        team_key = deal.team_stage.rpartition(":")[0]
-        labels = {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
         return tuple(
             replace(
                 change,
@@ -772,6 +771,43 @@ class DealService:
             if change.field == "stage"
             else change
             for change in changes
+        )
+
+    def _team_labels(self, team_key: str | None) -> dict[str, str]:
+        """Return the team's label for each default stage key one of its own stages maps to;
+        empty for no team, or a team with dealbot's stages."""
+        if team_key is None or team_key not in self.stage_book.teams:
+            return {}
+        return {s.maps_to: s.label for s in self.stage_book.for_team(team_key) if s.maps_to}
+
+    def _history(self, session: Session, deal: Deal) -> tuple[ChangeView, ...]:
+        """Return the deal's kept changes, a stage move named in its team's stages where the
+        stage maps to one (the rows keep the default keys every check and figure reads).
+
+        The team is the one whose stage the deal is in, else its owner's as a rep: a closed
+        deal (or one moved in the CRM) names no team stage but is still on that team.
+        """
+        team_key = _team_key(deal)
+        if team_key is None and self.stage_book.teams:
+            owners = TeamRepository(session).teams_of(deal.owner_id, role="rep")
+            team_key = next(
+                (t.name_key for t in owners if t.name_key in self.stage_book.teams), None
+            )
+        labels = self._team_labels(team_key)
+
+        def shown(field: str, value: str | None) -> str | None:
+            return labels.get(value, value) if field == "stage" and value else value
+
+        return tuple(
+            ChangeView(
+                field=c.field,
+                old_value=shown(c.field, c.old_value),
+                new_value=shown(c.field, c.new_value),
+                changed_by=c.changed_by,
+                changed_at=c.changed_at,
+                source=c.source,
+            )
+            for c in deal.changes
         )
 
     def _headline(self, source: Deal) -> dict[str, Any]:
@@ -1093,19 +1129,7 @@ class DealService:
             ),
             next_step=_step_view(step) if step else None,
             attention=attention,
-            history=tuple(
-                ChangeView(
-                    field=c.field,
-                    old_value=c.old_value,
-                    new_value=c.new_value,
-                    changed_by=c.changed_by,
-                    changed_at=c.changed_at,
-                    source=c.source,
-                )
-                for c in deal.changes
-            )
-            if full
-            else (),
+            history=self._history(session, deal) if full else (),
             close_date_pushes=_close_date_pushes(deal.changes) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
             **self._crm_marks(session, [deal.id]).get(deal.id, {}),
@@ -1263,6 +1287,11 @@ def _candidate_label(deal: Deal) -> str:
     amount = format_money(Money(deal.amount, deal.currency)) if deal.amount is not None else ""
     parts = [deal.account, deal.title or "", amount, deal.status if deal.status != "open" else ""]
     return " · ".join(part for part in parts if part) + f" (#{deal.id})"
+
+
+def _team_key(deal: Deal) -> str | None:
+    """Return the name key of the team whose stage the deal is in, if it is in one."""
+    return deal.team_stage.rpartition(":")[0] if deal.team_stage else None
 
 
 def _counting(team_stage: Stage | None, key: str) -> Stage | None:

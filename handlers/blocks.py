@@ -801,10 +801,16 @@ def team_stages_reply(team: TeamView, stages: Sequence[Stage]) -> Reply:
 # --- views --------------------------------------------------------------------------------
 
 
-def new_deal_modal(*, channel_id: str | None) -> View:
-    """Return the modal `/deal` opens: the same fields as `/deal new`, in a form."""
+def new_deal_modal(*, channel_id: str | None, stages: Sequence[Stage] = DEFAULT_STAGES) -> View:
+    """Return the modal `/deal` opens: the same fields as `/deal new`, in a form.
+
+    `stages` are the ones the rep types (their team's own, else dealbot's): the form offers
+    what `/deal new … stage:` would take from them, keyed as they type it.
+    """
     stage_options = [
-        Option(text=stage.label, value=stage.key) for stage in DEFAULT_STAGES if not stage.is_closed
+        Option(text=stage.label, value=stage.key)
+        for stage in sorted(stages, key=lambda s: s.order)
+        if not stage.is_closed
     ]
     forecast_options = [
         Option(text=label, value=key) for key, label in messages.FORECAST_LABELS.items()

@@ -187,6 +187,7 @@ FOLLOW_UP_BUTTON_EXPIRED = "That button has expired; use /deal followup <deal>."
 
 FORM_EXPIRED = "This form has expired; close it and try again."
 
+PICK_A_STAGE = "Pick a stage from the list."
 PICK_A_REAL_DATE = "Pick a date from the calendar, e.g. 2026-12-15."
 
 

@@ -165,7 +165,10 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
             opened = open_modal(
                 services.in_request_client,
                 request.invocation.trigger_id,
-                blocks.new_deal_modal(channel_id=request.invocation.channel_id),
+                blocks.new_deal_modal(
+                    channel_id=request.invocation.channel_id,
+                    stages=services.teams.stages_for(request.invocation.user_id).stages,
+                ),
             )
             if not opened:
                 return blocks.error_reply(messages.NEW_DEAL_FORM_DID_NOT_OPEN)

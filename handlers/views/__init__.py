@@ -6,12 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from domain.changes import DealChanges
+from domain.changes import DealChanges, DealRef
+from domain.deals import DuplicateDeal
 from domain.errors import DomainError
 from domain.money import InvalidAmount, parse_amount
 from domain.names import InvalidName, clean_name
 from domain.stages import FORECAST_CATEGORIES
 from handlers import blocks, messages
+from handlers.commands.grammars.deal import CreateAnother
+from handlers.commands.intents import to_button_value
 from handlers.listeners import with_services
 from handlers.views import reminders
 from handlers.views.forms import (
@@ -46,7 +49,13 @@ def submit_new_deal(
     *,
     services: Services,
 ) -> None:
-    """Ack the new-deal form: its errors, or a saved deal whose confirmation follows."""
+    """Ack the new-deal form: its errors, or a saved deal whose confirmation follows.
+
+    An account that already has an open deal is asked about as `/deal new` asks, in the
+    confirmation's place: the form closes and a private Create / Cancel question follows,
+    its button carrying what the rep filled in. A field error could only say "type /deal
+    new" and lose the form; a submission's ack cannot carry a button.
+    """
     user_id = body["user"]["id"]
     values = view["state"]["values"]
     # Read before anything is written: a form we cannot trust saves nothing.
@@ -69,7 +78,16 @@ def submit_new_deal(
             amount = parse_amount(amount_text, default_currency=services.settings.dealbot_currency)
         except InvalidAmount as error:
             errors["amount"] = f"{error} Try 50k, $1.2M or €40,000."
-    stage = selected_value(values, "stage")
+    # The stages the rep types, looked up again: the form only offers their keys.
+    stage = team_stage = None
+    picked = selected_value(values, "stage")
+    if picked is not None:
+        offered = services.teams.stages_for(user_id)
+        chosen = next((s for s in offered.stages if s.key == picked and not s.is_closed), None)
+        if chosen is None:
+            errors["stage"] = messages.PICK_A_STAGE
+        else:
+            stage, team_stage = offered.stored(chosen)
     forecast = selected_value(values, "forecast")
     if forecast is not None and forecast not in FORECAST_CATEGORIES:
         errors["forecast"] = "Pick a forecast category from the list."
@@ -81,13 +99,27 @@ def submit_new_deal(
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    changes = DealChanges(stage=stage, amount=amount, close_date=close_date, forecast=forecast)
+    changes = DealChanges(
+        stage=stage,
+        team_stage=team_stage,
+        amount=amount,
+        close_date=close_date,
+        forecast=forecast,
+    )
+    today = services.deals.today_for(user_id)
     try:
-        deal = services.deals.create_deal(services.actor(user_id), account, changes)
+        deal = services.deals.create_deal(
+            services.actor(user_id), account, changes, today=today, check_duplicates=True
+        )
+    except DuplicateDeal as duplicate:
+        existing = duplicate.existing
+        create = CreateAnother(DealRef(None, existing.id), account, changes)
+        reply = blocks.duplicate_question(existing, value=to_button_value("/deal", create))
     except DomainError as error:
         refuse_field(ack, "account", messages.refusal(error)[0])
         return
-    reply = blocks.deal_created(deal, services.deals.today_for(user_id))
+    else:
+        reply = blocks.deal_created(deal, today)
     hand_over_confirmation(
         context, reply, channel_id=channel_id if isinstance(channel_id, str) else None
     )
