@@ -156,7 +156,14 @@ def _overdue_statement() -> Select[Any]:
     """Return the overdue-steps query, built once: building it costs more than running it."""
     owner_id = bindparam("owner_id", type_=String())
     today = bindparam("today", type_=Date())
-    columns = (NextStep.id, NextStep.what, NextStep.owner_id, NextStep.due_date, Deal.account)
+    columns = (
+        NextStep.id,
+        NextStep.deal_id,
+        NextStep.what,
+        NextStep.owner_id,
+        NextStep.due_date,
+        Deal.account,
+    )
     owned = (
         select(*columns)
         .join(Deal, Deal.id == NextStep.deal_id)
@@ -189,6 +196,7 @@ class OverdueStep(NamedTuple):
     """An open next step past its due date, with the account of its deal."""
 
     id: int
+    deal_id: int
     what: str
     owner_id: str | None
     due_date: dt.date
