@@ -11,8 +11,9 @@ job sends the post-mortem prompt for a deal closed two days ago without one, onc
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
 
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
@@ -33,6 +34,8 @@ NAME = "chase-next-steps"
 POST_MORTEM_AFTER = dt.timedelta(days=2)
 # A deal closed longer ago than this is not worth a first prompt any more.
 POST_MORTEM_WINDOW = dt.timedelta(days=14)
+# Nudges written per INSERT while a run streams (a million-deal run records ~600,000).
+NUDGES_BATCH = 10_000
 
 
 def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetime:
@@ -54,36 +57,12 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
     }
     if not awake:
         return []
-    with context.database.session() as session:
-        NudgeRepository(session).mark_acted(at=context.now)
-        facts = ReminderRepository(session).deal_facts(
-            quarter=quarter_bounds(context.now.date()),
-            closed_since=closed_since,
-            owner_ids=list(awake),
-        )
-        snoozed = NudgeRepository(session).snoozed_until()
     today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
-    chase: dict[str, list[ChaseItem]] = defaultdict(list)
-    prompts: list[DealFacts] = []
-    for deal in facts:
-        if deal.status == "open":
-            today = today_of[deal.owner_id]
-            if snoozed.get(deal.deal_id, dt.date.min) > today:
-                continue
-            fired = fired_checks(deal, today, config, zone=awake[deal.owner_id], only=config.chase)
-            if fired:
-                chase[deal.owner_id].append(ChaseItem(deal=deal, checks=fired))
-        elif (
-            not deal.has_post_mortem
-            and deal.closed_at is not None
-            and context.now - POST_MORTEM_WINDOW
-            <= deal.closed_at
-            <= context.now - POST_MORTEM_AFTER
-        ):
-            prompts.append(deal)
     messages: list[OutgoingMessage] = []
+    prompts: list[DealFacts] = []
     nudges: list[dict[str, object]] = []
-    for rep, items in chase.items():
+
+    def chase_rep(rep: str, items: list[ChaseItem], session: Session) -> None:
         local_now = context.now.astimezone(awake[rep])
         period = day_period(context.now, awake[rep])
         reply = context.render.chase_message(items, local_now.date())
@@ -96,7 +75,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
                 not_after=_stop_sending_at(local_now, config),
             )
         )
-        nudges += [
+        nudges.extend(
             {
                 "period": period,
                 "rep_id": rep,
@@ -105,7 +84,46 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
                 "nudged_at": context.now,
             }
             for item in items
-        ]
+        )
+        if len(nudges) >= NUDGES_BATCH:
+            NudgeRepository(session).record_nudges(nudges)
+            nudges.clear()
+
+    with context.database.session() as session:
+        NudgeRepository(session).mark_acted(at=context.now)
+        snoozed = NudgeRepository(session).snoozed_until()
+        # Facts arrive sorted by owner: each rep's DM is rendered, and their facts dropped,
+        # as soon as the next owner's rows start (memory grows with one rep's deals).
+        facts = ReminderRepository(session).stream_deal_facts(
+            quarter=quarter_bounds(context.now.date()),
+            closed_since=closed_since,
+            owner_ids=list(awake),
+        )
+        rep, items = "", []
+        window_start = context.now - POST_MORTEM_WINDOW
+        window_end = context.now - POST_MORTEM_AFTER
+        chase_only = config.chase
+        for deal in facts:
+            if deal.owner_id != rep:
+                if items:
+                    chase_rep(rep, items, session)
+                rep, items = deal.owner_id, []
+                today, zone = today_of[rep], awake[rep]
+            if deal.status == "open":
+                if deal.deal_id in snoozed and snoozed[deal.deal_id] > today:
+                    continue
+                fired = fired_checks(deal, today, config, zone=zone, only=chase_only)
+                if fired:
+                    items.append(ChaseItem(deal=deal, checks=fired))
+            elif (
+                not deal.has_post_mortem
+                and deal.closed_at is not None
+                and window_start <= deal.closed_at <= window_end
+            ):
+                prompts.append(deal)
+        if items:
+            chase_rep(rep, items, session)
+        NudgeRepository(session).record_nudges(nudges)
     for deal in prompts:
         reply = context.render.post_mortem_prompt(deal)
         messages.append(
@@ -117,9 +135,6 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
                 period="once",
             )
         )
-    if nudges:
-        with context.database.session() as session:
-            NudgeRepository(session).record_nudges(nudges)
     return messages
 
 
