@@ -393,7 +393,9 @@ def peak_rss_mb() -> float:
 def run_job(database: Database, url: str, job: str) -> dict[str, Any]:
     """Plan `job` as the scheduler would (Slack unreachable: planning only)."""
     settings = load_settings(_env_file=None, database_url=url)
-    client = WebClient(base_url="http://127.0.0.1:9/api/")  # never reached: planning only
+    # Unreachable, and no retries: the job asks Slack for rep zones once, fails at once,
+    # and plans with the stored zones (no retry back-off in the measured time).
+    client = WebClient(base_url="http://127.0.0.1:9/api/", retry_handlers=[])
     build = context_factory(settings, database=database, client=client)
     context = build(NOW, None)
     started_rss = peak_rss_mb()

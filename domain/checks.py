@@ -215,6 +215,11 @@ class ChecksConfig:
         return tuple(c for c in self.enabled if c not in CLOSED_DEAL_CHECKS)
 
     @cached_property
+    def _check_plans(self) -> dict[tuple[str, ...] | None, _CheckPlan]:
+        """`fired_checks`' work out per `only`, done once per configuration (see _CheckPlan)."""
+        return {}
+
+    @cached_property
     def _stages_by_key(self) -> dict[str, Stage]:
         return {s.key: s for s in reversed(self.stages)}  # reversed: the first of a key wins
 
@@ -374,6 +379,39 @@ _CHECK_ORDER: Final = {check: index for index, check in enumerate(CHECK_IDS)}
 # --- evaluation ------------------------------------------------------------------------------
 
 
+class _CheckPlan(NamedTuple):
+    """Which predicates `fired_checks` runs for one (configuration, `only`), in check order.
+
+    Worked out once, not per deal: a weekly run asks for a million deals' checks.
+    """
+
+    closed: tuple[tuple[str, Predicate], ...]
+    open: tuple[tuple[str, Predicate], ...]  # without COMMIT_WITHOUT_EVIDENCE
+    commit: bool  # COMMIT_WITHOUT_EVIDENCE is wanted
+    evidence: tuple[Predicate, ...]  # every enabled evidence check, for COMMIT_WITHOUT_EVIDENCE
+
+
+def _check_plan(config: ChecksConfig, only: tuple[str, ...] | None) -> _CheckPlan:
+    plan = config._check_plans.get(only)
+    if plan is None:
+        wanted = config.enabled if only is None else tuple(c for c in only if c in config.enabled)
+        # Sorted once here, so what fires comes out in check order without a sort per deal.
+        ordered = sorted(wanted, key=_CHECK_ORDER.__getitem__)
+        plan = config._check_plans[only] = _CheckPlan(
+            closed=tuple((c, PREDICATES[c]) for c in ordered if c in CLOSED_DEAL_CHECKS),
+            open=tuple(
+                (c, PREDICATES[c])
+                for c in ordered
+                if c not in CLOSED_DEAL_CHECKS and c != "COMMIT_WITHOUT_EVIDENCE"
+            ),
+            commit="COMMIT_WITHOUT_EVIDENCE" in wanted,
+            evidence=tuple(
+                PREDICATES[c] for c in config.open_deal_checks if c != "COMMIT_WITHOUT_EVIDENCE"
+            ),
+        )
+    return plan
+
+
 def fired_checks(
     facts: DealFacts,
     today: dt.date,
@@ -383,30 +421,19 @@ def fired_checks(
     only: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
     """Return the ids of the enabled checks this deal fails as of `today` (in `zone`)."""
-    wanted = config.enabled if only is None else tuple(c for c in only if c in config.enabled)
+    plan = _check_plan(config, only)
     if facts.status != "open":
-        return tuple(
-            c
-            for c in wanted
-            if c in CLOSED_DEAL_CHECKS and PREDICATES[c](facts, today, zone, config)
-        )
-    fired = [
-        c
-        for c in wanted
-        if c not in CLOSED_DEAL_CHECKS
-        and c != "COMMIT_WITHOUT_EVIDENCE"
-        and PREDICATES[c](facts, today, zone, config)
-    ]
-    if "COMMIT_WITHOUT_EVIDENCE" in wanted and facts.forecast_category == "commit":
-        # "Any of the above" means every evidence check, whether or not `only` asked for it.
-        others = fired or [
-            c
-            for c in config.open_deal_checks
-            if c != "COMMIT_WITHOUT_EVIDENCE" and PREDICATES[c](facts, today, zone, config)
-        ]
-        if others:
-            fired.append("COMMIT_WITHOUT_EVIDENCE")
-    return tuple(sorted(fired, key=_CHECK_ORDER.__getitem__))
+        return tuple(c for c, fires in plan.closed if fires(facts, today, zone, config))
+    fired = [c for c, fires in plan.open if fires(facts, today, zone, config)]
+    # "Any of the above" means every evidence check, whether or not `only` asked for it.
+    if (
+        plan.commit
+        and facts.forecast_category == "commit"
+        and (fired or any(fires(facts, today, zone, config) for fires in plan.evidence))
+    ):
+        fired.append("COMMIT_WITHOUT_EVIDENCE")
+        fired.sort(key=_CHECK_ORDER.__getitem__)
+    return tuple(fired)
 
 
 def checks_counted(facts: DealFacts, config: ChecksConfig) -> int:

@@ -71,15 +71,11 @@ def build_digest(
         first_week = weekly.earliest_week_since(
             first_week=week_period(quarter_start, team.zone), owner_ids=team.reps
         )
-        committed = [
-            s
-            for s in (
-                weekly.snapshots(weeks=[first_week], owner_ids=team.reps) if first_week else []
-            )
-            if s.forecast_category == "commit"
-            and s.close_date is not None
-            and quarter[0] <= s.close_date <= quarter[1]
-        ]
+        committed = (
+            weekly.committed_in(week=first_week, owner_ids=team.reps, quarter=quarter)
+            if first_week
+            else []
+        )
         NudgeRepository(session).mark_acted(at=now)
         response = NudgeRepository(session).check_response(
             rep_ids=team.reps, since=now - NUDGE_WINDOW
@@ -145,12 +141,12 @@ def build_digest(
         d for d in deals if d.status == "lost" and d.closed_at and d.closed_at >= week_start
     ]
     days_to_close = [(d.closed_at - d.created_at).days for d in won_quarter if d.closed_at]
-    committed_amount = sum((s.amount or Decimal(0) for s in committed), Decimal(0))
+    committed_amount = sum((amount or Decimal(0) for _, amount in committed), Decimal(0))
     committed_won = sum(
         (
-            s.amount or Decimal(0)
-            for s in committed
-            if by_id.get(s.deal_id) is not None and by_id[s.deal_id].status == "won"
+            amount or Decimal(0)
+            for deal_id, amount in committed
+            if deal_id in by_id and by_id[deal_id].status == "won"
         ),
         Decimal(0),
     )

@@ -118,6 +118,21 @@ class WeeklyRepository:
         )
         return list(self.session.scalars(statement))
 
+    def committed_in(
+        self, *, week: str, owner_ids: Iterable[str], quarter: tuple[dt.date, dt.date]
+    ) -> list[tuple[int, Decimal | None]]:
+        """Return (deal id, amount) of the owners' deals snapshotted in `week` as commit,
+        closing within `quarter`: what the team committed to, filtered in SQL, not loaded.
+        """
+        statement = select(DealSnapshot.deal_id, DealSnapshot.amount).where(
+            DealSnapshot.week == week,
+            DealSnapshot.owner_id.in_(list(owner_ids)),
+            DealSnapshot.forecast_category == "commit",
+            DealSnapshot.close_date >= quarter[0],
+            DealSnapshot.close_date <= quarter[1],
+        )
+        return [(deal_id, amount) for deal_id, amount in self.session.execute(statement)]
+
     def earliest_week_since(self, *, first_week: str, owner_ids: Iterable[str]) -> str | None:
         statement = select(func.min(DealSnapshot.week)).where(
             DealSnapshot.week >= first_week, DealSnapshot.owner_id.in_(list(owner_ids))
