@@ -417,7 +417,7 @@ def fetch_bare(connection: Connection, statement: Any, parameters: dict[str, Any
     SQLAlchemy compiles the statement and binds the parameters once; the rows never pass
     through its result processing (PostgreSQL: a server-side cursor, like the jobs').
     """
-    result = connection.execution_options(stream_results=True).execute(statement, parameters)
+    result = connection.execute(statement, parameters, execution_options={"stream_results": True})
     cursor = result.cursor
     rows = 0
     while batch := cursor.fetchmany(FETCH):
@@ -519,7 +519,11 @@ def child(kind: str, job: str, url: str) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it printed."""
     command = [sys.executable, "-m", "bench.plan_jobs", "--child", kind, "--job", job]
     command += ["--database", url]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    finished = subprocess.run(command, check=False, capture_output=True, text=True)
+    if finished.returncode:
+        sys.stderr.write(finished.stderr)
+        raise SystemExit(f"the {kind} of {job} failed")
+    output = finished.stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

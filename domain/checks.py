@@ -209,6 +209,49 @@ class ChecksConfig:
         """Return the setting `name` of `check` (a Threshold, or a stage key)."""
         return getattr(self.settings[check], name)
 
+    def limit(self, check: str, name: str, stage: str) -> int:
+        """Return the number the Threshold `name` of `check` sets for `stage`.
+
+        Memoised: the predicates ask it per deal, and a weekly run scores a million deals
+        against a handful of (check, stage) pairs.
+        """
+        key = (check, name, stage)
+        value = self._limits.get(key)
+        if value is None:
+            value = self._limits[key] = self.threshold(check, name).for_stage(stage)
+        return value
+
+    def stage_at_least(self, check: str, stage: str) -> bool:
+        """Return whether `stage` is at or past `check`'s `from_stage` (memoised, as `limit`)."""
+        key = (check, stage)
+        reached = self._reached.get(key)
+        if reached is None:
+            reached = self._reached[key] = self.stage_order(stage) >= self.stage_order(
+                self.threshold(check, "from_stage")
+            )
+        return reached
+
+    def exit_evidence(self, stage: str) -> tuple[Callable[[DealFacts], bool], ...]:
+        """Return the tests of `stage`'s exit criteria (none for an unknown stage)."""
+        tests = self._exit_evidence.get(stage)
+        if tests is None:
+            known = self.stage(stage)
+            criteria = known.exit_criteria if known is not None else ()
+            tests = self._exit_evidence[stage] = tuple(_EVIDENCE[e] for e in criteria)
+        return tests
+
+    @cached_property
+    def _limits(self) -> dict[tuple[str, str, str], int]:
+        return {}
+
+    @cached_property
+    def _reached(self) -> dict[tuple[str, str], bool]:
+        return {}
+
+    @cached_property
+    def _exit_evidence(self) -> dict[str, tuple[Callable[[DealFacts], bool], ...]]:
+        return {}
+
     # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
     @cached_property
     def open_deal_checks(self) -> tuple[str, ...]:
@@ -244,28 +287,26 @@ def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
     return moment.astimezone(zone).date() if moment is not None else None
 
 
+# How a deal shows each piece of exit-criteria evidence.
+_EVIDENCE: Final[dict[str, Callable[[DealFacts], bool]]] = {
+    "amount": lambda f: f.has_amount,
+    "close_date": lambda f: f.close_date is not None,
+    "buying_criteria": lambda f: f.has_buying_criteria,
+    "buying_process": lambda f: f.has_buying_process,
+    "paper_process": lambda f: f.has_paper_process,
+    "economic_buyer": lambda f: f.has_economic_buyer,
+}
+
+
 def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
-    stage = config.stage(facts.stage)
-    if stage is None:
-        return False
-    present = {
-        "amount": facts.has_amount,
-        "close_date": facts.close_date is not None,
-        "buying_criteria": facts.has_buying_criteria,
-        "buying_process": facts.has_buying_process,
-        "paper_process": facts.has_paper_process,
-        "economic_buyer": facts.has_economic_buyer,
-    }
-    return not all(present[evidence] for evidence in stage.exit_criteria)
+    return not all(present(facts) for present in config.exit_evidence(facts.stage))
 
 
 Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, ChecksConfig], bool]
 
 
 def _stage_at_least(facts: DealFacts, config: ChecksConfig, check: str) -> bool:
-    return config.stage_order(facts.stage) >= config.stage_order(
-        config.threshold(check, "from_stage")
-    )
+    return config.stage_at_least(check, facts.stage)
 
 
 def _quiet_too_long(
@@ -284,7 +325,7 @@ def _quiet_too_long(
     if since is None:
         return False
     days = _days_between(since.astimezone(zone).date(), today)
-    return days > config.threshold(check, "max_days").for_stage(facts.stage)
+    return days > config.limit(check, "max_days", facts.stage)
 
 
 @dataclass(frozen=True)
@@ -313,7 +354,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         lambda f, today, zone, c: (
             f.next_step_due is not None
             and _days_between(today, f.next_step_due)
-            > c.threshold("NEXT_STEP_TOO_FAR", "max_days").for_stage(f.stage)
+            > c.limit("NEXT_STEP_TOO_FAR", "max_days", f.stage)
         ),
         MaxDays,
     ),
@@ -326,7 +367,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         lambda f, today, zone, c: (
             f.pushed_out_of_quarter
             or f.close_date_pushes_this_quarter
-            >= c.threshold("CLOSE_DATE_SLIPPED", "max_pushes").for_stage(f.stage)
+            >= c.limit("CLOSE_DATE_SLIPPED", "max_pushes", f.stage)
         ),
         MaxPushes,
     ),
@@ -354,7 +395,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         "SINGLE_THREADED",
         lambda f, today, zone, c: (
             _stage_at_least(f, c, "SINGLE_THREADED")
-            and f.contacts < c.threshold("SINGLE_THREADED", "min_contacts").for_stage(f.stage)
+            and f.contacts < c.limit("SINGLE_THREADED", "min_contacts", f.stage)
         ),
         FromStageMinContacts,
     ),
