@@ -167,7 +167,7 @@ class WeeklyRepository:
             owner_ids=owner_ids, closed_since=closed_since, created_since=created_since
         )
         # Plain rows, not ORM Deals: a team's digest reads tens of thousands at a large org.
-        return [TeamDeal(*row) for row in self.session.execute(statement)]
+        return [TeamDeal(*row) for row in self.session.connection().execute(statement)]
 
     def changes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[DealChange]:
         """Return stage and close-date changes to the owners' deals since `since`."""
