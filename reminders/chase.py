@@ -11,9 +11,8 @@ job sends the post-mortem prompt for a deal closed two days ago without one, onc
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.orm import Session
 
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
@@ -46,8 +45,14 @@ def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetim
     return min(quiet, end_of_day) if quiet > local_now else end_of_day
 
 
-def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
-    """Return the chase DMs and post-mortem prompts due as of `context.now`; record nudges."""
+def plan_chase(
+    context: JobContext, config: ChecksConfig | None = None
+) -> Iterator[OutgoingMessage]:
+    """Yield the chase DMs and post-mortem prompts due as of `context.now`; record nudges.
+
+    A generator: at a million deals the DMs are tens of thousands, and `run_job` records
+    them in batches as they come rather than holding every rendered message at once.
+    """
     config = config or default_checks()
     closed_since = context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1)
     awake: dict[str, ZoneInfo] = {
@@ -56,25 +61,14 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         if config.nudges.allows(context.now.astimezone(zone))
     }
     if not awake:
-        return []
+        return
     today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
-    messages: list[OutgoingMessage] = []
     prompts: list[DealFacts] = []
     nudges: list[dict[str, object]] = []
 
-    def chase_rep(rep: str, items: list[ChaseItem], session: Session) -> None:
+    def chase_rep(rep: str, items: list[ChaseItem]) -> OutgoingMessage:
         local_now = context.now.astimezone(awake[rep])
         period = day_period(context.now, awake[rep])
-        reply = context.render.chase_message(items, local_now.date())
-        messages.append(
-            message_of(
-                reply,
-                recipient=rep,
-                subject="chase",
-                period=period,
-                not_after=_stop_sending_at(local_now, config),
-            )
-        )
         nudges.extend(
             {
                 "period": period,
@@ -86,12 +80,26 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
             for item in items
         )
         if len(nudges) >= NUDGES_BATCH:
-            NudgeRepository(session).record_nudges(nudges)
-            nudges.clear()
+            record(nudges)
+        return message_of(
+            context.render.chase_message(items, local_now.date()),
+            recipient=rep,
+            subject="chase",
+            period=period,
+            not_after=_stop_sending_at(local_now, config),
+        )
+
+    def record(rows: list[dict[str, object]]) -> None:
+        # A short write of its own: the read below stays a plain read, and on SQLite the
+        # outbox can be written while the facts are still streaming.
+        with context.database.session() as writer:
+            NudgeRepository(writer).record_nudges(rows)
+        rows.clear()
 
     with context.database.session() as session:
         NudgeRepository(session).mark_acted(at=context.now)
         snoozed = NudgeRepository(session).snoozed_until()
+    with context.database.session() as session:
         # Facts arrive sorted by owner: each rep's DM is rendered, and their facts dropped,
         # as soon as the next owner's rows start (memory grows with one rep's deals).
         facts = ReminderRepository(session).stream_deal_facts(
@@ -106,7 +114,7 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         for deal in facts:
             if deal.owner_id != rep:
                 if items:
-                    chase_rep(rep, items, session)
+                    yield chase_rep(rep, items)
                 rep, items = deal.owner_id, []
                 today, zone = today_of[rep], awake[rep]
             if deal.status == "open":
@@ -122,20 +130,16 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
             ):
                 prompts.append(deal)
         if items:
-            chase_rep(rep, items, session)
-        NudgeRepository(session).record_nudges(nudges)
+            yield chase_rep(rep, items)
+    record(nudges)
     for deal in prompts:
-        reply = context.render.post_mortem_prompt(deal)
-        messages.append(
-            message_of(
-                reply,
-                recipient=deal.owner_id,
-                # "once": the key is the deal, so the prompt is sent one time, ever.
-                subject=f"post-mortem:{deal.deal_id}",
-                period="once",
-            )
+        yield message_of(
+            context.render.post_mortem_prompt(deal),
+            recipient=deal.owner_id,
+            # "once": the key is the deal, so the prompt is sent one time, ever.
+            subject=f"post-mortem:{deal.deal_id}",
+            period="once",
         )
-    return messages
 
 
 JOB = Job(
