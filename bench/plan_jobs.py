@@ -490,14 +490,20 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
         connection.rollback()
     started = time.perf_counter()
     if nudges:
-        mark = "%s" if database.engine.dialect.name == "postgresql" else "?"
+        columns = "period, rep_id, deal_id, checks, nudged_at"
         raw = database.engine.raw_connection()
         try:
-            raw.cursor().executemany(
-                "INSERT INTO nudges (period, rep_id, deal_id, checks, nudged_at) "
-                f"VALUES ({', '.join([mark] * 5)})",
-                [tuple(row) for row in nudges],
-            )
+            cursor = raw.cursor()
+            if database.engine.dialect.name == "postgresql":
+                # COPY: PostgreSQL's fastest bare write, so the floor is a true floor.
+                with cursor.copy(f"COPY nudges ({columns}) FROM STDIN") as copy:
+                    for row in nudges:
+                        copy.write_row(tuple(row))
+            else:
+                cursor.executemany(
+                    f"INSERT INTO nudges ({columns}) VALUES (?, ?, ?, ?, ?)",
+                    [tuple(row) for row in nudges],
+                )
             raw.commit()
         finally:
             raw.close()
