@@ -1,50 +1,81 @@
-"""Planning time of `chase-next-steps` and `pipeline-accuracy` on a big SQLite pipeline.
+"""Planning time and memory of the weekly and daily jobs at a large org, each beside its SQL.
 
-    python -m bench.plan_jobs [--deals 100000] [--reps 1000]
+    python -m bench.plan_jobs [--deals 100000] [--reps 1000] [--database URL] [--reuse]
 
-Seeds 100,000 open deals across 1,000 reps in 20 teams and five timezones (with next steps,
-contacts and close-date history), then times each job's plan function: working out who gets
-what, with no Slack calls. It counts the SQL statements each plan runs (set-based planning
-is a handful, whatever the number of deals) and prints the ratio against a per-deal loop
-(one ORM load and lazy loads per deal), timed on a sample and scaled up.
+Seeds open deals (and a few closed recently) across reps in 20 teams and five timezones,
+with next steps, contacts and close-date history, then plans `chase-next-steps`,
+`pipeline-accuracy` and `manager-digest`: working out who gets what, with no Slack calls.
+Each job runs in a child process of its own so its peak RSS (`ru_maxrss`) is its own; each is
+printed beside its floor, the bare SQL that selects the same rows (and writes what the job
+writes), run through the driver's cursor with no ORM and no per-row Python, so the ratio is
+what planning adds to the database's own work. `--database` takes a PostgreSQL server URL
+(a throwaway database is created on it); without it a SQLite file is used. `--reuse` keeps
+the seeded database (named after the sizes) and reuses it on the next run. Also prints the
+ratio against a per-deal loop (one ORM load and lazy loads per deal), timed on a sample.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import random
+import resource
+import secrets
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
-from sqlalchemy import event, insert, select
+from sqlalchemy import Connection, create_engine, event, insert, select, text
+from sqlalchemy.engine import make_url
 
 from bot.jobs_cli import context_factory
 from bot.settings import load_settings
 from domain.checks import DealFacts, default_checks, fired_checks
+from domain.dates import quarter_bounds
 from handlers.blocks import Reply
 from reminders.accuracy import plan_accuracy
-from reminders.chase import plan_chase
-from storage.database import Database
+from reminders.chase import POST_MORTEM_WINDOW, plan_chase
+from reminders.digest import plan_digest
+from reminders.jobs import JobContext, OutgoingMessage, week_period
+from storage.database import Database, normalize_url
+from storage.facts import deal_facts_query
 from storage.migrate import upgrade
-from storage.models import Contact, Deal, DealChange, NextStep, Team, TeamMember
+from storage.models import Deal, Team, TeamMember
+from storage.snapshots import WeeklyRepository, team_deals_query
 
 NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # a Monday, daytime in every zone below
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "Europe/London", "Europe/Paris")
 STAGES = ("prospecting", "discovery", "demo", "proposal", "negotiation")
+TEAMS = 20
+JOBS: dict[str, Callable[[JobContext], Iterable[OutgoingMessage]]] = {
+    "chase-next-steps": plan_chase,
+    "pipeline-accuracy": plan_accuracy,
+    "manager-digest": plan_digest,
+}
+# What the jobs write; emptied before each measurement so every run does the same work.
+JOB_TABLES = ("nudges", "deal_snapshots", "accuracy_scores")
+FETCH = 10_000
+
+
+# --- seeding ---------------------------------------------------------------------------------
 
 
 def seed(database: Database, *, deals: int, reps: int) -> None:
-    rng = random.Random(7)
+    """Seed teams, reps and `deals` deals: executemany on SQLite, COPY on PostgreSQL.
+
+    Rows are plain tuples in the driver's own value types, written without SQLAlchemy's
+    per-row processing: a million deals and their 3 million child rows in about a minute.
+    """
     rep_ids = [f"U{index:08d}" for index in range(reps)]
-    teams = 20
     with database.session() as session:
         session.execute(
             insert(Team),
@@ -58,77 +89,146 @@ def seed(database: Database, *, deals: int, reps: int) -> None:
                     "created_by": "U0ADMIN",
                     "created_at": NOW,
                 }
-                for t in range(teams)
+                for t in range(TEAMS)
             ],
         )
         session.execute(
             insert(TeamMember),
             [
-                {"team_id": i % teams + 1, "user_id": rep, "role": "rep"}
+                {"team_id": i % TEAMS + 1, "user_id": rep, "role": "rep"}
                 for i, rep in enumerate(rep_ids)
             ]
             + [
-                {"team_id": t + 1, "user_id": f"UM{t:07d}", "role": "manager"} for t in range(teams)
+                {"team_id": t + 1, "user_id": f"UM{t:07d}", "role": "manager"} for t in range(TEAMS)
             ],
         )
+    postgres = database.engine.dialect.name == "postgresql"
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for batch in _seed_rows(deals=deals, rep_ids=rep_ids, postgres=postgres):
+            for table, columns in SEED_COLUMNS.items():  # in foreign-key order
+                names = ", ".join(columns)
+                if postgres:
+                    with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                        for row in batch[table]:
+                            copy.write_row(row)
+                else:
+                    marks = ", ".join("?" * len(columns))
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({marks})", batch[table]
+                    )
+            raw.commit()
+        if postgres:
+            cursor.execute("SELECT setval(pg_get_serial_sequence('deals', 'id'), %s)", (deals,))
+            raw.commit()
+    finally:
+        raw.close()
+    if postgres:
+        # What autovacuum would have done by the time a weekly job runs.
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM ANALYZE")
+
+
+def _seed_rows(
+    *, deals: int, rep_ids: list[str], postgres: bool
+) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+    """Yield batches of rows to seed (table -> rows in SEED_COLUMNS' order), in driver types."""
+    rng = random.Random(7)
     day = NOW.date()
-    batch = 10_000
+
+    # SQLite stores what SQLAlchemy's types would write: ISO text, UTC, no offset.
+    def at(value: dt.datetime) -> Any:
+        return value if postgres else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def on(value: dt.date) -> Any:
+        return value if postgres else value.isoformat()
+
+    created_at = [at(NOW - dt.timedelta(days=d)) for d in range(0, 200)]
+    dates = {offset: on(day + dt.timedelta(days=offset)) for offset in range(-200, 200)}
+    iso = {offset: (day + dt.timedelta(days=offset)).isoformat() for offset in range(-400, 200)}
+    done = False if postgres else 0
+    batch = 20_000
     for start in range(0, deals, batch):
         rows, steps, contacts, changes = [], [], [], []
         for deal_id in range(start + 1, min(deals, start + batch) + 1):
-            created = NOW - dt.timedelta(days=rng.randint(1, 120))
-            close = day + dt.timedelta(days=rng.randint(-20, 90))
+            owner = rep_ids[deal_id % len(rep_ids)]
+            age = rng.randint(1, 120)
+            close = rng.randint(-20, 90)
+            amount = rng.randint(5, 500) * 1000 if rng.random() > 0.05 else None
+            status, closed_at = "open", None
+            if rng.random() < 0.03:
+                status = rng.choice(("won", "lost"))
+                closed_at = created_at[rng.randint(0, min(age, 60))]
             rows.append(
-                {
-                    "id": deal_id,
-                    "account": f"Account {deal_id}",
-                    "account_key": f"account {deal_id}",
-                    "owner_id": rep_ids[deal_id % reps],
-                    "amount": Decimal(rng.randint(5, 500) * 1000) if rng.random() > 0.05 else None,
-                    "currency": "USD",
-                    "stage": rng.choice(STAGES),
-                    "stage_entered_at": created,
-                    "close_date": close,
-                    "forecast_category": rng.choice(("pipeline", "best_case", "commit")),
-                    "status": "open",
-                    "buying_criteria": "SSO" if rng.random() > 0.4 else None,
-                    "created_by": rep_ids[deal_id % reps],
-                    "created_at": created,
-                    "updated_at": created,
-                    "last_touch_at": created + dt.timedelta(days=rng.randint(0, 30)),
-                }
+                (
+                    deal_id,
+                    f"Account {deal_id}",
+                    f"account {deal_id}",
+                    owner,
+                    amount,
+                    "USD",
+                    rng.choice(STAGES),
+                    created_at[age],
+                    dates[close],
+                    rng.choice(("pipeline", "best_case", "commit")),
+                    status,
+                    closed_at,
+                    "SSO" if rng.random() > 0.4 else None,
+                    owner,
+                    created_at[age],
+                    created_at[age],
+                    created_at[max(age - rng.randint(0, 30), 0)],
+                )
             )
             if rng.random() < 0.7:
-                steps.append(
-                    {
-                        "deal_id": deal_id,
-                        "what": "Follow up",
-                        "owner_id": rep_ids[deal_id % reps] if rng.random() > 0.05 else None,
-                        "due_date": day + dt.timedelta(days=rng.randint(-10, 30)),
-                        "done": False,
-                        "created_by": rep_ids[deal_id % reps],
-                        "created_at": created,
-                    }
-                )
-            for _ in range(rng.randint(0, 3)):
-                contacts.append({"deal_id": deal_id, "name": "Pat", "role": "other"})
+                step_owner = owner if rng.random() > 0.05 else None
+                due = dates[rng.randint(-10, 30)]
+                steps.append((deal_id, "Follow up", step_owner, due, done, owner, created_at[age]))
+            contacts.extend((deal_id, "Pat", "other") for _ in range(rng.randint(0, 3)))
             for push in range(rng.choice((0, 0, 1, 2))):
                 changes.append(
-                    {
-                        "deal_id": deal_id,
-                        "field": "close_date",
-                        "old_value": (close - dt.timedelta(days=30 * (push + 1))).isoformat(),
-                        "new_value": (close - dt.timedelta(days=30 * push)).isoformat(),
-                        "changed_by": rep_ids[deal_id % reps],
-                        "changed_at": NOW - dt.timedelta(days=10 * (push + 1)),
-                    }
+                    (
+                        deal_id,
+                        "close_date",
+                        iso[close - 30 * (push + 1)],
+                        iso[close - 30 * push],
+                        owner,
+                        created_at[10 * (push + 1)],
+                    )
                 )
-        with database.session() as session:
-            session.execute(insert(Deal), rows)
-            session.execute(insert(NextStep), steps)
-            session.execute(insert(Contact), contacts)
-            if changes:
-                session.execute(insert(DealChange), changes)
+        yield {
+            "deals": rows,
+            "next_steps": steps,
+            "contacts": contacts,
+            "deal_changes": changes,
+        }
+
+
+SEED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "deals": (
+        "id",
+        "account",
+        "account_key",
+        "owner_id",
+        "amount",
+        "currency",
+        "stage",
+        "stage_entered_at",
+        "close_date",
+        "forecast_category",
+        "status",
+        "closed_at",
+        "buying_criteria",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "last_touch_at",
+    ),
+    "next_steps": ("deal_id", "what", "owner_id", "due_date", "done", "created_by", "created_at"),
+    "contacts": ("deal_id", "name", "role"),
+    "deal_changes": ("deal_id", "field", "old_value", "new_value", "changed_by", "changed_at"),
+}
 
 
 @contextmanager
@@ -212,42 +312,305 @@ def per_deal_loop(database: Database, deal_ids: list[int]) -> int:
     return fired
 
 
+# --- the database under test -------------------------------------------------------------
+
+
+@contextmanager
+def bench_database(arguments: argparse.Namespace) -> Iterator[tuple[str, bool]]:
+    """Yield (URL, already seeded) of the database to plan on; drop it unless `--reuse`."""
+    name = f"dealbot_plan_jobs_{arguments.deals}_{arguments.reps}"
+    if arguments.database is None or arguments.database.startswith("sqlite"):
+        if arguments.database is not None:
+            url = arguments.database
+            yield url, arguments.reuse and _seeded(url, arguments.deals)
+            return
+        if arguments.reuse:
+            url = f"sqlite:///{Path(tempfile.gettempdir()) / (name + '.sqlite3')}"
+            seeded = _seeded(url, arguments.deals)
+            if not seeded:
+                for suffix in ("", "-wal", "-shm"):
+                    with suppress(FileNotFoundError):
+                        os.remove(make_url(url).database + suffix)  # type: ignore[operator]
+            yield url, seeded
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}", False
+        return
+    # PostgreSQL: a database of our own on the server, as tests/databases.py makes them.
+    server = make_url(normalize_url(arguments.database))
+    if not arguments.reuse:
+        name = f"dealbot_plan_jobs_{secrets.token_hex(6)}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            seeded = bool(exists) and _seeded(url, arguments.deals)
+            if exists and not seeded:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            if not seeded:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url, seeded
+        finally:
+            if not arguments.reuse:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _seeded(url: str, deals: int) -> bool:
+    """Return whether `url` holds a bench database seeded with `deals` deals."""
+    if url.startswith("sqlite") and not Path(str(make_url(url).database)).exists():
+        return False
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("SELECT count(*) FROM deals").scalar() == deals
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+def reset_job_tables(database: Database) -> None:
+    """Empty what the jobs write, so each measurement starts from the same state."""
+    with database.session() as session:
+        for table in JOB_TABLES:
+            session.execute(text(f"DELETE FROM {table}"))
+
+
+# --- the measured children -----------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_job(database: Database, url: str, job: str) -> dict[str, Any]:
+    """Plan `job` as the scheduler would (Slack unreachable: planning only)."""
+    settings = load_settings(_env_file=None, database_url=url)
+    # Unreachable, and no retries: the job asks Slack for rep zones once, fails at once,
+    # and plans with the stored zones (no retry back-off in the measured time).
+    client = WebClient(base_url="http://127.0.0.1:9/api/", retry_handlers=[])
+    build = context_factory(settings, database=database, client=client)
+    context = build(NOW, None)
+    started_rss = peak_rss_mb()
+    cpu = time.process_time()
+    with counting_statements(database) as statements, timing_block_kit() as rendering:
+        # Consumed as run_job consumes a plan: message by message, nothing kept (run_job
+        # records them in batches; recording is delivery's work, not timed here).
+        seconds, messages = timed(lambda: sum(1 for _ in JOBS[job](context)))
+    return {
+        "seconds": seconds,
+        "cpu": time.process_time() - cpu,
+        "messages": messages,
+        "statements": len(statements),
+        "rendering": rendering[0],
+        "rss_start": started_rss,
+        "rss_peak": peak_rss_mb(),
+    }
+
+
+def fetch_bare(connection: Connection, statement: Any, parameters: dict[str, Any]) -> int:
+    """Run `statement` and fetch every row through the driver's cursor; return the count.
+
+    SQLAlchemy compiles the statement and binds the parameters once; the rows never pass
+    through its result processing (PostgreSQL: a server-side cursor, like the jobs').
+    """
+    result = connection.execute(statement, parameters, execution_options={"stream_results": True})
+    cursor = result.cursor
+    rows = 0
+    while batch := cursor.fetchmany(FETCH):
+        rows += len(batch)
+    result.close()
+    return rows
+
+
+def run_floor(database: Database, job: str) -> dict[str, Any]:
+    """Time the bare SQL selecting the rows `job` plans from and writing what it writes."""
+    with database.session() as session:
+        context_teams = session.execute(select(Team.id, Team.timezone)).all()
+        members = session.execute(select(TeamMember.team_id, TeamMember.user_id, TeamMember.role))
+        reps_of: dict[int, list[str]] = {}
+        managed: set[int] = set()
+        for team_id, user_id, role in members:
+            if role == "rep":
+                reps_of.setdefault(team_id, []).append(user_id)
+            else:
+                managed.add(team_id)
+        owners = list(session.scalars(select(Deal.owner_id).distinct()))
+    teams = [
+        (team_id, zone, reps_of.get(team_id, []))
+        for team_id, zone in context_teams
+        if job != "manager-digest" or team_id in managed
+    ]
+    reads: list[tuple[Any, dict[str, Any]]] = []
+    if job == "chase-next-steps":
+        closed_since = NOW - POST_MORTEM_WINDOW - dt.timedelta(days=1)
+        reads.append(
+            deal_facts_query(
+                quarter=quarter_bounds(NOW.date()), closed_since=closed_since, owner_ids=owners
+            )
+        )
+    else:
+        quarter = quarter_bounds(NOW.astimezone(ZoneInfo(teams[0][1])).date())
+        starts = [dt.datetime.combine(quarter[0], dt.time(), ZoneInfo(z)) for _, z, _ in teams]
+        team_reps = [rep for _, _, reps in teams for rep in reps]
+        reads.append(
+            deal_facts_query(quarter=quarter, closed_since=min(starts), owner_ids=team_reps)
+        )
+        if job == "manager-digest":
+            week_start = NOW - dt.timedelta(days=7)
+            for (_, _, reps), start in zip(teams, starts, strict=True):
+                statement = team_deals_query(
+                    owner_ids=reps, closed_since=min(start, week_start), created_since=week_start
+                )
+                reads.append((statement, {}))
+    nudges: list[Sequence[Any]] = []
+    if job == "chase-next-steps":
+        # The rows the job just wrote, written again bare: one executemany, driver values.
+        with database.engine.begin() as connection:
+            nudges = connection.exec_driver_sql(
+                "SELECT period, rep_id, deal_id, checks, nudged_at FROM nudges"
+            ).all()
+            connection.exec_driver_sql("DELETE FROM nudges")
+    reset_job_tables(database)
+    started_rss = peak_rss_mb()
+    rows = 0
+    cpu = time.process_time()
+    with database.engine.connect() as connection:
+        started = time.perf_counter()
+        for statement, parameters in reads:
+            rows += fetch_bare(connection, statement, parameters)
+        read_seconds = time.perf_counter() - started
+        connection.rollback()
+    started = time.perf_counter()
+    if nudges:
+        columns = "period, rep_id, deal_id, checks, nudged_at"
+        raw = database.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if database.engine.dialect.name == "postgresql":
+                # COPY: PostgreSQL's fastest bare write, so the floor is a true floor.
+                with cursor.copy(f"COPY nudges ({columns}) FROM STDIN") as copy:
+                    for row in nudges:
+                        copy.write_row(tuple(row))
+            else:
+                cursor.executemany(
+                    f"INSERT INTO nudges ({columns}) VALUES (?, ?, ?, ?, ?)",
+                    [tuple(row) for row in nudges],
+                )
+            raw.commit()
+        finally:
+            raw.close()
+    elif job != "chase-next-steps":
+        # The week's snapshot, team by team as the job takes it: one INSERT … SELECT each.
+        with database.session() as session:
+            weekly = WeeklyRepository(session)
+            for _, zone, reps in teams:
+                week = week_period(NOW, ZoneInfo(zone))
+                weekly.snapshot_open_deals(week=week, owner_ids=reps, at=NOW)
+    write_seconds = time.perf_counter() - started
+    return {
+        "seconds": read_seconds + write_seconds,
+        "cpu": time.process_time() - cpu,
+        "reads": read_seconds,
+        "writes": write_seconds,
+        "rows": rows,
+        "written": len(nudges),
+        "rss_start": started_rss,
+        "rss_peak": peak_rss_mb(),
+    }
+
+
+def child(kind: str, job: str, url: str) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter and return what it printed."""
+    command = [sys.executable, "-m", "bench.plan_jobs", "--child", kind, "--job", job]
+    command += ["--database", url]
+    finished = subprocess.run(command, check=False, capture_output=True, text=True)
+    if finished.returncode:
+        sys.stderr.write(finished.stderr)
+        raise SystemExit(f"the {kind} of {job} failed")
+    output = finished.stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=1_000)
+    parser.add_argument(
+        "--database", help="sqlite:///FILE, or a PostgreSQL server URL to create a database on"
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep the seeded database, reuse it")
+    parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     parser.add_argument("--sample", type=int, default=2_000, help="deals in the per-deal loop")
+    parser.add_argument("--child", choices=("job", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        upgrade(url)
-        database = Database.from_url(url)
-        seconds, _ = timed(lambda: seed(database, deals=arguments.deals, reps=arguments.reps))
-        print(f"seeded {arguments.deals:,} open deals, {arguments.reps:,} reps in {seconds:.1f} s")
-        settings = load_settings(_env_file=None, database_url=url)
-        client = WebClient(base_url="http://127.0.0.1:9/api/")  # never called: planning only
-        build = context_factory(settings, database=database, client=client)
-        results: dict[str, float] = {}
-        for name, plan in (("chase-next-steps", plan_chase), ("pipeline-accuracy", plan_accuracy)):
-            with counting_statements(database) as statements, timing_block_kit() as rendering:
-                seconds, messages = timed(lambda plan=plan: plan(build(NOW, None)))
-            reads = sum(1 for s in statements if s.lstrip().upper().startswith("SELECT"))
-            results[name] = seconds
+    if arguments.child:
+        database = Database.from_url(arguments.database)
+        if arguments.child == "job":
+            result = run_job(database, arguments.database, arguments.job)
+        else:
+            result = run_floor(database, arguments.job)
+        database.dispose()
+        print(json.dumps(result))
+        return 0
+    with bench_database(arguments) as (url, seeded):
+        if seeded:
+            print(f"reusing the seeded database ({arguments.deals:,} deals)")
+        else:
+            upgrade(url)
+            database = Database.from_url(url)
+            seconds, _ = timed(lambda: seed(database, deals=arguments.deals, reps=arguments.reps))
+            database.dispose()
             print(
-                f"{name:<18} {seconds:6.2f} s to plan {len(messages):,} messages "
-                f"({len(statements):,} SQL statements, {reads} of them SELECTs; "
-                f"{rendering[0]:.2f} s of it rendering Block Kit)"
+                f"seeded {arguments.deals:,} deals (3% closed lately), {arguments.reps:,} reps "
+                f"in {TEAMS} teams in {seconds:.1f} s"
             )
-        with database.session() as session:
-            sample = list(session.scalars(select(Deal.id).limit(arguments.sample)))
-        seconds, _ = timed(lambda: per_deal_loop(database, sample))
-        loop_estimate = seconds * arguments.deals / len(sample)
+        database = Database.from_url(url)
+        backend = database.engine.dialect.name
+        print(f"{backend}: each job in its own process, beside the bare SQL of the same rows")
+        # CPU seconds are this process's own: on SQLite the database works in-process, so
+        # they compare job and SQL fairly on a busy machine; on PostgreSQL the server works
+        # elsewhere and wall time is the measure.
         print(
-            f"per-deal loop      {loop_estimate:6.2f} s estimated for the same deals "
-            f"({seconds:.2f} s for {len(sample):,})"
+            f"{'job':<18} {'job s':>7} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>10} "
+            f"{'peak RSS':>9}  {'messages':>8}  details"
         )
-        ratio = loop_estimate / results["pipeline-accuracy"]
-        print(f"ratio: per-deal loop / set-based pipeline-accuracy = {ratio:.1f}x")
+        for job in arguments.jobs:
+            reset_job_tables(database)
+            measured = child("job", job, url)
+            floor = child("floor", job, url)
+            ratio = measured["seconds"] / floor["seconds"]
+            print(
+                f"{job:<18} {measured['seconds']:7.2f} {floor['seconds']:7.2f} {ratio:5.2f}x "
+                f"{measured['cpu'] / floor['cpu']:9.2f}x "
+                f"{measured['rss_peak']:6.0f} MB  {measured['messages']:>8,}  "
+                f"CPU s job {measured['cpu']:.2f} / SQL {floor['cpu']:.2f}; "
+                f"SQL: {floor['rows']:,} rows read in {floor['reads']:.2f} s, writes "
+                f"{floor['writes']:.2f} s; job: {measured['statements']} statements, "
+                f"{measured['rendering']:.2f} s rendering Block Kit, "
+                f"{measured['rss_start']:.0f} MB before planning"
+            )
+        reset_job_tables(database)
+        if arguments.sample:
+            with database.session() as session:
+                sample = list(
+                    session.scalars(
+                        select(Deal.id).where(Deal.status == "open").limit(arguments.sample)
+                    )
+                )
+            seconds, _ = timed(lambda: per_deal_loop(database, sample))
+            print(
+                f"per-deal loop: {seconds * arguments.deals / len(sample):.2f} s estimated for "
+                f"every deal ({seconds:.2f} s for {len(sample):,}), one ORM load per deal"
+            )
         database.dispose()
     return 0
 

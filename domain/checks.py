@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, cached_property
@@ -209,10 +209,58 @@ class ChecksConfig:
         """Return the setting `name` of `check` (a Threshold, or a stage key)."""
         return getattr(self.settings[check], name)
 
+    def limit(self, check: str, name: str, stage: str) -> int:
+        """Return the number the Threshold `name` of `check` sets for `stage`.
+
+        Memoised: the predicates ask it per deal, and a weekly run scores a million deals
+        against a handful of (check, stage) pairs.
+        """
+        key = (check, name, stage)
+        value = self._limits.get(key)
+        if value is None:
+            value = self._limits[key] = self.threshold(check, name).for_stage(stage)
+        return value
+
+    def stage_at_least(self, check: str, stage: str) -> bool:
+        """Return whether `stage` is at or past `check`'s `from_stage` (memoised, as `limit`)."""
+        key = (check, stage)
+        reached = self._reached.get(key)
+        if reached is None:
+            reached = self._reached[key] = self.stage_order(stage) >= self.stage_order(
+                self.threshold(check, "from_stage")
+            )
+        return reached
+
+    def exit_evidence(self, stage: str) -> tuple[Callable[[DealFacts], bool], ...]:
+        """Return the tests of `stage`'s exit criteria (none for an unknown stage)."""
+        tests = self._exit_evidence.get(stage)
+        if tests is None:
+            known = self.stage(stage)
+            criteria = known.exit_criteria if known is not None else ()
+            tests = self._exit_evidence[stage] = tuple(_EVIDENCE[e] for e in criteria)
+        return tests
+
+    @cached_property
+    def _limits(self) -> dict[tuple[str, str, str], int]:
+        return {}
+
+    @cached_property
+    def _reached(self) -> dict[tuple[str, str], bool]:
+        return {}
+
+    @cached_property
+    def _exit_evidence(self) -> dict[str, tuple[Callable[[DealFacts], bool], ...]]:
+        return {}
+
     # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
     @cached_property
     def open_deal_checks(self) -> tuple[str, ...]:
         return tuple(c for c in self.enabled if c not in CLOSED_DEAL_CHECKS)
+
+    @cached_property
+    def _check_plans(self) -> dict[tuple[str, ...] | None, _CheckPlan]:
+        """`fired_checks`' work out per `only`, done once per configuration (see _CheckPlan)."""
+        return {}
 
     @cached_property
     def _stages_by_key(self) -> dict[str, Stage]:
@@ -239,28 +287,26 @@ def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
     return moment.astimezone(zone).date() if moment is not None else None
 
 
+# How a deal shows each piece of exit-criteria evidence.
+_EVIDENCE: Final[dict[str, Callable[[DealFacts], bool]]] = {
+    "amount": lambda f: f.has_amount,
+    "close_date": lambda f: f.close_date is not None,
+    "buying_criteria": lambda f: f.has_buying_criteria,
+    "buying_process": lambda f: f.has_buying_process,
+    "paper_process": lambda f: f.has_paper_process,
+    "economic_buyer": lambda f: f.has_economic_buyer,
+}
+
+
 def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
-    stage = config.stage(facts.stage)
-    if stage is None:
-        return False
-    present = {
-        "amount": facts.has_amount,
-        "close_date": facts.close_date is not None,
-        "buying_criteria": facts.has_buying_criteria,
-        "buying_process": facts.has_buying_process,
-        "paper_process": facts.has_paper_process,
-        "economic_buyer": facts.has_economic_buyer,
-    }
-    return not all(present[evidence] for evidence in stage.exit_criteria)
+    return not all(present(facts) for present in config.exit_evidence(facts.stage))
 
 
 Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, ChecksConfig], bool]
 
 
 def _stage_at_least(facts: DealFacts, config: ChecksConfig, check: str) -> bool:
-    return config.stage_order(facts.stage) >= config.stage_order(
-        config.threshold(check, "from_stage")
-    )
+    return config.stage_at_least(check, facts.stage)
 
 
 def _quiet_too_long(
@@ -279,7 +325,7 @@ def _quiet_too_long(
     if since is None:
         return False
     days = _days_between(since.astimezone(zone).date(), today)
-    return days > config.threshold(check, "max_days").for_stage(facts.stage)
+    return days > config.limit(check, "max_days", facts.stage)
 
 
 @dataclass(frozen=True)
@@ -308,7 +354,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         lambda f, today, zone, c: (
             f.next_step_due is not None
             and _days_between(today, f.next_step_due)
-            > c.threshold("NEXT_STEP_TOO_FAR", "max_days").for_stage(f.stage)
+            > c.limit("NEXT_STEP_TOO_FAR", "max_days", f.stage)
         ),
         MaxDays,
     ),
@@ -321,7 +367,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         lambda f, today, zone, c: (
             f.pushed_out_of_quarter
             or f.close_date_pushes_this_quarter
-            >= c.threshold("CLOSE_DATE_SLIPPED", "max_pushes").for_stage(f.stage)
+            >= c.limit("CLOSE_DATE_SLIPPED", "max_pushes", f.stage)
         ),
         MaxPushes,
     ),
@@ -349,7 +395,7 @@ CHECKS: Final[tuple[Check, ...]] = (
         "SINGLE_THREADED",
         lambda f, today, zone, c: (
             _stage_at_least(f, c, "SINGLE_THREADED")
-            and f.contacts < c.threshold("SINGLE_THREADED", "min_contacts").for_stage(f.stage)
+            and f.contacts < c.limit("SINGLE_THREADED", "min_contacts", f.stage)
         ),
         FromStageMinContacts,
     ),
@@ -374,6 +420,39 @@ _CHECK_ORDER: Final = {check: index for index, check in enumerate(CHECK_IDS)}
 # --- evaluation ------------------------------------------------------------------------------
 
 
+class _CheckPlan(NamedTuple):
+    """Which predicates `fired_checks` runs for one (configuration, `only`), in check order.
+
+    Worked out once, not per deal: a weekly run asks for a million deals' checks.
+    """
+
+    closed: tuple[tuple[str, Predicate], ...]
+    open: tuple[tuple[str, Predicate], ...]  # without COMMIT_WITHOUT_EVIDENCE
+    commit: bool  # COMMIT_WITHOUT_EVIDENCE is wanted
+    evidence: tuple[Predicate, ...]  # every enabled evidence check, for COMMIT_WITHOUT_EVIDENCE
+
+
+def _check_plan(config: ChecksConfig, only: tuple[str, ...] | None) -> _CheckPlan:
+    plan = config._check_plans.get(only)
+    if plan is None:
+        wanted = config.enabled if only is None else tuple(c for c in only if c in config.enabled)
+        # Sorted once here, so what fires comes out in check order without a sort per deal.
+        ordered = sorted(wanted, key=_CHECK_ORDER.__getitem__)
+        plan = config._check_plans[only] = _CheckPlan(
+            closed=tuple((c, PREDICATES[c]) for c in ordered if c in CLOSED_DEAL_CHECKS),
+            open=tuple(
+                (c, PREDICATES[c])
+                for c in ordered
+                if c not in CLOSED_DEAL_CHECKS and c != "COMMIT_WITHOUT_EVIDENCE"
+            ),
+            commit="COMMIT_WITHOUT_EVIDENCE" in wanted,
+            evidence=tuple(
+                PREDICATES[c] for c in config.open_deal_checks if c != "COMMIT_WITHOUT_EVIDENCE"
+            ),
+        )
+    return plan
+
+
 def fired_checks(
     facts: DealFacts,
     today: dt.date,
@@ -383,30 +462,19 @@ def fired_checks(
     only: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
     """Return the ids of the enabled checks this deal fails as of `today` (in `zone`)."""
-    wanted = config.enabled if only is None else tuple(c for c in only if c in config.enabled)
+    plan = _check_plan(config, only)
     if facts.status != "open":
-        return tuple(
-            c
-            for c in wanted
-            if c in CLOSED_DEAL_CHECKS and PREDICATES[c](facts, today, zone, config)
-        )
-    fired = [
-        c
-        for c in wanted
-        if c not in CLOSED_DEAL_CHECKS
-        and c != "COMMIT_WITHOUT_EVIDENCE"
-        and PREDICATES[c](facts, today, zone, config)
-    ]
-    if "COMMIT_WITHOUT_EVIDENCE" in wanted and facts.forecast_category == "commit":
-        # "Any of the above" means every evidence check, whether or not `only` asked for it.
-        others = fired or [
-            c
-            for c in config.open_deal_checks
-            if c != "COMMIT_WITHOUT_EVIDENCE" and PREDICATES[c](facts, today, zone, config)
-        ]
-        if others:
-            fired.append("COMMIT_WITHOUT_EVIDENCE")
-    return tuple(sorted(fired, key=_CHECK_ORDER.__getitem__))
+        return tuple(c for c, fires in plan.closed if fires(facts, today, zone, config))
+    fired = [c for c, fires in plan.open if fires(facts, today, zone, config)]
+    # "Any of the above" means every evidence check, whether or not `only` asked for it.
+    if (
+        plan.commit
+        and facts.forecast_category == "commit"
+        and (fired or any(fires(facts, today, zone, config) for fires in plan.evidence))
+    ):
+        fired.append("COMMIT_WITHOUT_EVIDENCE")
+        fired.sort(key=_CHECK_ORDER.__getitem__)
+    return tuple(fired)
 
 
 def checks_counted(facts: DealFacts, config: ChecksConfig) -> int:
@@ -443,36 +511,52 @@ class RepScore:
         return check, count, gain
 
 
+class ScoreTally:
+    """Rep scores added up one deal at a time, so a job can score a stream of deals.
+
+    Mutable on purpose: it is the accumulator a million-deal run folds its facts into,
+    keeping four counters per rep instead of every deal's facts.
+    """
+
+    def __init__(self, *, config: ChecksConfig) -> None:
+        self.config = config
+        self._open_counted = len(config.open_deal_checks)
+        self._closed_counted = len(config.enabled) - self._open_counted
+        self._tallies: dict[str, list[Any]] = {}  # rep -> [passed, checked, deals, failures]
+
+    def add(self, deal: DealFacts, today: dt.date, zone: dt.tzinfo) -> None:
+        """Count `deal` towards its owner's score as of `today` in `zone`."""
+        fired = fired_checks(deal, today, self.config, zone=zone)
+        is_open = deal.status == "open"
+        counted = self._open_counted if is_open else self._closed_counted
+        tally = self._tallies.get(deal.owner_id)
+        if tally is None:
+            tally = self._tallies[deal.owner_id] = [0, 0, 0, {}]
+        tally[0] += counted - len(fired)
+        tally[1] += counted
+        tally[2] += is_open
+        failures: dict[str, int] = tally[3]
+        for check in fired:
+            failures[check] = failures.get(check, 0) + 1
+
+    def scores(self) -> dict[str, RepScore]:
+        return {
+            rep: RepScore(rep_id=rep, passed=passed, checked=checked, failures=failures, deals=n)
+            for rep, (passed, checked, n, failures) in self._tallies.items()
+        }
+
+
 def score_reps(
-    facts: list[DealFacts],
+    facts: Iterable[DealFacts],
     today_of: Callable[[str], tuple[dt.date, dt.tzinfo]],
     config: ChecksConfig,
 ) -> dict[str, RepScore]:
     """Return each deal owner's accuracy score over `facts` (open deals, closed this quarter)."""
-    passed: dict[str, int] = {}
-    checked: dict[str, int] = {}
-    deals: dict[str, int] = {}
-    failures: dict[str, dict[str, int]] = {}
+    tally = ScoreTally(config=config)
     for deal in facts:
         today, zone = today_of(deal.owner_id)
-        fired = fired_checks(deal, today, config, zone=zone)
-        counted = checks_counted(deal, config)
-        checked[deal.owner_id] = checked.get(deal.owner_id, 0) + counted
-        passed[deal.owner_id] = passed.get(deal.owner_id, 0) + counted - len(fired)
-        deals[deal.owner_id] = deals.get(deal.owner_id, 0) + (deal.status == "open")
-        owner_failures = failures.setdefault(deal.owner_id, {})
-        for check in fired:
-            owner_failures[check] = owner_failures.get(check, 0) + 1
-    return {
-        rep: RepScore(
-            rep_id=rep,
-            passed=passed[rep],
-            checked=checked[rep],
-            failures=failures.get(rep, {}),
-            deals=deals[rep],
-        )
-        for rep in checked
-    }
+        tally.add(deal, today, zone)
+    return tally.scores()
 
 
 # --- loading ---------------------------------------------------------------------------------

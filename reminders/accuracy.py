@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from domain.checks import ChecksConfig, DealFacts, RepScore, default_checks, score_reps
+from domain.checks import ChecksConfig, RepScore, ScoreTally, default_checks
 from domain.dates import quarter_bounds
 from domain.nudges import RepAccuracy
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
@@ -71,34 +71,36 @@ def scores_by_team(
 
     Teams are grouped by the quarter their own today falls in (one group, except around a
     quarter's turn), so scoring every team costs one set-based query, not one per team.
+    The facts are streamed into per-team tallies: memory grows with reps, not deals.
     """
     groups: dict[tuple[dt.date, dt.date], list[TeamScope]] = defaultdict(list)
     for team in teams:
         groups[quarter_bounds(team.today(context.now))].append(team)
     scores: dict[int, dict[str, RepScore]] = {}
     for quarter, members in groups.items():
+        tallies = {team.team_id: ScoreTally(config=config) for team in members}
+        # rep -> (tally, counted from, today, zone) for each team of this group the rep is on
+        scopes: dict[str, list[tuple[ScoreTally, dt.datetime, dt.date, ZoneInfo]]] = {}
         starts = {t.team_id: dt.datetime.combine(quarter[0], dt.time(), t.zone) for t in members}
+        for team in members:
+            start = starts[team.team_id]
+            scope = (tallies[team.team_id], start, team.today(context.now), team.zone)
+            for rep in team.reps:
+                scopes.setdefault(rep, []).append(scope)
         with context.database.session() as session:
-            facts = ReminderRepository(session).deal_facts(
+            facts = ReminderRepository(session).stream_deal_facts(
                 quarter=quarter,
                 closed_since=min(starts.values()),
-                owner_ids={rep for team in members for rep in team.reps},
+                owner_ids=list(scopes),
             )
-        by_owner: dict[str, list[DealFacts]] = defaultdict(list)
-        for deal in facts:
-            by_owner[deal.owner_id].append(deal)
+            for deal in facts:
+                for tally, start, today, zone in scopes[deal.owner_id]:
+                    if deal.status == "open" or (
+                        deal.closed_at is not None and deal.closed_at >= start
+                    ):
+                        tally.add(deal, today, zone)
         for team in members:
-            team_facts = [
-                deal
-                for rep in team.reps
-                for deal in by_owner.get(rep, ())
-                if deal.status == "open"
-                or (deal.closed_at is not None and deal.closed_at >= starts[team.team_id])
-            ]
-            today = team.today(context.now)
-            scores[team.team_id] = score_reps(
-                team_facts, lambda _rep, today=today, zone=team.zone: (today, zone), config
-            )
+            scores[team.team_id] = tallies[team.team_id].scores()
     return scores
 
 

@@ -11,7 +11,7 @@ job sends the post-mortem prompt for a deal closed two days ago without one, onc
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
@@ -33,6 +33,8 @@ NAME = "chase-next-steps"
 POST_MORTEM_AFTER = dt.timedelta(days=2)
 # A deal closed longer ago than this is not worth a first prompt any more.
 POST_MORTEM_WINDOW = dt.timedelta(days=14)
+# Nudges written per INSERT while a run streams (a million-deal run records ~600,000).
+NUDGES_BATCH = 10_000
 
 
 def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetime:
@@ -43,8 +45,14 @@ def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetim
     return min(quiet, end_of_day) if quiet > local_now else end_of_day
 
 
-def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
-    """Return the chase DMs and post-mortem prompts due as of `context.now`; record nudges."""
+def plan_chase(
+    context: JobContext, config: ChecksConfig | None = None
+) -> Iterator[OutgoingMessage]:
+    """Yield the chase DMs and post-mortem prompts due as of `context.now`; record nudges.
+
+    A generator: at a million deals the DMs are tens of thousands, and `run_job` records
+    them in batches as they come rather than holding every rendered message at once.
+    """
     config = config or default_checks()
     closed_since = context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1)
     awake: dict[str, ZoneInfo] = {
@@ -53,50 +61,15 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
         if config.nudges.allows(context.now.astimezone(zone))
     }
     if not awake:
-        return []
-    with context.database.session() as session:
-        NudgeRepository(session).mark_acted(at=context.now)
-        facts = ReminderRepository(session).deal_facts(
-            quarter=quarter_bounds(context.now.date()),
-            closed_since=closed_since,
-            owner_ids=list(awake),
-        )
-        snoozed = NudgeRepository(session).snoozed_until()
+        return
     today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
-    chase: dict[str, list[ChaseItem]] = defaultdict(list)
     prompts: list[DealFacts] = []
-    for deal in facts:
-        if deal.status == "open":
-            today = today_of[deal.owner_id]
-            if snoozed.get(deal.deal_id, dt.date.min) > today:
-                continue
-            fired = fired_checks(deal, today, config, zone=awake[deal.owner_id], only=config.chase)
-            if fired:
-                chase[deal.owner_id].append(ChaseItem(deal=deal, checks=fired))
-        elif (
-            not deal.has_post_mortem
-            and deal.closed_at is not None
-            and context.now - POST_MORTEM_WINDOW
-            <= deal.closed_at
-            <= context.now - POST_MORTEM_AFTER
-        ):
-            prompts.append(deal)
-    messages: list[OutgoingMessage] = []
     nudges: list[dict[str, object]] = []
-    for rep, items in chase.items():
+
+    def chase_rep(rep: str, items: list[ChaseItem]) -> OutgoingMessage:
         local_now = context.now.astimezone(awake[rep])
         period = day_period(context.now, awake[rep])
-        reply = context.render.chase_message(items, local_now.date())
-        messages.append(
-            message_of(
-                reply,
-                recipient=rep,
-                subject="chase",
-                period=period,
-                not_after=_stop_sending_at(local_now, config),
-            )
-        )
-        nudges += [
+        nudges.extend(
             {
                 "period": period,
                 "rep_id": rep,
@@ -105,22 +78,68 @@ def plan_chase(context: JobContext, config: ChecksConfig | None = None) -> list[
                 "nudged_at": context.now,
             }
             for item in items
-        ]
-    for deal in prompts:
-        reply = context.render.post_mortem_prompt(deal)
-        messages.append(
-            message_of(
-                reply,
-                recipient=deal.owner_id,
-                # "once": the key is the deal, so the prompt is sent one time, ever.
-                subject=f"post-mortem:{deal.deal_id}",
-                period="once",
-            )
         )
-    if nudges:
-        with context.database.session() as session:
-            NudgeRepository(session).record_nudges(nudges)
-    return messages
+        if len(nudges) >= NUDGES_BATCH:
+            record(nudges)
+        return message_of(
+            context.render.chase_message(items, local_now.date()),
+            recipient=rep,
+            subject="chase",
+            period=period,
+            not_after=_stop_sending_at(local_now, config),
+        )
+
+    def record(rows: list[dict[str, object]]) -> None:
+        # A short write of its own: the read below stays a plain read, and on SQLite the
+        # outbox can be written while the facts are still streaming.
+        with context.database.session() as writer:
+            NudgeRepository(writer).record_nudges(rows)
+        rows.clear()
+
+    with context.database.session() as session:
+        NudgeRepository(session).mark_acted(at=context.now)
+        snoozed = NudgeRepository(session).snoozed_until()
+    with context.database.session() as session:
+        # Facts arrive sorted by owner: each rep's DM is rendered, and their facts dropped,
+        # as soon as the next owner's rows start (memory grows with one rep's deals).
+        facts = ReminderRepository(session).stream_deal_facts(
+            quarter=quarter_bounds(context.now.date()),
+            closed_since=closed_since,
+            owner_ids=list(awake),
+        )
+        rep, items = "", []
+        window_start = context.now - POST_MORTEM_WINDOW
+        window_end = context.now - POST_MORTEM_AFTER
+        chase_only = config.chase
+        for deal in facts:
+            if deal.owner_id != rep:
+                if items:
+                    yield chase_rep(rep, items)
+                rep, items = deal.owner_id, []
+                today, zone = today_of[rep], awake[rep]
+            if deal.status == "open":
+                if deal.deal_id in snoozed and snoozed[deal.deal_id] > today:
+                    continue
+                fired = fired_checks(deal, today, config, zone=zone, only=chase_only)
+                if fired:
+                    items.append(ChaseItem(deal=deal, checks=fired))
+            elif (
+                not deal.has_post_mortem
+                and deal.closed_at is not None
+                and window_start <= deal.closed_at <= window_end
+            ):
+                prompts.append(deal)
+        if items:
+            yield chase_rep(rep, items)
+    record(nudges)
+    for deal in prompts:
+        yield message_of(
+            context.render.post_mortem_prompt(deal),
+            recipient=deal.owner_id,
+            # "once": the key is the deal, so the prompt is sent one time, ever.
+            subject=f"post-mortem:{deal.deal_id}",
+            period="once",
+        )
 
 
 JOB = Job(

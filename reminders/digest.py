@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from decimal import Decimal
 
-from domain.checks import ChecksConfig, default_checks
+from domain.checks import ChecksConfig, RepScore, default_checks
 from domain.dates import quarter_bounds, quarter_of
 from domain.money import Money, format_money_short
 from domain.nudges import DealLine, Digest
@@ -20,9 +20,9 @@ from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
 from reminders.delivery import ChartFile
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
-from storage.models import Deal, Team
+from storage.models import Team
 from storage.nudges import NudgeRepository
-from storage.snapshots import WeeklyRepository
+from storage.snapshots import TeamDeal, WeeklyRepository
 
 NAME = "manager-digest"
 STAGES = {stage.key: stage for stage in DEFAULT_STAGES}
@@ -36,20 +36,29 @@ def _ratio(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
     return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.01"))
 
 
-def _line(deal: Deal, note: str = "") -> DealLine:
+def _line(deal: TeamDeal, note: str = "") -> DealLine:
     name = f"{deal.account} — {deal.title}" if deal.title else deal.account
     amount = Money(deal.amount, deal.currency) if deal.amount is not None else None
     return DealLine(deal.id, name, deal.owner_id, amount, note)
 
 
-def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> Digest:
-    """Return the digest of `team` for the week ending at `context.now`."""
+def build_digest(
+    context: JobContext,
+    team: TeamScope,
+    config: ChecksConfig,
+    scores: dict[str, RepScore] | None = None,
+) -> Digest:
+    """Return the digest of `team` for the week ending at `context.now`.
+
+    `scores` are the team's rep scores when the caller scored every team in one pass.
+    """
     now = context.now
     today = team.today(now)
     quarter = quarter_bounds(today)
     quarter_start = dt.datetime.combine(quarter[0], dt.time(), team.zone)
     week_start = now - dt.timedelta(days=7)
-    scores = scores_by_team(context, [team], config)[team.team_id]
+    if scores is None:
+        scores = scores_by_team(context, [team], config)[team.team_id]
     with context.database.session() as session:
         weekly = WeeklyRepository(session)
         deals = weekly.team_deals(
@@ -62,15 +71,11 @@ def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> 
         first_week = weekly.earliest_week_since(
             first_week=week_period(quarter_start, team.zone), owner_ids=team.reps
         )
-        committed = [
-            s
-            for s in (
-                weekly.snapshots(weeks=[first_week], owner_ids=team.reps) if first_week else []
-            )
-            if s.forecast_category == "commit"
-            and s.close_date is not None
-            and quarter[0] <= s.close_date <= quarter[1]
-        ]
+        committed = (
+            weekly.committed_in(week=first_week, owner_ids=team.reps, quarter=quarter)
+            if first_week
+            else []
+        )
         NudgeRepository(session).mark_acted(at=now)
         response = NudgeRepository(session).check_response(
             rep_ids=team.reps, since=now - NUDGE_WINDOW
@@ -82,7 +87,7 @@ def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> 
     currencies = Counter(d.currency for d in open_deals if d.amount is not None)
     currency = currencies.most_common(1)[0][0] if currencies else context.settings.dealbot_currency
 
-    def total(items: list[Deal], weight: bool = False) -> Money:
+    def total(items: list[TeamDeal], weight: bool = False) -> Money:
         amount = sum(
             (
                 d.amount * (STAGES[d.stage].probability if weight and d.stage in STAGES else 1)
@@ -126,9 +131,9 @@ def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> 
         elif change.field == "close_date" and (change.new_value or "") > (change.old_value or ""):
             slipped.append(_line(deal, f"close date {change.old_value} → {change.new_value}"))
 
-    def reason(deal: Deal) -> str:
-        if deal.post_mortem is not None:
-            return deal.post_mortem.primary_reason
+    def reason(deal: TeamDeal) -> str:
+        if deal.post_mortem_reason is not None:
+            return deal.post_mortem_reason
         return deal.close_reason or "no post-mortem yet"
 
     won_week = [d for d in deals if d.status == "won" and d.closed_at and d.closed_at >= week_start]
@@ -136,16 +141,16 @@ def build_digest(context: JobContext, team: TeamScope, config: ChecksConfig) -> 
         d for d in deals if d.status == "lost" and d.closed_at and d.closed_at >= week_start
     ]
     days_to_close = [(d.closed_at - d.created_at).days for d in won_quarter if d.closed_at]
-    committed_amount = sum((s.amount or Decimal(0) for s in committed), Decimal(0))
+    committed_amount = sum((amount or Decimal(0) for _, amount in committed), Decimal(0))
     committed_won = sum(
         (
-            s.amount or Decimal(0)
-            for s in committed
-            if by_id.get(s.deal_id) is not None and by_id[s.deal_id].status == "won"
+            amount or Decimal(0)
+            for deal_id, amount in committed
+            if deal_id in by_id and by_id[deal_id].status == "won"
         ),
         Decimal(0),
     )
-    by_stage_amounts: dict[str, list[Deal]] = defaultdict(list)
+    by_stage_amounts: dict[str, list[TeamDeal]] = defaultdict(list)
     for deal in open_deals:
         by_stage_amounts[deal.stage].append(deal)
     ignored = sorted(
@@ -201,15 +206,16 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
     """Return one digest DM per manager of each team in scope, each with its chart."""
     config = config or default_checks()
     messages: list[OutgoingMessage] = []
-    for team in teams_in_scope(context):
-        if not team.managers:
-            continue
+    teams = [team for team in teams_in_scope(context) if team.managers]
+    # Every team scored in one streamed pass over the facts, not one query per team.
+    all_scores = scores_by_team(context, teams, config)
+    for team in teams:
         week = week_period(context.now, team.zone)
         with context.database.session() as session:
             WeeklyRepository(session).snapshot_open_deals(
                 week=week, owner_ids=team.reps, at=context.now
             )
-        digest = build_digest(context, team, config)
+        digest = build_digest(context, team, config, all_scores[team.team_id])
         reply = context.render.manager_digest(digest)
         chart = ChartFile(
             name=f"pipeline-{week}.png",

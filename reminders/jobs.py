@@ -61,6 +61,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,8 @@ if TYPE_CHECKING:
     from storage.database import Database
 
 logger = logging.getLogger(__name__)
+# Planned messages written to the outbox per transaction (see `run_job`).
+RECORD_BATCH = 1_000
 
 # Built-in and plugged-in jobs; each module defines a module-level `JOB`.
 JOB_MODULES: tuple[str, ...] = (
@@ -251,8 +254,13 @@ def week_period(now: dt.datetime, zone: ZoneInfo) -> str:
 
 def run_job(job: Job, context: JobContext, *, delivery: Delivery | None = None) -> DeliverySummary:
     """Plan `job` as of `context.now`, record its messages, send what is pending; return counts."""
-    messages = list(job.plan(context))
     delivery = delivery or Delivery(database=context.database, client=context.client)
-    recorded = delivery.record(job.name, messages)
-    logger.info("%s planned %d message(s), %d new", job.name, len(messages), recorded)
+    # Recorded a batch at a time as the plan yields them: a chase at a million deals plans
+    # tens of thousands of DMs, too many to hold rendered all at once.
+    planned = recorded = 0
+    messages = iter(job.plan(context))
+    while batch := list(islice(messages, RECORD_BATCH)):
+        planned += len(batch)
+        recorded += delivery.record(job.name, batch)
+    logger.info("%s planned %d message(s), %d new", job.name, planned, recorded)
     return delivery.send_pending(job.name, now=context.now)

@@ -4,12 +4,75 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, literal, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, func, literal, or_, select
+from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
-from storage.models import AccuracyScore, Deal, DealChange, DealSnapshot, UTCDateTime
+from storage.models import (
+    AccuracyScore,
+    Deal,
+    DealChange,
+    DealSnapshot,
+    PostMortem,
+    UTCDateTime,
+)
+
+
+class TeamDeal(NamedTuple):
+    """A deal as the manager digest reads it: its columns and its post-mortem's reason."""
+
+    id: int
+    account: str
+    title: str | None
+    owner_id: str
+    amount: Decimal | None
+    currency: str
+    stage: str
+    forecast_category: str
+    close_date: dt.date | None
+    status: str
+    closed_at: dt.datetime | None
+    created_at: dt.datetime
+    close_reason: str | None
+    post_mortem_reason: str | None  # None: no post-mortem
+
+
+def team_deals_query(
+    *, owner_ids: Iterable[str], closed_since: dt.datetime, created_since: dt.datetime
+) -> Select[Any]:
+    """Return the statement of `WeeklyRepository.team_deals` (`bench.plan_jobs` times it bare)."""
+    return (
+        select(
+            Deal.id,
+            Deal.account,
+            Deal.title,
+            Deal.owner_id,
+            Deal.amount,
+            Deal.currency,
+            Deal.stage,
+            Deal.forecast_category,
+            Deal.close_date,
+            Deal.status,
+            Deal.closed_at,
+            Deal.created_at,
+            Deal.close_reason,
+            PostMortem.primary_reason,
+        )
+        .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
+        .where(
+            Deal.owner_id.in_(list(owner_ids)),
+            Deal.is_live(),
+            or_(
+                Deal.status == "open",
+                Deal.closed_at >= closed_since,
+                Deal.created_at >= created_since,
+            ),
+        )
+        .order_by(Deal.id)
+    )
 
 
 class WeeklyRepository:
@@ -60,6 +123,21 @@ class WeeklyRepository:
         )
         return list(self.session.scalars(statement))
 
+    def committed_in(
+        self, *, week: str, owner_ids: Iterable[str], quarter: tuple[dt.date, dt.date]
+    ) -> list[tuple[int, Decimal | None]]:
+        """Return (deal id, amount) of the owners' deals snapshotted in `week` as commit,
+        closing within `quarter`: what the team committed to, filtered in SQL, not loaded.
+        """
+        statement = select(DealSnapshot.deal_id, DealSnapshot.amount).where(
+            DealSnapshot.week == week,
+            DealSnapshot.owner_id.in_(list(owner_ids)),
+            DealSnapshot.forecast_category == "commit",
+            DealSnapshot.close_date >= quarter[0],
+            DealSnapshot.close_date <= quarter[1],
+        )
+        return [(deal_id, amount) for deal_id, amount in self.session.execute(statement)]
+
     def earliest_week_since(self, *, first_week: str, owner_ids: Iterable[str]) -> str | None:
         statement = select(func.min(DealSnapshot.week)).where(
             DealSnapshot.week >= first_week, DealSnapshot.owner_id.in_(list(owner_ids))
@@ -88,23 +166,13 @@ class WeeklyRepository:
 
     def team_deals(
         self, *, owner_ids: Iterable[str], closed_since: dt.datetime, created_since: dt.datetime
-    ) -> list[Deal]:
+    ) -> list[TeamDeal]:
         """Return the owners' open deals, deals closed or created since the given times."""
-        statement = (
-            select(Deal)
-            .where(
-                Deal.owner_id.in_(list(owner_ids)),
-                Deal.is_live(),
-                or_(
-                    Deal.status == "open",
-                    Deal.closed_at >= closed_since,
-                    Deal.created_at >= created_since,
-                ),
-            )
-            .options(selectinload(Deal.post_mortem))
-            .order_by(Deal.id)
+        statement = team_deals_query(
+            owner_ids=owner_ids, closed_since=closed_since, created_since=created_since
         )
-        return list(self.session.scalars(statement))
+        # Plain rows, not ORM Deals: a team's digest reads tens of thousands at a large org.
+        return [TeamDeal(*row) for row in self.session.connection().execute(statement)]
 
     def changes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[DealChange]:
         """Return stage and close-date changes to the owners' deals since `since`."""

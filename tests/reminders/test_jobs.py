@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.jobs_cli import build_scheduler
@@ -63,6 +64,20 @@ def test_chase_dms_each_rep_their_deals_that_need_a_next_step(world: World) -> N
     ]
     assert buttons.count("Log next step") == 2 and buttons.count("Snooze 1 week") == 2
     assert buttons.count("Mark done") == 1  # only Initech has a step to mark done
+
+
+def test_chase_records_every_nudge_when_it_writes_them_in_batches(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch per rep: the stream of facts and the nudge inserts interleave on one session.
+    monkeypatch.setattr("reminders.chase.NUDGES_BATCH", 1)
+    monkeypatch.setattr("storage.facts.FACTS_BATCH", 1)
+    seed(world)
+    assert world.run("chase-next-steps", MONDAY).line() == "sent 2, pending 0, failed 0"
+    with world.database.session() as session:
+        nudged = sorted((n.rep_id, n.deal_id) for n in session.scalars(select(Nudge)))
+    ids = world.deal_ids
+    assert nudged == sorted([(ANA, ids["Initech"]), (ANA, ids["Globex"]), (PIERRE, ids["Airbus"])])
 
 
 def test_one_chase_per_rep_per_day_however_often_it_runs(world: World) -> None:

@@ -368,3 +368,34 @@ def test_deal_service_failed_update_writes_nothing(database: Database) -> None:
         assert deal is not None
         assert (deal.stage, deal.amount) == ("prospecting", Decimal("50000.00"))
         assert session.scalar(select(func.count()).select_from(DealChange)) == len(history_before)
+
+
+# --- streamed facts --------------------------------------------------------------------------
+
+
+def test_streamed_facts_come_grouped_by_owner_across_batches(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Owners interleaved as deals are created; batches of two so rows span several fetches.
+    monkeypatch.setattr("storage.facts.FACTS_BATCH", 2)
+    owners = ["UBEN", "UANA", "UBEN", "UCAL", "UANA", "UBEN", "UCAL"]
+    _add(database, *(_deal(f"Account {i}", owner_id=owner) for i, owner in enumerate(owners)))
+    with database.session() as session:
+        streamed = list(
+            ReminderRepository(session).stream_deal_facts(quarter=QUARTER, owner_ids=set(owners))
+        )
+        listed = ReminderRepository(session).deal_facts(quarter=QUARTER, owner_ids=set(owners))
+    assert streamed == listed
+    assert [f.owner_id for f in streamed] == sorted(owners)  # each owner's deals contiguous
+
+
+@pytest.mark.parametrize("later", ["last_touch_at", "updated_at"])
+def test_last_activity_is_the_later_of_the_last_touch_and_the_last_update(
+    database: Database, later: str
+) -> None:
+    early, late = NOW - dt.timedelta(days=20), NOW - dt.timedelta(days=3)
+    times = {"last_touch_at": early, "updated_at": early, later: late}
+    (deal_id,) = _add(database, _deal("Initech", **times))
+    with database.session() as session:
+        (facts,) = ReminderRepository(session).deal_facts(quarter=QUARTER, deal_ids=[deal_id])
+    assert facts.last_activity_at == late
