@@ -28,6 +28,7 @@ from crm.mapping import TRACKED_FIELDS, map_stages, next_step_of, remote_values,
 from crm.notices import ConflictNotice, CrmNotices, SlackDirectory
 from crm.records import CRM_LABELS, ApiUsage, CrmDeal, CrmFieldChange, CrmOwner, CrmStage, PullBatch
 from domain.clock import Clock
+from domain.deals import tracked_values
 from domain.stages import FORECAST_CATEGORIES, Stage
 from storage.crm import CrmRepository
 from storage.database import Database
@@ -298,7 +299,7 @@ class CrmPuller:
             known.links[remote.id] = link
         deal = known.deals.get(link.deal_id) or session.get(Deal, link.deal_id)
         synced = repository.synced_of(link)
-        before_tracked = _tracked(deal)
+        before_tracked = tracked_values(deal)
         pending: dict[str, list[CrmPush]] = {}
         refused: set[str] = set()
         for push in known.pushes.get(deal.id, []):
@@ -462,7 +463,7 @@ class CrmPuller:
                     source=self.kind,
                 )
             )
-        for name, value in _tracked(deal).items():
+        for name, value in tracked_values(deal).items():
             if value is not None and name not in backfilled:
                 deal.changes.append(
                     DealChange(
@@ -621,7 +622,7 @@ class CrmPuller:
         at: dt.datetime,
     ) -> None:
         """Keep each changed tracked field in history (added by id: no loading the history)."""
-        after = _tracked(deal)
+        after = tracked_values(deal)
         for name, value in after.items():
             if before[name] != value:
                 session.add(
@@ -635,17 +636,6 @@ class CrmPuller:
                         source=self.kind,
                     )
                 )
-
-
-def _tracked(deal: Deal) -> dict[str, str | None]:
-    """Return the fields whose every change history keeps, as `DealService` writes them."""
-    return {
-        "stage": deal.stage,
-        "amount": None if deal.amount is None else f"{deal.amount:.2f} {deal.currency}",
-        "close_date": deal.close_date.isoformat() if deal.close_date else None,
-        "forecast_category": deal.forecast_category,
-        "status": deal.status,
-    }
 
 
 def _readable(value: str | None) -> str | None:

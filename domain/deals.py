@@ -190,7 +190,7 @@ class DealService:
                 setattr(deal, name, getattr(changes, name))
             deals.add(deal)
             self._apply_contacts(deal, changes)
-            for field, value in self._tracked_values(deal).items():
+            for field, value in tracked_values(deal).items():
                 if value is not None:
                     deals.record_change(
                         deal, field=field, old=None, new=value, by=actor.user_id, at=now
@@ -228,7 +228,7 @@ class DealService:
                 # A closed deal's names and owner can still be corrected.
                 closed_too=changes.only_renames_or_reassigns(),
             )
-            before = self._tracked_values(deal)
+            before = tracked_values(deal)
             names_before = _identity_values(deal)
             said_before = _said_values(deal)
             crm_before = _crm_values(deal)
@@ -321,7 +321,7 @@ class DealService:
                 raise InvalidChange(
                     "A lost deal needs a reason.", "/deal lost Initech went with Globex"
                 )
-            before = self._tracked_values(deal)
+            before = tracked_values(deal)
             crm_before = _crm_values(deal)
             closed_steps: list[NextStep] = []
             deal.status = outcome
@@ -1075,17 +1075,6 @@ class DealService:
             }
         return marks
 
-    @staticmethod
-    def _tracked_values(deal: Deal) -> dict[str, str | None]:
-        """Return the fields whose every change is kept, as strings for the history table."""
-        return {
-            "stage": deal.stage,
-            "amount": None if deal.amount is None else f"{deal.amount:.2f} {deal.currency}",
-            "close_date": deal.close_date.isoformat() if deal.close_date else None,
-            "forecast_category": deal.forecast_category,
-            "status": deal.status,
-        }
-
     def _record_changes(
         self,
         deals: DealRepository,
@@ -1096,7 +1085,7 @@ class DealService:
         at: dt.datetime,
     ) -> tuple[FieldChange, ...]:
         """Return the tracked fields that differ from `before`, each kept in the deal's history."""
-        after = self._tracked_values(deal)
+        after = tracked_values(deal)
         changed = tuple(
             FieldChange(field=field, old=before[field], new=after[field])
             for field in after
@@ -1182,6 +1171,21 @@ def _said_values(deal: Deal) -> dict[str, str | None]:
         "economic_buyer": holder("economic_buyer"),
         "champion": holder("champion"),
         **{name: getattr(deal, name) for name in EVIDENCE_FIELDS},
+    }
+
+
+def tracked_values(deal: Deal) -> dict[str, str | None]:
+    """Return the fields whose every change is kept, as strings for the history table.
+
+    One definition for every writer of history: a change made in Slack and one pulled from
+    a CRM compare and store the same strings.
+    """
+    return {
+        "stage": deal.stage,
+        "amount": None if deal.amount is None else f"{deal.amount:.2f} {deal.currency}",
+        "close_date": deal.close_date.isoformat() if deal.close_date else None,
+        "forecast_category": deal.forecast_category,
+        "status": deal.status,
     }
 
 
