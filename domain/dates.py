@@ -264,7 +264,10 @@ def _numeric(shown: str, match: re.Match[str], today: date) -> date:
 
 
 def _next_month_day(month: int, day: int, today: date) -> date | None:
-    """Return the first `month`/`day` on or after `today` (Feb 29 may be years away)."""
+    """Return the first `month`/`day` on or after `today`, None if there is none.
+
+    Feb 29 may be up to eight years away (1896 -> 1904); other days at most one.
+    """
     for year in range(today.year, today.year + 9):
         try:
             candidate = date(year, month, day)
@@ -287,15 +290,10 @@ def _month_day(shown: str, match: re.Match[str], today: date) -> date:
         return _checked(shown, int(match["year"]), month, day)
     if not 1 <= day <= 31:
         raise InvalidDate(f"`{shown}` is not a real date.")
-    # Feb 29 may be up to eight years away (1896 -> 1904); other days at most one.
-    for year in range(today.year, today.year + 9):
-        try:
-            candidate = date(year, month, day)
-        except ValueError:
-            continue
-        if candidate >= today:
-            return candidate
-    raise InvalidDate(f"`{shown}` is not a real date.")
+    found = _next_month_day(month, day, today)
+    if found is None:
+        raise InvalidDate(f"`{shown}` is not a real date.")
+    return found
 
 
 def format_day(day: date, *, today: date | None = None) -> str:

@@ -1085,17 +1085,7 @@ class DealService:
         at: dt.datetime,
     ) -> tuple[FieldChange, ...]:
         """Return the tracked fields that differ from `before`, each kept in the deal's history."""
-        after = tracked_values(deal)
-        changed = tuple(
-            FieldChange(field=field, old=before[field], new=after[field])
-            for field in after
-            if before[field] != after[field]
-        )
-        for change in changed:
-            deals.record_change(
-                deal, field=change.field, old=change.old, new=change.new, by=by, at=at
-            )
-        return changed
+        return _record_differences(deals, deal, before, tracked_values(deal), by=by, at=at)
 
     def _view(
         self, session: Session, deal: Deal, today: dt.date, *, full: bool = False
@@ -1255,7 +1245,19 @@ def _record_identity(
     at: dt.datetime,
 ) -> tuple[FieldChange, ...]:
     """Return the names and owner that differ from `before`, each kept in the history."""
-    after = _identity_values(deal)
+    return _record_differences(deals, deal, before, _identity_values(deal), by=by, at=at)
+
+
+def _record_differences(
+    deals: DealRepository,
+    deal: Deal,
+    before: dict[str, str | None],
+    after: dict[str, str | None],
+    *,
+    by: str,
+    at: dt.datetime,
+) -> tuple[FieldChange, ...]:
+    """Return the fields whose value differs between `before` and `after`, each recorded."""
     changed = tuple(
         FieldChange(field=field, old=before[field], new=after[field])
         for field in after
