@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from domain.clock import Clock
 from domain.stages import Stage
 from storage.crm import CrmRepository
 from storage.database import Database
+from storage.leases import renewing
 from storage.models import CrmLink, CrmPush, CrmStageLink, Deal
 
 # How long a claimed push is ours; a process that dies mid-call frees it after this.
@@ -210,25 +210,15 @@ class CrmPusher:
         if not self.renews_leases:
             yield
             return
-        stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(self.lease.total_seconds() / 3):
-                try:
-                    with self.database.session() as session:
-                        CrmRepository(session).renew_leases(
-                            push_ids, owner=self.owner, lease_until=self.clock.now() + self.lease
-                        )
-                except Exception:
-                    logger.warning("renewing CRM push leases failed", exc_info=True)
+            with self.database.session() as session:
+                CrmRepository(session).renew_leases(
+                    push_ids, owner=self.owner, lease_until=self.clock.now() + self.lease
+                )
 
-        thread = threading.Thread(target=renew, name="dealbot-crm-lease", daemon=True)
-        thread.start()
-        try:
+        with renewing(every=self.lease.total_seconds() / 3, renew=renew, name="dealbot-crm-lease"):
             yield
-        finally:
-            stop.set()
-            thread.join()
 
     def _push_steps(
         self,

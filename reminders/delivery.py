@@ -54,6 +54,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from domain.clock import Clock, SystemClock
 from storage.database import Database
+from storage.leases import renewing
 from storage.outbox import OutboxRepository
 
 logger = logging.getLogger(__name__)
@@ -464,27 +465,19 @@ class Delivery:
         the lease lapses: that is how a dead claim is told from a slow one.
         """
         held = _Held()
-        stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(self.lease.total_seconds() / 3):
-                ids = held.snapshot()
-                try:
-                    with self.database.session() as session:
-                        OutboxRepository(session).renew_leases(
-                            ids, owner=self.owner, lease_until=self.wall_clock.now() + self.lease
-                        )
-                except Exception:
-                    # The database blinked; the next beat tries again well inside the lease.
-                    logger.warning("renewing outbox leases failed", exc_info=True)
+            with self.database.session() as session:
+                OutboxRepository(session).renew_leases(
+                    held.snapshot(),
+                    owner=self.owner,
+                    lease_until=self.wall_clock.now() + self.lease,
+                )
 
-        thread = threading.Thread(target=renew, name="dealbot-outbox-lease", daemon=True)
-        thread.start()
-        try:
+        with renewing(
+            every=self.lease.total_seconds() / 3, renew=renew, name="dealbot-outbox-lease"
+        ):
             yield held
-        finally:
-            stop.set()
-            thread.join()
 
     def _send(self, row: dict[str, Any], *, last_try: bool = True) -> str | _RateLimited:
         """Send one claimed row; return "sent", "pending", "failed" or a 429 to wait out.
