@@ -543,6 +543,11 @@ class CrmPuller:
             if status != deal.status:
                 deal.status = status
                 deal.closed_at = remote.modified_at if status != "open" else None
+                if status != "open":
+                    # As when a rep closes it in Slack: a closed deal has no open next step.
+                    for step in deal.next_steps:
+                        if not step.done:
+                            step.done, step.done_at = True, remote.modified_at
         elif name == "next_step":
             self._set_next_step(session, deal, remote, context, synced)
 

@@ -22,6 +22,7 @@ from crm.records import (
     CrmOwner,
     CrmRateLimited,
     CrmRefused,
+    CrmStage,
     CrmTask,
     CrmUnavailable,
 )
@@ -286,7 +287,6 @@ def test_a_change_in_the_crm_reaches_the_deal_with_its_source(world: World) -> N
 
 def test_a_pull_interrupted_between_batches_resumes_from_the_stored_cursor(world: World) -> None:
     seed(world.crm)  # three deals, two per batch
-    world.crm.fail("pull.batch", *([None] * 0))
     engine = world.engine()
     original = world.crm.pull
 
@@ -467,12 +467,11 @@ def test_a_deal_created_in_slack_is_created_in_the_crm_once(world: World) -> Non
             "next_step": "Send deck",
         }
     ]
-    crm_id = next(iter(k for k in world.crm.records if k.startswith("0060") and k != "006001"))
     with world.database.session() as session:
         link = session.get(CrmLink, made.id)
         assert link is not None and link.crm_id in world.crm.records
     assert [t.subject for t in world.crm.records[link.crm_id].tasks] == ["Send deck"]
-    assert crm_id
+    assert deals.show_deal(Actor(ANA), DealRef(name=None, deal_id=made.id)).not_in_crm == ()
 
 
 # --- conflicts ------------------------------------------------------------------------------
@@ -815,3 +814,53 @@ def test_status_lists_each_crm_stage_with_the_dealbot_stage_it_maps_to(world: Wo
     assert mapped["Proposal/Price Quote"] == "proposal"
     assert mapped["Closed Won"] == "closed_won"
     assert list(mapped) == [s.label for s in SALESFORCE_STAGES]
+
+
+def test_a_deal_won_in_hubspot_is_won_here_from_hubspot_with_its_steps_closed(
+    database: Database,
+) -> None:
+    stages = (
+        CrmStage(
+            "appointmentscheduled",
+            "Appointment Scheduled",
+            Decimal("0.2"),
+            0,
+            False,
+            False,
+            None,
+            "default",
+        ),
+        CrmStage("closedwon", "Closed Won", Decimal(1), 6, True, True, None, "default"),
+    )
+    crm = MemoryCrm(kind="hubspot", stages=stages, owners=OWNERS, now=T0)
+    world = World(database, crm, FixedClock(at=T0), Notices(), Directory())
+    crm.put(
+        opportunity(
+            "9001",
+            title="Pied Piper",
+            account="Pied Piper",
+            owner="005A",
+            stage="appointmentscheduled",
+            modified_at=T0,
+            forecast_category=None,
+            next_step="Send the deck",
+        )
+    )
+    engine = world.engine()
+    engine.run()
+    world.advance(minutes=5)
+    crm.change("9001", stage="closedwon")
+
+    report = engine.run()
+
+    assert report.pulled == 1
+    deals = DealService(
+        database=database, clock=world.clock, default_timezone=ZoneInfo("UTC"), crm="hubspot"
+    )
+    view = deals.show_deal(Actor(ANA), DealRef(name=None, deal_id=world.deal_id("9001")))
+    assert (view.stage, view.status, view.next_step) == ("closed_won", "won", None)
+    assert view.crm_label == "HubSpot"
+    assert [(c.field, c.new_value, c.source) for c in view.history][-2:] == [
+        ("stage", "closed_won", "hubspot"),
+        ("status", "won", "hubspot"),
+    ]
