@@ -91,6 +91,10 @@ class DealFacts(NamedTuple):
     has_close_reason: bool = False
     closed_at: dt.datetime | None = None
     title: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    # The evidence kinds cited for this deal (`domain.evidence.EVIDENCE_KINDS`).
+    cited: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

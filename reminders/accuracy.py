@@ -38,6 +38,7 @@ class TeamScope:
     zone: ZoneInfo
     reps: tuple[str, ...]
     managers: tuple[str, ...]
+    currency: str  # the team's reporting currency
 
     def today(self, now: dt.datetime) -> dt.date:
         return now.astimezone(self.zone).date()
@@ -54,6 +55,7 @@ def teams_in_scope(context: JobContext) -> list[TeamScope]:
                 zone=ZoneInfo(team.timezone),
                 reps=tuple(m.user_id for m in team.members if m.role == "rep"),
                 managers=tuple(m.user_id for m in team.members if m.role == "manager"),
+                currency=team.currency or context.settings.dealbot_currency,
             )
             for team in teams
             if context.covers(team.timezone)

@@ -12,10 +12,12 @@ from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from domain.checks import DealFacts
+from domain.evidence import EVIDENCE_BITS, cited_kinds
 from storage.models import (
     Contact,
     Deal,
     DealChange,
+    DealEvidence,
     NextStep,
     PostMortem,
     Team,
@@ -100,6 +102,25 @@ def _deal_facts_statement(
         .group_by(DealChange.deal_id)
         .subquery()
     )
+    # Each kind cited at least once, as one bit: the sum over distinct (deal, kind) pairs.
+    kinds = (
+        select(DealEvidence.deal_id.label("deal_id"), DealEvidence.field.label("field"))
+        .where(_within(DealEvidence.deal_id, in_scope))
+        .distinct()
+        .subquery()
+    )
+    cited = (
+        select(
+            kinds.c.deal_id.label("deal_id"),
+            func.sum(
+                case(
+                    *((kinds.c.field == kind, bit) for kind, bit in EVIDENCE_BITS.items()), else_=0
+                )
+            ).label("cited"),
+        )
+        .group_by(kinds.c.deal_id)
+        .subquery()
+    )
     wanted = Deal.status == "open"
     if with_closed:
         closed_since = bindparam("closed_since", type_=UTCDateTime())
@@ -115,6 +136,7 @@ def _deal_facts_statement(
             Deal.status,
             Deal.forecast_category,
             Deal.amount,
+            Deal.currency,
             Deal.close_date,
             # The later of the two, in SQL: one timestamp per row to convert, not two.
             case(
@@ -136,11 +158,13 @@ def _deal_facts_statement(
             pushes.c.pushes,
             pushes.c.pushed_out,
             PostMortem.id.label("post_mortem_id"),
+            cited.c.cited,
         )
         .outerjoin(steps, steps.c.deal_id == Deal.id)
         .outerjoin(contacts, contacts.c.deal_id == Deal.id)
         .outerjoin(pushes, pushes.c.deal_id == Deal.id)
         .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
+        .outerjoin(cited, cited.c.deal_id == Deal.id)
         .where(wanted)
         .order_by(Deal.owner_id, Deal.close_date.is_(None), Deal.close_date, Deal.id)
     )
@@ -161,7 +185,6 @@ def _deal_facts_statement(
         statement = (
             # ListedDeal's columns after the amount, in its order.
             statement.add_columns(
-                Deal.currency,
                 NextStep.id.label("step_id"),
                 NextStep.what.label("step_what"),
                 NextStep.owner_id.label("step_owner_id"),
@@ -298,7 +321,11 @@ class ReminderRepository:
         parameters["owner_ids"] = list(owner_ids)
         # One rep's deals: fetched at once (one driver call, not one per row).
         rows = self.session.connection().execute(statement, parameters).fetchall()
-        return [ListedDeal(_facts_of(row), row[_AMOUNT], *row[_LISTED_COLUMNS:]) for row in rows]
+        return [
+            ListedDeal(facts, facts.amount, facts.currency, *row[_LISTED_COLUMNS:])
+            for row in rows
+            for facts in (_facts_of(row),)
+        ]
 
 
 class ListedDeal(NamedTuple):
@@ -313,10 +340,9 @@ class ListedDeal(NamedTuple):
     step_due_date: dt.date | None
 
 
-# A listed row ends with ListedDeal's columns after the amount, which the facts only flag.
-_LISTED_COLUMNS = 2 - len(ListedDeal._fields)
-# Where the facts statement has the deal's amount (see _facts_of).
-_AMOUNT = 7
+# A listed row ends with ListedDeal's columns after the currency (the facts carry amount and
+# currency).
+_LISTED_COLUMNS = 3 - len(ListedDeal._fields)
 
 
 def _facts_parameters(
@@ -349,6 +375,7 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         status,
         forecast_category,
         amount,
+        currency,
         close_date,
         last_activity_at,
         stage_entered_at,
@@ -366,6 +393,7 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         pushes,
         pushed_out,
         post_mortem_id,
+        cited,
         *_listed,
     ) = row
     return DealFacts(
@@ -394,4 +422,7 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         bool(close_reason),  # has_close_reason
         closed_at,
         title,
+        amount,
+        currency,
+        cited_kinds(cited),
     )

@@ -103,6 +103,8 @@ class Team(Base):
     name_key: Mapped[str] = mapped_column(String(80), unique=True)
     channel_id: Mapped[str] = mapped_column(SLACK_ID)
     timezone: Mapped[str] = mapped_column(String(64))
+    # The currency the team's figures are reported in; None: DEALBOT_CURRENCY.
+    currency: Mapped[str | None] = mapped_column(String(3))
     created_by: Mapped[str] = mapped_column(SLACK_ID)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -287,6 +289,50 @@ class DealChange(Base):
     deal: Mapped[Deal] = relationship(back_populates="changes")
 
 
+class DealEvidence(Base):
+    """Where a qualification field's answer came from: a Slack message or a Gmail message.
+
+    `field` is one of `domain.evidence.EVIDENCE_KINDS`; a field may be cited more than once
+    (the latest citation is the one shown).
+    """
+
+    __tablename__ = "deal_evidence"
+    __table_args__ = (
+        CheckConstraint(
+            "field IN ('eb', 'criteria', 'process', 'paper', 'champion', 'metrics')", name="field"
+        ),
+        CheckConstraint("source IN ('slack', 'gmail')", name="source"),
+        Index("ix_deal_evidence_deal_field", "deal_id", "field"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(8))
+    # A Slack message permalink, or a Gmail message id.
+    reference: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    cited_by: Mapped[str] = mapped_column(SLACK_ID)
+    cited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FxRate(Base):
+    """How much of DEALBOT_CURRENCY one unit of `currency` is worth from `effective_on` on."""
+
+    __tablename__ = "fx_rates"
+    __table_args__ = (
+        UniqueConstraint("currency", "effective_on", name="uq_fx_rates_currency_day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    effective_on: Mapped[dt.date] = mapped_column(Date)
+    rate: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    # A Slack user id, or "cli:<who>" when set from the command line.
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class PostMortem(Base):
     __tablename__ = "post_mortems"
     __table_args__ = (CheckConstraint("outcome IN ('won', 'lost')", name="outcome"),)
@@ -308,6 +354,8 @@ __all__ = [
     "Contact",
     "Deal",
     "DealChange",
+    "DealEvidence",
+    "FxRate",
     "NextStep",
     "PostMortem",
     "Quota",
