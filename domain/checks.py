@@ -95,6 +95,8 @@ class DealFacts(NamedTuple):
     currency: str | None = None
     # The evidence kinds cited for this deal (`domain.evidence.EVIDENCE_KINDS`).
     cited: frozenset[str] = frozenset()
+    # `<team name key>:<stage key>` on a team with its own stages (see Deal.team_stage).
+    team_stage: str | None = None
 
     @property
     def name(self) -> str:

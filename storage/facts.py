@@ -159,6 +159,7 @@ def _deal_facts_statement(
             pushes.c.pushed_out,
             PostMortem.id.label("post_mortem_id"),
             cited.c.cited,
+            Deal.team_stage,
         )
         .outerjoin(steps, steps.c.deal_id == Deal.id)
         .outerjoin(contacts, contacts.c.deal_id == Deal.id)
@@ -394,6 +395,7 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         pushed_out,
         post_mortem_id,
         cited,
+        team_stage,
         *_listed,
     ) = row
     return DealFacts(
@@ -425,4 +427,5 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         amount,
         currency,
         cited_kinds(cited),
+        team_stage,
     )
