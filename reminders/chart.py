@@ -8,16 +8,27 @@ like) is used as a fallback for them; with none, each character no font can draw
 as "?" and the chart says so, rather than a row of empty boxes and a log full of warnings.
 The bytes are the same for the same input (no timestamp or version in the PNG), so a chart
 can be snapshot-tested and a resend is the same file.
+
+matplotlib keeps a font cache (and reads a matplotlibrc) in $HOME unless MPLCONFIGDIR says
+otherwise: a server's $HOME may be read-only, and a user's matplotlibrc would change the
+chart. So, unless the operator set MPLCONFIGDIR, it points at a dealbot folder in the temp
+directory before matplotlib is first imported.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import Final
+
+os.environ.setdefault(
+    "MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), f"dealbot-matplotlib-{os.getuid()}")
+)
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import warnings
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
@@ -218,3 +222,29 @@ def test_the_stage_bar_chart_is_drawn_by_matplotlib_too() -> None:
     )
     width, height = decoded(png)
     assert width == 720 and height > 100
+
+
+def test_matplotlib_writes_nothing_into_home(tmp_path: Path) -> None:
+    """A server's $HOME may be read-only: the font cache goes to a dealbot temp folder."""
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MPL", "XDG_")) and key not in ("HOME", "TMPDIR")
+    }
+    env |= {"HOME": str(home), "TMPDIR": str(temp)}
+    script = (
+        "from decimal import Decimal\n"
+        "from reminders.chart import ChartRep, forecast_chart\n"
+        "rep = ChartRep('Zoë', Decimal(1), Decimal(2), Decimal(3), Decimal(4), None)\n"
+        "png = forecast_chart(title='t', currency='USD', reps=[rep], trend=[])\n"
+        "assert png.startswith(b'\\x89PNG')\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=Path(__file__).parents[2], check=True
+    )
+    assert list(home.iterdir()) == []
+    (cache,) = temp.glob("dealbot-matplotlib-*")
+    assert list(cache.glob("fontlist-*.json"))
