@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -39,9 +39,17 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from domain.forecast import RollUp
 from domain.money import Money, format_money_short
 
-__all__ = ["ChartRep", "ChartWeek", "bar_chart", "forecast_chart", "forecast_figure"]
+__all__ = [
+    "ChartRep",
+    "ChartWeek",
+    "bar_chart",
+    "chart_reps",
+    "forecast_chart",
+    "forecast_figure",
+]
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,24 @@ FALLBACK_FONTS: Final = (
     "Droid Sans Fallback",
 )
 UNDRAWABLE: Final = "?"
+
+
+def chart_reps(roll_up: RollUp, names: Mapping[str, str]) -> list[ChartRep]:
+    """Return the roll-up's reps as the chart draws them, named by `names` (rep id → name).
+
+    A rep missing from `names` is shown by their Slack id rather than left out.
+    """
+    return [
+        ChartRep(
+            name=names.get(rep.rep_id or "", rep.rep_id or "?"),
+            won=rep.won.amount,
+            commit=rep.commit.amount,
+            best_case=rep.best_case.amount,
+            pipeline=rep.pipeline.amount,
+            quota=None if rep.quota is None else rep.quota.amount,
+        )
+        for rep in roll_up.reps
+    ]
 
 
 def forecast_chart(

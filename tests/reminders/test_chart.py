@@ -15,11 +15,14 @@ import pytest
 from matplotlib.image import imread
 
 import reminders.chart as chart
+from domain.forecast import RepForecast, RollUp
+from domain.money import Money
 from reminders.chart import (
     MAX_REPS,
     ChartRep,
     ChartWeek,
     bar_chart,
+    chart_reps,
     forecast_chart,
     forecast_figure,
 )
@@ -248,3 +251,37 @@ def test_matplotlib_writes_nothing_into_home(tmp_path: Path) -> None:
     assert list(home.iterdir()) == []
     (cache,) = temp.glob("dealbot-matplotlib-*")
     assert list(cache.glob("fontlist-*.json"))
+
+
+def forecast(rep_id: str | None, won: int, quota: int | None) -> RepForecast:
+    def usd(amount: int) -> Money:
+        return Money(Decimal(amount), "USD")
+
+    return RepForecast(
+        rep_id=rep_id,
+        won=usd(won),
+        commit=usd(2 * won),
+        best_case=usd(3 * won),
+        pipeline=usd(4 * won),
+        quota=None if quota is None else usd(quota),
+        attainment=None,
+        coverage=None,
+        at_risk=usd(0),
+        at_risk_deals=(),
+    )
+
+
+def test_a_roll_ups_reps_become_chart_reps_named_and_none_left_out() -> None:
+    roll_up = RollUp(
+        team_name="Enterprise",
+        period="2026-Q4",
+        currency="USD",
+        reps=(forecast("U0ZOE", 10, 100), forecast("U0NEW", 1, None)),
+        team=forecast(None, 11, 100),
+        excluded=(),
+        rates_used=(),
+    )
+    assert chart_reps(roll_up, {"U0ZOE": "Zoë Müller"}) == [
+        rep("Zoë Müller", 10, 20, 30, 40, quota=100),
+        rep("U0NEW", 1, 2, 3, 4),
+    ]
