@@ -222,6 +222,8 @@ def bar_chart(
             parse_math=False,
         )
     axes.set_xticks([])
+    # Room on the right for the value written after the longest bar.
+    axes.set_xlim(0, max([value for _, value, _ in rows] + [0.0]) * 1.15 or 1)
     axes.spines[["top", "right", "bottom"]].set_visible(False)
     axes.set_title(
         _drawable(title, fonts), loc="left", family=fonts, parse_math=False, weight="bold"
