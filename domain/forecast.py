@@ -135,3 +135,7 @@ class LearnedThresholds:
     stalled_days: tuple[tuple[str, int], ...]
     # segment label -> (win rate, average days to close)
     by_segment: tuple[tuple[str, Decimal | None, int | None], ...] = ()
+    # open stage -> (win rate of the deals that reached it, average days won deals spent in it)
+    by_stage: tuple[tuple[str, Decimal | None, int | None], ...] = ()
+    # How many of the deals counted have their post-mortem in (how much the figures rest on).
+    post_mortems: int = 0

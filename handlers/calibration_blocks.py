@@ -1,10 +1,17 @@
-"""Block Kit for the monthly calibration DM: how a rep's calls turned out, and the trend."""
+"""Block Kit for the monthly calibration DM, and the lines the digest shows managers.
+
+The DM (`rep_calibration`) is the rep's own: how their calls turned out, and the trend. The
+digest's author places `calibration_lines` (each rep's calls, for their manager) and
+`learned_lines` (the figures learned thresholds came from) in the manager digest.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from domain.forecast import RepCalibration
+from domain.forecast import LearnedThresholds, RepCalibration
+from domain.stages import DEFAULT_STAGES
 from handlers.blocks import Reply, _context, _section
 
 # Said once under the figures, so a rep knows which date they are measured against.
@@ -43,7 +50,9 @@ def _trend(now: Decimal, before: Decimal | None) -> str:
     return ", as before"
 
 
-def _figures(calibration: RepCalibration, *, trend: RepCalibration | None) -> list[str]:
+def _figures(
+    calibration: RepCalibration, *, trend: RepCalibration | None, called_by: str = "you called"
+) -> list[str]:
     """Return the hit rate, the slip and commit → won, as the phrases of one line."""
     parts: list[str] = []
     if calibration.close_date_hit_rate is None:
@@ -52,7 +61,7 @@ def _figures(calibration: RepCalibration, *, trend: RepCalibration | None) -> li
     else:
         before = trend.close_date_hit_rate if trend is not None else None
         parts.append(
-            f"{calibration.on_time} of {calibration.called} closed by the date you called "
+            f"{calibration.on_time} of {calibration.called} closed by the date {called_by} "
             f"({_percent(calibration.close_date_hit_rate)}"
             f"{_trend(calibration.close_date_hit_rate, before)})"
         )
@@ -77,3 +86,53 @@ def rep_calibration(calibration: RepCalibration) -> Reply:
         )
     blocks.append(_context(HOW_IT_IS_COUNTED))
     return Reply(text=text, blocks=tuple(blocks))
+
+
+def calibration_lines(figures: Mapping[str, RepCalibration], reps: Sequence[str]) -> list[str]:
+    """Return one line per rep of `reps` with figures: their calls, for their manager."""
+    return [
+        f"<@{rep}> "
+        + " · ".join(_figures(figures[rep], trend=figures[rep].previous, called_by="called"))
+        for rep in reps
+        if rep in figures
+    ]
+
+
+_STAGE_LABELS = {stage.key: stage.label for stage in DEFAULT_STAGES}
+
+
+def _won(rate: Decimal | None) -> str:
+    return "—" if rate is None else f"{_percent(rate)} won"
+
+
+def learned_lines(learned: LearnedThresholds, *, applied: bool) -> list[str]:
+    """Return the figures closed deals gave, and the stage limits they set when `applied`."""
+    if not learned.deals_counted:
+        return ["No deal closed in the last 4 quarters: nothing to learn thresholds from yet."]
+    noun = "deal" if learned.deals_counted == 1 else "deals"
+    head = f"From {learned.deals_counted} {noun} closed in the last 4 quarters"
+    head += f" ({learned.post_mortems} with a post-mortem): win rate "
+    head += "—" if learned.win_rate is None else _percent(learned.win_rate)
+    if learned.required_coverage is not None:
+        head += f", so coverage needed {learned.required_coverage}×"
+    lines = [head]
+    segments = [
+        f"{label} {_won(rate)}" + (f", {days} days to close" if days is not None else "")
+        for label, rate, days in learned.by_segment
+    ]
+    if segments:
+        lines.append("By size: " + " · ".join(segments))
+    stages = [
+        f"{_STAGE_LABELS.get(stage, stage)} {_won(rate)}"
+        + (f", {days} days there" if days is not None else "")
+        for stage, rate, days in learned.by_stage
+    ]
+    if stages:
+        lines.append("By stage reached: " + " · ".join(stages))
+    if learned.stalled_days:
+        limits = " · ".join(
+            f"{_STAGE_LABELS.get(stage, stage)} {days} days" for stage, days in learned.stalled_days
+        )
+        said = "Stalled-in-stage limits" if applied else "Stalled-in-stage limits if learned"
+        lines.append(f"{said} (80% of won deals were out by then): {limits}")
+    return lines

@@ -13,7 +13,8 @@ The monthly job DMs each rep their own figures, privately; a rep with nothing cl
 window gets nothing.
 
 Learned thresholds (`learned_thresholds`), over a team's deals closed in the last four
-quarters: win rate overall and per deal-size segment, average days to close per segment,
+quarters: win rate overall, per deal-size segment and per stage reached, average days to
+close per segment and days spent per stage, how many have their post-mortem in,
 the coverage that win rate needs (1 ÷ win rate), and per open stage the days won deals spent
 there (80th percentile, from at least `MIN_WON_FOR_STAGE` won deals), which replaces
 STALLED_IN_STAGE's limit for a team whose checks file says `thresholds: learned`.
@@ -282,10 +283,21 @@ def learn_thresholds(
                 _average_days([days_to_close(d) for d in won_here]),
             )
         )
-    stage_days: dict[str, list[int]] = defaultdict(list)
-    for deal in won:
+    stage_days: dict[str, list[int]] = defaultdict(list)  # won deals' days, per stage
+    reached: dict[str, list[ClosedDeal]] = defaultdict(list)
+    for deal in deals:
         for stage, days in _days_in_stages(deal, zone).items():
-            stage_days[stage].append(days)
+            reached[stage].append(deal)
+            if deal.status == "won":
+                stage_days[stage].append(days)
+    by_stage = tuple(
+        (
+            stage,
+            _ratio(sum(d.status == "won" for d in reached[stage]), len(reached[stage])),
+            _average_days(stage_days.get(stage, [])),
+        )
+        for stage in sorted(reached, key=_OPEN_STAGE_ORDER.__getitem__)
+    )
     stalled = tuple(
         (stage, percentile(days, STALLED_PERCENTILE))
         for stage, days in sorted(stage_days.items(), key=lambda item: _OPEN_STAGE_ORDER[item[0]])
@@ -298,6 +310,8 @@ def learn_thresholds(
         required_coverage=_ratio(len(deals), len(won)),
         stalled_days=stalled,
         by_segment=tuple(by_segment),
+        by_stage=by_stage,
+        post_mortems=sum(d.has_post_mortem for d in deals),
     )
 
 

@@ -6,8 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from domain.forecast import RepCalibration
-from handlers.calibration_blocks import HOW_IT_IS_COUNTED, rep_calibration
+from domain.forecast import LearnedThresholds, RepCalibration
+from handlers.calibration_blocks import (
+    HOW_IT_IS_COUNTED,
+    calibration_lines,
+    learned_lines,
+    rep_calibration,
+)
 
 
 def calibration(
@@ -100,3 +105,48 @@ def test_the_trend_the_slip_and_the_missing_figures_are_worded(
     )
     assert said in reply.text
     assert len(reply.block_dicts()) == (3 if previous else 2)
+
+
+def test_the_manager_sees_each_reps_calls_in_the_order_given() -> None:
+    figures = {
+        "U0BEN": calibration(on_time=1, called=4, slip="20", commit=None),
+        "U0ANA": calibration(on_time=3, called=4, slip="-1", commit="0.5"),
+    }
+    assert calibration_lines(figures, ["U0ANA", "U0CARL", "U0BEN"]) == [
+        "<@U0ANA> 3 of 4 closed by the date called (75%) · on average 1 day early · "
+        "commit → won 50%",
+        "<@U0BEN> 1 of 4 closed by the date called (25%) · on average 20 days late",
+    ]
+
+
+def test_the_digest_shows_the_figures_learned_thresholds_came_from() -> None:
+    learned = LearnedThresholds(
+        deals_counted=10,
+        win_rate=Decimal("0.60"),
+        required_coverage=Decimal("1.67"),
+        stalled_days=(("discovery", 12), ("proposal", 40)),
+        by_segment=(
+            ("< 25k", Decimal("0.50"), 30),
+            ("25k–100k", Decimal("0.75"), 50),
+            ("≥ 100k", None, None),
+        ),
+        by_stage=(("discovery", Decimal("0.60"), 10), ("demo", Decimal("0.80"), None)),
+        post_mortems=2,
+    )
+    assert learned_lines(learned, applied=True) == [
+        "From 10 deals closed in the last 4 quarters (2 with a post-mortem): win rate 60%, "
+        "so coverage needed 1.67×",
+        "By size: < 25k 50% won, 30 days to close · 25k–100k 75% won, 50 days to close · ≥ 100k —",
+        "By stage reached: Discovery 60% won, 10 days there · Demo 80% won",
+        "Stalled-in-stage limits (80% of won deals were out by then): Discovery 12 days · "
+        "Proposal 40 days",
+    ]
+    assert learned_lines(learned, applied=False)[-1].startswith(
+        "Stalled-in-stage limits if learned"
+    )
+    nothing = LearnedThresholds(
+        deals_counted=0, win_rate=None, required_coverage=None, stalled_days=()
+    )
+    assert learned_lines(nothing, applied=True) == [
+        "No deal closed in the last 4 quarters: nothing to learn thresholds from yet."
+    ]

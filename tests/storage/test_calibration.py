@@ -309,6 +309,7 @@ def seed_learning(session: Session) -> None:
             created=start,
             closed=entered + dt.timedelta(days=proposal),
             changes=tuple(moves),
+            post_mortem=account in ("W1", "L1"),
         )
     # Outside the last four quarters: not learned from.
     add_deal(session, "Old", created=at(2025, 3, 1), closed=at(2025, 3, 2))
@@ -335,6 +336,14 @@ def test_learned_thresholds_match_the_hand_computation(database: Database) -> No
     # Discovery, six won: 3 5 8 10 12 20, the 5th of 6 (80%) is 12. Proposal: 8 15 20 40 40
     # 70 → 40. Demo: four won deals only, so its limit stays the file's.
     assert learned.stalled_days == (("discovery", 12), ("proposal", 40))
+    # Every deal reached discovery and proposal; W1–W4 and L2 reached demo. Days: the won
+    # deals' average there, 58 ÷ 6, 40 ÷ 4 and 193 ÷ 6.
+    assert learned.by_stage == (
+        ("discovery", Decimal("0.60"), 10),
+        ("demo", Decimal("0.80"), 10),
+        ("proposal", Decimal("0.60"), 32),
+    )
+    assert learned.post_mortems == 2  # W1, L1
 
 
 def test_a_team_that_opts_in_checks_stalled_deals_against_the_learned_limits(
