@@ -342,6 +342,28 @@ def checks_in_effect(config: ChecksConfig, learned: LearnedThresholds) -> Checks
     return config.with_stage_limits(dict(learned.stalled_days))
 
 
+def checks_for_team(
+    session: Session,
+    config: ChecksConfig,
+    *,
+    rep_ids: Iterable[str],
+    zone: ZoneInfo,
+    today: dt.date,
+    currency: str,
+    rates: RateBook,
+) -> tuple[ChecksConfig, LearnedThresholds | None]:
+    """Return the checks a team's deals are held to, and the learned figures behind them.
+
+    With `thresholds: fixed` nothing is read (None): the file's limits stand.
+    """
+    if config.thresholds != "learned":
+        return config, None
+    learned = learned_thresholds(
+        session, rep_ids=rep_ids, zone=zone, today=today, currency=currency, rates=rates
+    )
+    return checks_in_effect(config, learned), learned
+
+
 # --- the monthly DM --------------------------------------------------------------------------
 
 

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from domain.checks import bundled_checks, parse_checks
+from domain.checks import ChecksConfig, bundled_checks, parse_checks
+from domain.forecast import LearnedThresholds
 from domain.fx import Rate, RateBook
 from reminders.calibration import (
+    checks_for_team,
     checks_in_effect,
     learned_thresholds,
     rep_calibration,
@@ -370,3 +372,24 @@ def test_a_team_that_opts_in_checks_stalled_deals_against_the_learned_limits(
     )
     fixed = checks_in_effect(bundled_checks(), learned)
     assert fixed.limit("STALLED_IN_STAGE", "max_days", "discovery") == 30
+
+
+def test_a_team_on_fixed_thresholds_reads_nothing_and_keeps_the_files_limits(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        seed_learning(session)
+
+    def checks_of(session: Session, config: ChecksConfig) -> tuple[ChecksConfig, object]:
+        return checks_for_team(
+            session, config, rep_ids=[ANA], zone=NY, today=TODAY, currency="USD", rates=RATES
+        )
+
+    opted_in = parse_checks("version: 1\nchecks: {}\nthresholds: learned\n")
+    with database.session() as session:
+        fixed, nothing = checks_of(session, bundled_checks())
+        learned_config, learned = checks_of(session, opted_in)
+    assert nothing is None and fixed is bundled_checks()
+    assert isinstance(learned, LearnedThresholds)
+    assert learned.stalled_days == (("discovery", 12), ("proposal", 40))
+    assert learned_config.limit("STALLED_IN_STAGE", "max_days", "discovery") == 12
