@@ -378,10 +378,11 @@ def plan_calibration(context: JobContext) -> Iterator[OutgoingMessage]:
     Reps are the owners of deals closed in the window (on a team or not), timed by their own
     zone; the quarters are their team's (else their own zone's).
     """
-    earliest = _local_midnight(
-        calibration_windows(context.now.date())[1] - dt.timedelta(days=1), ZoneInfo("UTC")
+    # A day early: the window starts at midnight of each team's zone, not of UTC.
+    window_start = calibration_windows(context.now.date())[1] - dt.timedelta(days=1)
+    owners = context.owners_in_scope(
+        closed_since=dt.datetime.combine(window_start, dt.time(), dt.UTC)
     )
-    owners = context.owners_in_scope(closed_since=earliest)
     if not owners:
         return
     with context.database.session() as session:
