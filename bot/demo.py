@@ -73,7 +73,8 @@ INTRO = """dealbot demo — a seeded pipeline, offline. Type slash commands as y
 Console commands: :as <ana|ben|chloe|maria> (who you are), :home (App Home), :quit
 Buttons and form fields are numbered: :click 2 presses button 2, :fill fills in the open form
   field by field (Enter keeps the value shown) and submits it
-Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest)
+Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest,
+  rep-calibration)
 Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
   :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/, and the
   manager-digest's chart is saved there as a .png
