@@ -249,7 +249,8 @@ def _totals(totals: dict[str, Decimal]) -> str:
 
 
 def _check_labels(check_ids: Iterable[str]) -> str:
-    return ", ".join(messages.check_label(c) for c in check_ids)
+    """Return the short labels of the checks a deal fails: "single-threaded · no amount"."""
+    return " · ".join(messages.check_label(c) for c in check_ids)
 
 
 def _step_line(step: NextStepView, today: dt.date) -> str:
@@ -276,7 +277,7 @@ def deal_line(deal: DealView, today: dt.date, *, with_owner: bool = False) -> st
     if deal.next_step is not None:
         line += f"\n      next: {_step_line(deal.next_step, today)}"
     if deal.attention:
-        line += "\n      :warning: " + _check_labels(deal.attention)
+        line += "\n      ⚠ " + _check_labels(deal.attention)
     return line
 
 
@@ -397,7 +398,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     if crm.unshown:
         blocks.append(_context(crm.unshown))
     if deal.attention:
-        blocks.append(_context(f":warning: Needs attention: {_check_labels(deal.attention)}"))
+        blocks.append(_context(f"⚠ {_check_labels(deal.attention)}"))
     if deal.post_mortem is not None:
         pm = deal.post_mortem
         lines = [f"*Post-mortem ({pm.outcome}):* {escape(pm.primary_reason)}"]

@@ -162,6 +162,7 @@ class JobMessages(Protocol):
         team_score: Decimal | None,
         reps: Sequence[RepAccuracy],
         top_checks: Sequence[tuple[str, int]],
+        currency: str = "USD",
     ) -> RenderedMessage: ...
 
     def manager_digest(self, digest: Digest) -> RenderedMessage: ...
