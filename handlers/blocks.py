@@ -277,7 +277,7 @@ def deal_line(deal: DealView, today: dt.date, *, with_owner: bool = False) -> st
     if deal.next_step is not None:
         line += f"\n      next: {_step_line(deal.next_step, today)}"
     if deal.attention:
-        line += "\n      ⚠ " + _check_labels(deal.attention)
+        line += "\n      :warning: " + _check_labels(deal.attention)
     return line
 
 
@@ -398,7 +398,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     if crm.unshown:
         blocks.append(_context(crm.unshown))
     if deal.attention:
-        blocks.append(_context(f"⚠ {_check_labels(deal.attention)}"))
+        blocks.append(_context(f":warning: {_check_labels(deal.attention)}"))
     if deal.post_mortem is not None:
         pm = deal.post_mortem
         lines = [f"*Post-mortem ({pm.outcome}):* {escape(pm.primary_reason)}"]
