@@ -64,9 +64,7 @@ def test_card_pipeline_home_and_weekly_post_name_the_same_failing_checks(
     )
     expected = ":warning: " + " · ".join(failing)
     assert _warning_lines(card.all_text) == [expected]
-    initech_line = [
-        line for line in pipeline.all_text.split("\n*") if line.startswith("Initech")
-    ]
+    initech_line = [line for line in pipeline.all_text.split("\n*") if line.startswith("Initech")]
     assert expected in _warning_lines(initech_line[0])
     assert expected in _warning_lines(home)
     # The post names the deal, its amount, each failing check and its fix.
