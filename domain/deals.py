@@ -754,11 +754,13 @@ class DealService:
                         "stage_label": team.label,
                         "probability": team.probability,
                     }
+        urgent = frozenset(config.attention)
         return tuple(
             replace(view, **marks[view.id]) if view.id in marks else view
             for view in (
-                self._listed_view(deal, attention=fired_checks(deal.facts, today, config))
+                self._listed_view(deal, attention=fired, urgent=not urgent.isdisjoint(fired))
                 for deal in listed
+                for fired in (fired_checks(deal.facts, today, config),)
             )
         )
 
@@ -849,7 +851,9 @@ class DealService:
         config = default_checks()
         return fired_checks(facts[0], today, config) if facts else ()
 
-    def _listed_view(self, deal: ListedDeal, *, attention: tuple[str, ...]) -> DealView:
+    def _listed_view(
+        self, deal: ListedDeal, *, attention: tuple[str, ...], urgent: bool
+    ) -> DealView:
         """Return a deal as lists show it: the headline fields and the current next step."""
         facts = deal.facts
         stage = self.stages.get(facts.stage)
@@ -876,6 +880,7 @@ class DealService:
             status=facts.status,
             next_step=step,
             attention=attention,
+            urgent=urgent,
         )
 
     def _refuse_duplicate(

@@ -922,7 +922,7 @@ def home_view(home: HomeView) -> View:
         blocks.extend(
             _sections(deal_line(d, today) for d in home.open_deals[:PIPELINE_DEALS_SHOWN])
         )
-        attention = [d for d in home.open_deals if d.attention]
+        attention = [d for d in home.open_deals if d.needs_attention]
         if attention:
             blocks.append(_divider())
             blocks.append(_section(f"*Needs attention ({len(attention)})*"))

@@ -83,3 +83,15 @@ def test_card_pipeline_home_and_weekly_post_name_the_same_failing_checks(
         "• *Hooli* $25k: single-threaded → add a second contact; "
         "stage exit criteria unmet → fill in what the stage's exit criteria ask"
     ) in post
+
+    # "Needs attention" lists the deals failing a check of the file's `attention:` list
+    # (Initech: no dated next step), each with every check it fails; Hooli fails none of
+    # those, so it is flagged on its line only.
+    needs = pipeline.all_text.split("Needs attention")[1]
+    assert "• *Initech*: " + expected.removeprefix(":warning: ") in needs
+    assert "Hooli" not in needs
+    # App Home's score is the post's, weighted by amount. By hand: 13 open-deal checks on;
+    # Initech ($250k) passes 9, Hooli ($25k) 11: (250,000×9 + 25,000×11) / (275,000×13)
+    # = 2,525,000 / 3,575,000 = 70.6% (counted plainly, 20 of 26 would be 77%).
+    assert "Accuracy score: *71%*" in home
+    assert "<@U0ANA> *71%* over 2 open deal(s)" in post
