@@ -645,8 +645,9 @@ class ScoreTally:
     amount in the reporting `currency` (converted by `rates` at its close date), so a $250k
     commit failing counts ten times a $25k prospect. A deal without an amount, or whose
     currency has no rate, weighs as the median converted amount of the rep's open deals
-    (1 when none of them has one). `passed` and `checked` are therefore money-weighted
-    points, not counts; the score is their ratio.
+    (1 when none of them has one); a deal entered at 0 weighs 0, as its amount says.
+    `passed` and `checked` are therefore money-weighted points, not counts; the score is
+    their ratio.
 
     The facts must come grouped by owner (`stream_deal_facts` sorts by owner): a rep's
     median needs their open deals' weights, which are held only while that rep's deals

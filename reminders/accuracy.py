@@ -132,8 +132,7 @@ def scores_by_team(
 
 def stored_score(score: RepScore) -> tuple[int, int]:
     """Return (passed, checked) as `accuracy_scores` keeps a weighted score (see the top)."""
-    value = score.score if score.checked else None
-    if value is None:
+    if not score.checked:
         return 0, 0  # nothing checked: no score to compare next week
     parts = (score.passed / score.checked * WEIGHTED_SCALE).to_integral_value()
     return int(parts), -WEIGHTED_SCALE
