@@ -161,6 +161,7 @@ def confirmation(text: str) -> Reply:
     return Reply(text=text, blocks=(_section(text),))
 
 
+_PERCENT = Decimal("0.01")
 # Blocks the post may use before its footer: Slack takes 50 in a message.
 _POST_BLOCKS = 49
 # A deal name in the post is cut here, so three deals and their fixes fit a rep's lines.
@@ -199,8 +200,11 @@ def _rep_lines(rep: RepAccuracy) -> str:
             f"\n      Commit claimed *{format_money(rep.commit_claimed)}* · evidenced "
             f"*{format_money(rep.commit_evidenced)}*"
         )
+        claimed = rep.commit_claimed.amount
+        if claimed > 0:
+            line += f" ({_score((rep.commit_evidenced.amount / claimed).quantize(_PERCENT))})"
         if rep.commit_unpriced:
-            line += f" (+{rep.commit_unpriced} commit deal(s) without an amount or a rate)"
+            line += f" · {rep.commit_unpriced} more commit deal(s) without an amount or a rate"
     return line
 
 

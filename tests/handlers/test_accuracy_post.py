@@ -61,4 +61,5 @@ def test_deal_names_in_the_post_are_escaped_and_name_no_one() -> None:
     assert "<!channel>" not in text and "<@U0BEN>" not in text
     assert "&lt;!channel&gt;" in text
     assert "€250k" in text  # each deal in its own currency
-    assert "Commit claimed *$1,250,000* · evidenced *$400,000*" in text
+    # 400,000 ÷ 1,250,000 = 32% of the commit is backed by cited evidence.
+    assert "Commit claimed *$1,250,000* · evidenced *$400,000* (32%)" in text

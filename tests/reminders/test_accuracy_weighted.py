@@ -100,7 +100,7 @@ def seed(world: World) -> None:
 #              the median of (250,000, 25,000) = 137,500      passed 2 × 137,500 = 275,000
 #      passed 800,000 / checked 412,500 × 3 = 1,237,500 → 64.6% → 65%
 #      best fix SINGLE_THREADED: 275,000 / 1,237,500 = +22 pts
-#      commit claimed 250,000 + 25,000 = $275,000; evidenced Initech only, $250,000;
+#      commit claimed 250,000 + 25,000 = $275,000; evidenced Initech only, $250,000 (90.9% → 91%);
 #      Hooli (commit, no amount) counted apart.
 #      last week's row is count-based (checked 9 ≥ 0): no change shown.
 # Ben  Stark   $40,000 passes all                             passed 3 × 40,000  = 120,000
@@ -119,7 +119,7 @@ Most often failing: single-threaded (3), no dated next step (1), no amount (1)
       • *Initech* $250k: single-threaded → add a second contact
       • *Globex* $25k: no dated next step → log a dated next step; single-threaded → add a second contact
       • *Hooli*: no amount → add an amount
-      Commit claimed *$275,000* · evidenced *$250,000* (+1 commit deal(s) without an amount or a rate)
+      Commit claimed *$275,000* · evidenced *$250,000* (91%) · 1 more commit deal(s) without an amount or a rate
 <@U0BEN> *75%* (+5 pts since last week) over 2 open deal(s)
       single-threaded ×1
       :bulb: add a second contact on 1 deal(s): +25 pts
