@@ -20,9 +20,11 @@ Adding a check touches three files:
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import os
+import statistics
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
@@ -48,6 +50,9 @@ from domain.config_file import (
     read_config,
     refuse,
 )
+from domain.evidence import COMMIT_EVIDENCE
+from domain.fx import RateBook
+from domain.money import Money
 from domain.stages import DEFAULT_STAGES, Stage
 
 CHECKS_FILE_ENV = "DEALBOT_CHECKS_FILE"
@@ -513,75 +518,250 @@ def checks_counted(facts: DealFacts, config: ChecksConfig) -> int:
     return len(config.open_deal_checks)
 
 
+# How many of a rep's failing deals a score keeps by name (the weekly post shows them).
+FAILING_DEALS_KEPT: Final = 3
+
+
+class FailingDeal(NamedTuple):
+    """A deal behind a rep's failing checks, as the weekly post names it."""
+
+    deal_id: int
+    name: str
+    amount: Money | None  # as entered, in the deal's own currency
+    checks: tuple[str, ...]
+
+
+def deal_weight(facts: DealFacts, rates: RateBook, currency: str, today: dt.date) -> Decimal | None:
+    """Return the deal's amount in `currency` at its close date's rate (today's without one).
+
+    None when the deal has no amount or its currency has no rate: the caller weighs it as
+    the median of the rep's open deals (see `ScoreTally`).
+    """
+    if facts.amount is None or facts.currency is None:
+        return None
+    if facts.currency == currency:  # the common case, without a conversion per deal
+        return facts.amount
+    conversion = rates.convert(
+        Money(facts.amount, facts.currency), currency, facts.close_date or today
+    )
+    return None if conversion is None else conversion.money.amount
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal:
+    return (part / whole).quantize(Decimal("0.01"))
+
+
 @dataclass(frozen=True)
 class RepScore:
-    """A rep's accuracy: checks passed over checks counted, and what failed most."""
+    """A rep's accuracy: checks passed over checks counted, each deal's checks weighted by
+    its amount in the team's reporting currency (see `ScoreTally` for the rule)."""
 
     rep_id: str
-    passed: int
-    checked: int
+    passed: Decimal  # weighted points: the sum over deals of weight × checks passed
+    checked: Decimal  # the sum over deals of weight × checks counted
     failures: Mapping[str, int]  # check id -> deals failing it
-    deals: int
+    deals: int  # open deals
+    failing_weight: Mapping[str, Decimal] = field(default_factory=dict)  # check -> points lost
+    failing_deals: tuple[FailingDeal, ...] = ()  # the largest failing deals, largest first
+    deals_failing: int = 0  # deals failing at least one check
+    commit_claimed: Decimal = Decimal(0)  # open commit deals' money, reporting currency
+    commit_evidenced: Decimal = Decimal(0)  # the part whose deals cite every COMMIT_EVIDENCE
+    commit_unpriced: int = 0  # commit deals without an amount or a rate: in neither figure
 
     @property
     def score(self) -> Decimal | None:
         if self.checked == 0:
             return None
-        return (Decimal(self.passed) / Decimal(self.checked)).quantize(Decimal("0.01"))
+        return _ratio(self.passed, self.checked)
 
     def best_fix(self) -> tuple[str, int, Decimal] | None:
-        """Return (check id, deals to fix, score gain) for the fix that raises the score most."""
+        """Return (check id, deals to fix, score gain) for the fix that raises the score most.
+
+        The gain is the weight of the deals failing the check over the weight checked, so a
+        check failing on one large deal can beat one failing on several small ones.
+        """
         if not self.failures or self.checked == 0:
             return None
-        check, count = max(
-            self.failures.items(), key=lambda item: (item[1], -_CHECK_ORDER[item[0]])
+        check = max(
+            self.failures,
+            key=lambda c: (self.failing_weight.get(c, Decimal(0)), -_CHECK_ORDER[c]),
         )
-        gain = (Decimal(count) / Decimal(self.checked)).quantize(Decimal("0.01"))
-        return check, count, gain
+        gain = _ratio(self.failing_weight.get(check, Decimal(0)), self.checked)
+        return check, self.failures[check], gain
+
+
+class _RepTally:
+    """One rep's running sums. Deals with a weight add weighted points at once; those
+    without add plain counts, multiplied by the rep's median weight when the rep is done."""
+
+    __slots__ = (
+        "bare_checked",
+        "bare_failing",
+        "bare_passed",
+        "checked",
+        "commit_claimed",
+        "commit_evidenced",
+        "commit_unpriced",
+        "deals",
+        "deals_failing",
+        "failing",
+        "failing_weight",
+        "failures",
+        "median",
+        "open_weights",
+        "passed",
+    )
+
+    def __init__(self) -> None:
+        self.passed = Decimal(0)
+        self.checked = Decimal(0)
+        self.bare_passed = 0
+        self.bare_checked = 0
+        self.deals = 0
+        self.deals_failing = 0
+        self.failures: dict[str, int] = {}
+        self.failing_weight: dict[str, Decimal] = {}
+        self.bare_failing: dict[str, int] = {}
+        # The largest failing deals: (weight or -1, -deal id, deal), at most FAILING_DEALS_KEPT.
+        self.failing: list[tuple[Decimal, int, FailingDeal]] = []
+        self.commit_claimed = Decimal(0)
+        self.commit_evidenced = Decimal(0)
+        self.commit_unpriced = 0
+        # Held only while this rep's deals stream past; None once the median is taken.
+        self.open_weights: list[Decimal] | None = []
+        self.median: Decimal | None = None
+
+    def finish(self) -> None:
+        """Take the median weight and weigh the deals that had none (once)."""
+        if self.open_weights is None:
+            return
+        median = statistics.median(self.open_weights) if self.open_weights else Decimal(1)
+        self.median, self.open_weights = median, None
+        self.passed += median * self.bare_passed
+        self.checked += median * self.bare_checked
+        for check, deals in self.bare_failing.items():
+            self.failing_weight[check] = self.failing_weight.get(check, Decimal(0)) + (
+                median * deals
+            )
+
+    def score(self, rep_id: str) -> RepScore:
+        self.finish()
+        return RepScore(
+            rep_id=rep_id,
+            passed=self.passed,
+            checked=self.checked,
+            failures=self.failures,
+            deals=self.deals,
+            failing_weight=self.failing_weight,
+            failing_deals=tuple(deal for *_, deal in sorted(self.failing, reverse=True)),
+            deals_failing=self.deals_failing,
+            commit_claimed=self.commit_claimed,
+            commit_evidenced=self.commit_evidenced,
+            commit_unpriced=self.commit_unpriced,
+        )
 
 
 class ScoreTally:
     """Rep scores added up one deal at a time, so a job can score a stream of deals.
 
-    Mutable on purpose: it is the accumulator a million-deal run folds its facts into,
-    keeping four counters per rep instead of every deal's facts.
+    The score weighs each deal by its amount: a deal's checks count with weight = its
+    amount in the reporting `currency` (converted by `rates` at its close date), so a $250k
+    commit failing counts ten times a $25k prospect. A deal without an amount, or whose
+    currency has no rate, weighs as the median converted amount of the rep's open deals
+    (1 when none of them has one); a deal entered at 0 weighs 0, as its amount says.
+    `passed` and `checked` are therefore money-weighted points, not counts; the score is
+    their ratio.
+
+    The facts must come grouped by owner (`stream_deal_facts` sorts by owner): a rep's
+    median needs their open deals' weights, which are held only while that rep's deals
+    stream past, so memory grows with reps, not deals. Mutable on purpose: it is the
+    accumulator a million-deal run folds its facts into.
     """
 
-    def __init__(self, *, config: ChecksConfig) -> None:
+    def __init__(
+        self, *, config: ChecksConfig, currency: str = "USD", rates: RateBook | None = None
+    ) -> None:
         self.config = config
+        self.currency = currency
+        self.rates = rates if rates is not None else RateBook(currency, ())
         self._open_counted = len(config.open_deal_checks)
         self._closed_counted = len(config.enabled) - self._open_counted
-        self._tallies: dict[str, list[Any]] = {}  # rep -> [passed, checked, deals, failures]
+        self._tallies: dict[str, _RepTally] = {}
+        self._current: _RepTally | None = None
 
     def add(self, deal: DealFacts, today: dt.date, zone: dt.tzinfo) -> None:
         """Count `deal` towards its owner's score as of `today` in `zone`."""
+        tally = self._tallies.get(deal.owner_id)
+        if tally is None:
+            if self._current is not None:
+                self._current.finish()
+            tally = self._current = self._tallies[deal.owner_id] = _RepTally()
+        elif tally is not self._current:
+            raise ValueError(f"deal facts must come grouped by owner ({deal.owner_id} again)")
         fired = fired_checks(deal, today, self.config, zone=zone)
         is_open = deal.status == "open"
         counted = self._open_counted if is_open else self._closed_counted
-        tally = self._tallies.get(deal.owner_id)
-        if tally is None:
-            tally = self._tallies[deal.owner_id] = [0, 0, 0, {}]
-        tally[0] += counted - len(fired)
-        tally[1] += counted
-        tally[2] += is_open
-        failures: dict[str, int] = tally[3]
+        weight = deal_weight(deal, self.rates, self.currency, today)
+        if weight is None:
+            tally.bare_passed += counted - len(fired)
+            tally.bare_checked += counted
+            for check in fired:
+                tally.bare_failing[check] = tally.bare_failing.get(check, 0) + 1
+        else:
+            tally.passed += weight * (counted - len(fired))
+            tally.checked += weight * counted
+            for check in fired:
+                tally.failing_weight[check] = tally.failing_weight.get(check, Decimal(0)) + weight
+            if is_open:
+                tally.open_weights.append(weight)  # type: ignore[union-attr]
+        tally.deals += is_open
         for check in fired:
-            failures[check] = failures.get(check, 0) + 1
+            tally.failures[check] = tally.failures.get(check, 0) + 1
+        if fired:
+            tally.deals_failing += 1
+            self._keep_failing(tally, deal, weight, fired)
+        if is_open and deal.forecast_category == "commit":
+            if weight is None:
+                tally.commit_unpriced += 1
+            else:
+                tally.commit_claimed += weight
+                if deal.cited.issuperset(COMMIT_EVIDENCE):
+                    tally.commit_evidenced += weight
+
+    @staticmethod
+    def _keep_failing(
+        tally: _RepTally, deal: DealFacts, weight: Decimal | None, fired: tuple[str, ...]
+    ) -> None:
+        """Keep the deal if it is among the rep's largest failing ones (no amount: last)."""
+        key = (weight if weight is not None else Decimal(-1), -deal.deal_id)
+        if len(tally.failing) == FAILING_DEALS_KEPT and key <= tally.failing[0][:2]:
+            return
+        amount = (
+            Money(deal.amount, deal.currency)
+            if deal.amount is not None and deal.currency is not None
+            else None
+        )
+        entry = (*key, FailingDeal(deal.deal_id, deal.name, amount, fired))
+        if len(tally.failing) < FAILING_DEALS_KEPT:
+            heapq.heappush(tally.failing, entry)
+        else:
+            heapq.heapreplace(tally.failing, entry)
 
     def scores(self) -> dict[str, RepScore]:
-        return {
-            rep: RepScore(rep_id=rep, passed=passed, checked=checked, failures=failures, deals=n)
-            for rep, (passed, checked, n, failures) in self._tallies.items()
-        }
+        return {rep: tally.score(rep) for rep, tally in self._tallies.items()}
 
 
 def score_reps(
     facts: Iterable[DealFacts],
     today_of: Callable[[str], tuple[dt.date, dt.tzinfo]],
     config: ChecksConfig,
+    *,
+    currency: str = "USD",
+    rates: RateBook | None = None,
 ) -> dict[str, RepScore]:
-    """Return each deal owner's accuracy score over `facts` (open deals, closed this quarter)."""
-    tally = ScoreTally(config=config)
+    """Return each deal owner's weighted accuracy score over `facts` (grouped by owner:
+    open deals and those closed this quarter), as `ScoreTally` weighs it."""
+    tally = ScoreTally(config=config, currency=currency, rates=rates)
     for deal in facts:
         today, zone = today_of(deal.owner_id)
         tally.add(deal, today, zone)

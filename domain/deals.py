@@ -44,6 +44,7 @@ from storage.crm import CrmRepository, PushToMake
 from storage.database import Database
 from storage.deals import DealRepository, name_key
 from storage.facts import ListedDeal, ReminderRepository
+from storage.fx import FxRepository
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
 from storage.teams import TeamRepository
 
@@ -688,9 +689,18 @@ class DealService:
             )
             score = None
             if open_deals:
-                # The same score the weekly pipeline-accuracy post shows for this rep.
+                # The same score the weekly pipeline-accuracy post shows for this rep:
+                # weighted by amount in their first team's reporting currency (the team
+                # whose zone is theirs too, see ReminderRepository.rep_timezones).
+                teams = TeamRepository(session).teams_of(user_id, role="rep")
+                first = min(teams, key=lambda team: team.id, default=None)
+                currency = (first.currency if first else None) or self.default_currency
                 scores = score_reps(
-                    [deal.facts for deal in listed], lambda _owner: (today, zone), default_checks()
+                    [deal.facts for deal in listed],
+                    lambda _owner: (today, zone),
+                    default_checks(),
+                    currency=currency,
+                    rates=FxRepository(session).rate_book(self.default_currency),
                 )
                 score = scores[user_id].score if user_id in scores else None
         return HomeView(
@@ -744,13 +754,13 @@ class DealService:
                         "stage_label": team.label,
                         "probability": team.probability,
                     }
+        urgent = frozenset(config.attention)
         return tuple(
             replace(view, **marks[view.id]) if view.id in marks else view
             for view in (
-                self._listed_view(
-                    deal, attention=fired_checks(deal.facts, today, config, only=config.attention)
-                )
+                self._listed_view(deal, attention=fired, urgent=not urgent.isdisjoint(fired))
                 for deal in listed
+                for fired in (fired_checks(deal.facts, today, config),)
             )
         )
 
@@ -830,7 +840,8 @@ class DealService:
         }
 
     def _attention(self, session: Session, deal: Deal, today: dt.date) -> tuple[str, ...]:
-        """Return the attention checks one open deal fails as of `today`."""
+        """Return the checks one open deal fails as of `today`: every enabled one, as the
+        weekly accuracy post scores it, so the card and the post name the same checks."""
         if deal.status != "open":
             return ()
         session.flush()  # the facts are read from the database, changes included
@@ -838,9 +849,11 @@ class DealService:
             quarter=quarter_bounds(today), deal_ids=[deal.id]
         )
         config = default_checks()
-        return fired_checks(facts[0], today, config, only=config.attention) if facts else ()
+        return fired_checks(facts[0], today, config) if facts else ()
 
-    def _listed_view(self, deal: ListedDeal, *, attention: tuple[str, ...]) -> DealView:
+    def _listed_view(
+        self, deal: ListedDeal, *, attention: tuple[str, ...], urgent: bool
+    ) -> DealView:
         """Return a deal as lists show it: the headline fields and the current next step."""
         facts = deal.facts
         stage = self.stages.get(facts.stage)
@@ -867,6 +880,7 @@ class DealService:
             status=facts.status,
             next_step=step,
             attention=attention,
+            urgent=urgent,
         )
 
     def _refuse_duplicate(

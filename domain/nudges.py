@@ -16,7 +16,7 @@ from storage.nudges import NudgeRepository
 from storage.teams import TeamRepository
 
 if TYPE_CHECKING:
-    from domain.checks import DealFacts
+    from domain.checks import DealFacts, FailingDeal
     from domain.clock import Clock
     from domain.deals import Actor, DealService
     from domain.money import Money
@@ -43,6 +43,15 @@ class RepAccuracy:
     deals: int
     top_failures: tuple[tuple[str, int], ...]
     best_fix: tuple[str, int, Decimal] | None
+    # The largest deals failing a check (largest amount first), and how many more fail one.
+    failing_deals: tuple[FailingDeal, ...] = ()
+    more_failing: int = 0
+    # Open Commit deals' money (reporting currency) and the part backed by cited evidence
+    # for every `domain.evidence.COMMIT_EVIDENCE` kind; commit deals without an amount or a
+    # rate are in neither figure, only counted.
+    commit_claimed: Money | None = None
+    commit_evidenced: Money | None = None
+    commit_unpriced: int = 0
 
 
 @dataclass(frozen=True)

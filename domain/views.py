@@ -61,7 +61,7 @@ class DealView:
     forecast_category: str
     status: str
     next_step: NextStepView | None
-    attention: tuple[str, ...]
+    attention: tuple[str, ...]  # every enabled check the deal fails, as the jobs score it
     buying_criteria: str | None = None
     buying_process: str | None = None
     paper_process: str | None = None
@@ -78,6 +78,14 @@ class DealView:
     crm_url: str | None = None
     # dealbot field names with a push pending or refused ("deal": not created there yet).
     not_in_crm: tuple[str, ...] = ()
+
+    # Whether a check in the checks file's `attention:` list fails: what "Needs attention"
+    # lists. None (a view built without the file) means any failing check.
+    urgent: bool | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.urgent if self.urgent is not None else bool(self.attention)
 
     @property
     def name(self) -> str:
@@ -118,7 +126,7 @@ class PipelineView:
 
     @property
     def needing_attention(self) -> tuple[DealView, ...]:
-        return tuple(deal for deal in self.deals if deal.attention)
+        return tuple(deal for deal in self.deals if deal.needs_attention)
 
 
 @dataclass(frozen=True)

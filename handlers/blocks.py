@@ -249,7 +249,8 @@ def _totals(totals: dict[str, Decimal]) -> str:
 
 
 def _check_labels(check_ids: Iterable[str]) -> str:
-    return ", ".join(messages.check_label(c) for c in check_ids)
+    """Return the short labels of the checks a deal fails: "single-threaded · no amount"."""
+    return " · ".join(messages.check_label(c) for c in check_ids)
 
 
 def _step_line(step: NextStepView, today: dt.date) -> str:
@@ -397,7 +398,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     if crm.unshown:
         blocks.append(_context(crm.unshown))
     if deal.attention:
-        blocks.append(_context(f":warning: Needs attention: {_check_labels(deal.attention)}"))
+        blocks.append(_context(f":warning: {_check_labels(deal.attention)}"))
     if deal.post_mortem is not None:
         pm = deal.post_mortem
         lines = [f"*Post-mortem ({pm.outcome}):* {escape(pm.primary_reason)}"]
@@ -921,7 +922,7 @@ def home_view(home: HomeView) -> View:
         blocks.extend(
             _sections(deal_line(d, today) for d in home.open_deals[:PIPELINE_DEALS_SHOWN])
         )
-        attention = [d for d in home.open_deals if d.attention]
+        attention = [d for d in home.open_deals if d.needs_attention]
         if attention:
             blocks.append(_divider())
             blocks.append(_section(f"*Needs attention ({len(attention)})*"))

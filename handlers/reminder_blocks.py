@@ -22,11 +22,12 @@ from slack_sdk.models.views import View
 
 from domain.checks import DealFacts
 from domain.dates import format_day
-from domain.money import format_money
+from domain.money import format_money, format_money_short
 from domain.nudges import ChaseItem, DealLine, Digest, RepAccuracy
 from handlers import messages
 from handlers.blocks import (
     OPEN_POST_MORTEM_ACTION,
+    SECTION_TEXT_LIMIT,
     Reply,
     _context,
     _section,
@@ -36,7 +37,7 @@ from handlers.blocks import (
 )
 
 if TYPE_CHECKING:
-    from domain.checks import DealFacts
+    from domain.checks import DealFacts, FailingDeal
 
 LOG_STEP_ACTION = "reminder_log_step"
 MARK_DONE_ACTION = "reminder_mark_done"
@@ -160,6 +161,53 @@ def confirmation(text: str) -> Reply:
     return Reply(text=text, blocks=(_section(text),))
 
 
+_PERCENT = Decimal("0.01")
+# Blocks the post may use before its footer: Slack takes 50 in a message.
+_POST_BLOCKS = 49
+# A deal name in the post is cut here, so three deals and their fixes fit a rep's lines.
+_DEAL_NAME_SHOWN = 60
+
+
+def _failing_deal(deal: FailingDeal) -> str:
+    name = deal.name if len(deal.name) <= _DEAL_NAME_SHOWN else deal.name[:_DEAL_NAME_SHOWN] + "…"
+    amount = f" {format_money_short(deal.amount)}" if deal.amount is not None else ""
+    fixes = "; ".join(f"{messages.check_label(c)} → {messages.check_fix(c)}" for c in deal.checks)
+    return f"• *{escape_name(name)}*{amount}: {fixes}"
+
+
+def _rep_lines(rep: RepAccuracy) -> str:
+    change = ""
+    if rep.change is not None:
+        points = int((rep.change * 100).to_integral_value())
+        change = f" ({'+' if points >= 0 else ''}{points} pts since last week)"
+    line = f"<@{rep.rep_id}> *{_score(rep.score)}*{change} over {rep.deals} open deal(s)"
+    if rep.top_failures:
+        line += "\n      " + ", ".join(
+            f"{messages.check_label(c)} ×{n}" for c, n in rep.top_failures[:3]
+        )
+    if rep.best_fix is not None:
+        check, count, gain = rep.best_fix
+        line += (
+            f"\n      :bulb: {messages.check_fix(check)} on {count} deal(s): +{gain * 100:.0f} pts"
+        )
+    for deal in rep.failing_deals:
+        line += f"\n      {_failing_deal(deal)}"
+    if rep.more_failing:
+        noun = "deal" if rep.more_failing == 1 else "deals"
+        line += f"\n      …and {rep.more_failing} more {noun}"
+    if rep.commit_claimed is not None and rep.commit_evidenced is not None:
+        line += (
+            f"\n      Commit claimed *{format_money(rep.commit_claimed)}* · evidenced "
+            f"*{format_money(rep.commit_evidenced)}*"
+        )
+        claimed = rep.commit_claimed.amount
+        if claimed > 0:
+            line += f" ({_score((rep.commit_evidenced.amount / claimed).quantize(_PERCENT))})"
+        if rep.commit_unpriced:
+            line += f" · {rep.commit_unpriced} more commit deal(s) without an amount or a rate"
+    return line
+
+
 def accuracy_post(
     *,
     team_name: str,
@@ -167,6 +215,7 @@ def accuracy_post(
     team_score: Decimal | None,
     reps: Sequence[RepAccuracy],
     top_checks: Sequence[tuple[str, int]],
+    currency: str = "USD",
 ) -> Reply:
     """Return the weekly pipeline-accuracy post for a team's channel."""
     text = f"Pipeline accuracy for {escape_name(team_name)}, {week}: {_score(team_score)}"
@@ -174,7 +223,7 @@ def accuracy_post(
         HeaderBlock(text=plain_text_within(f"Pipeline accuracy · {team_name} · {week}", 150)),
         _section(
             f"Team score *{_score(team_score)}*: the share of accuracy checks our open "
-            "deals pass."
+            "deals pass, weighted by amount."
             + (
                 "\nMost often failing: "
                 + ", ".join(f"{messages.check_label(c)} ({n})" for c, n in top_checks[:3])
@@ -184,28 +233,34 @@ def accuracy_post(
         ),
         DividerBlock(),
     ]
-    lines = []
+    # Each rep's lines stay together; a section holds as many reps as Slack's text limit allows.
+    room = _POST_BLOCKS - len(blocks) - 1  # one kept for "…and N more reps"
+    chunk: list[str] = []
+    shown = 0
     for rep in reps:
-        change = ""
-        if rep.change is not None:
-            points = int((rep.change * 100).to_integral_value())
-            change = f" ({'+' if points >= 0 else ''}{points} pts since last week)"
-        line = f"<@{rep.rep_id}> *{_score(rep.score)}*{change} over {rep.deals} open deal(s)"
-        if rep.top_failures:
-            line += "\n      " + ", ".join(
-                f"{messages.check_label(c)} ×{n}" for c, n in rep.top_failures[:3]
-            )
-        if rep.best_fix is not None:
-            check, count, gain = rep.best_fix
-            line += (
-                f"\n      :bulb: {messages.check_fix(check)} on {count} deal(s): "
-                f"+{gain * 100:.0f} pts"
-            )
-        lines.append(line)
-    for start in range(0, len(lines), 8):
-        blocks.append(_section("\n".join(lines[start : start + 8])))
+        lines = _rep_lines(rep)[:SECTION_TEXT_LIMIT]
+        if chunk and len("\n".join([*chunk, lines])) > SECTION_TEXT_LIMIT:
+            if room == 0:
+                break
+            blocks.append(_section("\n".join(chunk)))
+            room -= 1
+            chunk = []
+        chunk.append(lines)
+        shown += 1
+    if chunk and room:
+        blocks.append(_section("\n".join(chunk)))
+    else:
+        shown -= len(chunk)
+    if shown < len(reps):
+        blocks.append(
+            _context(f"…and {len(reps) - shown} more rep(s): `/pipeline team` lists them.")
+        )
     blocks.append(
-        _context("Score = checks passed ÷ checks run over open deals. `/pipeline` shows yours.")
+        _context(
+            f"Score = checks passed ÷ checks run over open deals, weighted by amount in "
+            f"{currency} (at each deal's close-date rate); a deal without an amount or a rate "
+            "weighs as the median of its rep's open deals. `/pipeline` shows yours."
+        )
     )
     return Reply(text=text, blocks=tuple(blocks[:50]))
 

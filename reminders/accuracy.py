@@ -2,9 +2,24 @@
 
 A rep's accuracy score is the share of checks passed over their open deals (each enabled
 check counts once per open deal), plus one check (`LOST_WITHOUT_REASON`) per deal they closed
-this quarter. The post gives each rep's score, the change since last week's post, the checks
-that fired most, and the one fix that would raise the score most: the check failing on the
-most deals, worth (deals fixed ÷ checks counted) in score points.
+this quarter, **weighted by amount**: each deal's checks count with weight = its amount in the
+team's reporting currency (`TeamScope.currency`), converted at the rate of its close date, so
+a $250k commit failing counts ten times a $25k prospect. A deal without an amount, or whose
+currency has no rate, weighs as the median converted amount of the rep's open deals (1 when
+none of them has an amount). `domain.checks.ScoreTally` does the sums.
+
+The post gives each rep's score, the change since last week's post, the checks that fired
+most, the one fix that would raise the score most (the check whose failing deals weigh
+most, worth their weight ÷ the weight checked in score points), the largest deals failing a
+check with each check's fix, and commit claimed vs commit evidenced: the open Commit deals'
+money against the part whose deals cite evidence for every kind in
+`domain.evidence.COMMIT_EVIDENCE`.
+
+Stored scores (`accuracy_scores.passed/checked`, integers) keep the weighted score itself:
+`passed` is the score in parts per million and `checked` is `-WEIGHTED_SCALE`, a value a
+count-based row (checks passed over checks counted, never negative) cannot hold. A week stored
+before the weighting is therefore recognised and not compared: its rep shows no change
+rather than a change between two different measures.
 """
 
 from __future__ import annotations
@@ -16,16 +31,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from domain.checks import ChecksConfig, RepScore, ScoreTally, default_checks
+from domain.checks import FAILING_DEALS_KEPT, ChecksConfig, RepScore, ScoreTally, default_checks
 from domain.dates import quarter_bounds
+from domain.money import Money
 from domain.nudges import RepAccuracy
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
 from storage.facts import ReminderRepository
+from storage.fx import FxRepository
 from storage.models import Team
 from storage.snapshots import WeeklyRepository
 from storage.teams import TeamRepository
 
 NAME = "pipeline-accuracy"
+# A stored weighted score: passed = the score in parts per million, checked = -WEIGHTED_SCALE.
+WEIGHTED_SCALE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,12 @@ def scores_by_team(
         groups[quarter_bounds(team.today(context.now))].append(team)
     scores: dict[int, dict[str, RepScore]] = {}
     for quarter, members in groups.items():
-        tallies = {team.team_id: ScoreTally(config=config) for team in members}
+        with context.database.session() as session:
+            rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
+        tallies = {
+            team.team_id: ScoreTally(config=config, currency=team.currency, rates=rates)
+            for team in members
+        }
         # rep -> (tally, counted from, today, zone) for each team of this group the rep is on
         scopes: dict[str, list[tuple[ScoreTally, dt.datetime, dt.date, ZoneInfo]]] = {}
         starts = {t.team_id: dt.datetime.combine(quarter[0], dt.time(), t.zone) for t in members}
@@ -106,6 +130,49 @@ def scores_by_team(
     return scores
 
 
+def stored_score(score: RepScore) -> tuple[int, int]:
+    """Return (passed, checked) as `accuracy_scores` keeps a weighted score (see the top)."""
+    if not score.checked:
+        return 0, 0  # nothing checked: no score to compare next week
+    parts = (score.passed / score.checked * WEIGHTED_SCALE).to_integral_value()
+    return int(parts), -WEIGHTED_SCALE
+
+
+def score_of_stored(passed: int, checked: int) -> Decimal | None:
+    """Return a stored weighted score, or None for a row not comparable with one.
+
+    A row from before the weighting (`checked` ≥ 0, checks counted) measured something
+    else: comparing it with a weighted score would report a change no one made.
+    """
+    if checked != -WEIGHTED_SCALE:
+        return None
+    return Decimal(passed) / WEIGHTED_SCALE
+
+
+def rep_accuracy(
+    rep: str, score: RepScore | None, before: Decimal | None, currency: str
+) -> RepAccuracy:
+    """Return a rep's line in the post from their score and last week's (if comparable)."""
+    if score is None:
+        return RepAccuracy(rep, None, None, 0, (), None)
+    change = None
+    if before is not None and score.score is not None:
+        change = (score.score - before).quantize(Decimal("0.01"))
+    return RepAccuracy(
+        rep_id=rep,
+        score=score.score,
+        change=change,
+        deals=score.deals,
+        top_failures=tuple(Counter(score.failures).most_common(3)),
+        best_fix=score.best_fix(),
+        failing_deals=score.failing_deals[:FAILING_DEALS_KEPT],
+        more_failing=max(score.deals_failing - FAILING_DEALS_KEPT, 0),
+        commit_claimed=Money(score.commit_claimed, currency),
+        commit_evidenced=Money(score.commit_evidenced, currency),
+        commit_unpriced=score.commit_unpriced,
+    )
+
+
 def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one accuracy post per team in scope; snapshot the week and keep the scores."""
     config = config or default_checks()
@@ -120,31 +187,19 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
             weekly.snapshot_open_deals(week=week, owner_ids=team.reps, at=context.now)
             weekly.save_scores(
                 week=week,
-                scores=[(s.rep_id, s.passed, s.checked) for s in scores.values()],
+                scores=[(s.rep_id, *stored_score(s)) for s in scores.values()],
                 at=context.now,
             )
             last_week = weekly.scores(week=previous_week(context.now, team.zone), rep_ids=team.reps)
-        rows = []
-        for rep in team.reps:
-            score = scores.get(rep)
-            if score is None:
-                rows.append(RepAccuracy(rep, None, None, 0, (), None))
-                continue
-            change = None
-            if rep in last_week and last_week[rep][1] and score.score is not None:
-                before = Decimal(last_week[rep][0]) / Decimal(last_week[rep][1])
-                change = (score.score - before).quantize(Decimal("0.01"))
-            top = tuple(Counter(score.failures).most_common(3))
-            rows.append(
-                RepAccuracy(
-                    rep_id=rep,
-                    score=score.score,
-                    change=change,
-                    deals=score.deals,
-                    top_failures=top,
-                    best_fix=score.best_fix(),
-                )
+        rows = [
+            rep_accuracy(
+                rep,
+                scores.get(rep),
+                score_of_stored(*last_week[rep]) if rep in last_week else None,
+                team.currency,
             )
+            for rep in team.reps
+        ]
         rows.sort(key=lambda r: (r.score is None, r.score or 0))
         passed = sum(s.passed for s in scores.values())
         checked = sum(s.checked for s in scores.values())
@@ -160,6 +215,7 @@ def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> li
             team_score=team_score,
             reps=rows,
             top_checks=failing.most_common(3),
+            currency=team.currency,
         )
         messages.append(
             message_of(

@@ -164,6 +164,7 @@ class JobMessages(Protocol):
         team_score: Decimal | None,
         reps: Sequence[RepAccuracy],
         top_checks: Sequence[tuple[str, int]],
+        currency: str = "USD",
     ) -> RenderedMessage: ...
 
     def manager_digest(self, digest: Digest) -> RenderedMessage: ...
