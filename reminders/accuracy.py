@@ -35,6 +35,7 @@ from domain.checks import FAILING_DEALS_KEPT, ChecksConfig, RepScore, ScoreTally
 from domain.dates import quarter_bounds
 from domain.money import Money
 from domain.nudges import RepAccuracy
+from reminders.calibration import checks_for_team
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
 from storage.facts import ReminderRepository
 from storage.fx import FxRepository
@@ -99,12 +100,23 @@ def scores_by_team(
         groups[quarter_bounds(team.today(context.now))].append(team)
     scores: dict[int, dict[str, RepScore]] = {}
     for quarter, members in groups.items():
+        tallies: dict[int, ScoreTally] = {}
         with context.database.session() as session:
             rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
-        tallies = {
-            team.team_id: ScoreTally(config=config, currency=team.currency, rates=rates)
-            for team in members
-        }
+            for team in members:
+                # A team on `thresholds: learned` is held to the limits its won deals teach.
+                team_config, _ = checks_for_team(
+                    session,
+                    config,
+                    rep_ids=team.reps,
+                    zone=team.zone,
+                    today=team.today(context.now),
+                    currency=team.currency,
+                    rates=rates,
+                )
+                tallies[team.team_id] = ScoreTally(
+                    config=team_config, currency=team.currency, rates=rates
+                )
         # rep -> (tally, counted from, today, zone) for each team of this group the rep is on
         scopes: dict[str, list[tuple[ScoreTally, dt.datetime, dt.date, ZoneInfo]]] = {}
         starts = {t.team_id: dt.datetime.combine(quarter[0], dt.time(), t.zone) for t in members}
