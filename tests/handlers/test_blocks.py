@@ -257,6 +257,40 @@ FREE = "<!channel> & *call*"
 HOSTILE_MONEY = Money(Decimal("1000"), "USD")
 
 
+def _hostile_roll_up() -> Any:
+    from domain.forecast import ExcludedDeal, ForecastDeal, RepForecast, RollUp
+
+    risky = ForecastDeal(
+        deal_id=1,
+        name=HOSTILE,
+        owner_id="U0ANA",
+        amount=HOSTILE_MONEY,
+        converted=HOSTILE_MONEY,
+        checks=("SINGLE_THREADED",),
+    )
+    line = RepForecast(
+        rep_id="U0ANA",
+        won=HOSTILE_MONEY,
+        commit=HOSTILE_MONEY,
+        best_case=HOSTILE_MONEY,
+        pipeline=HOSTILE_MONEY,
+        quota=None,
+        attainment=None,
+        coverage=None,
+        at_risk=HOSTILE_MONEY,
+        at_risk_deals=(risky,),
+    )
+    return RollUp(
+        team_name=HOSTILE,
+        period="2026-Q4",
+        currency="USD",
+        reps=(line,),
+        team=line,
+        excluded=(ExcludedDeal(deal_id=2, name=HOSTILE, amount=None, reason=FREE),),
+        rates_used=(),
+    )
+
+
 def _hostile_digest() -> Any:
     from domain.nudges import DealLine, Digest
 
@@ -267,12 +301,7 @@ def _hostile_digest() -> Any:
         quarter="2026-Q4",
         currency="USD",
         open_deals=1,
-        pipeline=HOSTILE_MONEY,
-        weighted=HOSTILE_MONEY,
-        forecast=(("Commit", HOSTILE_MONEY),),
-        won_this_quarter=HOSTILE_MONEY,
-        quota=None,
-        coverage=None,
+        roll_up=_hostile_roll_up(),
         created=(line,),
         moved=(line,),
         slipped=(),
@@ -281,10 +310,8 @@ def _hostile_digest() -> Any:
         win_rate=None,
         average_days_to_close=None,
         slip_rate=None,
-        forecast_accuracy=None,
         rep_scores=(("U0ANA", Decimal("0.5")),),
         ignored_checks=(),
-        by_stage=(),
     )
 
 
@@ -332,7 +359,13 @@ def _hostile_builders() -> dict[str, Any]:
         "next_step_added": lambda: blocks.next_step_added(hostile, TODAY),
         "next_step_done": lambda: blocks.next_step_done(hostile, hostile.next_step, TODAY),
         "pipeline": lambda: blocks.pipeline_reply(
-            PipelineView(scope="team", today=TODAY, deals=(hostile,), team_names=(HOSTILE,))
+            PipelineView(
+                scope="team",
+                today=TODAY,
+                deals=(hostile,),
+                team_names=(HOSTILE,),
+                roll_ups=(_hostile_roll_up(), _hostile_roll_up()),
+            )
         ),
         "team": lambda: blocks.team_reply([team], heading=f"Team {FREE} created."),
         "team_standing": lambda: blocks.team_standing_reply([_standing(HOSTILE, HOSTILE)]),
