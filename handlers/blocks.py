@@ -641,6 +641,8 @@ def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
 
 # How many deals a roll-up names under "at risk" and "not counted" before "…and N more".
 ROLL_UP_DEALS_SHOWN = 5
+# A rate through the base (USD → EUR at 1 ÷ 1.20) has no end; four places say it well enough.
+_RATE_SHOWN = Decimal("0.0001")
 
 
 def _percent(ratio: Decimal | None) -> str:
@@ -712,7 +714,7 @@ def conversion_line(roll_up: RollUp) -> str:
     if not roll_up.rates_used:
         return f"Totals in {roll_up.currency}; no deal counted needed converting."
     rates = ", ".join(
-        f"1 {currency} = {rate.normalize():f} {roll_up.currency}"
+        f"1 {currency} = {rate.quantize(_RATE_SHOWN).normalize():f} {roll_up.currency}"
         + (f" (rate of {format_day(day)} {day.year})" if day is not None else "")
         for currency, rate, day in roll_up.rates_used
     )

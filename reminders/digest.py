@@ -2,7 +2,8 @@
 
 The quarter's roll-up (won, commit, best case, pipeline against quota, per rep and for the
 team, in the team's reporting currency, `domain.roll_up`), the week's moves from the deal
-history (`deal_changes`), the nudges and whether reps acted on them. Weekly, Monday 8:00 in the team's timezone.
+history (`deal_changes`), the nudges and whether reps acted on them. Weekly, Monday 8:00
+in the team's timezone.
 """
 
 from __future__ import annotations
