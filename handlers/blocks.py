@@ -645,12 +645,13 @@ ROLL_UP_DEALS_SHOWN = 5
 _RATE_SHOWN = Decimal("0.0001")
 
 
-def _percent(ratio: Decimal | None) -> str:
-    return "—" if ratio is None else f"{ratio * 100:.0f}%"
+def _share(ratio: Decimal | None) -> str:
+    return "—" if ratio is None else _percent(ratio)
 
 
 def _times(ratio: Decimal | None) -> str:
-    return "—" if ratio is None else f"{ratio:.1f}×"
+    # Half up, as people round: 0.65 reads 0.7×, not Python's banker's 0.6×.
+    return "—" if ratio is None else f"{ratio.quantize(Decimal('0.1'), ROUND_HALF_UP)}×"
 
 
 def forecast_line(forecast: RepForecast, label: str) -> str:
@@ -665,7 +666,7 @@ def forecast_line(forecast: RepForecast, label: str) -> str:
     else:
         line += (
             f"\n      quota {format_money(forecast.quota)} · attainment "
-            f"*{_percent(forecast.attainment)}* · coverage *{_times(forecast.coverage)}*"
+            f"*{_share(forecast.attainment)}* · coverage *{_times(forecast.coverage)}*"
         )
     if forecast.at_risk_deals:
         count = len(forecast.at_risk_deals)

@@ -25,6 +25,7 @@ from domain.dates import format_day
 from domain.forecast import Flow, ForecastAccuracy, LearnedThresholds, RepCalibration
 from domain.money import format_money
 from domain.nudges import ChaseItem, DealLine, Digest, RepAccuracy
+from domain.stages import DEFAULT_STAGES
 from handlers import messages
 from handlers.blocks import (
     OPEN_POST_MORTEM_ACTION,
@@ -48,6 +49,7 @@ LOG_STEP_VIEW = "reminder_log_step"
 # Ten deals keep the DM inside Slack's 50-block limit and readable on a phone.
 CHASE_DEALS_SHOWN = 10
 MAX_BLOCKS = 50
+STAGE_LABELS = {stage.key: stage.label for stage in DEFAULT_STAGES}
 
 
 def _score(score: Decimal | None) -> str:
@@ -248,7 +250,9 @@ def _flow_lines(flow: Flow) -> list[str]:
     for line in flow.lines:
         if not line.count:
             continue
-        names = ", ".join(escape_name(d.name) for d in line.deals[:3])
+        names = ", ".join(
+            escape_name(d.name) + (f" ({escape(d.note)})" if d.note else "") for d in line.deals[:3]
+        )
         more = f" and {len(line.deals) - 3} more" if len(line.deals) > 3 else ""
         lines.append(
             f"• {FLOW_LABELS.get(line.kind, line.kind)}: {line.count} · "
@@ -295,7 +299,10 @@ def _learned_lines(learned: LearnedThresholds) -> list[str]:
     if learned.stalled_days:
         lines.append(
             "Stalled after: "
-            + ", ".join(f"{escape_name(stage)} {days} days" for stage, days in learned.stalled_days)
+            + ", ".join(
+                f"{escape_name(STAGE_LABELS.get(stage, stage))} {days} days"
+                for stage, days in learned.stalled_days
+            )
         )
     for segment, win_rate, days in learned.by_segment:
         lines.append(
