@@ -49,12 +49,11 @@ def missing_rate_reason(currency: str) -> str:
 class _Tally:
     """One rep's sums in the reporting currency while the deals are read."""
 
-    def __init__(self, currency: str) -> None:
+    def __init__(self) -> None:
         zero = Decimal(0)
         self.sums = {"won": zero, "commit": zero, "best_case": zero, "pipeline": zero}
         self.at_risk = zero
         self.at_risk_deals: list[ForecastDeal] = []
-        self.currency = currency
 
 
 def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
@@ -113,7 +112,7 @@ def roll_up(
     is the sum of the lines shown.
     """
     start, end = quarter
-    tallies: dict[str, _Tally] = {rep: _Tally(currency) for rep in reps}
+    tallies: dict[str, _Tally] = {rep: _Tally() for rep in reps}
     excluded: list[ExcludedDeal] = []
     used: set[tuple[str, Decimal, dt.date | None]] = set()
 
@@ -162,7 +161,7 @@ def roll_up(
             continue
         tally = tallies.get(deal.owner_id)
         if tally is None:
-            tally = tallies[deal.owner_id] = _Tally(currency)
+            tally = tallies[deal.owner_id] = _Tally()
         tally.sums[category] += converted.amount
         if category in AT_RISK_CATEGORIES and deal.checks:
             tally.at_risk += converted.amount
