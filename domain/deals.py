@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.checks import default_checks, fired_checks, score_reps
 from domain.clock import Clock, ZoneCache
-from domain.dates import quarter_bounds
+from domain.dates import quarter_bounds, quarter_of
 from domain.errors import (
     AmbiguousDeal,
     Candidate,
@@ -27,7 +27,10 @@ from domain.errors import (
     Person,
     TeamNotFound,
 )
+from domain.forecast import RollUp
+from domain.fx import RateBook
 from domain.money import Money, format_money
+from domain.roll_up import AT_RISK_CATEGORIES, RollUpDeal, roll_up
 from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 from domain.views import (
     ChangeView,
@@ -45,7 +48,7 @@ from storage.database import Database
 from storage.deals import DealRepository, name_key
 from storage.facts import ListedDeal, ReminderRepository
 from storage.fx import FxRepository
-from storage.models import Contact, Deal, DealChange, NextStep, PostMortem
+from storage.models import Contact, Deal, DealChange, NextStep, PostMortem, Team
 from storage.teams import TeamRepository
 
 # The CRM each `DealService(crm=...)` kind is shown as (the same words as crm.records, which
@@ -611,9 +614,11 @@ class DealService:
         with self.database.session() as session:
             teams = TeamRepository(session)
             today = self._today(session, actor.user_id, given=today)
+            chosen: list[Team | None]
             if scope == "me":
                 owners: set[str] = {actor.user_id}
                 kind, whose, team_names = "me", actor.user_id, ()
+                chosen = list(teams.teams_of(actor.user_id, role="rep"))[:1]
             elif scope == "team":
                 if team_name:
                     team = teams.by_name(team_name)
@@ -632,7 +637,34 @@ class DealService:
             else:
                 owners = {scope}
                 kind, whose, team_names = "user", scope, ()
-            views = self._listed(session, owners, today)
+                chosen = list(teams.teams_of(scope, role="rep"))[:1]
+            zone = self._zone(session, actor.user_id)
+            quarter = quarter_bounds(today)
+            # Open deals and those closed this quarter in one read: the list shows the open
+            # ones, the roll-up counts the won ones too.
+            listed = ReminderRepository(session).listed_deals(
+                quarter=quarter,
+                owner_ids=owners,
+                closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
+            )
+            views = self._listed_views(
+                session, [deal for deal in listed if deal.facts.status == "open"], today
+            )
+            rates = FxRepository(session).rate_book(self.default_currency)
+            # One rep outside any team still gets their line, in the workspace's currency.
+            roll_ups = tuple(
+                self._roll_up(
+                    team,
+                    reps=[m.user_id for m in team.members if m.role == "rep"]
+                    if team is not None and kind == "team"
+                    else sorted(owners),
+                    listed=listed,
+                    rates=rates,
+                    today=today,
+                    zone=zone,
+                )
+                for team in (chosen or [None])
+            )
         totals: dict[str, Decimal] = {}
         weighted: dict[str, Decimal] = {}
         for view in views:
@@ -651,6 +683,59 @@ class DealService:
             weighted_totals=weighted,
             user_id=whose,
             team_names=team_names,
+            roll_ups=roll_ups,
+        )
+
+    def _roll_up(
+        self,
+        team: Team | None,
+        *,
+        reps: Sequence[str],
+        listed: Sequence[ListedDeal],
+        rates: RateBook,
+        today: dt.date,
+        zone: ZoneInfo,
+    ) -> RollUp:
+        """Return `team`'s roll-up for `reps` in its reporting currency, as the digest has it."""
+        config = default_checks()
+        period = quarter_of(today)
+        wanted = set(reps)
+        rows = []
+        for deal in listed:
+            facts = deal.facts
+            if facts.owner_id not in wanted:
+                continue
+            checks: tuple[str, ...] = ()
+            if facts.status == "open" and facts.forecast_category in AT_RISK_CATEGORIES:
+                checks = fired_checks(facts, today, config, zone=zone)
+            rows.append(
+                RollUpDeal(
+                    deal_id=facts.deal_id,
+                    name=facts.name,
+                    owner_id=facts.owner_id,
+                    amount=facts.amount,
+                    currency=facts.currency,
+                    forecast_category=facts.forecast_category,
+                    status=facts.status,
+                    close_date=facts.close_date,
+                    closed_on=facts.closed_at.astimezone(zone).date() if facts.closed_at else None,
+                    checks=checks,
+                )
+            )
+        return roll_up(
+            team_name=team.name if team is not None else "",
+            period=period,
+            reps=reps,
+            deals=rows,
+            quotas={
+                q.user_id: Money(q.amount, q.currency)
+                for q in (team.quotas if team is not None else ())
+                if q.period == period and q.user_id in wanted
+            },
+            rates=rates,
+            currency=(team.currency if team is not None else None) or self.default_currency,
+            quarter=quarter_bounds(today),
+            today=today,
         )
 
     def home(self, user_id: str) -> HomeView:
@@ -727,15 +812,6 @@ class DealService:
             return ZoneInfo(zone_name) if zone_name else self.default_timezone
 
         return self.zones.get(user_id, load)
-
-    def _listed(
-        self, session: Session, owners: Iterable[str], today: dt.date
-    ) -> tuple[DealView, ...]:
-        """Return list views of these owners' open deals: columns, not ORM objects."""
-        listed = ReminderRepository(session).listed_deals(
-            quarter=quarter_bounds(today), owner_ids=owners
-        )
-        return self._listed_views(session, listed, today)
 
     def _listed_views(
         self, session: Session, listed: list[ListedDeal], today: dt.date

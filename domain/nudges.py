@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from domain.checks import DealFacts, FailingDeal
     from domain.clock import Clock
     from domain.deals import Actor, DealService
+    from domain.forecast import (
+        ClosedFigures,
+        Flow,
+        ForecastAccuracy,
+        LearnedThresholds,
+        RepCalibration,
+        RollUp,
+    )
     from domain.money import Money
     from storage.database import Database
 
@@ -67,31 +75,34 @@ class DealLine:
 
 @dataclass(frozen=True)
 class Digest:
-    """A team's week in numbers, for its manager."""
+    """A team's week in numbers, for its manager.
+
+    Every amount is in the team's reporting currency (`currency`), from the roll-up. The
+    optional figures are computed by other jobs' code and shown when present.
+    """
 
     team_name: str
     week: str
     quarter: str
     currency: str
     open_deals: int
-    pipeline: Money
-    weighted: Money
-    forecast: tuple[tuple[str, Money], ...]  # category label -> amount closing this quarter
-    won_this_quarter: Money
-    quota: Money | None
-    coverage: Decimal | None
+    roll_up: RollUp
     created: tuple[DealLine, ...]
     moved: tuple[DealLine, ...]
     slipped: tuple[DealLine, ...]
     won: tuple[DealLine, ...]
     lost: tuple[DealLine, ...]
+    # Shown only while `closed` is None (its older, count-based form).
     win_rate: Decimal | None
     average_days_to_close: int | None
     slip_rate: Decimal | None
-    forecast_accuracy: Decimal | None
     rep_scores: tuple[tuple[str, Decimal | None], ...]
     ignored_checks: tuple[tuple[str, int, int], ...]  # check, nudged, acted on
-    by_stage: tuple[tuple[str, Money], ...]
+    flow: Flow | None = None
+    accuracy: ForecastAccuracy | None = None
+    closed: ClosedFigures | None = None
+    calibration: tuple[RepCalibration, ...] = ()
+    learned: LearnedThresholds | None = None
 
 
 def snooze_deal(

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.forecast import RollUp
 from domain.money import Money
 
 
@@ -123,6 +124,8 @@ class PipelineView:
     weighted_totals: dict[str, Decimal] = field(default_factory=dict)
     user_id: str | None = None  # whose pipeline, for "user"
     team_names: tuple[str, ...] = ()  # which teams, for "team"
+    # The quarter's roll-up: one per team shown (for one rep, their line in their team).
+    roll_ups: tuple[RollUp, ...] = ()
 
     @property
     def needing_attention(self) -> tuple[DealView, ...]:

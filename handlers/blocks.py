@@ -41,6 +41,7 @@ from domain.changes import DealRef
 from domain.dates import format_day
 from domain.deals import DealMerge
 from domain.errors import Candidate, DomainError
+from domain.forecast import ExcludedDeal, ForecastDeal, RepForecast, RollUp
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES, Stage, stage_by_key
 from domain.teams import RepAttainment, TeamStanding
@@ -639,6 +640,124 @@ def next_step_done(deal: DealView, step: NextStepView, today: dt.date) -> Reply:
     )
 
 
+# How many deals a roll-up names under "at risk" and "not counted" before "…and N more".
+ROLL_UP_DEALS_SHOWN = 5
+# A rate through the base (USD → EUR at 1 ÷ 1.20) has no end; four places say it well enough.
+_RATE_SHOWN = Decimal("0.0001")
+
+
+def _share(ratio: Decimal | None) -> str:
+    return "—" if ratio is None else _percent(ratio)
+
+
+def _times(ratio: Decimal | None) -> str:
+    # Half up, as people round: 0.65 reads 0.7×, not Python's banker's 0.6×.
+    return "—" if ratio is None else f"{ratio.quantize(Decimal('0.1'), ROUND_HALF_UP)}×"
+
+
+def forecast_line(forecast: RepForecast, label: str) -> str:
+    """Return one roll-up line: the quarter's won, commit, best case and pipeline vs quota."""
+    line = (
+        f"{label}: won *{format_money(forecast.won)}* · commit *{format_money(forecast.commit)}*"
+        f" · best case *{format_money(forecast.best_case)}*"
+        f" · pipeline *{format_money(forecast.pipeline)}*"
+    )
+    if forecast.quota is None:
+        line += "\n      no quota set"
+    else:
+        line += (
+            f"\n      quota {format_money(forecast.quota)} · attainment "
+            f"*{_share(forecast.attainment)}* · coverage *{_times(forecast.coverage)}*"
+        )
+    if forecast.at_risk_deals:
+        count = len(forecast.at_risk_deals)
+        line += (
+            f" · :warning: at risk *{format_money(forecast.at_risk)}* "
+            f"({count} deal{'s' if count != 1 else ''})"
+        )
+    return line
+
+
+def _converted(deal: ForecastDeal) -> str:
+    if deal.converted is None:
+        return ""
+    if deal.amount is not None and deal.amount.currency != deal.converted.currency:
+        return f" {format_money(deal.amount)} ≈ {format_money(deal.converted)}"
+    return f" {format_money(deal.converted)}"
+
+
+def at_risk_lines(deals: Sequence[ForecastDeal]) -> list[str]:
+    """Return the deals at risk, largest first, each with the checks it fails."""
+    lines = [
+        f"• *{escape_name(deal.name)}*{_converted(deal)} (<@{deal.owner_id}>): "
+        f"{_check_labels(deal.checks)}"
+        for deal in deals[:ROLL_UP_DEALS_SHOWN]
+    ]
+    if len(deals) > ROLL_UP_DEALS_SHOWN:
+        lines.append(f"• …and {len(deals) - ROLL_UP_DEALS_SHOWN} more")
+    return lines
+
+
+def excluded_lines(excluded: Sequence[ExcludedDeal]) -> list[str]:
+    """Return the deals no total counts, each with why and how to count it."""
+    lines = []
+    for deal in excluded[:ROLL_UP_DEALS_SHOWN]:
+        amount = f" {format_money(deal.amount)}" if deal.amount is not None else ""
+        # A quota left out names its rep as a mention; a deal's name is data.
+        name = deal.name if deal.deal_id == 0 else escape_name(deal.name)
+        lines.append(f"• *{name}*{amount}: {escape(deal.reason)}")
+    if len(excluded) > ROLL_UP_DEALS_SHOWN:
+        lines.append(f"• …and {len(excluded) - ROLL_UP_DEALS_SHOWN} more")
+    return lines
+
+
+def conversion_line(roll_up: RollUp) -> str:
+    """Return how the totals were converted: the reporting currency and each rate used."""
+    if not roll_up.rates_used:
+        return f"Totals in {roll_up.currency}; no deal counted needed converting."
+    rates = ", ".join(
+        f"1 {currency} = {rate.quantize(_RATE_SHOWN).normalize():f} {roll_up.currency}"
+        + (f" (rate of {format_day(day)} {day.year})" if day is not None else "")
+        for currency, rate, day in roll_up.rates_used
+    )
+    return (
+        f"Totals in {roll_up.currency}, each deal converted at the rate of its close date "
+        f"(`dealbot fx`): {rates}."
+    )
+
+
+def roll_up_blocks(roll_up: RollUp, *, rep_lines: bool = True) -> list[Block]:
+    """Return the roll-up as a forecast call reads it: per rep, the team, at risk, left out."""
+    team = roll_up.team
+    lines: list[str] = []
+    if rep_lines:
+        lines += [forecast_line(rep, f"<@{rep.rep_id}>") for rep in roll_up.reps]
+    if len(roll_up.reps) != 1 or not rep_lines:
+        lines.append(forecast_line(team, "*Team*"))
+    blocks = [_section(f"*{roll_up.period} forecast · {roll_up.currency}*"), *_sections(lines)]
+    if team.at_risk_deals:
+        blocks.extend(
+            _sections(
+                [
+                    f":warning: *At risk: {format_money(team.at_risk)}* — commit and best "
+                    "case on deals failing a check",
+                    *at_risk_lines(team.at_risk_deals),
+                ]
+            )
+        )
+    if roll_up.excluded:
+        blocks.extend(
+            _sections(
+                [
+                    f"*Not in these totals ({len(roll_up.excluded)})*",
+                    *excluded_lines(roll_up.excluded),
+                ]
+            )
+        )
+    blocks.append(_context(conversion_line(roll_up)))
+    return blocks
+
+
 def pipeline_reply(view: PipelineView) -> Reply:
     """Return the pipeline: totals, weighted totals, each open deal, and what needs attention."""
     teams = tuple(escape_name(name) for name in view.team_names)
@@ -649,7 +768,14 @@ def pipeline_reply(view: PipelineView) -> Reply:
         f"{len(view.deals)} open · total {_totals(view.totals)}"
         f" · weighted {_totals(view.weighted_totals)}"
     )
-    blocks: list[Block] = [_header(plain_text_within(heading, 150)), _context(totals)]
+    blocks: list[Block] = [_header(plain_text_within(heading, 150))]
+    for roll_up in view.roll_ups:
+        if view.scope == "team" and len(view.roll_ups) > 1:
+            blocks.append(_context(f"*{escape_name(roll_up.team_name)}*"))
+        blocks.extend(roll_up_blocks(roll_up))
+    if view.roll_ups:
+        blocks.append(_divider())
+    blocks.append(_context(totals))
     if not view.deals:
         blocks.append(_section(messages.NO_OPEN_DEALS))
         return Reply(text=f"{title}: no open deals", blocks=tuple(blocks))

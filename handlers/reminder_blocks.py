@@ -22,8 +22,10 @@ from slack_sdk.models.views import View
 
 from domain.checks import DealFacts
 from domain.dates import format_day
+from domain.forecast import Flow, ForecastAccuracy, LearnedThresholds, RepCalibration
 from domain.money import format_money, format_money_short
 from domain.nudges import ChaseItem, DealLine, Digest, RepAccuracy
+from domain.stages import DEFAULT_STAGES
 from handlers import messages
 from handlers.blocks import (
     OPEN_POST_MORTEM_ACTION,
@@ -31,9 +33,11 @@ from handlers.blocks import (
     Reply,
     _context,
     _section,
+    _sections,
     escape,
     escape_name,
     plain_text_within,
+    roll_up_blocks,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +49,8 @@ SNOOZE_ACTION = "reminder_snooze"
 LOG_STEP_VIEW = "reminder_log_step"
 # Ten deals keep the DM inside Slack's 50-block limit and readable on a phone.
 CHASE_DEALS_SHOWN = 10
+MAX_BLOCKS = 50
+STAGE_LABELS = {stage.key: stage.label for stage in DEFAULT_STAGES}
 
 
 def _score(score: Decimal | None) -> str:
@@ -276,31 +282,106 @@ def _deal_lines(lines: Sequence[DealLine], *, limit: int = 6) -> str:
     return "\n".join(shown)
 
 
-def manager_digest(digest: Digest) -> Reply:
-    """Return a manager's weekly digest of their team."""
-    text = (
-        f"{escape_name(digest.team_name)} weekly digest, {digest.week}: "
-        f"{digest.open_deals} open deals, "
-        f"{format_money(digest.pipeline)} pipeline"
+# Flow lines as a forecast call names them (FlowLine.kind).
+FLOW_LABELS = {
+    "created": "Created",
+    "pulled_in": "Pulled in",
+    "pushed_out": "Pushed out",
+    "amount_up": "Amount up",
+    "amount_down": "Amount down",
+    "moved": "Moved category",
+    "won": "Won",
+    "lost": "Lost",
+}
+
+
+def _days(days: int | Decimal | None) -> str:
+    return "—" if days is None else f"{days} days"
+
+
+def _flow_lines(flow: Flow) -> list[str]:
+    since = f"since {flow.since_week}" if flow.since_week else "no earlier snapshot yet"
+    lines = [f"*Week over week* ({since})"]
+    for line in flow.lines:
+        if not line.count:
+            continue
+        names = ", ".join(
+            escape_name(d.name) + (f" ({escape(d.note)})" if d.note else "") for d in line.deals[:3]
+        )
+        more = f" and {len(line.deals) - 3} more" if len(line.deals) > 3 else ""
+        lines.append(
+            f"• {FLOW_LABELS.get(line.kind, line.kind)}: {line.count} · "
+            f"{format_money(line.money)}" + (f" — {names}{more}" if names else "")
+        )
+    if len(lines) == 1:
+        lines.append("• Nothing moved.")
+    return lines
+
+
+def _accuracy_line(accuracy: ForecastAccuracy) -> str:
+    # Mid-quarter the figure is what it is: commit closed so far, not an accuracy yet.
+    name = "Forecast accuracy" if accuracy.final else "Commit closed so far"
+    if accuracy.commit_called is None:
+        return f"*{name}* ({accuracy.quarter}): — no snapshot from the quarter's first week"
+    return (
+        f"*{name}* ({accuracy.quarter}): *{_score(accuracy.ratio)}* — "
+        f"{format_money(accuracy.won_of_commit)} won of "
+        f"{format_money(accuracy.commit_called)} committed at the quarter's start"
     )
-    forecast = " · ".join(f"{label} {format_money(m)}" for label, m in digest.forecast)
-    quota_line = (
-        f"Quota {digest.quarter}: *{format_money(digest.quota)}* · won "
-        f"{format_money(digest.won_this_quarter)} · coverage "
-        f"*{'—' if digest.coverage is None else f'{digest.coverage:.1f}×'}*"
-        if digest.quota is not None
-        else f"No quota set for {digest.quarter} (`/dealbot team quota`) · won "
-        f"{format_money(digest.won_this_quarter)}"
+
+
+def _calibration_line(rep: RepCalibration) -> str:
+    line = (
+        f"<@{rep.rep_id}>: close dates hit *{_score(rep.close_date_hit_rate)}* · mean slip "
+        f"*{_days(rep.mean_slip_days)}* · commit → won *{_score(rep.commit_to_won)}* "
+        f"over {rep.closed_deals} closed deal(s)"
+    )
+    if rep.previous is not None:
+        line += (
+            f" (before: {_score(rep.previous.close_date_hit_rate)}, "
+            f"{_days(rep.previous.mean_slip_days)}, {_score(rep.previous.commit_to_won)})"
+        )
+    return line
+
+
+def _learned_lines(learned: LearnedThresholds) -> list[str]:
+    lines = [
+        f"*Learned thresholds* from {learned.deals_counted} closed deal(s): win rate "
+        f"*{_score(learned.win_rate)}* → required coverage *"
+        + ("—" if learned.required_coverage is None else f"{learned.required_coverage:.1f}×")
+        + "*"
+    ]
+    if learned.stalled_days:
+        lines.append(
+            "Stalled after: "
+            + ", ".join(
+                f"{escape_name(STAGE_LABELS.get(stage, stage))} {days} days"
+                for stage, days in learned.stalled_days
+            )
+        )
+    for segment, win_rate, days in learned.by_segment:
+        lines.append(
+            f"• {escape_name(segment)}: win rate {_score(win_rate)}, {_days(days)} to close"
+        )
+    return lines
+
+
+def manager_digest(digest: Digest) -> Reply:
+    """Return a manager's weekly digest: the forecast roll-up first, then what moved."""
+    roll = digest.roll_up
+    team = roll.team
+    text = (
+        f"{escape_name(digest.team_name)} weekly digest, {digest.week}: won "
+        f"{format_money(team.won)}, commit {format_money(team.commit)}, best case "
+        f"{format_money(team.best_case)}, pipeline {format_money(team.pipeline)}"
     )
     blocks: list[Block] = [
         HeaderBlock(text=plain_text_within(f"{digest.team_name} · week {digest.week}", 150)),
-        _section(
-            f"*{digest.open_deals} open deals* · pipeline *{format_money(digest.pipeline)}* · "
-            f"weighted *{format_money(digest.weighted)}*\n"
-            f"Closing in {digest.quarter}: {forecast}\n{quota_line}"
-        ),
+        *roll_up_blocks(roll),
         DividerBlock(),
     ]
+    if digest.flow is not None:
+        blocks.extend(_sections(_flow_lines(digest.flow)))
     week_parts = []
     for title, lines in (
         ("New", digest.created),
@@ -312,17 +393,37 @@ def manager_digest(digest: Digest) -> Reply:
         if lines:
             week_parts.append(f"*{title} ({len(lines)})*\n{_deal_lines(lines)}")
     blocks.append(
-        _section("*This week*\n" + ("\n".join(week_parts) if week_parts else "A quiet week."))
-    )
-    days = "—" if digest.average_days_to_close is None else f"{digest.average_days_to_close} days"
-    blocks.append(
         _section(
-            f"*{digest.quarter} so far*: win rate *{_score(digest.win_rate)}* · average "
-            f"days to close *{days}* · slip rate *{_score(digest.slip_rate)}* · "
-            f"forecast accuracy *{_score(digest.forecast_accuracy)}* (commit at the "
-            "quarter's start that closed won)"
+            f"*This week* · {digest.open_deals} open deals\n"
+            + ("\n".join(week_parts) if week_parts else "A quiet week.")
         )
     )
+    closed = digest.closed
+    if closed is not None:
+        figures = (
+            f"win rate *{_score(closed.win_rate)}* · average days to close "
+            f"*{_days(closed.average_days_to_close)}* · slip rate *{_score(closed.slip_rate)}*"
+        )
+    else:
+        figures = (
+            f"win rate *{_score(digest.win_rate)}* · average days to close "
+            f"*{_days(digest.average_days_to_close)}* · slip rate *{_score(digest.slip_rate)}*"
+        )
+    quarter_lines = [f"*{digest.quarter} so far*: {figures}"]
+    if digest.accuracy is not None:
+        quarter_lines.append(_accuracy_line(digest.accuracy))
+    blocks.append(_section("\n".join(quarter_lines)))
+    if digest.calibration:
+        blocks.extend(
+            _sections(
+                [
+                    "*Rep calibration* (last 4 quarters)",
+                    *(_calibration_line(rep) for rep in digest.calibration),
+                ]
+            )
+        )
+    if digest.learned is not None:
+        blocks.extend(_sections(_learned_lines(digest.learned)))
     scores = " · ".join(f"<@{rep}> {_score(score)}" for rep, score in digest.rep_scores)
     blocks.append(_section(f"*Accuracy per rep*: {scores or 'no reps yet'}"))
     if digest.ignored_checks:
@@ -331,5 +432,11 @@ def manager_digest(digest: Digest) -> Reply:
             for check, nudged, acted in digest.ignored_checks
         )
         blocks.append(_context(f"Nudges reps ignore most (last 4 weeks): {ignored}"))
-    blocks.append(_context("Chart: open pipeline by stage against quota, below."))
+    blocks.append(_context("Chart: the quarter's won, commit, best case and pipeline vs quota."))
+    if len(blocks) > MAX_BLOCKS:
+        # Slack refuses a message over 50 blocks: keep the top, say where the rest is.
+        blocks = [
+            *blocks[: MAX_BLOCKS - 1],
+            _context("More in `/pipeline team`: this digest reached Slack's message size."),
+        ]
     return Reply(text=text, blocks=tuple(blocks))

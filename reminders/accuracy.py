@@ -29,9 +29,17 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from domain.checks import FAILING_DEALS_KEPT, ChecksConfig, RepScore, ScoreTally, default_checks
+from domain.checks import (
+    FAILING_DEALS_KEPT,
+    ChecksConfig,
+    DealFacts,
+    RepScore,
+    ScoreTally,
+    default_checks,
+)
 from domain.dates import quarter_bounds
 from domain.money import Money
 from domain.nudges import RepAccuracy
@@ -86,14 +94,33 @@ def previous_week(now: dt.datetime, zone: ZoneInfo) -> str:
     return week_period(now - dt.timedelta(days=7), zone)
 
 
+class FactVisitor(Protocol):
+    """Called with each fact a team's score counts, and the checks that team is held to."""
+
+    def __call__(
+        self,
+        team_id: int,
+        deal: DealFacts,
+        quarter: tuple[dt.date, dt.date],
+        today: dt.date,
+        zone: ZoneInfo,
+        config: ChecksConfig,
+    ) -> None: ...
+
+
 def scores_by_team(
-    context: JobContext, teams: Sequence[TeamScope], config: ChecksConfig
+    context: JobContext,
+    teams: Sequence[TeamScope],
+    config: ChecksConfig,
+    *,
+    visit: FactVisitor | None = None,
 ) -> dict[int, dict[str, RepScore]]:
     """Return each team's rep scores as of `context.now`, from one facts query per quarter.
 
     Teams are grouped by the quarter their own today falls in (one group, except around a
     quarter's turn), so scoring every team costs one set-based query, not one per team.
     The facts are streamed into per-team tallies: memory grows with reps, not deals.
+    `visit` sees each fact as it is counted (the digest takes its roll-up rows on the way).
     """
     groups: dict[tuple[dt.date, dt.date], list[TeamScope]] = defaultdict(list)
     for team in teams:
@@ -101,6 +128,7 @@ def scores_by_team(
     scores: dict[int, dict[str, RepScore]] = {}
     for quarter, members in groups.items():
         tallies: dict[int, ScoreTally] = {}
+        configs: dict[int, ChecksConfig] = {}
         with context.database.session() as session:
             rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
             for team in members:
@@ -114,15 +142,16 @@ def scores_by_team(
                     currency=team.currency,
                     rates=rates,
                 )
+                configs[team.team_id] = team_config
                 tallies[team.team_id] = ScoreTally(
                     config=team_config, currency=team.currency, rates=rates
                 )
-        # rep -> (tally, counted from, today, zone) for each team of this group the rep is on
-        scopes: dict[str, list[tuple[ScoreTally, dt.datetime, dt.date, ZoneInfo]]] = {}
+        # rep -> (team, counted from, today, zone) for each team of this group the rep is on
+        scopes: dict[str, list[tuple[int, dt.datetime, dt.date, ZoneInfo]]] = {}
         starts = {t.team_id: dt.datetime.combine(quarter[0], dt.time(), t.zone) for t in members}
         for team in members:
             start = starts[team.team_id]
-            scope = (tallies[team.team_id], start, team.today(context.now), team.zone)
+            scope = (team.team_id, start, team.today(context.now), team.zone)
             for rep in team.reps:
                 scopes.setdefault(rep, []).append(scope)
         with context.database.session() as session:
@@ -132,11 +161,13 @@ def scores_by_team(
                 owner_ids=list(scopes),
             )
             for deal in facts:
-                for tally, start, today, zone in scopes[deal.owner_id]:
+                for team_id, start, today, zone in scopes[deal.owner_id]:
                     if deal.status == "open" or (
                         deal.closed_at is not None and deal.closed_at >= start
                     ):
-                        tally.add(deal, today, zone)
+                        tallies[team_id].add(deal, today, zone)
+                        if visit is not None:
+                            visit(team_id, deal, quarter, today, zone, configs[team_id])
         for team in members:
             scores[team.team_id] = tallies[team.team_id].scores()
     return scores

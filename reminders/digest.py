@@ -1,25 +1,37 @@
 """`manager-digest`: each manager's weekly DM about their team, with a chart.
 
-Everything is computed from evidence: the deal history (`deal_changes`), the weekly
-snapshots (what was committed at the start of the quarter), the nudges and whether reps
-acted on them. Weekly, Monday 8:00 in the team's timezone.
+The quarter's roll-up (won, commit, best case, pipeline against quota, per rep and for the
+team, in the team's reporting currency, `domain.roll_up`), the week's moves from the deal
+history (`deal_changes`), the nudges and whether reps acted on them. Weekly, Monday 8:00
+in the team's timezone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from domain.checks import ChecksConfig, RepScore, default_checks
+from domain.checks import (
+    ChecksConfig,
+    DealFacts,
+    RepScore,
+    default_checks,
+    fired_checks,
+)
 from domain.dates import quarter_bounds, quarter_of
+from domain.fx import RateBook
 from domain.money import Money, format_money_short
 from domain.nudges import DealLine, Digest
-from domain.stages import DEFAULT_STAGES, FORECAST_LABELS
+from domain.roll_up import AT_RISK_CATEGORIES, RollUpDeal, roll_up
+from domain.stages import DEFAULT_STAGES
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.chart import bar_chart
 from reminders.delivery import ChartFile
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
+from storage.fx import FxRepository
 from storage.models import Team
 from storage.nudges import NudgeRepository
 from storage.snapshots import TeamDeal, WeeklyRepository
@@ -42,24 +54,103 @@ def _line(deal: TeamDeal, note: str = "") -> DealLine:
     return DealLine(deal.id, name, deal.owner_id, amount, note)
 
 
+@dataclass
+class TeamFacts:
+    """What one streamed pass over the facts gives a team's digest."""
+
+    scores: dict[str, RepScore] = field(default_factory=dict)
+    deals: list[RollUpDeal] = field(default_factory=list)  # the roll-up's rows
+
+
+def read_facts(
+    context: JobContext, teams: Sequence[TeamScope], config: ChecksConfig
+) -> dict[int, TeamFacts]:
+    """Return each team's rep scores and roll-up rows from one facts query per quarter.
+
+    The accuracy job's scoring pass (`scores_by_team`: the same weighting and the same
+    per-team checks), with the roll-up's rows taken on the way, so the digest reads each
+    deal's facts once for both. Only the deals a roll-up figure can count are kept (open in
+    the quarter, won in it).
+    """
+    found = {team.team_id: TeamFacts() for team in teams}
+
+    def take_row(
+        team_id: int,
+        deal: DealFacts,
+        quarter: tuple[dt.date, dt.date],
+        today: dt.date,
+        zone: ZoneInfo,
+        team_config: ChecksConfig,
+    ) -> None:
+        row = _roll_up_row(deal, quarter, today, zone, team_config)
+        if row is not None:
+            found[team_id].deals.append(row)
+
+    scores = scores_by_team(context, teams, config, visit=take_row)
+    for team_id, team_scores in scores.items():
+        found[team_id].scores = team_scores
+    return found
+
+
+def _roll_up_row(
+    deal: DealFacts,
+    quarter: tuple[dt.date, dt.date],
+    today: dt.date,
+    zone: ZoneInfo,
+    config: ChecksConfig,
+) -> RollUpDeal | None:
+    """Return the roll-up's row for `deal`, or None if no roll-up figure can count it."""
+    closed_on = deal.closed_at.astimezone(zone).date() if deal.closed_at else None
+    if deal.status == "open":
+        if deal.close_date is None or not quarter[0] <= deal.close_date <= quarter[1]:
+            return None
+        # Only commit and best-case money is "at risk": spare the checks on the rest.
+        checks = (
+            fired_checks(deal, today, config, zone=zone)
+            if deal.forecast_category in AT_RISK_CATEGORIES
+            else ()
+        )
+    elif deal.status == "won":
+        checks = ()
+    else:
+        return None
+    return RollUpDeal(
+        deal_id=deal.deal_id,
+        name=deal.name,
+        owner_id=deal.owner_id,
+        amount=deal.amount,
+        currency=deal.currency,
+        forecast_category=deal.forecast_category,
+        status=deal.status,
+        close_date=deal.close_date,
+        closed_on=closed_on,
+        checks=checks,
+    )
+
+
 def build_digest(
     context: JobContext,
     team: TeamScope,
     config: ChecksConfig,
-    scores: dict[str, RepScore] | None = None,
+    facts: TeamFacts | None = None,
+    rates: RateBook | None = None,
 ) -> Digest:
     """Return the digest of `team` for the week ending at `context.now`.
 
-    `scores` are the team's rep scores when the caller scored every team in one pass.
+    `facts` are the team's scores and roll-up rows when the caller read every team in one
+    pass; `rates` the rate book, read once per run.
     """
     now = context.now
     today = team.today(now)
     quarter = quarter_bounds(today)
     quarter_start = dt.datetime.combine(quarter[0], dt.time(), team.zone)
     week_start = now - dt.timedelta(days=7)
-    if scores is None:
-        scores = scores_by_team(context, [team], config)[team.team_id]
+    if facts is None:
+        facts = read_facts(context, [team], config)[team.team_id]
+    scores = facts.scores
     with context.database.session() as session:
+        if rates is None:
+            rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
         weekly = WeeklyRepository(session)
         deals = weekly.team_deals(
             owner_ids=team.reps,
@@ -68,53 +159,32 @@ def build_digest(
         )
         changes = weekly.changes_since(owner_ids=team.reps, since=week_start)
         pushed = weekly.close_date_pushes_since(owner_ids=team.reps, since=quarter_start)
-        first_week = weekly.earliest_week_since(
-            first_week=week_period(quarter_start, team.zone), owner_ids=team.reps
-        )
-        committed = (
-            weekly.committed_in(week=first_week, owner_ids=team.reps, quarter=quarter)
-            if first_week
-            else []
-        )
         NudgeRepository(session).mark_acted(at=now)
         response = NudgeRepository(session).check_response(
             rep_ids=team.reps, since=now - NUDGE_WINDOW
         )
         team_row = session.get(Team, team.team_id)
         period = quarter_of(today)
-        quotas = [q for q in (team_row.quotas if team_row else []) if q.period == period]
-    open_deals = [d for d in deals if d.status == "open"]
-    currencies = Counter(d.currency for d in open_deals if d.amount is not None)
-    currency = currencies.most_common(1)[0][0] if currencies else context.settings.dealbot_currency
-
-    def total(items: list[TeamDeal], weight: bool = False) -> Money:
-        amount = sum(
-            (
-                d.amount * (STAGES[d.stage].probability if weight and d.stage in STAGES else 1)
-                for d in items
-                if d.amount is not None and d.currency == currency
-            ),
-            Decimal(0),
-        )
-        return Money(Decimal(amount).quantize(Decimal("0.01")), currency)
-
-    in_quarter = [
-        d for d in open_deals if d.close_date and quarter[0] <= d.close_date <= quarter[1]
-    ]
-    forecast = tuple(
-        (label, total([d for d in in_quarter if d.forecast_category == key]))
-        for key, label in FORECAST_LABELS.items()
-        if key != "omitted"
+        quotas = {
+            q.user_id: Money(q.amount, q.currency)
+            for q in (team_row.quotas if team_row else [])
+            if q.period == period
+        }
+    rolled = roll_up(
+        team_name=team.name,
+        period=period,
+        reps=team.reps,
+        deals=facts.deals,
+        quotas=quotas,
+        rates=rates,
+        currency=team.currency,
+        quarter=quarter,
+        today=today,
     )
+    open_deals = [d for d in deals if d.status == "open"]
     closed_quarter = [d for d in deals if d.closed_at and d.closed_at >= quarter_start]
     won_quarter = [d for d in closed_quarter if d.status == "won"]
     lost_quarter = [d for d in closed_quarter if d.status == "lost"]
-    won_total = total(won_quarter)
-    quota_amount = sum((q.amount for q in quotas if q.currency == currency), Decimal(0))
-    quota = Money(quota_amount, currency) if quotas else None
-    remaining = quota_amount - won_total.amount
-    open_forecast = sum((m.amount for _, m in forecast), Decimal(0))
-    coverage = _ratio(open_forecast, remaining) if quota and remaining > 0 else None
     by_id = {d.id: d for d in deals}
     moved: list[DealLine] = []
     slipped: list[DealLine] = []
@@ -128,7 +198,12 @@ def build_digest(
                 continue
             note = f"{before.label} → {after.label}"
             (moved if after.order > before.order else slipped).append(_line(deal, note))
-        elif change.field == "close_date" and (change.new_value or "") > (change.old_value or ""):
+        elif (
+            change.field == "close_date"
+            and deal.status == "open"
+            and (change.new_value or "") > (change.old_value or "")
+        ):
+            # A closed deal's close date moving to the day it closed is not a slip.
             slipped.append(_line(deal, f"close date {change.old_value} → {change.new_value}"))
 
     def reason(deal: TeamDeal) -> str:
@@ -141,18 +216,6 @@ def build_digest(
         d for d in deals if d.status == "lost" and d.closed_at and d.closed_at >= week_start
     ]
     days_to_close = [(d.closed_at - d.created_at).days for d in won_quarter if d.closed_at]
-    committed_amount = sum((amount or Decimal(0) for _, amount in committed), Decimal(0))
-    committed_won = sum(
-        (
-            amount or Decimal(0)
-            for deal_id, amount in committed
-            if deal_id in by_id and by_id[deal_id].status == "won"
-        ),
-        Decimal(0),
-    )
-    by_stage_amounts: dict[str, list[TeamDeal]] = defaultdict(list)
-    for deal in open_deals:
-        by_stage_amounts[deal.stage].append(deal)
     ignored = sorted(
         ((check, nudged, acted) for check, (nudged, acted) in response.items()),
         key=lambda row: (row[2] / row[1] if row[1] else 1, -row[1]),
@@ -160,15 +223,10 @@ def build_digest(
     return Digest(
         team_name=team.name,
         week=week_period(now, team.zone),
-        quarter=quarter_of(today),
-        currency=currency,
+        quarter=period,
+        currency=team.currency,
         open_deals=len(open_deals),
-        pipeline=total(open_deals),
-        weighted=total(open_deals, weight=True),
-        forecast=forecast,
-        won_this_quarter=won_total,
-        quota=quota,
-        coverage=coverage,
+        roll_up=rolled,
         created=tuple(_line(d) for d in deals if d.created_at >= week_start),
         moved=tuple(moved),
         slipped=tuple(slipped),
@@ -179,27 +237,31 @@ def build_digest(
         if days_to_close
         else None,
         slip_rate=_ratio(pushed, len(open_deals) + len(closed_quarter)),
-        forecast_accuracy=_ratio(committed_won, committed_amount) if committed else None,
         rep_scores=tuple((rep, scores[rep].score if rep in scores else None) for rep in team.reps),
         ignored_checks=tuple(ignored[:5]),
-        by_stage=tuple(
-            (STAGES[key].label, total(by_stage_amounts[key]))
-            for key in STAGES
-            if key in by_stage_amounts
-        ),
     )
 
 
 def digest_chart(digest: Digest) -> bytes:
-    bars = [(label, float(m.amount), format_money_short(m)) for label, m in digest.by_stage]
+    """Return the team's quarter as bars (won, commit, best case, pipeline) against quota."""
+    team = digest.roll_up.team
+    bars = [
+        (label, float(money.amount), format_money_short(money))
+        for label, money in (
+            ("Won", team.won),
+            ("Commit", team.commit),
+            ("Best case", team.best_case),
+            ("Pipeline", team.pipeline),
+        )
+    ]
     target = None
-    if digest.quota is not None:
+    if team.quota is not None:
         target = (
             "Quota " + digest.quarter[-2:],
-            float(digest.quota.amount),
-            format_money_short(digest.quota),
+            float(team.quota.amount),
+            format_money_short(team.quota),
         )
-    return bar_chart(f"{digest.team_name}: open pipeline by stage", bars, target=target)
+    return bar_chart(f"{digest.team_name}: {digest.quarter} forecast", bars, target=target)
 
 
 def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
@@ -207,19 +269,21 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
     config = config or default_checks()
     messages: list[OutgoingMessage] = []
     teams = [team for team in teams_in_scope(context) if team.managers]
-    # Every team scored in one streamed pass over the facts, not one query per team.
-    all_scores = scores_by_team(context, teams, config)
+    # Every team scored and rolled up in one streamed pass over the facts.
+    all_facts = read_facts(context, teams, config)
+    with context.database.session() as session:
+        rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
     for team in teams:
         week = week_period(context.now, team.zone)
         with context.database.session() as session:
             WeeklyRepository(session).snapshot_open_deals(
                 week=week, owner_ids=team.reps, at=context.now
             )
-        digest = build_digest(context, team, config, all_scores[team.team_id])
+        digest = build_digest(context, team, config, all_facts[team.team_id], rates)
         reply = context.render.manager_digest(digest)
         chart = ChartFile(
-            name=f"pipeline-{week}.png",
-            title=f"{team.name} pipeline by stage, {week}",
+            name=f"forecast-{week}.png",
+            title=f"{team.name} forecast, {week}",
             content=digest_chart(digest),
         )
         for manager in team.managers:
@@ -237,8 +301,8 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
 
 JOB = Job(
     name=NAME,
-    description="DM each manager the team's pipeline, forecast vs quota, the week's moves, "
-    "win rate, accuracy per rep and ignored checks, with a chart",
+    description="DM each manager the team's forecast roll-up vs quota per rep, money at "
+    "risk, the week's moves, accuracy per rep and ignored checks, with a chart",
     schedule=Schedule(cron={"day_of_week": "mon", "hour": "8", "minute": "0"}, timezone="team"),
     plan=plan_digest,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from domain.views import (
     QuotaView,
     TeamView,
 )
-from handlers import blocks
+from handlers import blocks, reminder_blocks
 from handlers.commands.dispatch import COMMANDS, USAGE
 from handlers.commands.grammars.deal import ShowDeal, UpdateDeal
 from handlers.commands.intents import to_button_value
@@ -126,8 +127,21 @@ CASES: dict[str, Any] = {
             totals={"USD": Decimal("96000")},
             weighted_totals={"USD": Decimal("38400")},
             team_names=("Enterprise",),
+            roll_ups=(_roll_up(),),
         )
     ),
+    # The roll-up by hand (EUR at 1.10, GBP has no rate):
+    #   Ana: won Initech 60,000; commit Globex 100,000 (single-threaded: at risk); best case
+    #     Umbrella €50,000 × 1.10 = 55,000; quota 300,000: 60,000 ÷ 300,000 = 20%;
+    #     coverage 155,000 ÷ 240,000 = 0.6458 → 0.65 → 0.7×.
+    #   Ben: pipeline Hooli 40,000 (failing a check, but pipeline is not at risk); Tyrell
+    #     (GBP) left out; no quota.
+    #   Team: 60,000 / 100,000 / 55,000 / 40,000; quota 300,000: 20%; coverage 195,000 ÷
+    #     240,000 = 0.8125 → 0.81 → 0.8×; at risk 100,000.
+    "digest": lambda: reminder_blocks.manager_digest(_digest()),
+    # With what other jobs compute: the week's flow, commit closed so far (mid-quarter),
+    # closed figures (which replace the count-based ones), calibration, learned thresholds.
+    "digest_full": lambda: reminder_blocks.manager_digest(_full_digest()),
     "deal_closed": lambda: blocks.deal_closed(_deal(status="lost"), TODAY),
     "next_step_added": lambda: blocks.next_step_added(_deal(), TODAY),
     "pipeline": lambda: blocks.pipeline_reply(
@@ -157,6 +171,129 @@ CASES: dict[str, Any] = {
     "team_standing": lambda: blocks.team_standing_reply([_standing("Enterprise", "Globex")]),
     "team_stages": lambda: blocks.team_stages_reply(_team_view("Enterprise"), DEFAULT_STAGES),
 }
+
+
+def _roll_up() -> Any:
+    """Enterprise's 2026-Q4 in USD, from rows (figures by hand in the digest case's comment)."""
+    from domain.fx import Rate, RateBook
+    from domain.roll_up import RollUpDeal, roll_up
+
+    def row(deal_id: int, name: str, owner: str, amount: str, currency: str, category: str,
+            status: str = "open", checks: tuple[str, ...] = ()) -> RollUpDeal:  # fmt: skip
+        return RollUpDeal(
+            deal_id=deal_id,
+            name=name,
+            owner_id=owner,
+            amount=Decimal(amount),
+            currency=currency,
+            forecast_category=category,
+            status=status,
+            close_date=dt.date(2026, 11, 10) if status == "won" else dt.date(2026, 12, 15),
+            closed_on=dt.date(2026, 11, 10) if status == "won" else None,
+            checks=checks,
+        )
+
+    return roll_up(
+        team_name="Enterprise",
+        period="2026-Q4",
+        reps=("U0ANA", "U0BEN"),
+        deals=[
+            row(1, "Initech", "U0ANA", "60000", "USD", "commit", status="won"),
+            row(2, "Globex", "U0ANA", "100000", "USD", "commit", checks=("SINGLE_THREADED",)),
+            row(3, "Umbrella", "U0ANA", "50000", "EUR", "best_case"),
+            row(4, "Hooli", "U0BEN", "40000", "USD", "pipeline", checks=("NO_NEXT_STEP",)),
+            row(5, "Tyrell", "U0BEN", "10000", "GBP", "commit"),
+        ],
+        quotas={"U0ANA": Money(Decimal("300000"), "USD")},
+        rates=RateBook("USD", [Rate("EUR", dt.date(2026, 10, 1), Decimal("1.10"))]),
+        currency="USD",
+        quarter=(dt.date(2026, 10, 1), dt.date(2026, 12, 31)),
+        today=TODAY,
+    )
+
+
+def _digest(**figures: Any) -> Any:
+    from domain.nudges import DealLine, Digest
+
+    line = DealLine(8, "Hooli", "U0BEN", Money(Decimal("40000"), "USD"), note="Demo → Proposal")
+    return Digest(
+        team_name="Enterprise",
+        week="2026-W48",
+        quarter="2026-Q4",
+        currency="USD",
+        open_deals=3,
+        roll_up=_roll_up(),
+        created=(),
+        moved=(line,),
+        slipped=(),
+        won=(DealLine(1, "Initech", "U0ANA", Money(Decimal("60000"), "USD"), "ROI case"),),
+        lost=(),
+        win_rate=Decimal("0.5"),
+        average_days_to_close=41,
+        slip_rate=Decimal("0.25"),
+        rep_scores=(("U0ANA", Decimal("0.8")), ("U0BEN", None)),
+        ignored_checks=(("NO_NEXT_STEP", 4, 1),),
+        **figures,
+    )
+
+
+def _full_digest() -> Any:
+    from domain.forecast import (
+        ClosedFigures,
+        Flow,
+        FlowLine,
+        ForecastAccuracy,
+        ForecastDeal,
+        LearnedThresholds,
+        RepCalibration,
+    )
+
+    usd = lambda amount: Money(Decimal(amount), "USD")  # noqa: E731
+    pushed = ForecastDeal(
+        deal_id=2, name="Globex", owner_id="U0ANA", amount=usd("100000"),
+        converted=usd("100000"), note="pushed out 14 days",
+    )  # fmt: skip
+    return _digest(
+        flow=Flow(
+            since_week="2026-W47",
+            week="2026-W48",
+            lines=(
+                FlowLine(kind="pushed_out", count=1, money=usd("100000"), deals=(pushed,)),
+                FlowLine(kind="created", count=0, money=usd("0"), deals=()),
+            ),
+        ),
+        accuracy=ForecastAccuracy(
+            quarter="2026-Q4",
+            final=False,
+            commit_called=usd("200000"),
+            won_of_commit=usd("60000"),
+            ratio=Decimal("0.3"),
+        ),
+        closed=ClosedFigures(win_rate=Decimal("0.6"), average_days_to_close=35, slip_rate=None),
+        calibration=(
+            RepCalibration(
+                rep_id="U0ANA",
+                closed_deals=9,
+                close_date_hit_rate=Decimal("0.56"),
+                mean_slip_days=Decimal("12.5"),
+                commit_to_won=Decimal("0.75"),
+                previous=RepCalibration(
+                    rep_id="U0ANA",
+                    closed_deals=7,
+                    close_date_hit_rate=Decimal("0.43"),
+                    mean_slip_days=Decimal("20"),
+                    commit_to_won=None,
+                ),
+            ),
+        ),
+        learned=LearnedThresholds(
+            deals_counted=40,
+            win_rate=Decimal("0.25"),
+            required_coverage=Decimal("4"),
+            stalled_days=(("demo", 24),),
+            by_segment=(("Enterprise", Decimal("0.2"), 80),),
+        ),
+    )
 
 
 def _team_view(name: str) -> TeamView:
@@ -232,6 +369,50 @@ def test_view_builders_match_their_snapshots(name: str) -> None:
     _check_snapshot(name, view.to_dict())
 
 
+def test_a_big_teams_digest_keeps_within_slacks_limits() -> None:
+    """Sixty reps, each with two deals at risk and one left out: 50 blocks, 3000 characters."""
+    from domain.fx import RateBook
+    from domain.roll_up import RollUpDeal, roll_up
+
+    reps = tuple(f"U0REP{n:03d}" for n in range(60))
+    deals = [
+        RollUpDeal(
+            deal_id=n * 10 + k,
+            name=f"Account {n}-{k} " + "x" * 60,
+            owner_id=rep,
+            amount=Decimal(1000 * (n + 1) + k),
+            currency="GBP" if k == 2 else "USD",
+            forecast_category="commit",
+            status="open",
+            close_date=dt.date(2026, 12, 1),
+            checks=("SINGLE_THREADED", "NO_NEXT_STEP"),
+        )
+        for n, rep in enumerate(reps)
+        for k in range(3)
+    ]
+    rolled = roll_up(
+        team_name="Enterprise",
+        period="2026-Q4",
+        reps=reps,
+        deals=deals,
+        quotas={rep: Money(Decimal("100000"), "USD") for rep in reps},
+        rates=RateBook("USD", []),
+        currency="USD",
+        quarter=(dt.date(2026, 10, 1), dt.date(2026, 12, 31)),
+        today=TODAY,
+    )
+    reply = reminder_blocks.manager_digest(replace(_full_digest(), roll_up=rolled))
+    rendered = reply.block_dicts()
+    assert len(rendered) <= 50
+    texts = [b["text"]["text"] for b in rendered if "text" in b and b["type"] == "section"]
+    assert all(len(text) <= 3000 for text in texts)
+    body = "\n".join(texts)
+    # 120 deals at risk: the five largest named (rep 59's two, then rep 58's), then the rest.
+    assert "• …and 115 more" in body and "*Account 59-1 " in body
+    assert "*Not in these totals (60)*" in body and "• …and 55 more" in body
+    assert "<@U0REP059>" in body
+
+
 def test_user_text_is_escaped_but_mentions_stay_live() -> None:
     text = blocks.deal_card(_deal(buying_criteria="<b> & <@U0BEN>"), TODAY).block_dicts()
     rendered = json.dumps(text)
@@ -257,6 +438,40 @@ FREE = "<!channel> & *call*"
 HOSTILE_MONEY = Money(Decimal("1000"), "USD")
 
 
+def _hostile_roll_up() -> Any:
+    from domain.forecast import ExcludedDeal, ForecastDeal, RepForecast, RollUp
+
+    risky = ForecastDeal(
+        deal_id=1,
+        name=HOSTILE,
+        owner_id="U0ANA",
+        amount=HOSTILE_MONEY,
+        converted=HOSTILE_MONEY,
+        checks=("SINGLE_THREADED",),
+    )
+    line = RepForecast(
+        rep_id="U0ANA",
+        won=HOSTILE_MONEY,
+        commit=HOSTILE_MONEY,
+        best_case=HOSTILE_MONEY,
+        pipeline=HOSTILE_MONEY,
+        quota=None,
+        attainment=None,
+        coverage=None,
+        at_risk=HOSTILE_MONEY,
+        at_risk_deals=(risky,),
+    )
+    return RollUp(
+        team_name=HOSTILE,
+        period="2026-Q4",
+        currency="USD",
+        reps=(line,),
+        team=line,
+        excluded=(ExcludedDeal(deal_id=2, name=HOSTILE, amount=None, reason=FREE),),
+        rates_used=(),
+    )
+
+
 def _hostile_digest() -> Any:
     from domain.nudges import DealLine, Digest
 
@@ -267,12 +482,7 @@ def _hostile_digest() -> Any:
         quarter="2026-Q4",
         currency="USD",
         open_deals=1,
-        pipeline=HOSTILE_MONEY,
-        weighted=HOSTILE_MONEY,
-        forecast=(("Commit", HOSTILE_MONEY),),
-        won_this_quarter=HOSTILE_MONEY,
-        quota=None,
-        coverage=None,
+        roll_up=_hostile_roll_up(),
         created=(line,),
         moved=(line,),
         slipped=(),
@@ -281,10 +491,8 @@ def _hostile_digest() -> Any:
         win_rate=None,
         average_days_to_close=None,
         slip_rate=None,
-        forecast_accuracy=None,
         rep_scores=(("U0ANA", Decimal("0.5")),),
         ignored_checks=(),
-        by_stage=(),
     )
 
 
@@ -332,7 +540,13 @@ def _hostile_builders() -> dict[str, Any]:
         "next_step_added": lambda: blocks.next_step_added(hostile, TODAY),
         "next_step_done": lambda: blocks.next_step_done(hostile, hostile.next_step, TODAY),
         "pipeline": lambda: blocks.pipeline_reply(
-            PipelineView(scope="team", today=TODAY, deals=(hostile,), team_names=(HOSTILE,))
+            PipelineView(
+                scope="team",
+                today=TODAY,
+                deals=(hostile,),
+                team_names=(HOSTILE,),
+                roll_ups=(_hostile_roll_up(), _hostile_roll_up()),
+            )
         ),
         "team": lambda: blocks.team_reply([team], heading=f"Team {FREE} created."),
         "team_standing": lambda: blocks.team_standing_reply([_standing(HOSTILE, HOSTILE)]),

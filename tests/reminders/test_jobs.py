@@ -234,7 +234,10 @@ def test_manager_digest_dms_each_manager_with_a_chart(world: World) -> None:
     text = text_of(maria)
     assert "East · week 2026-W48" in text
     assert "Won (1)" in text and "Stark" in text and "ROI case" in text
-    assert "Quota 2026-Q4: *$200,000*" in text
+    # Stark's $50,000 won is Ben's (no quota); Ana's quota is the team's: 25% attained.
+    assert f"<@{BEN}>: won *$50,000*" in text and "no quota set" in text
+    assert "quota $200,000 · attainment *0%*" in text  # Ana's
+    assert "quota $200,000 · attainment *25%*" in text  # the team's
     assert "win rate *100%*" in text
     assert len(world.dms_to(ZOE)) == 1
     uploads = world.slack.calls_to("files.completeUploadExternal")
