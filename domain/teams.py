@@ -311,12 +311,25 @@ class TeamService:
             return tuple(_team_view(team) for team in TeamRepository(session).all())
 
     def set_quota(
-        self, actor: Actor, *, name: str, user_id: str, amount: Money, period: str
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        user_id: str,
+        amount: Money,
+        period: str,
+        currency_named: bool = True,
     ) -> TeamView:
-        """Return the team with the rep's quota for `period` set (replacing an earlier one)."""
+        """Return the team with the rep's quota for `period` set (replacing an earlier one).
+
+        An amount typed without a currency (`currency_named` False) is in the team's
+        reporting currency: a quota of `250k` for a team in euros is €250,000.
+        """
         with self.database.session() as session:
             teams = TeamRepository(session)
             team = self._team_for_change(teams, actor, name)
+            if not currency_named:
+                amount = Money(amount.amount, team.currency or self.base_currency)
             if not any(m.user_id == user_id and m.role == "rep" for m in team.members):
                 raise InvalidChange(
                     (Person(user_id), f" is not a rep in {team.name}."),

@@ -326,9 +326,16 @@ def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Rep
             )
         case dealbot.TeamList():
             return blocks.team_reply(teams.list_teams())
-        case dealbot.TeamQuota(name=name, user=user, amount=amount, period=period):
+        case dealbot.TeamQuota(
+            name=name, user=user, amount=amount, period=period, currency_named=named
+        ):
             team = teams.set_quota(
-                actor, name=name, user_id=user.user_id, amount=amount, period=period
+                actor,
+                name=name,
+                user_id=user.user_id,
+                amount=amount,
+                period=period,
+                currency_named=named,
             )
             return blocks.team_reply([team], heading=f"Quota for {period} saved.")
         case dealbot.TeamShow(name=name):

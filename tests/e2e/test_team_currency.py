@@ -119,6 +119,17 @@ def test_a_team_created_in_euros_reports_in_euros(
         "<@U0ANA>: no quota for 2026-Q4 (won €50,000 from 2 deals, "
         "incl. $50,000 at 0.8 on Sun 1 Nov)"
     ) in shown
+
+    # A quota typed without a currency is in the team's: €100,000, not $100,000.
+    app.command("/dealbot", "team quota EMEA <@U0ANA|ana> 100k", user="U0MARIA")
+    shown = app.command("/dealbot", "team show EMEA", user="U0ANA").all_text
+    assert "<@U0ANA>: €50,000 of €100,000 (50%) from 2 won deals" in shown
+    # One that names its currency keeps it, and attainment converts into it: €10,000 × 1.25.
+    app.command("/dealbot", "team quota EMEA <@U0ANA|ana> $125k", user="U0MARIA")
+    shown = app.command("/dealbot", "team show EMEA", user="U0ANA").all_text
+    assert (
+        "<@U0ANA>: $62,500 of $125,000 (50%) from 2 won deals, incl. €10,000 at 1.25 on Sun 1 Nov"
+    ) in shown
     capsys.readouterr()
 
 

@@ -125,6 +125,9 @@ class TeamQuota:
     user: UserRef
     amount: Money
     period: str
+    # False: the amount named no currency (`250k`), so it is in the team's reporting
+    # currency, which only the team knows; `amount` then holds the default's code.
+    currency_named: bool = True
 
 
 @dataclass(frozen=True)
@@ -371,9 +374,12 @@ def _parse_team_quota(words: Sequence[Word], *, today: date, currency: str) -> T
     user = user_ref(positional[1], usage)
     with as_syntax_error(usage):
         money, used = read_amount(positional[2], positional[3:4], currency)
+        # Read again with another default: only an amount that names no currency changes.
+        other = "EUR" if currency != "EUR" else "USD"
+        named = read_amount(positional[2], positional[3:4], other)[0].currency == money.currency
     if len(positional) > 3 + used:
         raise CommandSyntaxError(
             f"`{clip(' '.join(w.raw for w in positional[3 + used :]))}` is extra.",
             usage,
         )
-    return TeamQuota(name, user, money, period)
+    return TeamQuota(name, user, money, period, currency_named=named)

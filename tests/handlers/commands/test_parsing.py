@@ -341,7 +341,15 @@ def test_parse_pipeline(text: str, expected: PipelineQuery) -> None:
             TeamAdd("East", "rep", (UserRef("U1"), UserRef("U2"))),
         ),
         ("team add East Managers <@U3>", TeamAdd("East", "manager", (UserRef("U3"),))),
-        ("team quota East <@U1> 250k", TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1")),
+        (
+            # No currency named: the team's own decides, which the command cannot know.
+            "team quota East <@U1> 250k",
+            TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1", currency_named=False),
+        ),
+        (
+            "team quota East <@U1> 250k usd",
+            TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1"),
+        ),
         (
             "team quota East <@U1> 250k EUR period:2026-q4",
             TeamQuota("East", UserRef("U1"), Money(Decimal(250000), "EUR"), "2026-Q4"),
