@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Final, TextIO, TypeVar
 
@@ -36,6 +36,7 @@ COLUMNS: Final = ("currency", "rate", "date")
 _MAX_RATE: Final = Decimal(10) ** 10
 _PLACES: Final = 10
 _ISO_DAY: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_RATE: Final = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 _T = TypeVar("_T")
 
 
@@ -64,12 +65,11 @@ def read_currency(text: str, base: str) -> str:
 def read_rate(text: str) -> Decimal:
     """Return the rate `text` gives: a plain number more than zero, like 1.08."""
     shown = text.strip()
-    try:
-        rate = Decimal(shown)
-    except InvalidOperation:
-        raise RateRefused(f"`{shown}` is not a number: write a rate like 1.08") from None
-    if not rate.is_finite() or "e" in shown.lower():
+    # Plain ASCII digits only: Decimal also takes `1e3`, `1_000`, `NaN` and other scripts'
+    # digits, none of which an admin copying a rate means.
+    if not _RATE.match(shown):
         raise RateRefused(f"`{shown}` is not a number: write a rate like 1.08")
+    rate = Decimal(shown)
     if rate <= 0:
         raise RateRefused(f"`{shown}` is not more than zero: write a rate like 1.08")
     if rate >= _MAX_RATE:
