@@ -173,6 +173,7 @@ def build_services(
             default_timezone=settings.dealbot_timezone,
             zones=zones,
             stage_book=stage_book,
+            base_currency=settings.dealbot_currency,
         ),
         directory=directory,
         clock=clock,

@@ -1,4 +1,4 @@
-"""The `dealbot` command: serve, demo, jobs, crm, db upgrade, import, gmail rotate-key."""
+"""The `dealbot` command: serve, demo, jobs, crm, db upgrade, import, fx, gmail rotate-key."""
 
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to read slashed dates such as 03/04/2026 (ISO dates need nothing)",
     )
 
+    fx = commands.add_parser(
+        "fx", help="exchange rates into DEALBOT_CURRENCY: set one, import a CSV, list them"
+    )
+    fx_commands = fx.add_subparsers(dest="fx_command", required=True, metavar="ACTION")
+    fx_set = fx_commands.add_parser(
+        "set", help="how much of DEALBOT_CURRENCY one unit of CUR is worth, from a date on"
+    )
+    fx_set.add_argument("currency", help="ISO code, e.g. EUR")
+    fx_set.add_argument("rate", help="units of DEALBOT_CURRENCY per unit of CUR, e.g. 1.08")
+    fx_set.add_argument("--date", default=None, help="YYYY-MM-DD it applies from (default: today)")
+    fx_import = fx_commands.add_parser(
+        "import", help="rates from a CSV with the header currency,rate,date (all or none)"
+    )
+    fx_import.add_argument("csv", type=Path, help="the rates file")
+    fx_commands.add_parser("list", help="the rates in force today, and how many others are kept")
+
     gmail = commands.add_parser("gmail", help="Gmail drafts: maintenance of stored grants")
     gmail_commands = gmail.add_subparsers(dest="gmail_command", required=True, metavar="ACTION")
     gmail_commands.add_parser(
@@ -150,6 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dry_run=arguments.dry_run,
                 date_order=arguments.date_order,
             )
+        if arguments.command == "fx":
+            from bot.fx_cli import fx_import, fx_list, fx_set
+
+            if arguments.fx_command == "set":
+                return fx_set(settings, arguments.currency, arguments.rate, on=arguments.date)
+            if arguments.fx_command == "import":
+                return fx_import(settings, arguments.csv)
+            return fx_list(settings)
         from domain.checks import default_checks
 
         # A bad checks file stops start-up here, naming the line, not at 9:00 tomorrow.

@@ -12,7 +12,7 @@ import bisect
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from domain.money import Money
 
@@ -79,6 +79,8 @@ class RateBook:
         if source is None or target is None:
             return None
         rate = source[0] / target[0]
-        amount = (money.amount * rate).quantize(_CENT)
+        # Half up, as every amount typed is rounded (domain/money.py), not Decimal's default
+        # half-even: a converted €0.505 must not show a cent less than a typed one.
+        amount = (money.amount * rate).quantize(_CENT, rounding=ROUND_HALF_UP)
         dates = [day for _, day in (source, target) if day is not None]
         return Conversion(Money(amount, to), rate, max(dates) if dates else None)

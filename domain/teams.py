@@ -12,11 +12,13 @@ from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds, quarter_of
 from domain.deals import Actor
 from domain.errors import InvalidChange, NotAllowed, Person, TeamNotFound
-from domain.money import Money
+from domain.fx import RateBook
+from domain.money import Money, is_currency_code
 from domain.stages import DEFAULT_SET, EMPTY_BOOK, Stage, StageBook, StageSet
 from domain.views import QuotaView, TeamView
 from storage.database import Database
 from storage.deals import name_key
+from storage.fx import FxRepository
 from storage.models import Quota, Team, TeamMember
 from storage.teams import TeamRepository, WonDeal
 
@@ -28,17 +30,28 @@ class ExcludedDeal:
     deal_id: int
     name: str
     amount: Money | None  # None: the deal was won with no amount
-    reason: str  # "currency" (not in the quota's currency) or "no_amount"
+    reason: str  # "no_rate" (a currency without an exchange rate) or "no_amount"
+    missing_rate: str | None = None  # with "no_rate": the currency `dealbot fx set` needs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvertedAmount:
+    """Won money counted in another currency, and the rate it was counted at."""
+
+    original: Money  # what the deals were won in, added up when they share a rate
+    converted: Money  # the same, in the attainment's currency
+    rate: Decimal  # units of the attainment's currency per unit of the original
+    rate_date: dt.date  # the day that rate took effect
 
 
 @dataclass(frozen=True, kw_only=True)
 class RepAttainment:
     """One rep's quota for the period and what they won against it.
 
-    With a quota, `won` holds one amount in the quota's currency and `ratio` is won ÷ quota;
-    deals in another currency are in `excluded` (no exchange rates: a guessed rate would
-    make attainment a number nobody can check). Without a quota, `won` is a total per
-    currency and `ratio` is None.
+    `won` holds one amount: in the quota's currency with a quota, else in the team's
+    reporting currency. A deal won in another currency is converted at the rate of its
+    close date and said so in `converted`; one whose currency has no rate is in `excluded`
+    with the rate to set. `ratio` is won ÷ quota, None without a quota.
     """
 
     user_id: str
@@ -47,6 +60,7 @@ class RepAttainment:
     ratio: Decimal | None
     deal_count: int
     excluded: tuple[ExcludedDeal, ...]
+    converted: tuple[ConvertedAmount, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,13 +72,30 @@ class TeamStanding:
     first_day: dt.date
     last_day: dt.date
     reps: tuple[RepAttainment, ...]
+    currency: str = "USD"  # what the team reports in: its own currency, or DEALBOT_CURRENCY
 
 
-def attainment_of(user_id: str, quota: Money | None, won: Sequence[WonDeal]) -> RepAttainment:
-    """Return `user_id`'s attainment against `quota` from the deals they won in the period."""
+def attainment_of(
+    user_id: str,
+    quota: Money | None,
+    won: Sequence[WonDeal],
+    *,
+    currency: str,
+    rates: RateBook,
+    zone: ZoneInfo,
+) -> RepAttainment:
+    """Return `user_id`'s attainment against `quota` from the deals they won in the period.
+
+    Each deal counts in the quota's currency (without a quota, in `currency`, the team's),
+    converted at the rate of its close date; a deal whose currency has no rate is listed
+    as excluded, never guessed at, and never dropped without a word.
+    """
+    target = quota.currency if quota is not None else currency
     excluded: list[ExcludedDeal] = []
-    totals: dict[str, Decimal] = {}
+    total = Decimal(0)
     counted = 0
+    # Deals converted at the same rate are said once: "incl. €140,000 at 1.08 on Tue 1 Dec".
+    converted: dict[tuple[str, Decimal, dt.date], tuple[Decimal, Decimal]] = {}
     for deal in won:
         name = deal.account if not deal.title else f"{deal.account} – {deal.title}"
         if deal.amount is None:
@@ -72,35 +103,48 @@ def attainment_of(user_id: str, quota: Money | None, won: Sequence[WonDeal]) -> 
                 ExcludedDeal(deal_id=deal.id, name=name, amount=None, reason="no_amount")
             )
             continue
-        if quota is not None and deal.currency != quota.currency:
+        money = Money(Decimal(deal.amount), deal.currency)
+        day = deal.rate_day(zone)
+        conversion = rates.convert(money, target, day)
+        if conversion is None:
+            missing = deal.currency if rates.to_base(deal.currency, day) is None else target
             excluded.append(
                 ExcludedDeal(
                     deal_id=deal.id,
                     name=name,
-                    amount=Money(Decimal(deal.amount), deal.currency),
-                    reason="currency",
+                    amount=money,
+                    reason="no_rate",
+                    missing_rate=missing,
                 )
             )
             continue
-        totals[deal.currency] = totals.get(deal.currency, Decimal(0)) + Decimal(deal.amount)
+        total += conversion.money.amount
         counted += 1
-    if quota is None:
-        return RepAttainment(
-            user_id=user_id,
-            quota=None,
-            won=tuple(Money(amount, currency) for currency, amount in sorted(totals.items())),
-            ratio=None,
-            deal_count=counted,
-            excluded=tuple(excluded),
-        )
-    total = totals.get(quota.currency, Decimal(0))
+        if conversion.rate_date is not None:
+            key = (deal.currency, conversion.rate, conversion.rate_date)
+            was_original, was_converted = converted.get(key, (Decimal(0), Decimal(0)))
+            converted[key] = (
+                was_original + money.amount,
+                was_converted + conversion.money.amount,
+            )
     return RepAttainment(
         user_id=user_id,
         quota=quota,
-        won=(Money(total, quota.currency),),
-        ratio=total / quota.amount if quota.amount else None,
+        won=(Money(total, target),) if counted or quota is not None else (),
+        ratio=total / quota.amount if quota is not None and quota.amount else None,
         deal_count=counted,
         excluded=tuple(excluded),
+        converted=tuple(
+            ConvertedAmount(
+                original=Money(original, source),
+                converted=Money(amount, target),
+                rate=rate,
+                rate_date=rate_date,
+            )
+            for (source, rate, rate_date), (original, amount) in sorted(
+                converted.items(), key=lambda item: (item[0][0], item[0][2])
+            )
+        ),
     )
 
 
@@ -113,8 +157,11 @@ class TeamService:
         default_timezone: str,
         zones: ZoneCache | None = None,
         stage_book: StageBook = EMPTY_BOOK,
+        base_currency: str = "USD",
     ) -> None:
         self.database = database
+        # DEALBOT_CURRENCY: what every exchange rate is in, and a team's default currency.
+        self.base_currency = base_currency
         self.stage_book = stage_book
         self.clock = clock
         self.default_timezone = default_timezone
@@ -122,11 +169,26 @@ class TeamService:
         self.zones = zones or ZoneCache()
 
     def create_team(
-        self, actor: Actor, *, name: str, channel_id: str, timezone: str | None
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        channel_id: str,
+        timezone: str | None,
+        currency: str | None = None,
     ) -> TeamView:
-        """Return the new team; only admins create teams."""
+        """Return the new team; only admins create teams.
+
+        `currency` is the team's reporting currency; None leaves it to DEALBOT_CURRENCY, so
+        a change of that setting moves the teams that never chose.
+        """
         if not actor.is_admin():
             raise NotAllowed("Only a workspace admin can create teams.")
+        if currency is not None and not is_currency_code(currency):
+            raise InvalidChange(
+                f"`{currency}` is not an ISO currency code.",
+                f"/dealbot team create {_as_typed(name)} #sales currency:EUR",
+            )
         with self.database.session() as session:
             teams = TeamRepository(session)
             if teams.by_name(name) is not None:
@@ -139,6 +201,7 @@ class TeamService:
                     name_key=name_key(name),
                     channel_id=channel_id,
                     timezone=timezone or self.default_timezone,
+                    currency=currency,
                     created_by=actor.user_id,
                     created_at=self.clock.now(),
                 )
@@ -248,12 +311,25 @@ class TeamService:
             return tuple(_team_view(team) for team in TeamRepository(session).all())
 
     def set_quota(
-        self, actor: Actor, *, name: str, user_id: str, amount: Money, period: str
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        user_id: str,
+        amount: Money,
+        period: str,
+        currency_named: bool = True,
     ) -> TeamView:
-        """Return the team with the rep's quota for `period` set (replacing an earlier one)."""
+        """Return the team with the rep's quota for `period` set (replacing an earlier one).
+
+        An amount typed without a currency (`currency_named` False) is in the team's
+        reporting currency: a quota of `250k` for a team in euros is €250,000.
+        """
         with self.database.session() as session:
             teams = TeamRepository(session)
             team = self._team_for_change(teams, actor, name)
+            if not currency_named:
+                amount = Money(amount.amount, team.currency or self.base_currency)
             if not any(m.user_id == user_id and m.role == "rep" for m in team.members):
                 raise InvalidChange(
                     (Person(user_id), f" is not a rep in {team.name}."),
@@ -272,6 +348,20 @@ class TeamService:
             else:
                 quota.amount = amount.amount
                 quota.currency = amount.currency
+            session.flush()
+            return _team_view(team)
+
+    def set_currency(self, actor: Actor, *, name: str, currency: str) -> TeamView:
+        """Return the team reporting in `currency` from now on (its managers' or an admin's)."""
+        if not is_currency_code(currency):
+            raise InvalidChange(
+                f"`{currency}` is not an ISO currency code.",
+                f"/dealbot team currency {_as_typed(name)} EUR",
+            )
+        with self.database.session() as session:
+            teams = TeamRepository(session)
+            team = self._team_for_change(teams, actor, name)
+            team.currency = currency
             session.flush()
             return _team_view(team)
 
@@ -306,9 +396,11 @@ class TeamService:
                             "/dealbot team list shows the teams; a manager or admin adds you.",
                         )
                     shown = teams.all()
-            return tuple(self._standing(teams, team) for team in shown)
+            # One read of the rates per request: every rep of every team shown converts with it.
+            rates = FxRepository(session).rate_book(self.base_currency)
+            return tuple(self._standing(teams, team, rates) for team in shown)
 
-    def _standing(self, teams: TeamRepository, team: Team) -> TeamStanding:
+    def _standing(self, teams: TeamRepository, team: Team, rates: RateBook) -> TeamStanding:
         """Return `team` with its reps' attainment for the quarter under way in its zone."""
         zone = ZoneInfo(team.timezone)
         today = self.clock.now().astimezone(zone).date()
@@ -326,7 +418,18 @@ class TeamService:
             period=period,
             first_day=first,
             last_day=last,
-            reps=tuple(attainment_of(rep, quotas.get(rep), won.get(rep, ())) for rep in view.reps),
+            currency=team.currency or self.base_currency,
+            reps=tuple(
+                attainment_of(
+                    rep,
+                    quotas.get(rep),
+                    won.get(rep, ()),
+                    currency=team.currency or self.base_currency,
+                    rates=rates,
+                    zone=zone,
+                )
+                for rep in view.reps
+            ),
         )
 
     def team_stages(self, actor: Actor, name: str) -> tuple[TeamView, tuple[Stage, ...]]:
@@ -400,6 +503,7 @@ def _team_view(team: Team) -> TeamView:
         name=team.name,
         channel_id=team.channel_id,
         timezone=team.timezone,
+        currency=team.currency,
         managers=tuple(m.user_id for m in team.members if m.role == "manager"),
         reps=tuple(m.user_id for m in team.members if m.role == "rep"),
         quotas=tuple(

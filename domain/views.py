@@ -157,3 +157,4 @@ class TeamView:
     managers: tuple[str, ...]
     reps: tuple[str, ...]
     quotas: tuple[QuotaView, ...]
+    currency: str | None = None  # the team's reporting currency; None: DEALBOT_CURRENCY

@@ -831,8 +831,9 @@ def team_reply(teams: Sequence[TeamView], *, heading: str | None = None) -> Repl
         quotas = ", ".join(
             f"<@{q.user_id}> {format_money(q.amount)} ({q.period})" for q in team.quotas
         )
+        currency = f" · {team.currency}" if team.currency else ""
         line = (
-            f"*{escape_name(team.name)}* · <#{team.channel_id}> · {team.timezone}\n"
+            f"*{escape_name(team.name)}* · <#{team.channel_id}> · {team.timezone}{currency}\n"
             f"Managers: {managers}\nReps: {reps}"
         )
         if quotas:
@@ -858,11 +859,23 @@ def _team_header(team: TeamView) -> str:
     )
 
 
+def _rate(rate: Decimal) -> str:
+    """Return an exchange rate as people quote one: `1.08`, a cross rate to 4 places."""
+    exponent = rate.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        rate = rate.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return f"{rate.normalize():f}"
+
+
 def _attainment_lines(rep: RepAttainment, period: str) -> list[str]:
     """Return a rep's line, then one per won deal left out of their attainment."""
+    converted = [
+        messages.converted_amount(format_money(c.original), _rate(c.rate), format_day(c.rate_date))
+        for c in rep.converted
+    ]
     if rep.quota is None:
         line = messages.rep_without_quota(
-            rep.user_id, period, [format_money(m) for m in rep.won], rep.deal_count
+            rep.user_id, period, [format_money(m) for m in rep.won], rep.deal_count, converted
         )
     else:
         percent = _percent(rep.ratio) if rep.ratio is not None else "n/a"
@@ -872,14 +885,16 @@ def _attainment_lines(rep: RepAttainment, period: str) -> list[str]:
             format_money(rep.quota),
             percent,
             rep.deal_count,
+            converted,
         )
     lines = [f"• {line}"]
     for deal in rep.excluded:
         amount = format_money(deal.amount) if deal.amount is not None else None
-        currency = rep.quota.currency if rep.quota is not None else None
         lines.append(
             "      :warning: "
-            + messages.deal_excluded(escape_name(deal.name), deal.deal_id, amount, currency)
+            + messages.deal_excluded(
+                escape_name(deal.name), deal.deal_id, amount, deal.missing_rate
+            )
         )
     return lines
 
@@ -893,6 +908,9 @@ def team_standing_reply(standings: Sequence[TeamStanding]) -> Reply:
         if lines:
             lines.append("")
         lines.append(_team_header(standing.team))
+        lines.append(
+            messages.team_currency(standing.currency, chosen=standing.team.currency is not None)
+        )
         lines.append(
             messages.attainment_heading(
                 standing.period, format_day(standing.first_day), format_day(standing.last_day)

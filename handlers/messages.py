@@ -280,6 +280,17 @@ def team_member_moved(user_id: str, team: str) -> str:
     return f"Moved <@{user_id}> to {team}; they are on no other team now."
 
 
+def team_currency_set(team: str, currency: str) -> str:
+    return f"{team} reports in {currency} from now on."
+
+
+def team_currency(currency: str, *, chosen: bool) -> str:
+    """Return what a team's figures are reported in: its own currency, or the default."""
+    if chosen:
+        return f"Reporting currency: {currency}"
+    return f"Reporting currency: {currency} (the default, DEALBOT_CURRENCY)"
+
+
 # --- CRM sync (SPEC "CRM sync") -----------------------------------------------------------
 # Every CRM-supplied text (deal names, values, the CRM's own error messages, emails) reaches
 # these functions already escaped by the builder in handlers/blocks.py that calls them.
@@ -451,20 +462,35 @@ def attainment_heading(period: str, first: str, last: str) -> str:
 NO_REPS = "No reps yet: add them with `/dealbot team add <team> rep @someone`."
 
 
-def rep_attainment(user_id: str, won: str, quota: str, percent: str, deals: int) -> str:
-    return f"<@{user_id}>: {won} of {quota} ({percent}) from {_count(deals, 'won deal')}"
+def rep_attainment(
+    user_id: str, won: str, quota: str, percent: str, deals: int, converted: Sequence[str] = ()
+) -> str:
+    line = f"<@{user_id}>: {won} of {quota} ({percent}) from {_count(deals, 'won deal')}"
+    return line + _converted(converted)
 
 
-def rep_without_quota(user_id: str, period: str, won: Sequence[str], deals: int) -> str:
+def rep_without_quota(
+    user_id: str, period: str, won: Sequence[str], deals: int, converted: Sequence[str] = ()
+) -> str:
     so_far = f"won {' + '.join(won)} from {_count(deals, 'deal')}" if won else "nothing won yet"
-    return f"<@{user_id}>: no quota for {period} ({so_far})"
+    return f"<@{user_id}>: no quota for {period} ({so_far}{_converted(converted)})"
 
 
-def deal_excluded(name: str, deal_id: int, amount: str | None, quota_currency: str | None) -> str:
+def converted_amount(original: str, rate: str, day: str) -> str:
+    """Return how won money in another currency was counted: `€140,000 at 1.08 on Tue 1 Dec`."""
+    return f"{original} at {rate} on {day}"
+
+
+def _converted(converted: Sequence[str]) -> str:
+    return f", incl. {' and '.join(converted)}" if converted else ""
+
+
+def deal_excluded(name: str, deal_id: int, amount: str | None, missing_rate: str | None) -> str:
     if amount is None:
         return f"left out: {name} (#{deal_id}) was won with no amount"
     return (
-        f"left out: {name} (#{deal_id}, {amount}) is not in {quota_currency}, the quota's currency"
+        f"left out: {name} (#{deal_id}, {amount}): there is no {missing_rate} exchange rate; "
+        f"an admin sets one with `dealbot fx set {missing_rate} <rate>`"
     )
 
 

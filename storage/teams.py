@@ -25,6 +25,23 @@ class WonDeal:
     title: str | None
     amount: Decimal | None
     currency: str
+    close_date: dt.date | None = None
+    closed_at: dt.datetime | None = None
+
+    def rate_day(self, zone: dt.tzinfo) -> dt.date:
+        """Return the day whose exchange rate the deal converts at: its close date.
+
+        A won deal's close date is the day it closed; one without (an old row) falls back
+        to when it was closed, as a day in `zone`, the team's.
+        """
+        if self.close_date is not None:
+            return self.close_date
+        if self.closed_at is None:
+            raise ValueError(f"won deal {self.id} has neither a close date nor a closed time")
+        closed = self.closed_at
+        if closed.tzinfo is None:  # SQLite hands back UTC without saying so
+            closed = closed.replace(tzinfo=dt.UTC)
+        return closed.astimezone(zone).date()
 
 
 @cache
@@ -131,7 +148,16 @@ class TeamRepository:
         if not owner_ids:
             return []
         statement = (
-            select(Deal.id, Deal.owner_id, Deal.account, Deal.title, Deal.amount, Deal.currency)
+            select(
+                Deal.id,
+                Deal.owner_id,
+                Deal.account,
+                Deal.title,
+                Deal.amount,
+                Deal.currency,
+                Deal.close_date,
+                Deal.closed_at,
+            )
             .where(
                 Deal.owner_id.in_(list(owner_ids)),
                 Deal.status == "won",
@@ -149,6 +175,8 @@ class TeamRepository:
                 title=row.title,
                 amount=row.amount,
                 currency=row.currency,
+                close_date=row.close_date,
+                closed_at=row.closed_at,
             )
             for row in self.session.execute(statement)
         ]

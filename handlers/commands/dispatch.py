@@ -286,14 +286,23 @@ def _run_pipeline(request: Request, query: pipeline.PipelineQuery) -> blocks.Rep
 def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Reply:
     actor, teams = request.actor, request.services.teams
     match parsed:
-        case dealbot.TeamCreate(name=name, channel=channel, timezone=timezone):
+        case dealbot.TeamCreate(name=name, channel=channel, timezone=timezone, currency=currency):
             team = teams.create_team(
-                actor, name=name, channel_id=channel.channel_id, timezone=timezone
+                actor,
+                name=name,
+                channel_id=channel.channel_id,
+                timezone=timezone,
+                currency=currency,
             )
             return blocks.team_reply(
                 [team],
                 heading=f"Team {team.name} created. Add people with /dealbot team add {team.name} "
                 "rep @someone",
+            )
+        case dealbot.TeamCurrency(name=name, currency=currency):
+            team = teams.set_currency(actor, name=name, currency=currency)
+            return blocks.team_reply(
+                [team], heading=messages.team_currency_set(team.name, currency)
             )
         case dealbot.TeamAdd(name=name, role=role, users=users):
             team, added = teams.add_members(
@@ -317,9 +326,16 @@ def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Rep
             )
         case dealbot.TeamList():
             return blocks.team_reply(teams.list_teams())
-        case dealbot.TeamQuota(name=name, user=user, amount=amount, period=period):
+        case dealbot.TeamQuota(
+            name=name, user=user, amount=amount, period=period, currency_named=named
+        ):
             team = teams.set_quota(
-                actor, name=name, user_id=user.user_id, amount=amount, period=period
+                actor,
+                name=name,
+                user_id=user.user_id,
+                amount=amount,
+                period=period,
+                currency_named=named,
             )
             return blocks.team_reply([team], heading=f"Quota for {period} saved.")
         case dealbot.TeamShow(name=name):

@@ -71,7 +71,11 @@ def test_team_show_gives_each_reps_attainment_for_the_quarter_in_the_teams_zone(
     assert "Europe/Paris" in shown and "<@U0MARIA>" in shown
     assert "2026-Q4" in shown and "Thu 1 Oct" in shown and "Thu 31 Dec" in shown
     assert "<@U0ANA>: $60,000 of $100,000 (60%) from 2 won deals" in shown
-    assert f"left out: Globex (#{globex}, €20,000) is not in USD" in shown
+    # No euro rate is set: the deal is named with the fix, never dropped or guessed at.
+    assert (
+        f"left out: Globex (#{globex}, €20,000): there is no EUR exchange rate; an admin "
+        "sets one with `dealbot fx set EUR <rate>`"
+    ) in shown
     assert "<@U0BEN>: no quota for 2026-Q4 (won $5,000 from 1 deal)" in shown
     assert "Hooli" not in shown and "Soylent" not in shown
 

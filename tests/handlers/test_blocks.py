@@ -19,7 +19,7 @@ from domain.changes import DealChanges, DealRef
 from domain.errors import Candidate, InvalidChange, Person
 from domain.money import Money
 from domain.stages import DEFAULT_STAGES
-from domain.teams import ExcludedDeal, RepAttainment, TeamStanding
+from domain.teams import ConvertedAmount, ExcludedDeal, RepAttainment, TeamStanding
 from domain.views import (
     ChangeView,
     ContactView,
@@ -301,7 +301,8 @@ def _team_view(name: str) -> TeamView:
 
 
 def _standing(team: str, excluded: str) -> TeamStanding:
-    """Return a team whose first rep is at 60% with one deal left out; the second has none."""
+    """Return a team whose first rep is at 60% with a deal converted from pounds and one left
+    out for want of a euro rate; the second has none."""
     quota = Money(Decimal("100000"), "USD")
     return TeamStanding(
         team=_team_view(team),
@@ -320,7 +321,16 @@ def _standing(team: str, excluded: str) -> TeamStanding:
                         deal_id=4,
                         name=excluded,
                         amount=Money(Decimal("20000"), "EUR"),
-                        reason="currency",
+                        reason="no_rate",
+                        missing_rate="EUR",
+                    ),
+                ),
+                converted=(
+                    ConvertedAmount(
+                        original=Money(Decimal("10000"), "GBP"),
+                        converted=Money(Decimal("12800"), "USD"),
+                        rate=Decimal("1.28"),
+                        rate_date=dt.date(2026, 12, 1),
                     ),
                 ),
             ),

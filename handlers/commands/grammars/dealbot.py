@@ -1,6 +1,8 @@
 """The `/dealbot` grammar: help, and the admin's team commands.
 
-`/dealbot help`; `/dealbot team create <name> <#channel> [tz:<IANA zone>]`;
+`/dealbot help`;
+`/dealbot team create <name> <#channel> [tz:<IANA zone>] [currency:<ISO code>]`;
+`/dealbot team currency <name> <ISO code>`;
 `/dealbot team add <name> rep|manager <@user> [<@user> …]`;
 `/dealbot team remove <name> <@user>`; `/dealbot team move <@user> <name>`;
 `/dealbot team list`; `/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`;
@@ -15,7 +17,7 @@ from datetime import date
 from typing import Final, Literal, TypeAlias
 
 from domain.dates import parse_period, quarter_of
-from domain.money import Money
+from domain.money import Money, is_currency_code
 from handlers.commands.tokens import (
     CommandSyntaxError,
     Forms,
@@ -46,7 +48,11 @@ from handlers.commands.values import (
 FORMS: Final = Forms(
     {
         "/dealbot": ("/dealbot help",),
-        "/dealbot team create": ("/dealbot team create East #sales-east tz:America/New_York",),
+        "/dealbot team create": (
+            "/dealbot team create East #sales-east tz:America/New_York",
+            "/dealbot team create EMEA #sales-emea tz:Europe/Paris currency:EUR",
+        ),
+        "/dealbot team currency": ("/dealbot team currency EMEA EUR",),
         "/dealbot team add": ("/dealbot team add East rep @jane @raj",),
         "/dealbot team remove": ("/dealbot team remove East @jane",),
         "/dealbot team move": ("/dealbot team move @jane West",),
@@ -65,11 +71,20 @@ class DealbotHelp:
 
 @dataclass(frozen=True)
 class TeamCreate:
-    """`/dealbot team create <name> <#channel> [tz:<IANA zone>]`."""
+    """`/dealbot team create <name> <#channel> [tz:<IANA zone>] [currency:<ISO code>]`."""
 
     name: str
     channel: ChannelRef
     timezone: str | None
+    currency: str | None = None  # None: the team reports in DEALBOT_CURRENCY
+
+
+@dataclass(frozen=True)
+class TeamCurrency:
+    """`/dealbot team currency <name> <ISO code>`."""
+
+    name: str
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,9 @@ class TeamQuota:
     user: UserRef
     amount: Money
     period: str
+    # False: the amount named no currency (`250k`), so it is in the team's reporting
+    # currency, which only the team knows; `amount` then holds the default's code.
+    currency_named: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,7 @@ class TeamStages:
 DealbotCommand: TypeAlias = (
     DealbotHelp
     | TeamCreate
+    | TeamCurrency
     | TeamAdd
     | TeamRemove
     | TeamMove
@@ -164,6 +183,8 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
     rest = words[2:]
     if action == "create":
         return _parse_team_create(rest)
+    if action == "currency":
+        return _parse_team_currency(rest)
     if action == "add":
         return _parse_team_add(rest)
     if action == "remove":
@@ -203,16 +224,27 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
             words[1], _TEAM_ACTIONS, command="/dealbot team", usage=FORMS.usages("/dealbot team")
         )
     raise CommandSyntaxError(
-        "`team` needs a team command: use create, add, remove, move, list, quota, show or stages.",
+        "`team` needs a team command: use create, add, remove, move, list, quota, show, "
+        "stages or currency.",
         FORMS.usages("/dealbot team"),
     )
 
 
-_TEAM_ACTIONS: Final = ("create", "add", "remove", "move", "list", "quota", "show", "stages")
+_TEAM_ACTIONS: Final = (
+    "create",
+    "add",
+    "remove",
+    "move",
+    "list",
+    "quota",
+    "show",
+    "stages",
+    "currency",
+)
 
 
 def _parse_team_create(words: Sequence[Word]) -> TeamCreate:
-    """Return `team create <name> <#channel> [tz:<zone>]`."""
+    """Return `team create <name> <#channel> [tz:<zone>] [currency:<ISO code>]`."""
     usage = FORMS.usage("/dealbot team create")
     options: dict[str, Word] = {}
 
@@ -220,7 +252,9 @@ def _parse_team_create(words: Sequence[Word]) -> TeamCreate:
         options[option.key] = value
         return 0
 
-    positional = collect_options(pick_options(words, None), OptionSpec(("tz",), usage), read=option)
+    positional = collect_options(
+        pick_options(words, None), OptionSpec(("tz", "currency"), usage), read=option
+    )
     if len(positional) < 2:
         raise CommandSyntaxError("Give the team a name and a #channel.", usage)
     if len(positional) > 2:
@@ -243,7 +277,33 @@ def _parse_team_create(words: Sequence[Word]) -> TeamCreate:
         raise CommandSyntaxError(
             f"`{clip(zone)}` is not an IANA time zone like `Europe/Paris`.", usage
         )
-    return TeamCreate(name, channel, zone)
+    currency = (
+        _currency_code(options["currency"], FORMS.examples["/dealbot team create"][1])
+        if "currency" in options
+        else None
+    )
+    return TeamCreate(name, channel, zone, currency)
+
+
+def _parse_team_currency(words: Sequence[Word]) -> TeamCurrency:
+    """Return `team currency <name> <ISO code>`."""
+    usage = FORMS.usage("/dealbot team currency")
+    if len(words) != 2:
+        raise CommandSyntaxError(
+            "Give the team name and a currency code (quote team names with spaces).", usage
+        )
+    return TeamCurrency(team_name(words[0], usage), _currency_code(words[1], usage))
+
+
+def _currency_code(word: Word, usage: str) -> str:
+    """Return the ISO currency code `word` names, in any case: `eur` is EUR."""
+    code = word.text.strip().upper()
+    if not is_currency_code(code):
+        raise CommandSyntaxError(
+            f"`{clip(word.raw)}` is not a currency code: use an ISO code like EUR, GBP or USD.",
+            usage,
+        )
+    return code
 
 
 def _parse_team_add(words: Sequence[Word]) -> TeamAdd:
@@ -314,9 +374,12 @@ def _parse_team_quota(words: Sequence[Word], *, today: date, currency: str) -> T
     user = user_ref(positional[1], usage)
     with as_syntax_error(usage):
         money, used = read_amount(positional[2], positional[3:4], currency)
+        # Read again with another default: only an amount that names no currency changes.
+        other = "EUR" if currency != "EUR" else "USD"
+        named = read_amount(positional[2], positional[3:4], other)[0].currency == money.currency
     if len(positional) > 3 + used:
         raise CommandSyntaxError(
             f"`{clip(' '.join(w.raw for w in positional[3 + used :]))}` is extra.",
             usage,
         )
-    return TeamQuota(name, user, money, period)
+    return TeamQuota(name, user, money, period, currency_named=named)

@@ -33,6 +33,7 @@ from handlers.commands.grammars.dealbot import (
     DealbotHelp,
     TeamAdd,
     TeamCreate,
+    TeamCurrency,
     TeamQuota,
     TeamShow,
     TeamStages,
@@ -330,11 +331,25 @@ def test_parse_pipeline(text: str, expected: PipelineQuery) -> None:
         ("team create East <#C1|>", TeamCreate("East", ChannelRef("C1", None), None)),
         ('team create "Sales East" <#G2>', TeamCreate("Sales East", ChannelRef("G2", None), None)),
         (
+            "team create EMEA <#C2|emea> currency:eur tz:Europe/Paris",
+            TeamCreate("EMEA", ChannelRef("C2", "emea"), "Europe/Paris", "EUR"),
+        ),
+        ("team currency EMEA GBP", TeamCurrency("EMEA", "GBP")),
+        ('team Currency "Sales East" chf', TeamCurrency("Sales East", "CHF")),
+        (
             "team add East rep <@U1> <@U2|raj> <@U1>",
             TeamAdd("East", "rep", (UserRef("U1"), UserRef("U2"))),
         ),
         ("team add East Managers <@U3>", TeamAdd("East", "manager", (UserRef("U3"),))),
-        ("team quota East <@U1> 250k", TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1")),
+        (
+            # No currency named: the team's own decides, which the command cannot know.
+            "team quota East <@U1> 250k",
+            TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1", currency_named=False),
+        ),
+        (
+            "team quota East <@U1> 250k usd",
+            TeamQuota("East", UserRef("U1"), usd("250000"), "2026-Q1"),
+        ),
         (
             "team quota East <@U1> 250k EUR period:2026-q4",
             TeamQuota("East", UserRef("U1"), Money(Decimal(250000), "EUR"), "2026-Q4"),
@@ -433,6 +448,15 @@ MALFORMED: list[tuple[Parser, str, str, str]] = [
         "/dealbot team create",
     ),
     (dealbot, "team create East <#C1|x> zone:UTC", "`zone:`", "/dealbot team create"),
+    (
+        dealbot,
+        "team create East <#C1|x> currency:EURO",
+        "`EURO` is not a currency code",
+        "/dealbot team create EMEA #sales-emea tz:Europe/Paris currency:EUR",
+    ),
+    (dealbot, "team currency East", "a currency code", "/dealbot team currency"),
+    (dealbot, "team currency East $", "`$` is not a currency code", "/dealbot team currency"),
+    (dealbot, "team currency Sales East EUR", "quote team names", "/dealbot team currency"),
     (dealbot, "team create <@U1> <#C1|x>", "`<@U1>` is a person", "/dealbot team create"),
     (dealbot, "team add East boss <@U1>", "`boss`", "/dealbot team add"),
     (dealbot, "team add East rep", "@user", "/dealbot team add"),
@@ -490,6 +514,7 @@ def test_every_help_example_parses(line: str) -> None:
         .replace("@peter", "<@U3|peter>")
         .replace("@samir", "<@U4|samir>")
         .replace("#sales-east", "<#C1|sales-east>")
+        .replace("#sales-emea", "<#C2|sales-emea>")
         .replace("<peter@initech.com>", "&lt;<mailto:peter@initech.com|peter@initech.com>&gt;")
     )
     parsers: dict[str, Parser] = {
