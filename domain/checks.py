@@ -55,6 +55,9 @@ DEFAULT_CHECKS_FILE: Final = Path(__file__).with_name("checks.yml")
 SUPPORTED_VERSIONS: Final = (1,)
 
 
+CommitEvidence = Literal["require", "warn"]
+
+
 class ChecksFileError(ConfigFileError):
     """The checks file is unusable; `str()` names the file, the line and the reason."""
 
@@ -210,6 +213,9 @@ class ChecksConfig:
     nudges: NudgeBudget
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     source: str = "checks.yml"
+    # Moving a deal to Commit without COMMIT_EVIDENCE cited: "require" refuses, "warn" saves
+    # and says what is missing (domain.evidence).
+    commit_evidence: CommitEvidence = "require"
 
     def threshold(self, check: str, name: str) -> Any:
         """Return the setting `name` of `check` (a Threshold, or a stage key)."""
@@ -651,6 +657,7 @@ class _ChecksFile(FileModel):
     chase: tuple[CheckId, ...] | None = None
     attention: tuple[CheckId, ...] | None = None
     nudges: _Nudges | None = None
+    commit_evidence: CommitEvidence | None = None
 
     @model_validator(mode="after")
     def _complete_unless_defaulted(self, info: ValidationInfo) -> _ChecksFile:
@@ -693,6 +700,8 @@ class _ChecksFile(FileModel):
             nudges=budget,
             stages=DEFAULT_STAGES,
             source=source,
+            commit_evidence=self.commit_evidence
+            or (unsaid("commit_evidence") if defaults is not None else "require"),
         )
 
 
