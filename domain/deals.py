@@ -28,6 +28,7 @@ from domain.errors import (
     TeamNotFound,
 )
 from domain.evidence import (
+    CITE_SHORTCUT_NAME,
     EVIDENCE_KINDS,
     EVIDENCE_SOURCES,
     EXCERPT_LIMIT,
@@ -121,7 +122,7 @@ class CommitNeedsEvidence(InvalidChange):
         super().__init__(
             f"Commit needs cited evidence for: {named}. Cite with "
             f"`/deal {_quoted(account)} evidence {missing[0]}: <link>` or the message "
-            "shortcut *Cite as evidence for a deal*."
+            f"shortcut *{CITE_SHORTCUT_NAME}*."
         )
         self.account = account
         self.missing = missing

@@ -31,6 +31,9 @@ def cited_kinds(bits: int | None) -> frozenset[str]:
 
 # Where a citation points: a Slack message (its permalink) or a Gmail message (id or link).
 EVIDENCE_SOURCES: Final[tuple[str, ...]] = ("slack", "gmail")
+# The message shortcut's name, as the manifest declares it (Slack caps a name at 24
+# characters, so "Cite as evidence for a deal" cannot be it).
+CITE_SHORTCUT_NAME: Final = "Cite as deal evidence"
 # How much of a cited message is kept beside the link (the card quotes none of it).
 EXCERPT_LIMIT: Final = 200
 

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Sequence
 
 from domain.errors import DomainError, Person
+from domain.evidence import CITE_SHORTCUT_NAME
 
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
@@ -512,7 +513,6 @@ EVIDENCE_CARD_LABELS: dict[str, str] = {
 }
 # What a citation points at, in a sentence.
 EVIDENCE_SOURCE_WORDS: dict[str, str] = {"slack": "a Slack message", "gmail": "an email"}
-CITE_SHORTCUT_NAME = "Cite as evidence for a deal"
 CITE_MODAL_TITLE = "Cite as evidence"
 CITE_NO_OPEN_DEALS = (
     "You have no open deals to cite this message for. Create one with `/deal new <account>`."

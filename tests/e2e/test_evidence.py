@@ -88,7 +88,7 @@ def test_commit_is_refused_until_eb_process_and_paper_are_cited(app: RunningApp)
         in refused.all_text
     )
     assert "/deal Initech evidence eb: &lt;link&gt;" in refused.all_text
-    assert "Cite as evidence for a deal" in refused.all_text
+    assert "the message shortcut *Cite as deal evidence*" in refused.all_text
     assert app.deal_named("Initech").forecast_category == "pipeline"
     assert not [c for c in app.changes_of(deal_id) if c[0] == "forecast_category" and c[1]]
 
