@@ -285,3 +285,22 @@ def test_the_clock_is_the_injected_one(app: RunningApp) -> None:
     app.command("/deal", f"initech evidence eb: {PERMALINK}", user=ANA)
     with app.database.session() as session:
         assert session.scalars(select(DealEvidence.cited_at)).one() == NOW
+
+
+def test_the_new_deal_form_at_commit_shows_the_refusal_under_forecast(app: RunningApp) -> None:
+    assert app.command("/deal", "", user=ANA).status == 200
+    view = app.slack.calls_to("views.open")[-1].args["view"]
+    values = {
+        "account": {"value": {"type": "plain_text_input", "value": "Initech"}},
+        "amount": {"value": {"type": "plain_text_input", "value": "50k"}},
+        "stage": {"value": {"type": "static_select", "selected_option": {"value": "proposal"}}},
+        "close_date": {"value": {"type": "datepicker", "selected_date": None}},
+        "forecast": {"value": {"type": "static_select", "selected_option": {"value": "commit"}}},
+    }
+    status, answer = app.interact(view_submission(view, values, user=ANA))
+    assert status == 200
+    assert answer is not None and answer["response_action"] == "errors"
+    assert list(answer["errors"]) == ["forecast"]
+    assert answer["errors"]["forecast"].startswith("Commit needs cited evidence for:")
+    with app.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Deal)) == 0
