@@ -533,6 +533,8 @@ class DealService:
             )
             for name in filled:
                 setattr(target, name, getattr(source, name))
+            # Citations follow the same rule: the source's move for the kinds the target lacks.
+            EvidenceRepository(session).move_uncited(from_deal=source.id, to_deal=target.id)
             moved_history = list(source.changes)
             for change in moved_history:
                 target.changes.append(change)

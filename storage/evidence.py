@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from domain.evidence import EVIDENCE_KINDS
@@ -77,6 +77,18 @@ class EvidenceRepository:
             select(DealEvidence.field).where(DealEvidence.deal_id == deal_id).distinct()
         )
         return frozenset(rows)
+
+    def move_uncited(self, *, from_deal: int, to_deal: int) -> frozenset[str]:
+        """Return the kinds whose citations moved from `from_deal` to `to_deal`: those
+        `to_deal` has none of (what it already cites is kept, as a merge keeps its fields)."""
+        kinds = self.cited_kinds(from_deal) - self.cited_kinds(to_deal)
+        if kinds:
+            self.session.execute(
+                update(DealEvidence)
+                .where(DealEvidence.deal_id == from_deal, DealEvidence.field.in_(kinds))
+                .values(deal_id=to_deal)
+            )
+        return kinds
 
 
 def _citation(row: DealEvidence) -> Citation:

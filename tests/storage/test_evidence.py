@@ -118,3 +118,31 @@ def test_a_kind_the_schema_does_not_know_is_refused_by_the_database(database: Da
         )
     with database.session() as session:
         assert EvidenceRepository(session).for_deal(deal_id) == []
+
+
+def test_a_merge_moves_only_the_kinds_the_target_has_not_cited(database: Database) -> None:
+    source, target = _deal(database, "Initech (old)"), _deal(database, "Initech")
+    with database.session() as session:
+        evidence = EvidenceRepository(session)
+        for deal_id, kind, by in (
+            (source, "eb", "U0OLD"),
+            (source, "paper", "U0OLD"),
+            (target, "eb", "U0NEW"),
+        ):
+            evidence.cite(
+                deal_id=deal_id,
+                kind=kind,
+                source="slack",
+                reference=LINK,
+                excerpt=None,
+                by=by,
+                at=T0,
+            )
+        assert evidence.move_uncited(from_deal=source, to_deal=target) == {"paper"}
+    with database.session() as session:
+        evidence = EvidenceRepository(session)
+        assert {(c.kind, c.cited_by) for c in evidence.for_deal(target)} == {
+            ("eb", "U0NEW"),
+            ("paper", "U0OLD"),
+        }
+        assert [c.kind for c in evidence.for_deal(source)] == ["eb"]
