@@ -1165,8 +1165,9 @@ def _commit_warning(deal: DealView) -> str | None:
     )
 
 
-def evidence_cited(cited: EvidenceCited, today: dt.date) -> Reply:
-    """Return "Cited for Initech: economic buyer ← a Slack message, cited by @dana on …"."""
+def evidence_cited(cited: EvidenceCited, today: dt.date, *, author_id: str | None = None) -> Reply:
+    """Return "Cited for Initech: economic buyer ← a Slack message by @dana, cited by @ana
+    on Thu 12 Nov"; the message's author is known only to the shortcut (`author_id`)."""
     citation, deal = cited.citation, cited.deal
     text = messages.evidence_cited(
         escape_name(deal.name),
@@ -1174,6 +1175,7 @@ def evidence_cited(cited: EvidenceCited, today: dt.date) -> Reply:
         _source_words(citation),
         f"<@{citation.cited_by}>",
         format_day(citation.cited_on or citation.cited_at.date(), today=today),
+        f"<@{author_id}>" if author_id else None,
     )
     blocks: list[Block] = [_section(f":paperclip: {text}")]
     warning = _commit_warning(deal)
@@ -1183,7 +1185,12 @@ def evidence_cited(cited: EvidenceCited, today: dt.date) -> Reply:
 
 
 def cite_evidence_modal(
-    deals: Sequence[DealView], *, permalink: str, excerpt: str | None, channel_id: str | None
+    deals: Sequence[DealView],
+    *,
+    permalink: str,
+    excerpt: str | None,
+    channel_id: str | None,
+    author_id: str | None = None,
 ) -> View:
     """Return the form the message shortcut opens: which deal, and what the message backs.
 
@@ -1203,7 +1210,12 @@ def cite_evidence_modal(
         submit="Cite",
         close="Cancel",
         private_metadata=json.dumps(
-            {"permalink": permalink, "excerpt": excerpt, "channel_id": channel_id}
+            {
+                "permalink": permalink,
+                "excerpt": excerpt,
+                "channel_id": channel_id,
+                "author_id": author_id,
+            }
         ),
         blocks=[
             _context(f"> {quoted}"),

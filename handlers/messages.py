@@ -529,9 +529,12 @@ PICK_A_DEAL = "Pick one of your open deals."
 PICK_A_KIND = "Pick what this message is evidence of."
 
 
-def evidence_cited(deal_name: str, kind_label: str, source_words: str, by: str, day: str) -> str:
+def evidence_cited(
+    deal_name: str, kind_label: str, source_words: str, by: str, day: str, author: str | None
+) -> str:
     """Return the confirmation of a citation, as mrkdwn (`deal_name` already escaped)."""
-    return f"Cited for {deal_name}: {kind_label} ← {source_words}, cited by {by} on {day}"
+    written = f" by {author}" if author else ""
+    return f"Cited for {deal_name}: {kind_label} ← {source_words}{written}, cited by {by} on {day}"
 
 
 def commit_missing_evidence(missing: str, example: str) -> str:

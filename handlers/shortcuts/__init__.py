@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, Final
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from bot.app import Services
 
 logger = logging.getLogger(__name__)
+# A message's author as Slack names them; anything else in a form is not written back.
+_USER_ID_RE: Final = re.compile(r"^[UW][A-Z0-9]{1,30}$")
 
 
 def register(app: App, services: Services) -> None:
@@ -58,8 +61,13 @@ def open_cite_form(
         return
     text = message.get("text")
     excerpt = text[:EXCERPT_LIMIT] if isinstance(text, str) and text.strip() else None
+    author = message.get("user")
     form = blocks.cite_evidence_modal(
-        deals, permalink=permalink, excerpt=excerpt, channel_id=channel_id
+        deals,
+        permalink=permalink,
+        excerpt=excerpt,
+        channel_id=channel_id,
+        author_id=author if isinstance(author, str) and _USER_ID_RE.match(author) else None,
     )
     if not open_modal(client, body.get("trigger_id"), form):
         respond_privately(respond, blocks.error_reply(messages.CITE_FORM_DID_NOT_OPEN))
@@ -125,9 +133,11 @@ def submit_citation(
         refuse_field(ack, "deal", messages.refusal(error)[0])
         return
     channel_id = (metadata or {}).get("channel_id")
+    author = (metadata or {}).get("author_id")
+    author_id = author if isinstance(author, str) and _USER_ID_RE.match(author) else None
     hand_over_confirmation(
         context,
-        blocks.evidence_cited(cited, today),
+        blocks.evidence_cited(cited, today, author_id=author_id),
         channel_id=channel_id if isinstance(channel_id, str) else None,
     )
     ack()

@@ -114,7 +114,10 @@ def test_commit_is_refused_until_eb_process_and_paper_are_cited(app: RunningApp)
     [confirmation] = app.slack.calls_to("chat.postEphemeral")
     assert confirmation.args["user"] == ANA and confirmation.args["channel"] == "C0TEAM"
     assert "Cited for Initech: economic buyer ← " in confirmation.args["text"]
-    assert "a Slack message" in confirmation.args["text"]
+    assert (
+        "|a Slack message> by <@U0DANA>, cited by <@U0ANA> on Mon 23 Nov"
+        in (confirmation.args["text"])
+    )
 
     still = app.command("/deal", "initech forecast:commit", user=ANA)
     assert "Commit needs cited evidence for: decision process, paper process." in still.all_text
