@@ -19,12 +19,14 @@ from tests.databases import BACKENDS, database_url_for
 from tests.e2e.harness import (
     NOW,
     RunningApp,
+    block_actions,
+    blocks_text,
     message_action,
     running_app,
     view_submission,
 )
 
-ANA, BEN = "U0ANA", "U0BEN"
+ANA, BEN, ADMIN = "U0ANA", "U0BEN", "U0ADMIN"
 PERMALINK = "<https://dealbot-test.slack.com/archives/C0TEAM/p1700000000123457>"
 GMAIL_LINK = "<https://mail.google.com/mail/u/0/#inbox/FMfcgzGtwzXYZabcdefgh>"
 DANA_SAYS = {"ts": "1700000000.123456", "user": "U0DANA", "text": "I sign off on budget. — Dana"}
@@ -40,6 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def app(slack_api: FakeSlackWebAPI, database_url: str) -> Iterator[RunningApp]:
     slack_api.set_user(ANA, name="ana")
     slack_api.set_user(BEN, name="ben")
+    slack_api.set_user(ADMIN, name="alice", is_admin=True)
     with running_app(slack_api, database_url) as running:
         yield running
 
@@ -307,3 +310,41 @@ def test_the_new_deal_form_at_commit_shows_the_refusal_under_forecast(app: Runni
     assert answer["errors"]["forecast"].startswith("Commit needs cited evidence for:")
     with app.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Deal)) == 0
+
+
+def test_an_admin_cites_for_any_deal(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k", user=ANA)
+    reply = app.command("/deal", f"initech evidence criteria: {PERMALINK}", user=ADMIN)
+    assert "Cited for Initech: decision criteria ← " in reply.all_text
+    assert [(c[0], c[4]) for c in _citations(app)] == [("criteria", ADMIN)]
+
+
+def test_an_ambiguous_deal_is_picked_and_the_citation_made_as_typed(app: RunningApp) -> None:
+    app.command("/deal", "new Initech East 10k", user=ANA)
+    app.command("/deal", "new Initech West 20k", user=ANA)
+    reply = app.command("/deal", f"initech evidence paper: {GMAIL_LINK}", user=ANA)
+    assert "More than one deal matches" in reply.all_text
+    assert _citations(app) == []
+    [west] = [
+        element
+        for block in reply.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if "West" in element["text"]["text"]
+    ]
+    status, _ = app.interact(
+        block_actions(
+            west["action_id"],
+            west["value"],
+            block_id="pick_deal",
+            response_url=app.slack.response_url_for("pick"),
+            user=ANA,
+        )
+    )
+    assert status == 200
+    [picked] = [r for r in app.slack.responses if r.name == "pick"]
+    assert "Cited for Initech West: paper process ← " in blocks_text(picked.body["blocks"])
+    west_id = app.deal_named("Initech West").id
+    with app.database.session() as session:
+        cited = session.execute(select(DealEvidence.deal_id, DealEvidence.reference)).all()
+    assert [tuple(row) for row in cited] == [(west_id, GMAIL_LINK.strip("<>"))]
