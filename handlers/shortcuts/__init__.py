@@ -100,29 +100,29 @@ def submit_citation(
     """Ack the citation form: its errors in the form, or the citation written and confirmed."""
     user_id = body["user"]["id"]
     values = view["state"]["values"]
-    metadata = form_metadata(view)
-    permalink = (metadata or {}).get("permalink")
+    metadata = form_metadata(view) or {}
+    permalink = metadata.get("permalink")
     # We wrote the link when the form opened; anything else is a forged or stale form.
     if not isinstance(permalink, str) or evidence_source(permalink) != "slack":
         refuse_field(ack, "deal", messages.FORM_EXPIRED)
         return
+    picked_deal = selected_value(values, "deal") or ""
+    deal_id = int(picked_deal) if picked_deal.isdigit() else 0
+    kind = selected_value(values, "kind") or ""
     errors: dict[str, str] = {}
-    picked_deal = selected_value(values, "deal")
-    if picked_deal is None or not picked_deal.isdigit() or int(picked_deal) <= 0:
+    if deal_id <= 0:
         errors["deal"] = messages.PICK_A_DEAL
-    kind = selected_value(values, "kind")
     if kind not in EVIDENCE_KINDS:
         errors["kind"] = messages.PICK_A_KIND
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    assert picked_deal is not None and kind is not None
-    excerpt = (metadata or {}).get("excerpt")
+    excerpt = metadata.get("excerpt")
     today = services.deals.today_for(user_id)
     try:
         cited = services.deals.cite_evidence(
             services.actor(user_id),
-            DealRef(None, int(picked_deal)),
+            DealRef(None, deal_id),
             kind,
             "slack",
             permalink,
@@ -132,8 +132,8 @@ def submit_citation(
     except DomainError as error:
         refuse_field(ack, "deal", messages.refusal(error)[0])
         return
-    channel_id = (metadata or {}).get("channel_id")
-    author = (metadata or {}).get("author_id")
+    channel_id = metadata.get("channel_id")
+    author = metadata.get("author_id")
     author_id = author if isinstance(author, str) and _USER_ID_RE.match(author) else None
     hand_over_confirmation(
         context,

@@ -348,3 +348,14 @@ def test_an_ambiguous_deal_is_picked_and_the_citation_made_as_typed(app: Running
     with app.database.session() as session:
         cited = session.execute(select(DealEvidence.deal_id, DealEvidence.reference)).all()
     assert [tuple(row) for row in cited] == [(west_id, GMAIL_LINK.strip("<>"))]
+
+
+def test_a_form_whose_link_is_not_a_slack_message_is_refused_as_expired(app: RunningApp) -> None:
+    app.command("/deal", "new Initech 50k", user=ANA)
+    view = _press_shortcut(app, user=ANA)
+    forged = {**view, "private_metadata": '{"permalink": "https://evil.example/p1"}'}
+    deal_id = str(app.deal_named("Initech").id)
+    answer = _submit(app, forged, user=ANA, deal=deal_id, kind="eb")
+    assert answer is not None and answer["response_action"] == "errors"
+    assert "expired" in answer["errors"]["deal"]
+    assert _citations(app) == []
