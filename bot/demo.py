@@ -493,9 +493,15 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
     def day(offset: int) -> dt.date:
         return today + dt.timedelta(days=offset)
 
-    def new(actor: Actor, account: str, **changes: Any) -> DealRef:
-        deal = deals.create_deal(actor, account, DealChanges(**changes))
-        return DealRef(name=None, deal_id=deal.id)
+    def new(actor: Actor, account: str, cite: tuple[str, ...] = (), **changes: Any) -> DealRef:
+        # The seed is last month's pipeline as it stood, Commits included: the gate on
+        # moving to Commit is shown by the cards (Globex still lacks evidence), not here.
+        deal = deals.create_deal(actor, account, DealChanges(**changes), evidence_gate=False)
+        ref = DealRef(name=None, deal_id=deal.id)
+        for number, kind in enumerate(cite):
+            message_id = f"msg-f:{1_780_000_000_000_000_000 + deal.id * 10 + number}"
+            deals.cite_evidence(actor, ref, kind, "gmail", message_id)
+        return ref
 
     # A month ago: the quarter's deals are logged.
     initech = new(
@@ -516,6 +522,7 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         stage="proposal",
         close_date=day(35),
         forecast="commit",
+        cite=("process",),
         buying_process="Security review, then CFO sign-off",
         contacts=(ContactRef("Hank Scorpio", "hank@globex.com", None),),
     )
@@ -527,6 +534,7 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         stage="negotiation",
         close_date=day(-10),
         forecast="commit",
+        cite=("eb", "process", "paper"),
         paper_process="MSA redlines with legal; PO via Coupa",
         economic_buyer=ContactRef("Gavin Belson", "gavin@hooli.com", None),
         champion=ContactRef("Jared Dunn", "jared@hooli.com", None),

@@ -1041,6 +1041,19 @@ class FakeSlackWebAPI:
         }
         return {"ok": True, "view": answer_view}
 
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Slack's shape: the workspace's URL, the channel, and the ts without its dot.
+        channel = str(args.get("channel") or "")
+        ts = str(args.get("message_ts") or "")
+        seconds, _, micros = ts.partition(".")
+        if not seconds.isdigit() or not micros.isdigit():
+            return {"ok": False, "error": "message_not_found"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://dealbot-test.slack.com/archives/{channel}/p{seconds}{micros}",
+        }
+
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users") or "").split(",")
         channel_id = args.get("channel") or f"D{users[0].strip()}"
@@ -1102,6 +1115,7 @@ class FakeSlackWebAPI:
         "chat.postEphemeral": _chat_post_ephemeral,
         "chat.update": _chat_update,
         "chat.scheduleMessage": _chat_schedule_message,
+        "chat.getPermalink": _chat_get_permalink,
         "views.open": _views,
         "views.update": _views,
         "views.push": _views,

@@ -60,6 +60,9 @@ DEFAULT_CHECKS_FILE: Final = Path(__file__).with_name("checks.yml")
 SUPPORTED_VERSIONS: Final = (1,)
 
 
+CommitEvidence = Literal["require", "warn"]
+
+
 class ChecksFileError(ConfigFileError):
     """The checks file is unusable; `str()` names the file, the line and the reason."""
 
@@ -238,6 +241,10 @@ class ChecksConfig:
             "STALLED_IN_STAGE": stalled.model_copy(update={"max_days": learned}),
         }
         return replace(self, settings=settings)
+
+    # Moving a deal to Commit without COMMIT_EVIDENCE cited: "require" refuses, "warn" saves
+    # and says what is missing (domain.evidence).
+    commit_evidence: CommitEvidence = "require"
 
     def threshold(self, check: str, name: str) -> Any:
         """Return the setting `name` of `check` (a Threshold, or a stage key)."""
@@ -855,6 +862,7 @@ class _ChecksFile(FileModel):
     attention: tuple[CheckId, ...] | None = None
     nudges: _Nudges | None = None
     thresholds: Annotated[ThresholdSource | None, BeforeValidator(_threshold_source)] = None
+    commit_evidence: CommitEvidence | None = None
 
     @model_validator(mode="after")
     def _complete_unless_defaulted(self, info: ValidationInfo) -> _ChecksFile:
@@ -898,6 +906,8 @@ class _ChecksFile(FileModel):
             stages=DEFAULT_STAGES,
             source=source,
             thresholds=self.thresholds or (defaults.thresholds if defaults else "fixed"),
+            commit_evidence=self.commit_evidence
+            or (unsaid("commit_evidence") if defaults is not None else "require"),
         )
 
 

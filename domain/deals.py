@@ -27,6 +27,14 @@ from domain.errors import (
     Person,
     TeamNotFound,
 )
+from domain.evidence import (
+    CITE_SHORTCUT_NAME,
+    EVIDENCE_KINDS,
+    EVIDENCE_SOURCES,
+    EXCERPT_LIMIT,
+    kind_label,
+    missing_for_commit,
+)
 from domain.forecast import RollUp
 from domain.fx import RateBook
 from domain.money import Money, format_money
@@ -37,6 +45,7 @@ from domain.views import (
     ContactView,
     DealUpdate,
     DealView,
+    EvidenceView,
     FieldChange,
     HomeView,
     NextStepView,
@@ -46,6 +55,7 @@ from domain.views import (
 from storage.crm import CrmRepository, PushToMake
 from storage.database import Database
 from storage.deals import DealRepository, name_key
+from storage.evidence import Citation, EvidenceRepository
 from storage.facts import ListedDeal, ReminderRepository
 from storage.fx import FxRepository
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem, Team
@@ -107,6 +117,29 @@ class DealMerge:
     evidence: tuple[str, ...]
 
 
+class CommitNeedsEvidence(InvalidChange):
+    """A move to Commit without the evidence COMMIT_EVIDENCE names; nothing was written."""
+
+    def __init__(self, account: str, missing: tuple[str, ...]) -> None:
+        named = ", ".join(kind_label(kind) for kind in missing)
+        # One sentence, no separate hint: the way to cite is the point of the refusal.
+        super().__init__(
+            f"Commit needs cited evidence for: {named}. Cite with "
+            f"`/deal {_quoted(account)} evidence {missing[0]}: <link>` or the message "
+            f"shortcut *{CITE_SHORTCUT_NAME}*."
+        )
+        self.account = account
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class EvidenceCited:
+    """A citation just written, and the deal it backs."""
+
+    deal: DealView
+    citation: EvidenceView
+
+
 class DealService:
     def __init__(
         self,
@@ -157,18 +190,21 @@ class DealService:
         *,
         today: dt.date | None = None,
         check_duplicates: bool = False,
+        evidence_gate: bool = True,
     ) -> DealView:
         """Return the new deal, owned by the actor, with its starting values in the history.
 
         With `check_duplicates`, raises DuplicateDeal (nothing written) when the account
         already has an open deal of the same name: a second Initech is asked about, never
-        made silently.
+        made silently. `evidence_gate` (see update_deal) is off only for a CRM's records.
         """
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
             if check_duplicates:
                 self._refuse_duplicate(session, deals, actor, account, changes, today=today)
+            if evidence_gate and changes.forecast == "commit":
+                self._gate_commit(account, cited=frozenset())
             stage = self._open_stage(changes.stage or self.first_stage.key)
             amount = changes.amount
             deal = Deal(
@@ -214,9 +250,19 @@ class DealService:
             return self._view(session, deal, self._today(session, actor.user_id, given=today))
 
     def update_deal(
-        self, actor: Actor, ref: DealRef, changes: DealChanges, *, today: dt.date | None = None
+        self,
+        actor: Actor,
+        ref: DealRef,
+        changes: DealChanges,
+        *,
+        today: dt.date | None = None,
+        evidence_gate: bool = True,
     ) -> DealUpdate:
-        """Return the deal after applying `changes`, with what actually changed."""
+        """Return the deal after applying `changes`, with what actually changed.
+
+        A move to Commit needs COMMIT_EVIDENCE cited (`_gate_commit`); `evidence_gate` is
+        off only for records a CRM (or its export) holds, which is the source of truth there.
+        """
         now = self.clock.now()
         with self.database.session() as session:
             deals = DealRepository(session)
@@ -232,6 +278,9 @@ class DealService:
                 # A closed deal's names and owner can still be corrected.
                 closed_too=changes.only_renames_or_reassigns(),
             )
+            if evidence_gate and changes.forecast == "commit" != deal.forecast_category:
+                cited = EvidenceRepository(session).cited_kinds(deal.id)
+                self._gate_commit(deal.account, cited=cited)
             before = tracked_values(deal)
             names_before = _identity_values(deal)
             said_before = _said_values(deal)
@@ -488,6 +537,8 @@ class DealService:
             )
             for name in filled:
                 setattr(target, name, getattr(source, name))
+            # Citations follow the same rule: the source's move for the kinds the target lacks.
+            EvidenceRepository(session).move_uncited(from_deal=source.id, to_deal=target.id)
             moved_history = list(source.changes)
             for change in moved_history:
                 target.changes.append(change)
@@ -795,6 +846,79 @@ class DealService:
             overdue_steps=overdue,
             accuracy_score=score,
         )
+
+    # --- evidence -------------------------------------------------------------------------
+
+    def cite_evidence(
+        self,
+        actor: Actor,
+        ref: DealRef,
+        kind: str,
+        source: str,
+        reference: str,
+        excerpt: str | None = None,
+        *,
+        today: dt.date | None = None,
+    ) -> EvidenceCited:
+        """Return the deal and the citation written: `reference` backs its `kind` answer.
+
+        Who may cite is who may change the deal; a won, lost or deleted deal keeps its record.
+        `source` is "slack" (a message permalink) or "gmail" (a message id or link), already
+        read by the surface; the excerpt is cut to EXCERPT_LIMIT characters.
+        """
+        if kind not in EVIDENCE_KINDS:
+            raise InvalidChange(
+                f"“{kind}” is not a kind of evidence.",
+                f"Cite one of: {', '.join(EVIDENCE_KINDS)}.",
+            )
+        if source not in EVIDENCE_SOURCES or not reference.strip():
+            raise InvalidChange("Cite a Slack message link or a Gmail message.")
+        now = self.clock.now()
+        with self.database.session() as session:
+            deals = DealRepository(session)
+            deal = self._open_deal_to_change(
+                session,
+                deals,
+                actor,
+                ref,
+                closed=lambda deal: InvalidChange(
+                    f"{deal.account} is already {deal.status}; evidence is cited on open deals."
+                ),
+            )
+            citation = EvidenceRepository(session).cite(
+                deal_id=deal.id,
+                kind=kind,
+                source=source,
+                reference=reference.strip(),
+                excerpt=(excerpt or "").strip()[:EXCERPT_LIMIT] or None,
+                by=actor.user_id,
+                at=now,
+            )
+            # Citing is work on the deal: it is touched, as a change is (STALE reads it).
+            deal.last_touch_at = now
+            today = self._today(session, actor.user_id, given=today)
+            return EvidenceCited(
+                deal=self._view(session, deal, today),
+                citation=_evidence_view(citation, self._zone(session, deal.owner_id)),
+            )
+
+    def open_deals_to_cite(self, actor: Actor) -> tuple[DealView, ...]:
+        """Return the actor's open deals, for the message shortcut's choice of deal."""
+        with self.database.session() as session:
+            today = self._today(session, actor.user_id)
+            listed = ReminderRepository(session).listed_deals(
+                quarter=quarter_bounds(today), owner_ids=[actor.user_id]
+            )
+            return self._listed_views(session, listed, today)
+
+    @staticmethod
+    def _gate_commit(account: str, *, cited: frozenset[str]) -> None:
+        """Refuse a move to Commit without COMMIT_EVIDENCE cited, unless the checks file says
+        `commit_evidence: warn` (the card and the reply then say what is missing)."""
+        missing = missing_for_commit(cited)
+        if not missing or default_checks().commit_evidence == "warn":
+            return
+        raise CommitNeedsEvidence(account, missing)
 
     # --- internals ------------------------------------------------------------------------
 
@@ -1201,8 +1325,29 @@ class DealService:
             history=self._history(session, deal) if full else (),
             close_date_pushes=_close_date_pushes(deal.changes) if full else 0,
             post_mortem=_post_mortem_view(deal.post_mortem) if full else None,
+            evidence=tuple(
+                _evidence_view(c, self._zone(session, deal.owner_id))
+                for c in EvidenceRepository(session).latest_per_kind(deal.id).values()
+            ),
             **self._crm_marks(session, [deal.id]).get(deal.id, {}),
         )
+
+
+def _evidence_view(citation: Citation, zone: ZoneInfo) -> EvidenceView:
+    return EvidenceView(
+        cited_on=citation.cited_at.astimezone(zone).date(),
+        kind=citation.kind,
+        source=citation.source,
+        reference=citation.reference,
+        cited_by=citation.cited_by,
+        cited_at=citation.cited_at,
+        excerpt=citation.excerpt,
+    )
+
+
+def _quoted(account: str) -> str:
+    """Return the account as a `/deal` reference: quoted when it has spaces."""
+    return f'"{account}"' if " " in account else account
 
 
 def _crm_values(deal: Deal) -> dict[str, str | None]:

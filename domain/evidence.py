@@ -27,3 +27,22 @@ def cited_kinds(bits: int | None) -> frozenset[str]:
     if not bits:
         return frozenset()
     return frozenset(kind for kind, bit in EVIDENCE_BITS.items() if bits & bit)
+
+
+# Where a citation points: a Slack message (its permalink) or a Gmail message (id or link).
+EVIDENCE_SOURCES: Final[tuple[str, ...]] = ("slack", "gmail")
+# The message shortcut's name, as the manifest declares it (Slack caps a name at 24
+# characters, so "Cite as evidence for a deal" cannot be it).
+CITE_SHORTCUT_NAME: Final = "Cite as deal evidence"
+# How much of a cited message is kept beside the link (the card quotes none of it).
+EXCERPT_LIMIT: Final = 200
+
+
+def kind_label(kind: str) -> str:
+    """Return how a kind reads inside a sentence ("economic buyer")."""
+    return EVIDENCE_KINDS[kind].lower()
+
+
+def missing_for_commit(cited: frozenset[str] | set[str]) -> tuple[str, ...]:
+    """Return the COMMIT_EVIDENCE kinds not in `cited`, in COMMIT_EVIDENCE order."""
+    return tuple(kind for kind in COMMIT_EVIDENCE if kind not in cited)

@@ -46,6 +46,19 @@ class PostMortemView:
 
 
 @dataclass(frozen=True)
+class EvidenceView:
+    """The latest citation of one qualification field: where its answer came from."""
+
+    kind: str  # one of domain.evidence.EVIDENCE_KINDS
+    source: str  # "slack" | "gmail"
+    reference: str  # a Slack message permalink, or a Gmail message id or link
+    cited_by: str
+    cited_at: dt.datetime
+    excerpt: str | None = None
+    cited_on: dt.date | None = None  # cited_at's day where the deal's owner is
+
+
+@dataclass(frozen=True)
 class DealView:
     """A deal as users see it. Lists (/pipeline, App Home) leave evidence, contacts and
     history empty; a single deal (/deal show and replies to changes) carries them."""
@@ -79,6 +92,8 @@ class DealView:
     crm_url: str | None = None
     # dealbot field names with a push pending or refused ("deal": not created there yet).
     not_in_crm: tuple[str, ...] = ()
+    # The latest citation per evidence kind (a single deal's view only), in EVIDENCE_KINDS order.
+    evidence: tuple[EvidenceView, ...] = ()
 
     # Whether a check in the checks file's `attention:` list fails: what "Needs attention"
     # lists. None (a view built without the file) means any failing check.

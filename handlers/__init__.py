@@ -11,9 +11,10 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import actions, commands, events, views
+    from handlers import actions, commands, events, shortcuts, views
 
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    shortcuts.register(app, services)
     events.register(app, services)

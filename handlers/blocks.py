@@ -39,8 +39,9 @@ from slack_sdk.models.views import View
 
 from domain.changes import DealRef
 from domain.dates import format_day
-from domain.deals import DealMerge
+from domain.deals import DealMerge, EvidenceCited
 from domain.errors import Candidate, DomainError
+from domain.evidence import EVIDENCE_KINDS, kind_label, missing_for_commit
 from domain.forecast import ExcludedDeal, ForecastDeal, RepForecast, RollUp
 from domain.money import Money, format_money
 from domain.stages import DEFAULT_STAGES, Stage, stage_by_key
@@ -49,6 +50,7 @@ from domain.views import (
     ChangeView,
     DealUpdate,
     DealView,
+    EvidenceView,
     HomeView,
     NextStepView,
     PipelineView,
@@ -389,6 +391,7 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
         blocks.extend(_sections(evidence_lines))
     if people:
         blocks.extend(_sections(people))
+    blocks.extend(_evidence_blocks(deal, today))
     if deal.next_step is not None:
         step = _step_line(deal.next_step, today)
         blocks.append(_section(f"*Next step:* {step}{crm.mark('next_step')}"))
@@ -556,6 +559,9 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
         _section(f":white_check_mark: {changed}"),
         _section(deal_line(deal, today)),
     ]
+    warning = _commit_warning(deal)
+    if warning is not None:
+        blocks.append(_context(f":warning: {warning}"))
     return Reply(text=f"{escape_name(deal.name)}: {changed}", blocks=tuple(blocks))
 
 
@@ -1235,4 +1241,142 @@ def deal_merged(merge: DealMerge, today: dt.date) -> Reply:
             _section(f":twisted_rightwards_arrows: {text}"),
             _section(deal_line(target, today)),
         ),
+    )
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+CITE_EVIDENCE_SHORTCUT = "cite_evidence"
+CITE_EVIDENCE_VIEW = "cite_evidence_form"
+# Slack's cap on a static select's options; a rep with more open deals sees the first ones.
+_SELECT_OPTIONS_LIMIT = 100
+
+
+def _cited_value(deal: DealView, kind: str) -> str | None:
+    """Return the answer a kind backs on this deal (the buyer's name, the process text)."""
+    if kind in ("eb", "champion"):
+        role = "economic_buyer" if kind == "eb" else "champion"
+        holder = next((c for c in deal.contacts if c.role == role), None)
+        if holder is None:
+            return None
+        return (
+            f"<@{holder.slack_user_id}>"
+            if holder.slack_user_id
+            else escape_name(holder.name or holder.email or "")
+        )
+    text = {
+        "criteria": deal.buying_criteria,
+        "process": deal.buying_process,
+        "paper": deal.paper_process,
+        "metrics": deal.metrics,
+    }[kind]
+    return escape(text) if text else None
+
+
+def _source_words(citation: EvidenceView) -> str:
+    """Return "a Slack message" / "an email", linked when the reference is a link."""
+    words = messages.EVIDENCE_SOURCE_WORDS.get(citation.source, citation.source)
+    if citation.reference.startswith("https://"):
+        return f"<{escape_plain_text(citation.reference)}|{words}>"
+    return words
+
+
+def _evidence_blocks(deal: DealView, today: dt.date) -> list[Block]:
+    """Return the card's lines of cited evidence, and the Commit warning if it lacks some."""
+    lines = []
+    for citation in deal.evidence:
+        label = messages.EVIDENCE_CARD_LABELS.get(citation.kind, citation.kind)
+        value = _cited_value(deal, citation.kind)
+        day = format_day(citation.cited_on or citation.cited_at.date(), today=today)
+        said = f" {value}" if value else ""
+        lines.append(f"*{label}:*{said} — cited {day} from {_source_words(citation)}")
+    blocks: list[Block] = list(_sections(lines)) if lines else []
+    warning = _commit_warning(deal)
+    if warning is not None:
+        blocks.append(_context(f":warning: {warning}"))
+    return blocks
+
+
+def _commit_warning(deal: DealView) -> str | None:
+    """Return what an open Commit deal still needs cited, or None when it has it all."""
+    if deal.status != "open" or deal.forecast_category != "commit":
+        return None
+    missing = missing_for_commit({c.kind for c in deal.evidence})
+    if not missing:
+        return None
+    example = f"/deal {_ref(deal)} evidence {missing[0]}: <link>"
+    return messages.commit_missing_evidence(
+        ", ".join(kind_label(kind) for kind in missing), escape(example)
+    )
+
+
+def evidence_cited(cited: EvidenceCited, today: dt.date, *, author_id: str | None = None) -> Reply:
+    """Return "Cited for Initech: economic buyer ← a Slack message by @dana, cited by @ana
+    on Thu 12 Nov"; the message's author is known only to the shortcut (`author_id`)."""
+    citation, deal = cited.citation, cited.deal
+    text = messages.evidence_cited(
+        escape_name(deal.name),
+        kind_label(citation.kind),
+        _source_words(citation),
+        f"<@{citation.cited_by}>",
+        format_day(citation.cited_on or citation.cited_at.date(), today=today),
+        f"<@{author_id}>" if author_id else None,
+    )
+    blocks: list[Block] = [_section(f":paperclip: {text}")]
+    warning = _commit_warning(deal)
+    if warning is not None:
+        blocks.append(_context(f":warning: {warning}"))
+    return Reply(text=text, blocks=tuple(blocks))
+
+
+def cite_evidence_modal(
+    deals: Sequence[DealView],
+    *,
+    permalink: str,
+    excerpt: str | None,
+    channel_id: str | None,
+    author_id: str | None = None,
+) -> View:
+    """Return the form the message shortcut opens: which deal, and what the message backs.
+
+    The message's link and excerpt travel in private_metadata; the form shows the excerpt
+    so the rep sees what they cite.
+    """
+    deal_options = [
+        Option(text=plain_text_within(deal.name, 75), value=str(deal.id))
+        for deal in deals[:_SELECT_OPTIONS_LIMIT]
+    ]
+    kind_options = [Option(text=label, value=kind) for kind, label in EVIDENCE_KINDS.items()]
+    quoted = escape(excerpt) if excerpt else "(a message with no text)"
+    return View(
+        type="modal",
+        callback_id=CITE_EVIDENCE_VIEW,
+        title=messages.CITE_MODAL_TITLE,
+        submit="Cite",
+        close="Cancel",
+        private_metadata=json.dumps(
+            {
+                "permalink": permalink,
+                "excerpt": excerpt,
+                "channel_id": channel_id,
+                "author_id": author_id,
+            }
+        ),
+        blocks=[
+            _context(f"> {quoted}"),
+            InputBlock(
+                block_id="deal",
+                label="Deal",
+                element=StaticSelectElement(
+                    action_id="value", options=deal_options, placeholder="Pick a deal"
+                ),
+            ),
+            InputBlock(
+                block_id="kind",
+                label="Evidence of",
+                element=StaticSelectElement(
+                    action_id="value", options=kind_options, placeholder="Economic buyer, …"
+                ),
+            ),
+        ],
     )

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Sequence
 
 from domain.errors import DomainError, Person
+from domain.evidence import CITE_SHORTCUT_NAME
 
 CHECK_LABELS: dict[str, str] = {
     "NO_NEXT_STEP": "no dated next step",
@@ -522,4 +523,49 @@ def stage_line(
     return (
         f"{order}. *{label}* (`{key}`) · {percent} · forecast default {forecast} · "
         f"exit criteria: {asks}{counts_as}"
+    )
+
+
+# --- Evidence: `/deal <deal> evidence …` and the message shortcut -----------------------------
+
+# How a kind is labelled on the card ("EB: Dana Scully — cited …").
+EVIDENCE_CARD_LABELS: dict[str, str] = {
+    "eb": "EB",
+    "criteria": "Decision criteria",
+    "process": "Decision process",
+    "paper": "Paper process",
+    "champion": "Champion",
+    "metrics": "Metrics",
+}
+# What a citation points at, in a sentence.
+EVIDENCE_SOURCE_WORDS: dict[str, str] = {"slack": "a Slack message", "gmail": "an email"}
+CITE_MODAL_TITLE = "Cite as evidence"
+CITE_NO_OPEN_DEALS = (
+    "You have no open deals to cite this message for. Create one with `/deal new <account>`."
+)
+CITE_FORM_DID_NOT_OPEN = (
+    "The citation form could not open (Slack took too long). Try the shortcut again, or "
+    "`/deal <deal> evidence <kind>: <link>`."
+)
+CITE_NO_PERMALINK = (
+    "Slack did not give me this message's link, so it cannot be cited. Copy its link and use "
+    "`/deal <deal> evidence <kind>: <link>`."
+)
+PICK_A_DEAL = "Pick one of your open deals."
+PICK_A_KIND = "Pick what this message is evidence of."
+
+
+def evidence_cited(
+    deal_name: str, kind_label: str, source_words: str, by: str, day: str, author: str | None
+) -> str:
+    """Return the confirmation of a citation, as mrkdwn (`deal_name` already escaped)."""
+    written = f" by {author}" if author else ""
+    return f"Cited for {deal_name}: {kind_label} ← {source_words}{written}, cited by {by} on {day}"
+
+
+def commit_missing_evidence(missing: str, example: str) -> str:
+    """Return the warning a Commit deal without its evidence shows (`commit_evidence: warn`)."""
+    return (
+        f"Commit without cited evidence for: {missing}. Cite with `{example}` or the message "
+        f"shortcut *{CITE_SHORTCUT_NAME}*."
     )

@@ -200,3 +200,14 @@ def test_the_manifest_grants_the_scope_slack_requires_for_each_call(
     required = {s for entry in operation.get("security", []) for s in entry.get("slackAuth", [])}
     assert scope in required, (method, required)
     assert scope in manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_every_shortcut_in_the_manifest_has_a_listener(manifest: dict[str, Any]) -> None:
+    from domain.evidence import CITE_SHORTCUT_NAME
+    from handlers.blocks import CITE_EVIDENCE_SHORTCUT
+
+    shortcuts = manifest["features"]["shortcuts"]
+    assert [(s["callback_id"], s["type"]) for s in shortcuts] == [
+        (CITE_EVIDENCE_SHORTCUT, "message")
+    ]
+    assert shortcuts[0]["name"] == CITE_SHORTCUT_NAME  # the name refusals tell reps to use

@@ -215,6 +215,9 @@ def _run_deal(request: Request, parsed: deal.DealCommand) -> blocks.Reply:
         case deal.UpdateDeal(deal=ref, changes=changes):
             updated = services.deals.update_deal(actor, ref, changes, today=today)
             return blocks.deal_updated(updated, today)
+        case deal.CiteEvidence(deal=ref, kind=kind, source=source, reference=reference):
+            cited = services.deals.cite_evidence(actor, ref, kind, source, reference, today=today)
+            return blocks.evidence_cited(cited, today)
         case deal.ShowDeal(deal=ref):
             shown = services.deals.show_deal(actor, ref, today=today)
             # Shared by id, so the channel sees this deal even if the name becomes ambiguous.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, BoltContext
 
 from domain.changes import DealChanges, DealRef
-from domain.deals import DuplicateDeal
+from domain.deals import CommitNeedsEvidence, DuplicateDeal
 from domain.errors import DomainError
 from domain.money import InvalidAmount, parse_amount
 from domain.names import InvalidName, clean_name
@@ -115,6 +115,10 @@ def submit_new_deal(
         existing = duplicate.existing
         create = CreateAnother(DealRef(None, existing.id), account, changes)
         reply = blocks.duplicate_question(existing, value=to_button_value("/deal", create))
+    except CommitNeedsEvidence as error:
+        # A new deal has nothing cited yet: the forecast is what to change.
+        refuse_field(ack, "forecast", messages.refusal(error)[0])
+        return
     except DomainError as error:
         refuse_field(ack, "account", messages.refusal(error)[0])
         return

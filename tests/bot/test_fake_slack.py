@@ -522,3 +522,26 @@ def test_posting_limits_run_on_slack_time_when_sped_up() -> None:
         report = fake.posting_report()
     assert retry_after == 1
     assert (report.accepted, report.rate_limited, report.early_retries) == (2, 1, 0)
+
+
+def test_get_permalink_answers_slacks_shape_for_a_message(slack_api: FakeSlackWebAPI) -> None:
+    answer = client_for(slack_api).chat_getPermalink(
+        channel="C0TEAM", message_ts="1700000000.123456"
+    )
+    assert answer["channel"] == "C0TEAM"
+    assert answer["permalink"] == (
+        "https://dealbot-test.slack.com/archives/C0TEAM/p1700000000123456"
+    )
+    with pytest.raises(SlackApiError) as raised:
+        client_for(slack_api).chat_getPermalink(channel="C0TEAM", message_ts="not-a-ts")
+    assert raised.value.response["error"] == "message_not_found"
+
+
+def test_get_permalink_without_its_message_is_a_violation(
+    slack_api_lenient: FakeSlackWebAPI,
+) -> None:
+    with pytest.raises(SlackApiError):
+        client_for(slack_api_lenient).api_call("chat.getPermalink", params={"channel": "C0TEAM"})
+    assert slack_api_lenient.violations == [
+        "chat.getPermalink: missing required argument 'message_ts'"
+    ]

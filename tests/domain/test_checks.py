@@ -245,3 +245,15 @@ def test_quiet_hours_and_weekends() -> None:
     assert not budget.allows(monday.replace(hour=19))
     assert budget.allows(monday.replace(hour=18, minute=59))
     assert not budget.allows((monday - dt.timedelta(days=1)).replace(hour=10))  # Sunday
+
+
+def test_commit_evidence_is_required_unless_the_file_says_warn() -> None:
+    assert bundled_checks().commit_evidence == "require"
+    assert parse_checks("version: 1\nchecks: {}\n").commit_evidence == "require"
+    warn = parse_checks("version: 1\nchecks: {}\ncommit_evidence: warn\n")
+    assert warn.commit_evidence == "warn"
+
+
+def test_a_commit_evidence_setting_dealbot_does_not_know_is_refused_naming_its_line() -> None:
+    with pytest.raises(ChecksFileError, match=r"checks.yml:3: commit_evidence: .*require.*warn"):
+        parse_checks("version: 1\nchecks: {}\ncommit_evidence: maybe\n")

@@ -145,6 +145,30 @@ def block_actions(
     }
 
 
+def message_action(
+    callback_id: str,
+    message: dict[str, Any],
+    *,
+    response_url: str,
+    user: str = "U0ANA",
+    channel: str = "C0TEAM",
+) -> dict[str, Any]:
+    """Return the payload Slack posts when `user` picks a message shortcut on `message`."""
+    return {
+        "type": "message_action",
+        "team": {"id": "T1", "domain": "dealbot-test"},
+        "user": {"id": user, "name": user.lower()},
+        "api_app_id": "A0DEALBOT",
+        "callback_id": callback_id,
+        "trigger_id": f"trigger.{callback_id}",
+        "action_ts": "1700000100.000001",
+        "message_ts": message["ts"],
+        "channel": {"id": channel, "name": channel.lower()},
+        "message": {"type": "message", **message},
+        "response_url": response_url,
+    }
+
+
 @dataclass
 class RunningApp:
     url: str

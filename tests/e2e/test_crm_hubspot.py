@@ -284,3 +284,30 @@ def test_a_validation_rule_reaches_the_rep_in_hubspots_words(app: CrmApp) -> Non
 
     assert [text for text in app.dms_to("U0ANA") if rule in text]
     assert app.hubspot.deal(deal_id)["dealstage"] == "appointmentscheduled"
+
+
+def test_a_commit_pulled_from_hubspot_stands_but_one_pushed_from_slack_needs_evidence(
+    app: CrmApp,
+) -> None:
+    # The CRM is the record there: its Commit comes in without evidence cited here.
+    app.hubspot.add_deal(
+        dealname="Globex",
+        amount="10000",
+        hs_manual_forecast_category="COMMIT",
+        hubspot_owner_id=ana_owner(app.hubspot),
+    )
+    hooli = app.hubspot.add_deal(
+        dealname="Hooli",
+        amount="20000",
+        hs_manual_forecast_category="PIPELINE",
+        hubspot_owner_id=ana_owner(app.hubspot),
+    )
+    app.run_job("crm-sync", NOW)
+    assert app.deal_named("Globex").forecast_category == "commit"
+
+    # A Commit made in Slack would be pushed to HubSpot: it is refused like any other.
+    refused = app.command("/deal", "hooli forecast:commit", user="U0ANA")
+    assert "Commit needs cited evidence for: economic buyer" in refused.all_text
+    app.run_job("crm-push", NOW + dt.timedelta(seconds=30))
+    assert app.deal_named("Hooli").forecast_category == "pipeline"
+    assert app.hubspot.deal(hooli)["hs_manual_forecast_category"] == "PIPELINE"

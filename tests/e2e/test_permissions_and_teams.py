@@ -48,6 +48,9 @@ def test_anyone_can_read_a_deal(app: RunningApp) -> None:
 def test_a_manager_changes_their_teams_deals(app: RunningApp) -> None:
     _team_with_ana_and_ben(app)
     app.command("/deal", "new Initech 50k stage:demo", user="U0ANA")
+    # Commit needs its evidence cited first (tests/e2e/test_evidence.py).
+    for kind in ("eb", "process", "paper"):
+        app.command("/deal", f"initech evidence {kind}: 18c2f9a0b1d2e3f4", user="U0ANA")
     reply = app.command("/deal", "initech forecast:commit", user="U0MARIA")
     assert "forecast pipeline → commit" in reply.all_text
     deal = app.deal_named("Initech")

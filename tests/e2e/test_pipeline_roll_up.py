@@ -28,15 +28,21 @@ def seed(app: RunningApp) -> None:
             by=ADMIN,
             at=NOW,
         )
+    # Commit needs cited evidence: each commit deal is created, cited, then committed.
+    link = "https://acme.slack.com/archives/C0123ABC/p1700000000123456"
     for text, user in (
-        ("new Initech 50k stage:discovery close:dec 15 forecast:commit", "U0ANA"),
+        ("new Initech 50k stage:discovery close:dec 15", "U0ANA"),
+        *((f"Initech evidence {kind}: {link}", "U0ANA") for kind in ("eb", "process", "paper")),
+        ("Initech forecast:commit", "U0ANA"),
         ("new Globex €40,000 forecast:best case close:dec 1", "U0ANA"),
         ("new Soylent 10k close:dec 18", "U0ANA"),
         ("won soylent signed", "U0ANA"),
         ("new Hooli £30,000 forecast:pipeline close:dec 10", "U0BEN"),
         ("new Acme 20k close:dec 20", "U0BEN"),
         # Closing in January: in no figure of this quarter.
-        ("new Cyberdyne 70k close:2027-01-20 forecast:commit", "U0BEN"),
+        ("new Cyberdyne 70k close:2027-01-20", "U0BEN"),
+        *((f"Cyberdyne evidence {kind}: {link}", "U0BEN") for kind in ("eb", "process", "paper")),
+        ("Cyberdyne forecast:commit", "U0BEN"),
     ):
         assert app.command("/deal", text, user=user).status == 200
 

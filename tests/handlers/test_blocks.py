@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from domain.changes import DealChanges, DealRef
+from domain.deals import EvidenceCited
 from domain.errors import Candidate, InvalidChange, Person
 from domain.money import Money
 from domain.stages import DEFAULT_STAGES
@@ -25,6 +26,7 @@ from domain.views import (
     ContactView,
     DealUpdate,
     DealView,
+    EvidenceView,
     FieldChange,
     HomeView,
     NextStepView,
@@ -83,6 +85,26 @@ def _deal(**overrides: Any) -> DealView:
     return DealView(**values)
 
 
+_EVIDENCE = (
+    EvidenceView(
+        kind="eb",
+        source="slack",
+        reference="https://acme.slack.com/archives/C0TEAM/p1700000000123456",
+        cited_by="U0ANA",
+        cited_at=dt.datetime(2026, 11, 12, 15, 0, tzinfo=dt.UTC),
+        cited_on=dt.date(2026, 11, 12),
+    ),
+    EvidenceView(
+        kind="paper",
+        source="gmail",
+        reference="18c2f9a0b1d2e3f4",
+        cited_by="U0ANA",
+        cited_at=dt.datetime(2026, 11, 13, 15, 0, tzinfo=dt.UTC),
+        cited_on=dt.date(2026, 11, 13),
+    ),
+)
+
+
 CASES: dict[str, Any] = {
     "error": lambda: blocks.error_reply("`lots` is not an amount.", "/deal new Initech 50k"),
     "ambiguous": lambda: blocks.ambiguous_reply(
@@ -93,6 +115,11 @@ CASES: dict[str, Any] = {
         ),
     ),
     "deal_card": lambda: blocks.deal_card(_deal(), TODAY),
+    # Commit with the buyer and paper process cited, the decision process not yet.
+    "deal_card_with_evidence": lambda: blocks.deal_card(
+        _deal(forecast_category="commit", paper_process="MSA via legal", evidence=_EVIDENCE),
+        TODAY,
+    ),
     "deal_card_closed": lambda: blocks.deal_card(
         _deal(
             status="won",
@@ -544,6 +571,13 @@ def _hostile_builders() -> dict[str, Any]:
     team = TeamView(1, HOSTILE, "C0SALES", "America/New_York", ("U0MARIA",), ("U0ANA",), ())
     return {
         "deal_card": lambda: blocks.deal_card(hostile, TODAY),
+        "evidence_cited": lambda: blocks.evidence_cited(
+            EvidenceCited(
+                deal=replace(hostile, forecast_category="commit", evidence=_EVIDENCE),
+                citation=_EVIDENCE[0],
+            ),
+            TODAY,
+        ),
         "deal_created": lambda: blocks.deal_created(hostile, TODAY),
         "deal_updated": lambda: blocks.deal_updated(DealUpdate(hostile, ()), TODAY),
         "deal_closed": lambda: blocks.deal_closed(hostile, TODAY),
@@ -596,6 +630,9 @@ def _hostile_views() -> dict[str, Any]:
     hostile = _deal(account=HOSTILE, status="won")
     return {
         "post_mortem_modal": lambda: blocks.post_mortem_modal(hostile),
+        "cite_evidence_modal": lambda: blocks.cite_evidence_modal(
+            (hostile,), permalink=_EVIDENCE[0].reference, excerpt=FREE, channel_id="C0TEAM"
+        ),
         "log_step_modal": lambda: reminder_blocks.log_step_modal(
             deal_id=1, account=HOSTILE, today=TODAY
         ),

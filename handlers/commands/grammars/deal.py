@@ -5,7 +5,8 @@
   `/deal <deal> <options>`; `/deal show <deal>`;
   `/deal won <deal> [reason]`; `/deal lost <deal> <reason>`;
   `/deal followup <deal> [template]`; `/deal delete <deal>` (asks first);
-  `/deal restore #<id>` (admins); `/deal merge <deal> into <deal>`.
+  `/deal restore #<id>` (admins); `/deal merge <deal> into <deal>`;
+  `/deal <deal> evidence <kind>: <Slack message link or Gmail message>`.
 
 Deal options: `stage: close: amount: forecast: buyer: champion: contact: criteria:
 process: paper: pain: metrics: competition: title:`, and on an existing deal `name:` (the
@@ -20,6 +21,7 @@ Deal reference rule. `<deal>` is a name (any case, a unique prefix is enough) or
   `/deal Initech Europe stage:demo` updates "Initech Europe".
 - `/deal show <deal>`, `/deal delete <deal>`: the reference is all of the text.
 - `/deal merge <deal> into <deal>`: the words before `into`, then the words after it.
+- `/deal <deal> evidence …`: the words before `evidence` (quote a name containing it).
 - `/deal won|lost|followup <deal> …`: the reference is ONE token (a word, a "quoted name"
   or `#42`), because the rest of the text is the reason or the template.
 
@@ -29,6 +31,7 @@ it: `/deal "New Horizons" stage:demo`.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from typing import Any, Final, TypeAlias
 
 from domain.changes import ContactRef, DealChanges, DealRef
 from domain.dates import parse_date
+from domain.evidence import EVIDENCE_KINDS
 from domain.money import parse_amount
 from domain.stages import DEFAULT_SET, StageSet, match_forecast, match_stage
 from handlers.commands.tokens import (
@@ -45,6 +49,7 @@ from handlers.commands.tokens import (
     Forms,
     Item,
     Option,
+    Piece,
     Word,
     as_syntax_error,
     clip,
@@ -93,6 +98,10 @@ FORMS: Final = Forms(
         "/deal delete": ("/deal delete Initech", "/deal delete #42"),
         "/deal restore": ("/deal restore #42",),
         "/deal merge": ("/deal merge #41 into #42", '/deal merge "Initech (old)" into Initech'),
+        "/deal evidence": (
+            "/deal Initech evidence eb: https://acme.slack.com/archives/C0123ABC/p1700000000123456",
+            "/deal Initech evidence paper: https://mail.google.com/mail/u/0/#inbox/18c2f9a0b1d2e3f4",
+        ),
     }
 )
 
@@ -181,6 +190,15 @@ class CreateAnother(OnDeal):
     changes: DealChanges
 
 
+@dataclass(frozen=True)
+class CiteEvidence(OnDeal):
+    """`/deal <deal> evidence <kind>: <link>`: the link, read, backs the deal's `kind`."""
+
+    kind: str
+    source: str
+    reference: str
+
+
 DealCommand: TypeAlias = (
     OpenDealModal
     | DealHelp
@@ -193,6 +211,7 @@ DealCommand: TypeAlias = (
     | RestoreDeal
     | MergeDeals
     | CreateAnother
+    | CiteEvidence
 )
 
 
@@ -280,6 +299,9 @@ def _parse_deal(text: str, *, today: date, currency: str, stages: StageSet) -> D
         return _parse_restore(rest)
     if keyword == "merge":
         return _parse_merge(rest)
+    evidence_at = _evidence_start(words)
+    if evidence_at is not None:
+        return _parse_evidence(words, evidence_at)
     return _parse_update_deal(words, today=today, currency=currency, stages=stages)
 
 
@@ -593,3 +615,121 @@ def _apply_deal_option(
     else:
         values[field_name] = free_text([value], f"`{key}:` text", usage, limit=MAX_FREE_TEXT)
     return used
+
+
+# --- `/deal <deal> evidence <kind>: <link>` --------------------------------------------------
+
+# Other words reps type for a kind; the stored kinds are EVIDENCE_KINDS' keys.
+_KIND_ALIASES: Final[dict[str, str]] = {
+    "buyer": "eb",
+    "economic_buyer": "eb",
+    "decision_criteria": "criteria",
+    "decision_process": "process",
+    "paper_process": "paper",
+}
+# A Slack message permalink: https://<workspace>.slack.com/archives/<channel>/p<ts digits>,
+# perhaps with ?thread_ts=…&cid=… for a reply in a thread.
+_SLACK_PERMALINK_RE: Final = re.compile(
+    r"^https://[a-z0-9][a-z0-9-]*(\.enterprise)?\.slack\.com/archives/[CGD][A-Z0-9]{2,30}"
+    r"/p\d{16}(\?[A-Za-z0-9_.=&%-]*)?$"
+)
+# A Gmail web link to one message: https://mail.google.com/mail/u/<n>/#<folder>/<id>.
+_GMAIL_LINK_RE: Final = re.compile(
+    r"^https://mail\.google\.com/mail/u/\d{1,2}/#[a-z]+(/[A-Za-z0-9_%+-]+)?/[A-Za-z0-9]{16,}$"
+)
+# A bare Gmail message id: 16 hex digits (the API's id) or `msg-f:<digits>` (the RFC id
+# Gmail shows under "Show original").
+_GMAIL_ID_RE: Final = re.compile(r"^([0-9a-f]{16}|msg-f:\d{10,20})$")
+
+
+def _evidence_start(words: Sequence[Word]) -> int | None:
+    """Return the index of the `evidence` word of `/deal <deal> evidence …`, or None.
+
+    The deal is the words before it (no option among them); a deal whose name contains the
+    word "evidence" is quoted.
+    """
+    for index, word in enumerate(words):
+        if isinstance(pick_options([word], None)[0], Option):
+            return None
+        if index >= 1 and keyword_of(word) == "evidence":
+            return index
+    return None
+
+
+def _parse_evidence(words: Sequence[Word], at: int) -> CiteEvidence:
+    """Return `/deal <deal> evidence <kind>: <link>`, `evidence` being `words[at]`."""
+    usage = FORMS.usage("/deal evidence")
+    deal = deal_ref(words[:at], usage)
+    rest = list(words[at + 1 :])
+    if not rest:
+        raise CommandSyntaxError(
+            f"Say what to cite: one of {', '.join(EVIDENCE_KINDS)}, then a link.", usage
+        )
+    first = rest[0]
+    head = first.pieces[0]
+    kind_text, colon, after = (
+        head.value.partition(":") if head.kind == "text" and not head.quoted else ("", "", "")
+    )
+    if not colon:
+        kind_text = first.text
+    link_words: list[Word] = rest[1:]
+    if colon and (after or len(first.pieces) > 1):
+        # `eb:<link>`: the link is the rest of the same word.
+        pieces = ((Piece("text", after),) if after else ()) + first.pieces[1:]
+        link_words = [Word(pieces, first.raw[len(kind_text) + 1 :]), *rest[1:]]
+    kind = _evidence_kind(kind_text, first, usage)
+    if not link_words:
+        raise CommandSyntaxError(
+            f"Paste the link to cite after `{kind}:` (a Slack message link or a Gmail message).",
+            usage,
+        )
+    if len(link_words) > 1:
+        extra = clip(" ".join(word.raw for word in link_words[1:]))
+        raise CommandSyntaxError(f"`{extra}` is extra: cite one link at a time.", usage)
+    source, reference = read_evidence_link(link_words[0], usage)
+    return CiteEvidence(deal, kind=kind, source=source, reference=reference)
+
+
+def _evidence_kind(text: str, word: Word, usage: str) -> str:
+    """Return the evidence kind `text` names; a near miss is asked about."""
+    typed = text.strip().lower().replace("-", "_")
+    kind = _KIND_ALIASES.get(typed, typed)
+    if kind in EVIDENCE_KINDS:
+        return kind
+    known = (*EVIDENCE_KINDS, *_KIND_ALIASES)
+    close = difflib.get_close_matches(typed, known, n=1, cutoff=0.6)
+    hint = f" Did you mean `{_KIND_ALIASES.get(close[0], close[0])}`?" if close else ""
+    raise CommandSyntaxError(
+        f"`{clip(text or word.raw)}` is not a kind of evidence.{hint} "
+        f"Kinds: {', '.join(EVIDENCE_KINDS)}.",
+        usage,
+    )
+
+
+def read_evidence_link(word: Word, usage: str) -> tuple[str, str]:
+    """Return (source, reference) of a Slack message permalink or a Gmail message link or id.
+
+    Anything else is refused showing the right form: a citation that leads nowhere is not
+    evidence.
+    """
+    link = next((piece.value for piece in word.pieces if piece.kind == "link"), None)
+    text = (link if link is not None else word.text).strip()
+    source = evidence_source(text)
+    if source is not None:
+        return source, text
+    raise CommandSyntaxError(
+        f"`{clip(word.raw)}` is not a Slack message link or a Gmail message. Copy a message's "
+        "link in Slack (More actions › Copy link), or a Gmail link like "
+        "https://mail.google.com/mail/u/0/#inbox/<id>, or a Gmail message id.",
+        usage,
+    )
+
+
+def evidence_source(reference: str) -> str | None:
+    """Return "slack" for a Slack message permalink, "gmail" for a Gmail message link or id,
+    None for anything else."""
+    if _SLACK_PERMALINK_RE.match(reference):
+        return "slack"
+    if _GMAIL_LINK_RE.match(reference) or _GMAIL_ID_RE.match(reference):
+        return "gmail"
+    return None
