@@ -237,7 +237,9 @@ def test_a_duplicate_record_id_written_in_bulk_is_an_integrity_error_on_every_ba
     )
     rows = [
         {**row, "external_ref": "salesforce:006A1"}
-        for row in (_new_deal_row(source, "prospecting", "USD", NOW) for source in checked.deals)
+        for row in (
+            _new_deal_row(source, "prospecting", "USD", NOW, NOW.date()) for source in checked.deals
+        )
     ]
 
     # PostgreSQL's path is COPY, through the driver: its error must still be SQLAlchemy's.
