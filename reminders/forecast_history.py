@@ -287,7 +287,6 @@ def week_flow(
     if not snapshot:
         then = _rebuilt(deals.values(), history.changes_since(owner_ids=reps, since=since), since)
     since_day = since.astimezone(zone).date()
-    today = now.astimezone(zone).date()
     converter = _Converter(currency, rates, {})
     lines: dict[str, list[tuple[ForecastDeal, Money | None]]] = {kind: [] for kind in FLOW_KINDS}
 
@@ -317,7 +316,7 @@ def week_flow(
             if deal.closed_at is not None and deal.closed_at >= since:
                 add(deal.status, deal, None, "")
             continue
-        _compare(deal, before, add=add, converter=converter, since_day=since_day, today=today)
+        _compare(deal, before, add=add, converter=converter, since_day=since_day)
 
     return Flow(
         since_week=since_week,
@@ -389,7 +388,6 @@ def _compare(
     add: _Adder,
     converter: _Converter,
     since_day: dt.date,
-    today: dt.date,
 ) -> None:
     """Add the lines of an open deal that was open at the start of the week too."""
     old, new = before.close_date, deal.close_date
