@@ -408,6 +408,7 @@ class CrmRuntime:
             clock=clock,
             admins=self.settings.dealbot_admins,
             default_currency=self.settings.dealbot_currency,
+            default_timezone=self.settings.timezone,
         )
         return engine, notices
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crm._values import (
     SLOW_SHARE,
@@ -34,9 +35,12 @@ from storage.crm import CrmRepository
 from storage.database import Database
 from storage.deals import name_key
 from storage.models import Contact, CrmLink, CrmPush, CrmStageLink, Deal, DealChange, NextStep
+from storage.teams import TeamRepository
 
 # Above SLOW_SHARE of the CRM's allowance, pulls wait this long between them (pushes don't).
 SLOW_PULL_INTERVAL = dt.timedelta(minutes=30)
+# The zone of an owner on no team, unless the engine is given DEALBOT_TIMEZONE.
+UTC_ZONE = ZoneInfo("UTC")
 # deal_changes.old_value/new_value hold this many characters.
 HISTORY_TEXT_MAX = 64
 
@@ -80,6 +84,9 @@ class CrmPuller:
     call: Caller
     login_works: Callable[[Any], None]
     store_usage: Callable[[Any, ApiUsage | None], None]
+    # "Today" of an owner on no team (DEALBOT_TIMEZONE): the day a deal closed in a CRM
+    # that gives no close date.
+    default_timezone: ZoneInfo = UTC_ZONE
 
     @property
     def kind(self) -> str:
@@ -354,6 +361,11 @@ class CrmPuller:
                 repository.supersede(deal.id, name, statuses=("refused",))
             self._set_local(session, deal, name, remote, remote_value, context, new_synced)
             wrote = True
+        if before_tracked["status"] == "open" and deal.status != "open":
+            # A won or lost deal's close date is the day it closed: the CRM's close date when
+            # it gives one, else the owner's today at this sync. The planned date stays in
+            # history (recorded below at the same moment as the status change).
+            deal.close_date = remote.close_date or self._owner_today(session, deal.owner_id)
         wrote = self._apply_contacts(deal, remote) or wrote
         if new_synced != synced:
             repository.set_synced(link, new_synced)
@@ -422,7 +434,11 @@ class CrmPuller:
             currency=values.get("currency") or self.default_currency,
             stage=stage_key,
             stage_entered_at=remote.modified_at,
-            close_date=remote.close_date,
+            # A deal first seen closed closed on the CRM's close date, else on the day it was
+            # last changed there (a first sync brings years of closed deals: not all today).
+            close_date=remote.close_date
+            if status == "open"
+            else remote.close_date or self._local_day(session, owner, remote.modified_at),
             forecast_category=forecast if forecast in FORECAST_CATEGORIES else "pipeline",
             status=status,
             created_by=owner,
@@ -491,6 +507,15 @@ class CrmPuller:
         link.crm_stage = remote.stage if remote.stage in context.stages else None
         link.remote_modified_at = remote.modified_at
         return link
+
+    def _owner_today(self, session: Any, owner_id: str) -> dt.date:
+        """Return today in the owner's team timezone (else the workspace's)."""
+        return self._local_day(session, owner_id, self.clock.now())
+
+    def _local_day(self, session: Any, owner_id: str, at: dt.datetime) -> dt.date:
+        zone_name = TeamRepository(session).timezone_of(owner_id)
+        zone = ZoneInfo(zone_name) if zone_name else self.default_timezone
+        return at.astimezone(zone).date()
 
     @staticmethod
     def _history_value(

@@ -20,11 +20,12 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from crm._values import SLOW_SHARE, Tally, usage_share
 from crm.connector import CrmConnector
 from crm.notices import ConflictNotice, CrmNotices, RefusalNotice, SlackDirectory
-from crm.pull import HISTORY_TEXT_MAX, SLOW_PULL_INTERVAL, CrmPuller
+from crm.pull import HISTORY_TEXT_MAX, SLOW_PULL_INTERVAL, UTC_ZONE, CrmPuller
 from crm.push import PUSH_LEASE, CrmPusher, next_step_of_snapshot
 from crm.records import CRM_LABELS, ApiUsage, CrmAuthFailed, CrmError, DealFields, NewTask
 from domain.clock import Clock
@@ -107,6 +108,7 @@ class CrmSync:
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
         owner: str | None = None,
         lease: dt.timedelta = PUSH_LEASE,
+        default_timezone: ZoneInfo = UTC_ZONE,
     ) -> None:
         self.database = database
         self.connector = connector
@@ -120,6 +122,8 @@ class CrmSync:
         self.stages = stages
         self.owner = owner or claim_owner()
         self.lease = lease
+        # The owner's "today" when no team gives a zone: the day a deal closed in the CRM.
+        self.default_timezone = default_timezone
         self._renews_leases = True
 
     @property
@@ -218,6 +222,7 @@ class CrmSync:
                 stages=self.stages,
                 owner=self.owner,
                 lease=self.lease,
+                default_timezone=self.default_timezone,
             )
             # The scratch transaction has one connection: no second thread may use it.
             engine._renews_leases = False
@@ -275,6 +280,7 @@ class CrmSync:
             call=self._call,
             login_works=self._login_works,
             store_usage=self._store_usage,
+            default_timezone=self.default_timezone,
         )
 
     def _pusher(self) -> CrmPusher:

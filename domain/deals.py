@@ -357,8 +357,15 @@ class DealService:
         won: bool,
         reason: str | None,
         today: dt.date | None = None,
+        closed_on: dt.date | None = None,
     ) -> DealView:
-        """Return the deal marked won or lost; open next steps are closed with it."""
+        """Return the deal marked won or lost; open next steps are closed with it.
+
+        Its close date becomes the day it closed: `closed_on` (an export's close date for a
+        closed row) or else the closer's today. The planned date stays in its history, in a
+        `close_date` change at the same moment as the status change, so days to close and
+        the close date a rep called are both read from history.
+        """
         now = self.clock.now()
         outcome = "won" if won else "lost"
         with self.database.session() as session:
@@ -376,7 +383,9 @@ class DealService:
                 )
             before = tracked_values(deal)
             crm_before = _crm_values(deal)
+            closer_today = self._today(session, actor.user_id, given=today)
             closed_steps: list[NextStep] = []
+            deal.close_date = closed_on or closer_today
             deal.status = outcome
             deal.stage = "closed_won" if won else "closed_lost"
             deal.team_stage = None
@@ -395,9 +404,7 @@ class DealService:
             self._enqueue_updates(session, deal, crm_before, by=actor.user_id, at=now)
             for step in closed_steps:
                 self._enqueue_step_done(session, deal, step, by=actor.user_id, at=now)
-            return self._view(
-                session, deal, self._today(session, actor.user_id, given=today), full=True
-            )
+            return self._view(session, deal, closer_today, full=True)
 
     def record_post_mortem(
         self,
@@ -1415,11 +1422,23 @@ def tracked_values(deal: Deal) -> dict[str, str | None]:
 
 
 def _close_date_pushes(changes: Iterable[DealChange]) -> int:
-    """Return how many times the close date was moved later (ISO dates sort as text)."""
+    """Return how many times the close date was moved later (ISO dates sort as text).
+
+    The move written when the deal closed (same moment as its status change to won or lost)
+    is the day it closed, not a date the rep pushed: a deal won a day late was not pushed.
+    """
+    changes = list(changes)
+    closings = {
+        c.changed_at for c in changes if c.field == "status" and c.new_value in ("won", "lost")
+    }
     return sum(
         1
         for c in changes
-        if c.field == "close_date" and c.old_value and c.new_value and c.new_value > c.old_value
+        if c.field == "close_date"
+        and c.old_value
+        and c.new_value
+        and c.new_value > c.old_value
+        and c.changed_at not in closings
     )
 
 

@@ -82,6 +82,9 @@ class Flow:
     since_week: str | None  # the snapshot compared against; None: no snapshot yet
     week: str
     lines: tuple[FlowLine, ...]
+    # Deals on a line whose currency has no rate: counted and named there (converted None),
+    # adding no money; listed here with the reason.
+    excluded: tuple[ExcludedDeal, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +99,8 @@ class ForecastAccuracy:
     commit_called: Money | None  # None: no snapshot from the quarter's first week
     won_of_commit: Money
     ratio: Decimal | None
+    # Commit deals whose currency has no rate: left out of both sides of the ratio.
+    excluded: tuple[ExcludedDeal, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

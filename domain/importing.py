@@ -603,6 +603,7 @@ class DealImporter:
     ) -> list[RowResult]:
         """Return the batch's results, its new deals inserted a table at a time."""
         now = self.clock.now()
+        today = self._import_day()
         first_stage = min(self.stages, key=lambda stage: stage.order).key
         new = [(source, plan) for source, plan in batch if plan.deal_id is None]
         results: list[RowResult] = []
@@ -610,7 +611,7 @@ class DealImporter:
             repository = DealImportRepository(session)
             ids = repository.insert_deals(
                 [
-                    _new_deal_row(source, first_stage, self.default_currency, now)
+                    _new_deal_row(source, first_stage, self.default_currency, now, today)
                     for source, _ in new
                 ]
             )
@@ -618,7 +619,9 @@ class DealImporter:
             steps: list[dict[str, Any]] = []
             for (source, plan), deal_id in zip(new, ids, strict=True):
                 changes.extend(
-                    _new_deal_history(source, deal_id, first_stage, self.default_currency, now)
+                    _new_deal_history(
+                        source, deal_id, first_stage, self.default_currency, now, today
+                    )
                 )
                 if source.next_step and source.outcome is None:
                     steps.append(_next_step_row(source, deal_id, now))
@@ -671,20 +674,33 @@ class DealImporter:
                     created.external_ref = source.external_ref
             if source.next_step and source.outcome is None:
                 deals.add_next_step(actor, ref, what=source.next_step, due=None, owner_id=None)
-            self._close(deals, actor, ref, source)
+            self._close(deals, actor, ref, source, self._import_day())
             return view.id
         if plan.changes is None:
             return plan.deal_id  # closed in dealbot as in the export
         ref = DealRef(name=None, deal_id=plan.deal_id)
         if not plan.changes.is_empty():
             deals.update_deal(actor, ref, plan.changes, evidence_gate=False)
-        self._close(deals, actor, ref, source)
+        self._close(deals, actor, ref, source, self._import_day())
         return plan.deal_id
 
+    def _import_day(self) -> dt.date:
+        """Return the day a closed row without a close date closed: the import's, as the
+        operator running it sees it (the workspace zone), the same on both write paths."""
+        return self.clock.now().astimezone(self.default_timezone).date()
+
     @staticmethod
-    def _close(deals: DealService, actor: Actor, ref: DealRef, source: SourceDeal) -> None:
+    def _close(
+        deals: DealService, actor: Actor, ref: DealRef, source: SourceDeal, today: dt.date
+    ) -> None:
         if source.outcome is not None:
-            deals.close_deal(actor, ref, won=source.outcome == "won", reason=source.loss_reason)
+            deals.close_deal(
+                actor,
+                ref,
+                won=source.outcome == "won",
+                reason=source.loss_reason,
+                closed_on=_closed_on(source, today),
+            )
 
     # --- checking a row -------------------------------------------------------------------
 
@@ -851,8 +867,18 @@ def _plan_against(existing: Deal | None, source: SourceDeal) -> _Plan | str:
     return _Plan("updated" if moved else "unchanged", existing.id, changes)
 
 
+def _closed_on(source: SourceDeal, today: dt.date) -> dt.date:
+    """Return the day a closed row's deal closed: an export's close date for a closed deal
+    is the day it closed (as a CRM sets it); without one, the import's day."""
+    return source.changes.close_date or today
+
+
 def _new_deal_row(
-    source: SourceDeal, first_stage: str, default_currency: str, now: dt.datetime
+    source: SourceDeal,
+    first_stage: str,
+    default_currency: str,
+    now: dt.datetime,
+    today: dt.date,
 ) -> dict[str, Any]:
     """Return the `deals` columns of the row's new deal, as created and closed by hand.
 
@@ -871,7 +897,7 @@ def _new_deal_row(
         "currency": amount.currency if amount else default_currency,
         "stage": f"closed_{source.outcome}" if closed else source.changes.stage or first_stage,
         "stage_entered_at": now,
-        "close_date": source.changes.close_date,
+        "close_date": _closed_on(source, today) if closed else source.changes.close_date,
         "forecast_category": source.changes.forecast or "pipeline",
         "status": source.outcome or "open",
         "close_reason": source.loss_reason if closed else None,
@@ -885,7 +911,12 @@ def _new_deal_row(
 
 
 def _new_deal_history(
-    source: SourceDeal, deal_id: int, first_stage: str, default_currency: str, now: dt.datetime
+    source: SourceDeal,
+    deal_id: int,
+    first_stage: str,
+    default_currency: str,
+    now: dt.datetime,
+    today: dt.date,
 ) -> list[dict[str, Any]]:
     """Return the `deal_changes` rows of a new deal: its starting values, then its closing."""
     amount = source.changes.amount
@@ -902,10 +933,11 @@ def _new_deal_history(
         ("status", None, "open"),
     ]
     if source.outcome is not None:
-        tracked += [
-            ("stage", stage, f"closed_{source.outcome}"),
-            ("status", "open", source.outcome),
-        ]
+        # In the order `close_deal` writes them; a row with no close date gets the import's day.
+        tracked.append(("stage", stage, f"closed_{source.outcome}"))
+        if source.changes.close_date is None:
+            tracked.append(("close_date", None, today.isoformat()))
+        tracked.append(("status", "open", source.outcome))
     return [
         {
             "deal_id": deal_id,

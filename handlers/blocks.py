@@ -245,6 +245,14 @@ def _day(day: dt.date | None, today: dt.date) -> str:
     return format_day(day, today=today) if day is not None else "no date"
 
 
+def _close_words(deal: DealView, today: dt.date) -> str:
+    """Return "closes Tue 22 Dec" for an open deal; "WON on Tue 1 Dec" for a closed one,
+    whose close date is the day it closed (the date it was planned for is in its history)."""
+    if deal.status == "open":
+        return f"closes {_day(deal.close_date, today)}"
+    return f"*{deal.status.upper()}* on {_day(deal.close_date, today)}"
+
+
 def _totals(totals: dict[str, Decimal]) -> str:
     if not totals:
         return "—"  # no amounts yet; a $0 would guess the team's currency
@@ -272,7 +280,7 @@ def deal_line(deal: DealView, today: dt.date, *, with_owner: bool = False) -> st
         f"*{escape_name(deal.name)}* `#{deal.id}`",
         _money(deal.amount),
         deal.stage_label,
-        f"closes {_day(deal.close_date, today)}",
+        _close_words(deal, today),
     ]
     if with_owner:
         parts.append(f"<@{deal.owner_id}>")
@@ -363,13 +371,12 @@ def shared_reply(reply: Reply, *, user_id: str) -> Reply:
 def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> Reply:
     """Return the full picture of a deal: numbers, evidence, people, next step, history."""
     heading = plain_text_within(heading or deal.name, 150)
-    status = "" if deal.status == "open" else f" · *{deal.status.upper()}*"
     crm = _CrmMarks.of(deal)
     summary = (
-        f"*{escape_name(deal.name)}* `#{deal.id}`{status}{crm.mark('title', 'account')}\n"
+        f"*{escape_name(deal.name)}* `#{deal.id}`{crm.mark('title', 'account')}\n"
         f"{_money(deal.amount)}{crm.mark('amount', 'currency')} · "
         f"{deal.stage_label}{crm.mark('stage')} · "
-        f"closes {_day(deal.close_date, today)}{crm.mark('close_date')} · "
+        f"{_close_words(deal, today)}{crm.mark('close_date')} · "
         f"{messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category)}"
         f"{crm.mark('forecast_category')} · "
         f"owner <@{deal.owner_id}>{crm.mark('owner')}"
@@ -429,8 +436,8 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
                 ],
             )
         )
-    closes = _day(deal.close_date, today)
-    text = f"{escape_name(deal.name)}: {_money(deal.amount)}, {deal.stage_label}, closes {closes}"
+    closes = _close_words(deal, today)
+    text = f"{escape_name(deal.name)}: {_money(deal.amount)}, {deal.stage_label}, {closes}"
     return Reply(text=text, blocks=tuple(blocks[:50]))
 
 

@@ -699,13 +699,13 @@ def test_the_sync_never_queues_pushes_and_a_retried_slack_request_queues_once(
     deals = world.deals()
 
     for _ in range(2):  # Slack retries a request it did not see answered in 3 s
-        deals.update_deal(Actor(BEN), hooli, DealChanges(forecast="commit"))
+        deals.update_deal(Actor(BEN), hooli, DealChanges(forecast="best_case"))
 
     assert [(p.kind, p.field, p.value) for p in world.pushes()] == [
-        ("update", "forecast_category", '"commit"')
+        ("update", "forecast_category", '"best_case"')
     ]
     assert engine.push_pending().pushed == 1
-    assert world.crm.records["006002"].forecast_category == "commit"
+    assert world.crm.records["006002"].forecast_category == "best_case"
 
 
 def test_next_steps_travel_as_tasks_and_done_steps_complete_them(world: World) -> None:
@@ -864,3 +864,83 @@ def test_a_deal_won_in_hubspot_is_won_here_from_hubspot_with_its_steps_closed(
         ("stage", "closed_won", "hubspot"),
         ("status", "won", "hubspot"),
     ]
+
+
+# --- a deal closed in the CRM closes on the day it closed -------------------------------------
+
+
+def _closing_rows(world: World, deal_id: int) -> set[tuple[str, str | None, str | None]]:
+    """Return the history rows written at the moment the deal's status left open."""
+    with world.database.session() as session:
+        rows = session.scalars(select(DealChange).where(DealChange.deal_id == deal_id)).all()
+        closed_at = next(r.changed_at for r in rows if r.field == "status" and r.old_value)
+        return {(r.field, r.old_value, r.new_value) for r in rows if r.changed_at == closed_at}
+
+
+def test_a_deal_won_in_the_crm_without_a_close_date_closes_on_the_owners_sync_day(
+    world: World,
+) -> None:
+    seed(world.crm)
+    engine = CrmSync(
+        database=world.database,
+        connector=world.crm,
+        directory=world.directory,
+        notices=world.notices,
+        clock=world.clock,
+        admins=("UADMIN",),
+        default_timezone=ZoneInfo("Pacific/Auckland"),
+    )
+    engine.run()
+    world.advance(hours=14)  # 23:00 UTC on Mon 30 Nov: Tue 1 Dec in Auckland
+    world.crm.change("006002", stage="Closed Won", close_date=None)
+
+    engine.run()
+
+    deal_id = world.deal_id("006002")
+    with world.database.session() as session:
+        deal = session.get(Deal, deal_id)
+        assert deal is not None
+        assert (deal.status, deal.close_date) == ("won", dt.date(2026, 12, 1))
+    assert {
+        ("close_date", "2027-03-31", "2026-12-01"),
+        ("status", "open", "won"),
+    } <= _closing_rows(world, deal_id)
+
+
+def test_a_deal_lost_in_the_crm_closes_on_the_crms_close_date(world: World) -> None:
+    engine, deal_id = _linked(world)
+    world.crm.change("006002", stage="Closed Lost", close_date=dt.date(2026, 11, 27))
+
+    engine.run()
+
+    with world.database.session() as session:
+        deal = session.get(Deal, deal_id)
+        assert deal is not None
+        assert (deal.status, deal.close_date) == ("lost", dt.date(2026, 11, 27))
+    assert {
+        ("close_date", "2027-03-31", "2026-11-27"),
+        ("status", "open", "lost"),
+    } <= _closing_rows(world, deal_id)
+
+
+def test_a_deal_first_seen_closed_without_a_close_date_closed_when_last_changed(
+    world: World,
+) -> None:
+    world.crm.put(
+        opportunity(
+            "006009",
+            title="Umbrella",
+            account="Umbrella",
+            owner="005A",
+            stage="Closed Won",
+            close_date=None,
+            modified_at=T0 - dt.timedelta(days=40),
+        )
+    )
+
+    world.engine().run()
+
+    with world.database.session() as session:
+        deal = session.get(Deal, world.deal_id("006009"))
+        assert deal is not None
+        assert (deal.status, deal.close_date) == ("won", (T0 - dt.timedelta(days=40)).date())

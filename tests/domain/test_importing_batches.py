@@ -237,10 +237,36 @@ def test_a_duplicate_record_id_written_in_bulk_is_an_integrity_error_on_every_ba
     )
     rows = [
         {**row, "external_ref": "salesforce:006A1"}
-        for row in (_new_deal_row(source, "prospecting", "USD", NOW) for source in checked.deals)
+        for row in (
+            _new_deal_row(source, "prospecting", "USD", NOW, NOW.date()) for source in checked.deals
+        )
     ]
 
     # PostgreSQL's path is COPY, through the driver: its error must still be SQLAlchemy's.
     with pytest.raises(IntegrityError), database.session() as session:
         DealImportRepository(session).insert_deals(rows)
     assert snapshot(database) == {}
+
+
+def test_a_closed_row_without_a_close_date_closed_on_the_import_day_on_both_paths(
+    pair: tuple[Database, Database],
+) -> None:
+    # The export's close date of a closed deal is the day it closed; without one, the import's.
+    rows = (
+        "006B1,Renewal,Soylent,9000,USD,Closed Won,,Closed,Ben Ode,,,\n",
+        ROWS[1],  # won with a close date: it keeps it, no history of a move
+    )
+    row_by_row, batched = pair
+
+    import_rows(row_by_row, rows, batched=False)
+    import_rows(batched, rows, batched=True)
+
+    assert snapshot(batched) == snapshot(row_by_row)
+    with batched.session() as session:
+        days = {d.account: d.close_date for d in session.scalars(select(Deal))}
+        moves = [
+            (c.old_value, c.new_value, c.changed_at)
+            for c in session.scalars(select(DealChange).where(DealChange.field == "close_date"))
+        ]
+    assert days == {"Soylent": NOW.date(), "Globex": dt.date(2026, 10, 1)}
+    assert (None, NOW.date().isoformat(), NOW) in moves

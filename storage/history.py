@@ -1,0 +1,228 @@
+"""What deals' history says: closed deals, close-date pushes, the weekly snapshots to compare.
+
+The reads behind the closed figures, forecast accuracy and the week's flow
+(`reminders.forecast_history`). Every read takes the owners it covers and leaves deleted
+deals out, as every figure does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from storage.models import Deal, DealChange, DealSnapshot
+
+# The fields whose old values rebuild how a deal stood a week ago when no snapshot was taken.
+FLOW_FIELDS = ("amount", "close_date", "forecast_category", "status")
+
+
+class HistoryDeal(NamedTuple):
+    """A deal as the history figures read it: its columns, no relationships."""
+
+    id: int
+    account: str
+    title: str | None
+    owner_id: str
+    amount: Decimal | None
+    currency: str
+    forecast_category: str
+    close_date: dt.date | None
+    status: str
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+
+
+class SnapshotRow(NamedTuple):
+    """An open deal as it stood in a weekly snapshot."""
+
+    deal_id: int
+    owner_id: str
+    amount: Decimal | None
+    currency: str
+    forecast_category: str
+    close_date: dt.date | None
+    taken_at: dt.datetime
+
+
+class FieldChange(NamedTuple):
+    deal_id: int
+    field: str
+    old_value: str | None
+    new_value: str | None
+    changed_at: dt.datetime
+
+
+def _deal_columns() -> tuple[object, ...]:
+    return (
+        Deal.id,
+        Deal.account,
+        Deal.title,
+        Deal.owner_id,
+        Deal.amount,
+        Deal.currency,
+        Deal.forecast_category,
+        Deal.close_date,
+        Deal.status,
+        Deal.created_at,
+        Deal.closed_at,
+    )
+
+
+def _closing_move() -> object:
+    """Return the condition "this close-date row was written when the deal closed".
+
+    Closing a deal writes its close date (the day it closed) at the very moment of its
+    status change to won or lost: that row records the close, not a date a rep pushed.
+    """
+    status = aliased(DealChange)
+    return exists().where(
+        status.deal_id == DealChange.deal_id,
+        status.field == "status",
+        status.new_value.in_(("won", "lost")),
+        status.changed_at == DealChange.changed_at,
+    )
+
+
+class HistoryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def closed_between(
+        self, *, owner_ids: Iterable[str], first_day: dt.date, last_day: dt.date
+    ) -> list[HistoryDeal]:
+        """Return the owners' deals won or lost with a close date (the day they closed) in
+        `first_day`..`last_day`."""
+        statement = (
+            select(*_deal_columns())
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+                Deal.status.in_(("won", "lost")),
+                Deal.close_date >= first_day,
+                Deal.close_date <= last_day,
+            )
+            .order_by(Deal.id)
+        )
+        return [HistoryDeal(*row) for row in self.session.execute(statement)]
+
+    def open_or_closed_since(
+        self, *, owner_ids: Iterable[str], first_day: dt.date, created_before: dt.datetime
+    ) -> list[HistoryDeal]:
+        """Return the owners' deals open at any time from `first_day` on: created before
+        `created_before` and open now or closed on or after `first_day`."""
+        statement = (
+            select(*_deal_columns())
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+                Deal.created_at < created_before,
+                or_(Deal.status == "open", Deal.close_date >= first_day),
+            )
+            .order_by(Deal.id)
+        )
+        return [HistoryDeal(*row) for row in self.session.execute(statement)]
+
+    def pushed_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> set[int]:
+        """Return the ids of the owners' deals whose close date was moved later since `since`,
+        the move written when a deal closed aside (ISO dates sort as text)."""
+        statement = (
+            select(DealChange.deal_id)
+            .join(Deal, Deal.id == DealChange.deal_id)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+                DealChange.field == "close_date",
+                DealChange.changed_at >= since,
+                DealChange.old_value.is_not(None),
+                DealChange.new_value > DealChange.old_value,
+                ~_closing_move(),  # type: ignore[operator]
+            )
+            .distinct()
+        )
+        return set(self.session.scalars(statement))
+
+    def earliest_snapshot_week(
+        self, *, owner_ids: Iterable[str], first_week: str, last_week: str
+    ) -> str | None:
+        """Return the earliest week in `first_week`..`last_week` with a snapshot of these
+        owners' deals ("2026-W40" keys sort as text, across years too)."""
+        statement = select(func.min(DealSnapshot.week)).where(
+            DealSnapshot.owner_id.in_(list(owner_ids)),
+            DealSnapshot.week >= first_week,
+            DealSnapshot.week <= last_week,
+        )
+        return self.session.scalar(statement)
+
+    def snapshot(self, *, week: str, owner_ids: Iterable[str]) -> list[SnapshotRow]:
+        """Return the owners' open deals as snapshotted in `week`, deleted deals aside."""
+        statement = (
+            select(
+                DealSnapshot.deal_id,
+                DealSnapshot.owner_id,
+                DealSnapshot.amount,
+                DealSnapshot.currency,
+                DealSnapshot.forecast_category,
+                DealSnapshot.close_date,
+                DealSnapshot.taken_at,
+            )
+            .join(Deal, Deal.id == DealSnapshot.deal_id)
+            .where(
+                DealSnapshot.week == week,
+                DealSnapshot.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+            )
+            .order_by(DealSnapshot.deal_id)
+        )
+        return [SnapshotRow(*row) for row in self.session.execute(statement)]
+
+    def deals_by_ids(self, deal_ids: Iterable[int]) -> dict[int, HistoryDeal]:
+        ids = list(deal_ids)
+        if not ids:
+            return {}
+        statement = select(*_deal_columns()).where(Deal.id.in_(ids), Deal.is_live())
+        return {row.id: HistoryDeal(*row) for row in self.session.execute(statement)}
+
+    def live_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[HistoryDeal]:
+        """Return the owners' deals open now, or closed or created since `since`."""
+        statement = (
+            select(*_deal_columns())
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+                or_(
+                    Deal.status == "open",
+                    and_(Deal.closed_at.is_not(None), Deal.closed_at >= since),
+                    Deal.created_at >= since,
+                ),
+            )
+            .order_by(Deal.id)
+        )
+        return [HistoryDeal(*row) for row in self.session.execute(statement)]
+
+    def changes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[FieldChange]:
+        """Return the owners' deals' changes to the flow's fields since `since`, oldest first,
+        the close-date row written when a deal closed aside."""
+        statement = (
+            select(
+                DealChange.deal_id,
+                DealChange.field,
+                DealChange.old_value,
+                DealChange.new_value,
+                DealChange.changed_at,
+            )
+            .join(Deal, Deal.id == DealChange.deal_id)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+                DealChange.changed_at >= since,
+                DealChange.field.in_(FLOW_FIELDS),
+                or_(DealChange.field != "close_date", ~_closing_move()),  # type: ignore[operator]
+            )
+            .order_by(DealChange.changed_at, DealChange.id)
+        )
+        return [FieldChange(*row) for row in self.session.execute(statement)]
