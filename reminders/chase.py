@@ -9,9 +9,8 @@ job sends the post-mortem prompt for a deal closed two days ago without one, onc
 
 A rep's deals are checked as their team's are in the weekly accuracy post: with
 `thresholds: learned`, STALLED_IN_STAGE's limits are the ones their team's won deals teach
-(`reminders.accuracy.team_checks`), learned once per team per run. A rep on several teams
-is held to their first team's (the one whose zone is theirs when Slack gives none); a rep
-on no team, to the checks file's.
+(`reminders.accuracy.team_checks`), learned once per team per run. A rep on no team is
+held to the checks file's.
 """
 
 from __future__ import annotations
@@ -63,21 +62,18 @@ def checks_by_rep(
     """
     if config.thresholds != "learned":
         return {}
-    # Teams come ordered by name; a rep's first team is the lowest id, as for their zone.
-    teams = sorted(all_teams(context), key=lambda team: team.team_id)
-    first_team: dict[str, TeamScope] = {}
-    for team in teams:
-        for rep in team.reps:
-            if rep in reps:
-                first_team.setdefault(rep, team)
-    needed = {team.team_id: team for team in first_team.values()}
+    # A rep is on one team at most (domain/teams.py refuses a second).
+    team_of: dict[str, TeamScope] = {
+        rep: team for team in all_teams(context) for rep in team.reps if rep in reps
+    }
+    needed = {team.team_id: team for team in team_of.values()}
     with context.database.session() as session:
         rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
         learned = {
             team_id: team_checks(session, config, team, context.now, rates)
             for team_id, team in needed.items()
         }
-    return {rep: learned[team.team_id] for rep, team in first_team.items()}
+    return {rep: learned[team.team_id] for rep, team in team_of.items()}
 
 
 def plan_chase(
