@@ -32,6 +32,8 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
 from domain.checks import (
     FAILING_DEALS_KEPT,
     ChecksConfig,
@@ -41,6 +43,7 @@ from domain.checks import (
     default_checks,
 )
 from domain.dates import quarter_bounds
+from domain.fx import RateBook
 from domain.money import Money
 from domain.nudges import RepAccuracy
 from reminders.calibration import checks_for_team
@@ -72,7 +75,8 @@ class TeamScope:
         return now.astimezone(self.zone).date()
 
 
-def teams_in_scope(context: JobContext) -> list[TeamScope]:
+def all_teams(context: JobContext) -> list[TeamScope]:
+    """Return every team, whatever timezones this firing covers."""
     with context.database.session() as session:
         teams: Sequence[Team] = TeamRepository(session).all()
         return [
@@ -86,8 +90,31 @@ def teams_in_scope(context: JobContext) -> list[TeamScope]:
                 currency=team.currency or context.settings.dealbot_currency,
             )
             for team in teams
-            if context.covers(team.timezone)
         ]
+
+
+def teams_in_scope(context: JobContext) -> list[TeamScope]:
+    return [team for team in all_teams(context) if context.covers(team.zone.key)]
+
+
+def team_checks(
+    session: Session, config: ChecksConfig, team: TeamScope, now: dt.datetime, rates: RateBook
+) -> ChecksConfig:
+    """Return the checks `team`'s deals are held to as of `now`.
+
+    With `thresholds: learned`, STALLED_IN_STAGE's limits are those the team's won deals
+    teach. The weekly post and the chase DM both ask here, so they hold a deal to one limit.
+    """
+    team_config, _ = checks_for_team(
+        session,
+        config,
+        rep_ids=team.reps,
+        zone=team.zone,
+        today=team.today(now),
+        currency=team.currency,
+        rates=rates,
+    )
+    return team_config
 
 
 def previous_week(now: dt.datetime, zone: ZoneInfo) -> str:
@@ -132,16 +159,7 @@ def scores_by_team(
         with context.database.session() as session:
             rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
             for team in members:
-                # A team on `thresholds: learned` is held to the limits its won deals teach.
-                team_config, _ = checks_for_team(
-                    session,
-                    config,
-                    rep_ids=team.reps,
-                    zone=team.zone,
-                    today=team.today(context.now),
-                    currency=team.currency,
-                    rates=rates,
-                )
+                team_config = team_checks(session, config, team, context.now, rates)
                 configs[team.team_id] = team_config
                 tallies[team.team_id] = ScoreTally(
                     config=team_config, currency=team.currency, rates=rates

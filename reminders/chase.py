@@ -6,17 +6,23 @@ A rep's zone is their Slack profile's, else their team's, else DEALBOT_TIMEZONE
 local day), never in quiet hours or at weekends of their own zone (the checks file's
 `nudges`), and only about deals that fire a `chase` check and are not snoozed. The same
 job sends the post-mortem prompt for a deal closed two days ago without one, once per deal.
+
+A rep's deals are checked as their team's are in the weekly accuracy post: with
+`thresholds: learned`, STALLED_IN_STAGE's limits are the ones their team's won deals teach
+(`reminders.accuracy.team_checks`), learned once per team per run. A rep on no team is
+held to the checks file's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
 from domain.nudges import ChaseItem
+from reminders.accuracy import TeamScope, all_teams, team_checks
 from reminders.jobs import (
     REP_TIMEZONE,
     Job,
@@ -27,6 +33,7 @@ from reminders.jobs import (
     message_of,
 )
 from storage.facts import ReminderRepository
+from storage.fx import FxRepository
 from storage.nudges import NudgeRepository
 
 NAME = "chase-next-steps"
@@ -43,6 +50,30 @@ def _stop_sending_at(local_now: dt.datetime, config: ChecksConfig) -> dt.datetim
     end_of_day = dt.datetime.combine(local_now.date() + dt.timedelta(days=1), dt.time(), zone)
     quiet = dt.datetime.combine(local_now.date(), config.nudges.quiet_start, zone)
     return min(quiet, end_of_day) if quiet > local_now else end_of_day
+
+
+def checks_by_rep(
+    context: JobContext, config: ChecksConfig, reps: Collection[str]
+) -> Mapping[str, ChecksConfig]:
+    """Return the checks each of `reps` on a team is held to; a rep absent keeps `config`.
+
+    Only a file on `thresholds: learned` makes a team's checks differ from the file's, so
+    on `fixed` nothing is read. Each team's limits are learned once, however many deals.
+    """
+    if config.thresholds != "learned":
+        return {}
+    # A rep is on one team at most (domain/teams.py refuses a second).
+    team_of: dict[str, TeamScope] = {
+        rep: team for team in all_teams(context) for rep in team.reps if rep in reps
+    }
+    needed = {team.team_id: team for team in team_of.values()}
+    with context.database.session() as session:
+        rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
+        learned = {
+            team_id: team_checks(session, config, team, context.now, rates)
+            for team_id, team in needed.items()
+        }
+    return {rep: learned[team.team_id] for rep, team in team_of.items()}
 
 
 def plan_chase(
@@ -63,6 +94,7 @@ def plan_chase(
     if not awake:
         return
     today_of = {rep: context.now.astimezone(zone).date() for rep, zone in awake.items()}
+    rep_config = checks_by_rep(context, config, awake)
     prompts: list[DealFacts] = []
     nudges: list[dict[str, object]] = []
 
@@ -117,10 +149,11 @@ def plan_chase(
                     yield chase_rep(rep, items)
                 rep, items = deal.owner_id, []
                 today, zone = today_of[rep], awake[rep]
+                checks = rep_config.get(rep, config)
             if deal.status == "open":
                 if deal.deal_id in snoozed and snoozed[deal.deal_id] > today:
                     continue
-                fired = fired_checks(deal, today, config, zone=zone, only=chase_only)
+                fired = fired_checks(deal, today, checks, zone=zone, only=chase_only)
                 if fired:
                     items.append(ChaseItem(deal=deal, checks=fired))
             elif (
