@@ -71,9 +71,8 @@ class Stage:
     order: int
     exit_criteria: tuple[str, ...]
     is_closed: bool
-    # The forecast category a deal in this stage is expected to carry. dealbot's defaults
-    # all say pipeline, which is what a new deal gets whatever its stage; a team's own
-    # stages may say otherwise.
+    # The forecast category a deal takes on entering this stage, unless the rep says
+    # otherwise (see `domain.deals`); a team's own stages may say their own.
     forecast_default: str = "pipeline"
     # A team's stage names the default stage it stands for; a default stage names none.
     maps_to: str | None = None
@@ -105,7 +104,17 @@ DEFAULT_STAGES: Final[tuple[Stage, ...]] = (
     Stage("discovery", "Discovery", Decimal("0.20"), 2, _QUALIFIED, is_closed=False),
     Stage("demo", "Demo", Decimal("0.40"), 3, _DEMO, is_closed=False),
     Stage("proposal", "Proposal", Decimal("0.60"), 4, _PROPOSAL, is_closed=False),
-    Stage("negotiation", "Negotiation", Decimal("0.80"), 5, _NEGOTIATION, is_closed=False),
+    # A deal negotiating terms is a likely close, not yet a promise: commit is the rep's call,
+    # backed by cited evidence, never a stage's default.
+    Stage(
+        "negotiation",
+        "Negotiation",
+        Decimal("0.80"),
+        5,
+        _NEGOTIATION,
+        is_closed=False,
+        forecast_default="best_case",
+    ),
     Stage("closed_won", "Closed won", Decimal(1), 6, _NEGOTIATION, is_closed=True),
     Stage("closed_lost", "Closed lost", Decimal(0), 7, (), is_closed=True),
 )
@@ -342,6 +351,16 @@ class StageBook:
             return None
         team_key, _, key = team_stage.rpartition(":")
         return next((s for s in self.teams.get(team_key, ()) if s.key == key), None)
+
+    def counting(self, team_stage: str | None, stage: str) -> Stage | None:
+        """Return the deal's team stage (whose label, probability and exit criteria it goes
+        by) while it still stands for `stage`, the default stage the deal stores.
+
+        A move made elsewhere (the CRM, an import) changes the stored stage without naming a
+        team stage: the deal then goes by its default stage.
+        """
+        found = self.stage_of(team_stage)
+        return found if found is not None and found.maps_to == stage else None
 
 
 EMPTY_BOOK: Final = StageBook(teams={})

@@ -548,6 +548,7 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
                 _changed_value(c.field, c.old, today),
                 _changed_value(c.field, c.new, today),
             )
+            + (f" ({messages.STAGE_FORECAST_DEFAULT})" if c.by_stage_default else "")
             for c in update.changes
         )
     blocks: list[Block] = [
@@ -571,6 +572,8 @@ def _changed_value(field: str, value: str | None, today: dt.date) -> str:
         return "—"
     if field == "owner":
         return f"<@{value}>"
+    if field == "forecast_category":
+        return messages.FORECAST_LABELS.get(value, value).lower()
     if field == "close_date":
         return format_day(dt.date.fromisoformat(value), today=today)
     if field == "amount":

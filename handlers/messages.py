@@ -93,6 +93,8 @@ CHANGED_FIELD_LABELS: dict[str, str] = {
     "competition": "Competition",
 }
 NOTHING_CHANGED = "Saved: nothing changed, the deal already says that."
+# Said after a forecast category the deal took from the stage it moved to.
+STAGE_FORECAST_DEFAULT = "the stage's default"
 
 
 def field_changed(label: str, old: str, new: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from domain.checks import ChecksConfig, RepScore, ScoreTally, default_checks
+from domain.checks import ChecksConfig, RepScore, ScoreTally
 from domain.dates import quarter_bounds
 from domain.nudges import RepAccuracy
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
@@ -108,7 +108,7 @@ def scores_by_team(
 
 def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one accuracy post per team in scope; snapshot the week and keep the scores."""
-    config = config or default_checks()
+    config = config or context.checks()
     messages: list[OutgoingMessage] = []
     teams = [team for team in teams_in_scope(context) if team.reps]
     all_scores = scores_by_team(context, teams, config)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from decimal import Decimal
 
-from domain.checks import ChecksConfig, RepScore, default_checks
+from domain.checks import ChecksConfig, RepScore
 from domain.dates import quarter_bounds, quarter_of
 from domain.money import Money, format_money_short
 from domain.nudges import DealLine, Digest
@@ -87,10 +87,15 @@ def build_digest(
     currencies = Counter(d.currency for d in open_deals if d.amount is not None)
     currency = currencies.most_common(1)[0][0] if currencies else context.settings.dealbot_currency
 
+    def probability(deal: TeamDeal) -> Decimal:
+        # A deal in its team's own stage is weighed by that stage's probability.
+        stage = config.deal_stage(deal.stage, deal.team_stage)
+        return stage.probability if stage is not None else Decimal(1)
+
     def total(items: list[TeamDeal], weight: bool = False) -> Money:
         amount = sum(
             (
-                d.amount * (STAGES[d.stage].probability if weight and d.stage in STAGES else 1)
+                d.amount * (probability(d) if weight else 1)
                 for d in items
                 if d.amount is not None and d.currency == currency
             ),
@@ -204,7 +209,7 @@ def digest_chart(digest: Digest) -> bytes:
 
 def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one digest DM per manager of each team in scope, each with its chart."""
-    config = config or default_checks()
+    config = config or context.checks()
     messages: list[OutgoingMessage] = []
     teams = [team for team in teams_in_scope(context) if team.managers]
     # Every team scored in one streamed pass over the facts, not one query per team.
