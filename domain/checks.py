@@ -252,10 +252,13 @@ class ChecksConfig:
     ) -> tuple[Callable[[DealFacts], bool], ...]:
         """Return the tests of the exit criteria of the stage a deal goes by (`deal_stage`);
         none for an unknown stage."""
-        key = (stage, team_stage)
+        # A team stage is remembered as itself, not by name: `team stages … from-crm` may
+        # give the team other stages while this configuration is in use.
+        known = self.deal_stage(stage, team_stage) if team_stage else None
+        key: str | Stage = known if known is not None else stage
         tests = self._exit_evidence.get(key)
         if tests is None:
-            known = self.deal_stage(stage, team_stage)
+            known = known or self.stage(stage)
             criteria = known.exit_criteria if known is not None else ()
             tests = self._exit_evidence[key] = tuple(_EVIDENCE[e] for e in criteria)
         return tests
@@ -269,9 +272,7 @@ class ChecksConfig:
         return {}
 
     @cached_property
-    def _exit_evidence(
-        self,
-    ) -> dict[tuple[str, str | None], tuple[Callable[[DealFacts], bool], ...]]:
+    def _exit_evidence(self) -> dict[str | Stage, tuple[Callable[[DealFacts], bool], ...]]:
         return {}
 
     # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
