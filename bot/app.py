@@ -173,6 +173,8 @@ def build_services(
             default_timezone=settings.dealbot_timezone,
             zones=zones,
             stage_book=stage_book,
+            stages_dir=settings.dealbot_stages_dir,
+            crm=settings.crm_kind,
         ),
         directory=directory,
         clock=clock,

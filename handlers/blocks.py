@@ -782,9 +782,16 @@ def team_standing_reply(standings: Sequence[TeamStanding]) -> Reply:
     return Reply(text=text, blocks=tuple(_sections(lines)))
 
 
-def team_stages_reply(team: TeamView, stages: Sequence[Stage]) -> Reply:
-    """Return `/dealbot team stages`: the team's stages in order, with what each asks."""
-    lines = [messages.team_stages_heading(escape_name(team.name), len(stages))]
+def team_stages_reply(
+    team: TeamView, stages: Sequence[Stage], *, taken_from: str | None = None
+) -> Reply:
+    """Return `/dealbot team stages`: the team's stages in order, with what each asks.
+
+    With `taken_from` (a CRM's name), the team just took them from that CRM's pipeline.
+    """
+    name = escape_name(team.name)
+    lines = [] if taken_from is None else [messages.team_stages_from_crm(name, taken_from)]
+    lines.append(messages.team_stages_heading(escape_name(team.name), len(stages)))
     for stage in sorted(stages, key=lambda s: s.order):
         lines.append(
             messages.stage_line(

@@ -474,6 +474,14 @@ def team_stages_heading(team: str, count: int) -> str:
     return f"*{team}* stages, in order ({count})"
 
 
+def team_stages_from_crm(team: str, crm: str) -> str:
+    """Return the line above the stages a team just took from the CRM (`team` is escaped)."""
+    return (
+        f":white_check_mark: *{team}* now uses {crm}'s pipeline as its stages; its deals in "
+        f"{crm} take them at the next sync. Run this again when the pipeline changes."
+    )
+
+
 STAGE_EVIDENCE_LABELS: dict[str, str] = {
     "amount": "amount",
     "close_date": "close date",
