@@ -29,11 +29,12 @@ from crm.notices import ConflictNotice, CrmNotices, SlackDirectory
 from crm.records import CRM_LABELS, ApiUsage, CrmDeal, CrmFieldChange, CrmOwner, CrmStage, PullBatch
 from domain.clock import Clock
 from domain.deals import tracked_values
-from domain.stages import FORECAST_CATEGORIES, Stage
+from domain.stages import EMPTY_BOOK, FORECAST_CATEGORIES, Stage, StageBook
 from storage.crm import CrmRepository
 from storage.database import Database
 from storage.deals import name_key
 from storage.models import Contact, CrmLink, CrmPush, CrmStageLink, Deal, DealChange, NextStep
+from storage.teams import TeamRepository
 
 # Above SLOW_SHARE of the CRM's allowance, pulls wait this long between them (pushes don't).
 SLOW_PULL_INTERVAL = dt.timedelta(minutes=30)
@@ -77,6 +78,8 @@ class CrmPuller:
     admins: tuple[str, ...]
     default_currency: str
     stages: tuple[Stage, ...]
+    # Teams' own stages; those taken from this CRM name each CRM stage (`crm_stage`).
+    stage_book: StageBook = EMPTY_BOOK
     call: Caller
     login_works: Callable[[Any], None]
     store_usage: Callable[[Any, ApiUsage | None], None]
@@ -361,12 +364,36 @@ class CrmPuller:
         if remote.stage in context.stages and link.crm_stage != remote.stage:
             link.crm_stage = remote.stage
             wrote = True
+        team_stage = self._team_stage(session, deal, remote.stage)
+        if team_stage is not None and deal.team_stage != team_stage:
+            deal.team_stage = team_stage
+            wrote = True
         if not wrote:
             return "unchanged"
         link.remote_modified_at = remote.modified_at
         self._record_tracked(session, deal, before_tracked, by=owner, at=remote.modified_at)
         deal.updated_at = self.clock.now()
         return "written"
+
+    def _team_stage(self, session: Any, deal: Deal, crm_stage: str | None) -> str | None:
+        """Return the team stage an open deal takes from its CRM stage, when its owner's team
+        has the CRM's stages (`/dealbot team stages <team> from-crm`); else None."""
+        if deal.status != "open" or not crm_stage:
+            return None
+        crm_teams = {
+            key
+            for key, stages in self.stage_book.teams.items()
+            if any(stage.crm_stage for stage in stages)
+        }
+        if not crm_teams:
+            return None  # no team takes the CRM's stages: no query
+        for team in TeamRepository(session).teams_of(deal.owner_id, role="rep"):
+            if team.name_key in crm_teams:
+                team_stage = self.stage_book.from_crm(team.name_key, crm_stage)
+                # Only while it stands for the stage the deal is stored in.
+                if self.stage_book.counting(team_stage, deal.stage) is not None:
+                    return team_stage
+        return None
 
     def stored_context(self, session: Any) -> PullContext | None:
         """Return the pull context as the last pull stored it; None before any pull."""
@@ -432,6 +459,7 @@ class CrmPuller:
             closed_at=remote.modified_at if status != "open" else None,
         )
         session.add(deal)
+        deal.team_stage = self._team_stage(session, deal, remote.stage)
         synced = {name: value for name, value in values.items()}
         step = next_step_of(remote)
         added = None

@@ -28,7 +28,7 @@ from crm.pull import HISTORY_TEXT_MAX, SLOW_PULL_INTERVAL, CrmPuller
 from crm.push import PUSH_LEASE, CrmPusher, next_step_of_snapshot
 from crm.records import CRM_LABELS, ApiUsage, CrmAuthFailed, CrmError, DealFields, NewTask
 from domain.clock import Clock
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 from storage.crm import CrmRepository
 from storage.database import Database
 
@@ -107,6 +107,7 @@ class CrmSync:
         stages: tuple[Stage, ...] = DEFAULT_STAGES,
         owner: str | None = None,
         lease: dt.timedelta = PUSH_LEASE,
+        stage_book: StageBook = EMPTY_BOOK,
     ) -> None:
         self.database = database
         self.connector = connector
@@ -118,6 +119,9 @@ class CrmSync:
         # Added with the engine: the team's dealbot stages (what CRM stages map to), the
         # claim owner of pushes (one per process by default) and how long a claim holds.
         self.stages = stages
+        # Teams' own stages: a pulled deal on a team whose stages are the CRM's takes the
+        # team stage of its CRM stage.
+        self.stage_book = stage_book
         self.owner = owner or claim_owner()
         self.lease = lease
         self._renews_leases = True
@@ -218,6 +222,7 @@ class CrmSync:
                 stages=self.stages,
                 owner=self.owner,
                 lease=self.lease,
+                stage_book=self.stage_book,
             )
             # The scratch transaction has one connection: no second thread may use it.
             engine._renews_leases = False
@@ -272,6 +277,7 @@ class CrmSync:
             admins=self.admins,
             default_currency=self.default_currency,
             stages=self.stages,
+            stage_book=self.stage_book,
             call=self._call,
             login_works=self._login_works,
             store_usage=self._store_usage,
