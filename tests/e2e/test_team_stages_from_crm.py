@@ -174,6 +174,13 @@ def test_a_team_takes_salesforces_stages_and_its_deals_follow_their_crm_stage(
         # Reps type the team's stages; the CRM's forecast category is the stage's default.
         moved = crm.app.command("/deal", "initech stage:technical win", user=ANA).all_text
         assert "forecast pipeline → best case (the stage's default)" in moved
+        # Salesforce gets the very stage typed, not another that also stands for proposal,
+        # and the next pull leaves the deal in it.
+        crm.sync(minutes_later=30)
+        [initech] = [o for o in org.opportunities.values() if o["Name"] == "Initech pilot"]
+        assert initech["StageName"] == "Technical Win"
+        crm.sync(minutes_later=40)
+        assert crm.app.deal_named("Initech").team_stage == "enterprise:technical_win"
 
 
 def test_only_an_admin_takes_the_crms_stages_and_nothing_is_written_on_refusal(
