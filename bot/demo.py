@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from sqlalchemy.engine import make_url
 from bot.app import ListenerPool, create_app
 from bot.console import ConsoleRenderer, Control, Surface, input_default
 from bot.demo_jobs import DemoJobs
-from bot.fake_slack import FakeSlackWebAPI, RecordedCall
+from bot.fake_slack import FakeSlackWebAPI, RecordedCall, UploadedFile
 from bot.settings import Settings
 from bot.slack import build_web_client
 from domain.changes import ContactRef, DealChanges, DealRef
@@ -42,7 +43,8 @@ DEMO_CHANNEL_ID = "C0SALES"
 DEMO_CHANNEL_NAME = "sales"
 DEMO_TIMEZONE = "America/New_York"
 DEMO_MAIL_DOMAIN = "dealbot-demo.example"
-# Follow-up drafts land here as .eml files (the outbox backend), emptied on every run.
+# Follow-up drafts land here as .eml files (the outbox backend), and files the jobs attach
+# (the digest's chart) as themselves; emptied of both on every run.
 DEMO_OUTBOX_DIR = Path("dealbot-demo-outbox")
 
 
@@ -71,9 +73,11 @@ INTRO = """dealbot demo — a seeded pipeline, offline. Type slash commands as y
 Console commands: :as <ana|ben|chloe|maria> (who you are), :home (App Home), :quit
 Buttons and form fields are numbered: :click 2 presses button 2, :fill fills in the open form
   field by field (Enter keeps the value shown) and submits it
-Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest)
+Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest,
+  rep-calibration)
 Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
-  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/
+  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/, and the
+  manager-digest's chart is saved there as a .png
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
@@ -84,9 +88,13 @@ class ConsoleCalls:
     answering, so a reply is drawn before the console reads the next line.
     """
 
-    def __init__(self, *, renderer: ConsoleRenderer, out: TextIO) -> None:
+    def __init__(
+        self, *, renderer: ConsoleRenderer, out: TextIO, files_dir: Path = DEMO_OUTBOX_DIR
+    ) -> None:
         self.renderer = renderer
         self.out = out
+        # Where a file posted with a message (the digest's chart) is written for you to open.
+        self.files_dir = files_dir
         # Set once the fake exists (it is built with this observer): uploads are read from it.
         self.slack: FakeSlackWebAPI | None = None
 
@@ -98,10 +106,10 @@ class ConsoleCalls:
             self._print(self.renderer.view({**args["view"], "id": answered.get("id")}))
         elif method == "files.completeUploadExternal" and self.slack is not None:
             uploads = self.slack.uploads
-            files = [f for f in args["files"] if f.get("id") in uploads]
-            chart = Path("dealbot-demo-chart.png")
-            chart.write_bytes(uploads[files[0]["id"]].content if files else b"")
-            self._print(f"(chart attached; saved to {chart})")
+            for attached in args.get("files") or []:
+                upload = uploads.get(str(attached.get("id")))
+                if upload is not None:
+                    self._print(self._save(upload, title=str(attached.get("title") or "")))
         elif method in ("chat.postMessage", "chat.postEphemeral"):
             channel = str(args.get("channel") or "")
             ephemeral = method == "chat.postEphemeral"
@@ -117,6 +125,15 @@ class ConsoleCalls:
 
     def _name(self, user_id: str) -> str:
         return "@" + self.renderer.names.get(user_id, user_id or "someone")
+
+    def _save(self, upload: UploadedFile, *, title: str) -> str:
+        """Write an attached file into the demo's folder; return the line that says where."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        # Only the file's own name: a name from a message never picks the folder.
+        path = self.files_dir / (Path(upload.filename).name or "attachment")
+        path.write_bytes(upload.content)
+        shown = os.path.relpath(path)
+        return f"(file attached: {title or path.name}; saved to {shown})"
 
     def _message(self, message: dict[str, Any], surface: Surface) -> str:
         blocks = message.get("blocks") or []
@@ -648,8 +665,8 @@ def run_demo(
         dealbot_email_backend="outbox",
         dealbot_outbox_dir=DEMO_OUTBOX_DIR,
     )
-    for draft in DEMO_OUTBOX_DIR.glob("*.eml"):
-        draft.unlink()
+    for earlier in (*DEMO_OUTBOX_DIR.glob("*.eml"), *DEMO_OUTBOX_DIR.glob("*.png")):
+        earlier.unlink()
     listeners = ListenerPool()
     app = create_app(
         settings,

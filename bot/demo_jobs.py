@@ -42,6 +42,10 @@ def schedule_in_words(schedule: Schedule) -> str:
         cron.pop("hour", None),
         cron.pop("day_of_week", "*"),
     )
+    # Days 1-7 of the month on one weekday: that weekday's first in the month.
+    first = cron.get("day") == "1-7" and days in _DAYS
+    if first:
+        del cron["day"]
     if cron:  # a day of month, a month, a week number: said as cron
         return schedule.describe()
     if hour is None:
@@ -52,7 +56,9 @@ def schedule_in_words(schedule: Schedule) -> str:
         return schedule.describe()
     if not (hour.isdigit() and minute.isdigit()):
         return schedule.describe()
-    if days in _DAY_RANGES:
+    if first:
+        when = f"the first {_DAYS[days]} of each month"
+    elif days in _DAY_RANGES:
         when = _DAY_RANGES[days]
     elif all(day in _DAYS for day in days.split(",")):
         when = " and ".join(_DAYS[day] + "s" for day in days.split(","))

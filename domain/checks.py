@@ -200,6 +200,15 @@ class NudgeBudget:
         return not (self.quiet_start <= moment < self.quiet_end)
 
 
+ThresholdSource = Literal["fixed", "learned"]
+
+
+def _threshold_source(value: object) -> str | None:
+    if value is not None and value not in ("fixed", "learned"):
+        raise refuse(f"is {value!r}: write `thresholds: fixed` or `thresholds: learned`")
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class ChecksConfig:
     version: int
@@ -210,8 +219,22 @@ class ChecksConfig:
     nudges: NudgeBudget
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     source: str = "checks.yml"
+    # "learned": STALLED_IN_STAGE's limits come from the team's won deals (see
+    # reminders/calibration.py), wherever it has enough of them; "fixed": from this file.
+    thresholds: ThresholdSource = "fixed"
     # Teams' own stages: a deal in one is held to that stage's exit criteria (`with_stages`).
     stage_book: StageBook = EMPTY_BOOK
+
+    def with_stage_limits(self, days: Mapping[str, int]) -> ChecksConfig:
+        """Return this configuration with STALLED_IN_STAGE's limit replaced for `days`' stages."""
+        stalled = self.settings["STALLED_IN_STAGE"]
+        limits = self.threshold("STALLED_IN_STAGE", "max_days")
+        learned = Threshold(default=limits.default, per_stage={**limits.per_stage, **days})
+        settings = {
+            **self.settings,
+            "STALLED_IN_STAGE": stalled.model_copy(update={"max_days": learned}),
+        }
+        return replace(self, settings=settings)
 
     def with_stages(self, book: StageBook) -> ChecksConfig:
         """Return this configuration judging deals in a team's own stage by that stage."""
@@ -670,6 +693,7 @@ class _ChecksFile(FileModel):
     chase: tuple[CheckId, ...] | None = None
     attention: tuple[CheckId, ...] | None = None
     nudges: _Nudges | None = None
+    thresholds: Annotated[ThresholdSource | None, BeforeValidator(_threshold_source)] = None
 
     @model_validator(mode="after")
     def _complete_unless_defaulted(self, info: ValidationInfo) -> _ChecksFile:
@@ -712,6 +736,7 @@ class _ChecksFile(FileModel):
             nudges=budget,
             stages=DEFAULT_STAGES,
             source=source,
+            thresholds=self.thresholds or (defaults.thresholds if defaults else "fixed"),
         )
 
 

@@ -118,6 +118,10 @@ class RepCalibration:
     commit_to_won: Decimal | None
     # The same three figures for the four quarters before, for the trend; None: no data.
     previous: RepCalibration | None = None
+    # The hit rate's own counts, so it can be said as "7 of 10": the deals that closed by
+    # the date called, of the closed deals that had a date called at all.
+    on_time: int = 0
+    called: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,3 +135,7 @@ class LearnedThresholds:
     stalled_days: tuple[tuple[str, int], ...]
     # segment label -> (win rate, average days to close)
     by_segment: tuple[tuple[str, Decimal | None, int | None], ...] = ()
+    # open stage -> (win rate of the deals that reached it, average days won deals spent in it)
+    by_stage: tuple[tuple[str, Decimal | None, int | None], ...] = ()
+    # How many of the deals counted have their post-mortem in (how much the figures rest on).
+    post_mortems: int = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import follow_up_blocks, reminder_blocks
+from handlers import calibration_blocks, follow_up_blocks, reminder_blocks
 
 
 class SlackJobMessages:
@@ -16,3 +16,4 @@ class SlackJobMessages:
     draft_skipped = staticmethod(follow_up_blocks.draft_skipped)
     connect_gmail = staticmethod(follow_up_blocks.connect_gmail)
     template_broken = staticmethod(follow_up_blocks.template_broken)
+    rep_calibration = staticmethod(calibration_blocks.rep_calibration)

@@ -1,72 +1,190 @@
-"""A small bar chart as PNG, in pure Python: no plotting library to install for one image.
+"""The forecast chart a manager would forward: the quarter per rep, and the weekly trend.
 
-Text is drawn with a 3×5 pixel font scaled up, enough for stage names and amounts.
+Drawn with matplotlib's object API (`Figure` + the Agg canvas), never pyplot: pyplot keeps
+global figure state, and jobs draw from worker threads. Text uses DejaVu Sans, which
+matplotlib ships, so no system font is needed for Latin, Greek or Cyrillic names ("Zoë
+Müller"). DejaVu has no CJK glyphs: a CJK font found on the machine (Noto Sans CJK and the
+like) is used as a fallback for them; with none, each character no font can draw is shown
+as "?" and the chart says so, rather than a row of empty boxes and a log full of warnings.
+The bytes are the same for the same input (no timestamp or version in the PNG), so a chart
+can be snapshot-tested and a resend is the same file.
+
+matplotlib keeps a font cache (and reads a matplotlibrc) in $HOME unless MPLCONFIGDIR says
+otherwise: a server's $HOME may be read-only, and a user's matplotlibrc would change the
+chart. So, unless the operator set MPLCONFIGDIR, it points at a dealbot folder in the temp
+directory before matplotlib is first imported.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
-from collections.abc import Sequence
+import io
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
 from typing import Final
 
-# Each glyph is 5 rows of 3 bits (left to right), most significant bit first.
-_FONT: Final[dict[str, tuple[int, ...]]] = {
-    "A": (2, 5, 7, 5, 5), "B": (6, 5, 6, 5, 6), "C": (3, 4, 4, 4, 3), "D": (6, 5, 5, 5, 6),
-    "E": (7, 4, 6, 4, 7), "F": (7, 4, 6, 4, 4), "G": (3, 4, 5, 5, 3), "H": (5, 5, 7, 5, 5),
-    "I": (7, 2, 2, 2, 7), "J": (1, 1, 1, 5, 2), "K": (5, 5, 6, 5, 5), "L": (4, 4, 4, 4, 7),
-    "M": (5, 7, 7, 5, 5), "N": (6, 5, 5, 5, 5), "O": (2, 5, 5, 5, 2), "P": (6, 5, 6, 4, 4),
-    "Q": (2, 5, 5, 6, 3), "R": (6, 5, 6, 5, 5), "S": (3, 4, 2, 1, 6), "T": (7, 2, 2, 2, 2),
-    "U": (5, 5, 5, 5, 7), "V": (5, 5, 5, 5, 2), "W": (5, 5, 7, 7, 5), "X": (5, 5, 2, 5, 5),
-    "Y": (5, 5, 2, 2, 2), "Z": (7, 1, 2, 4, 7), "0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7),
-    "2": (6, 1, 2, 4, 7), "3": (6, 1, 2, 1, 6), "4": (5, 5, 7, 1, 1), "5": (7, 4, 6, 1, 6),
-    "6": (3, 4, 7, 5, 7), "7": (7, 1, 1, 2, 2), "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 6),
-    " ": (0, 0, 0, 0, 0), ".": (0, 0, 0, 0, 2), ",": (0, 0, 0, 2, 4), "-": (0, 0, 7, 0, 0),
-    "$": (3, 6, 2, 3, 6), "%": (5, 1, 2, 4, 5), "/": (1, 1, 2, 4, 4), ":": (0, 2, 0, 2, 0),
-    "€": (3, 4, 7, 4, 3), "£": (3, 4, 6, 4, 7), "(": (1, 2, 2, 2, 1), ")": (4, 2, 2, 2, 4),
-}  # fmt: skip
+os.environ.setdefault(
+    "MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), f"dealbot-matplotlib-{os.getuid()}")
+)
 
-Color = tuple[int, int, int]
-BACKGROUND: Final[Color] = (255, 255, 255)
-INK: Final[Color] = (40, 40, 40)
-BAR: Final[Color] = (54, 123, 245)
-SECOND_BAR: Final[Color] = (190, 190, 190)
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, findfont, fontManager
+from matplotlib.ft2font import FT2Font
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from domain.forecast import RollUp
+from domain.money import Money, format_money_short
+
+__all__ = [
+    "ChartRep",
+    "ChartWeek",
+    "bar_chart",
+    "chart_reps",
+    "forecast_chart",
+    "forecast_figure",
+]
 
 
-class Canvas:
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.pixels = [bytearray(BACKGROUND * width) for _ in range(height)]
+@dataclass(frozen=True)
+class ChartRep:
+    name: str  # display name, may be non-ASCII ("Zoë Müller", "田中")
+    won: Decimal
+    commit: Decimal
+    best_case: Decimal
+    pipeline: Decimal
+    quota: Decimal | None
 
-    def rect(self, x: int, y: int, w: int, h: int, color: Color) -> None:
-        for row in range(max(0, y), min(self.height, y + h)):
-            start, end = max(0, x), min(self.width, x + w)
-            if end > start:
-                self.pixels[row][start * 3 : end * 3] = bytes(color) * (end - start)
 
-    def text(self, x: int, y: int, text: str, *, scale: int = 2, color: Color = INK) -> None:
-        for char in text.upper():
-            glyph = _FONT.get(char, _FONT[" "])
-            for row, bits in enumerate(glyph):
-                for column in range(3):
-                    if bits & (4 >> column):
-                        self.rect(x + column * scale, y + row * scale, scale, scale, color)
-            x += 4 * scale
+@dataclass(frozen=True)
+class ChartWeek:
+    week: str  # "2026-W48"
+    commit: Decimal  # commit called that week (from the snapshot)
+    won: Decimal  # won so far in the quarter as of that week
+    # Deals of that week (commit called, or won so far) left out of the money above because
+    # their currency has no exchange rate: said on the chart, never silently dropped.
+    excluded: int = 0
 
-    def png(self) -> bytes:
-        raw = b"".join(b"\x00" + bytes(row) for row in self.pixels)
 
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            body = kind + data
-            return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+DPI: Final = 100
+WIDTH_INCHES: Final = 12.0  # 1200 px: Slack previews an image about this wide
+MAX_REPS: Final = 25  # beyond this the bars get too thin to read in a preview
+_REP_ROW_INCHES: Final = 0.42
+_TREND_INCHES: Final = 3.3
+_HEADER_INCHES: Final = 2.1  # title, legend and axis labels around the bars
 
-        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b"")
+# Okabe-Ito: told apart by readers with any common colour-vision deficiency, and by
+# lightness alone (won dark green, commit dark blue, best case light blue, pipeline orange).
+CATEGORY_COLORS: Final = {
+    "won": "#009E73",
+    "commit": "#0072B2",
+    "best_case": "#56B4E9",
+    "pipeline": "#E69F00",
+}
+CATEGORY_LABELS: Final = {
+    "won": "Won",
+    "commit": "Commit",
+    "best_case": "Best case",
+    "pipeline": "Pipeline",
+}
+QUOTA_COLOR: Final = "#000000"
+INK: Final = "#333333"
+
+BASE_FONT: Final = "DejaVu Sans"
+# Fonts tried for characters DejaVu Sans lacks (CJK names), when the machine has them.
+FALLBACK_FONTS: Final = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans JP",
+    "Noto Sans SC",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "IPAGothic",
+    "Droid Sans Fallback",
+)
+UNDRAWABLE: Final = "?"
+
+
+def chart_reps(roll_up: RollUp, names: Mapping[str, str]) -> list[ChartRep]:
+    """Return the roll-up's reps as the chart draws them, named by `names` (rep id → name).
+
+    A rep missing from `names` is shown by their Slack id rather than left out.
+    """
+    return [
+        ChartRep(
+            name=names.get(rep.rep_id or "", rep.rep_id or "?"),
+            won=rep.won.amount,
+            commit=rep.commit.amount,
+            best_case=rep.best_case.amount,
+            pipeline=rep.pipeline.amount,
+            quota=None if rep.quota is None else rep.quota.amount,
         )
+        for rep in roll_up.reps
+    ]
+
+
+def forecast_chart(
+    *, title: str, currency: str, reps: Sequence[ChartRep], trend: Sequence[ChartWeek]
+) -> bytes:
+    """Return the forecast chart as PNG bytes (see `forecast_figure`)."""
+    return _png(forecast_figure(title=title, currency=currency, reps=reps, trend=trend))
+
+
+def forecast_figure(
+    *, title: str, currency: str, reps: Sequence[ChartRep], trend: Sequence[ChartWeek]
+) -> Figure:
+    """Return the chart's figure: the quarter per rep above, the weekly trend below.
+
+    The top panel stacks each rep's won, commit, best case and pipeline with a mark at
+    their quota; the bottom one draws the team's commit called and won so far per week.
+    At most `MAX_REPS` reps are drawn, the ones with the most won + commit.
+    """
+    fonts = _font_families()
+    shown = sorted(reps, key=lambda rep: rep.won + rep.commit, reverse=True)[:MAX_REPS]
+    hidden = len(reps) - len(shown)
+    rows = max(len(shown), 1)
+    height = _HEADER_INCHES + rows * _REP_ROW_INCHES + _TREND_INCHES
+    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    bars_axes, trend_axes = figure.subplots(
+        2, 1, height_ratios=[rows * _REP_ROW_INCHES + 0.9, _TREND_INCHES - 0.4]
+    )
+    figure.suptitle(
+        _drawable(title, fonts), fontsize=15, family=fonts, parse_math=False, weight="bold"
+    )
+    names, unreadable = _drawable_names([rep.name for rep in shown], fonts)
+    _draw_reps(bars_axes, shown, names, currency=currency, fonts=fonts)
+    bars_axes.set_title(
+        "This quarter per rep", loc="left", fontsize=12, family=fonts, parse_math=False, color=INK
+    )
+    if hidden:
+        bars_axes.set_xlabel(
+            f"+{hidden} more reps not shown: these are the top {len(shown)} by won + commit",
+            loc="left",
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+    _draw_trend(trend_axes, trend, currency=currency, fonts=fonts)
+    if unreadable:
+        # A figure-level x label: constrained layout keeps room for it under the trend.
+        figure.supxlabel(
+            f'Shown with "{UNDRAWABLE}" for characters no font on this server can draw: '
+            f"{', '.join(unreadable)}.",
+            x=0.01,
+            ha="left",
+            fontsize=9,
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+    return figure
 
 
 def bar_chart(
@@ -75,19 +193,263 @@ def bar_chart(
     *,
     target: tuple[str, float, str] | None = None,
 ) -> bytes:
-    """Return a PNG of horizontal bars: (label, value, value label) each, and an optional target."""
+    """Return a PNG of horizontal bars: (label, value, value label) each, and an optional target.
+
+    The digest's chart by stage, until the digest draws `forecast_chart` instead.
+    """
+    fonts = _font_families()
     rows = list(bars) + ([target] if target else [])
-    width, label_width, row_height = 640, 150, 34
-    height = 50 + row_height * max(1, len(rows))
-    canvas = Canvas(width, height)
-    canvas.text(12, 12, title[:70], scale=2)
-    largest = max((value for _, value, _ in rows), default=0) or 1
-    room = width - label_width - 110
-    for index, (label, value, shown) in enumerate(rows):
-        y = 46 + index * row_height
-        is_target = target is not None and index == len(rows) - 1
-        canvas.text(12, y + 6, label[:16], scale=2)
-        length = max(1, int(room * value / largest)) if value > 0 else 0
-        canvas.rect(label_width, y, length, row_height - 10, SECOND_BAR if is_target else BAR)
-        canvas.text(label_width + length + 8, y + 6, shown[:14], scale=2)
-    return canvas.png()
+    figure = Figure(
+        figsize=(WIDTH_INCHES * 0.6, 1.2 + 0.45 * max(len(rows), 1)), dpi=DPI, layout="constrained"
+    )
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    positions = list(range(len(rows)))
+    colors = [CATEGORY_COLORS["commit"]] * len(bars) + ([QUOTA_COLOR] if target else [])
+    axes.barh(positions, [value for _, value, _ in rows], color=colors, height=0.6)
+    axes.set_yticks(
+        positions, [_drawable(label, fonts) for label, _, _ in rows], family=fonts, parse_math=False
+    )
+    axes.invert_yaxis()
+    for position, (_, value, shown) in zip(positions, rows, strict=True):
+        axes.annotate(
+            _drawable(shown, fonts),
+            (value, position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            family=fonts,
+            parse_math=False,
+        )
+    axes.set_xticks([])
+    # Room on the right for the value written after the longest bar.
+    axes.set_xlim(0, max([value for _, value, _ in rows] + [0.0]) * 1.15 or 1)
+    axes.spines[["top", "right", "bottom"]].set_visible(False)
+    axes.set_title(
+        _drawable(title, fonts), loc="left", family=fonts, parse_math=False, weight="bold"
+    )
+    return _png(figure)
+
+
+def _draw_reps(
+    axes: Axes,
+    reps: Sequence[ChartRep],
+    names: Sequence[str],
+    *,
+    currency: str,
+    fonts: list[str],
+) -> None:
+    positions = list(range(len(reps)))
+    left = [0.0] * len(reps)
+    for category, color in CATEGORY_COLORS.items():
+        values = [float(getattr(rep, category)) for rep in reps]
+        axes.barh(
+            positions,
+            values,
+            left=left,
+            color=color,
+            height=0.62,
+            label=CATEGORY_LABELS[category],
+        )
+        left = [start + value for start, value in zip(left, values, strict=True)]
+    quotas = [(i, float(rep.quota)) for i, rep in enumerate(reps) if rep.quota is not None]
+    if quotas:
+        # A tall black bar across the rep's row: visible on top of any fill colour.
+        axes.scatter(
+            [quota for _, quota in quotas],
+            [i for i, _ in quotas],
+            marker="|",
+            s=900,
+            linewidths=2.5,
+            color=QUOTA_COLOR,
+            zorder=3,
+        )
+    labels = [
+        name if rep.quota is not None else f"{name} (no quota)"
+        for name, rep in zip(names, reps, strict=True)
+    ]
+    axes.set_yticks(positions, labels, family=fonts, parse_math=False, fontsize=11)
+    axes.set_ylim(len(reps) - 0.5 if reps else 0.5, -0.5)  # first (largest) rep on top
+    widest = max([*left, *(quota for _, quota in quotas), 0.0])
+    for i, rep in enumerate(reps):
+        axes.annotate(
+            _rep_note(rep, currency),
+            (max(left[i], float(rep.quota or 0)), i),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=10,
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+    # Room on the right for the notes at the end of the longest bar.
+    axes.set_xlim(0, widest * 1.22 if widest > 0 else 1)
+    axes.xaxis.set_major_formatter(_money_axis(currency))
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3))
+    axes.grid(axis="x", color="#dddddd", linewidth=0.8)
+    axes.set_axisbelow(True)
+    axes.spines[["top", "right"]].set_visible(False)
+    for tick in axes.get_xticklabels():
+        tick.set_family(fonts)
+    if not reps:
+        axes.text(
+            0.5,
+            0.5,
+            "no reps in this team yet",
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+    handles = [
+        Patch(color=color, label=CATEGORY_LABELS[category])
+        for category, color in CATEGORY_COLORS.items()
+    ]
+    handles.append(
+        Line2D([], [], color=QUOTA_COLOR, marker="|", linestyle="", markersize=14, mew=2.5)
+    )
+    handles[-1].set_label("Quota")
+    # Right of the panel's heading, above the bars: never over a bar.
+    axes.legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=len(handles),
+        frameon=False,
+        prop=FontProperties(family=fonts, size=10),
+    )
+
+
+def _rep_note(rep: ChartRep, currency: str) -> str:
+    """Return the words at the end of a rep's bar: won, and attainment when there is a quota."""
+    won = format_money_short(Money(rep.won, currency))
+    if rep.quota is None or rep.quota <= 0:
+        return f"won {won}"
+    attainment = (rep.won / rep.quota * 100).quantize(Decimal(1))
+    return f"won {won} · {attainment}% of {format_money_short(Money(rep.quota, currency))}"
+
+
+def _draw_trend(axes: Axes, trend: Sequence[ChartWeek], *, currency: str, fonts: list[str]) -> None:
+    axes.set_title(
+        "Team trend by week: commit called and won so far",
+        loc="left",
+        fontsize=12,
+        family=fonts,
+        parse_math=False,
+        color=INK,
+    )
+    axes.spines[["top", "right"]].set_visible(False)
+    if not trend:
+        axes.set_axis_off()
+        axes.text(
+            0.5,
+            0.5,
+            "no snapshots yet",
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+            fontsize=12,
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+        return
+    positions = list(range(len(trend)))
+    axes.plot(
+        positions,
+        [float(week.commit) for week in trend],
+        color=CATEGORY_COLORS["commit"],
+        marker="o",
+        linewidth=2.2,
+        label="Commit called",
+    )
+    # Dashed and square-marked as well as green: the two lines differ without colour too.
+    axes.plot(
+        positions,
+        [float(week.won) for week in trend],
+        color=CATEGORY_COLORS["won"],
+        marker="s",
+        linestyle="--",
+        linewidth=2.2,
+        label="Won so far",
+    )
+    axes.set_xticks(positions, [week.week for week in trend], family=fonts, parse_math=False)
+    axes.set_xlim(-0.3, len(trend) - 0.7)  # room for the first and last markers
+    axes.set_ylim(bottom=0)
+    axes.yaxis.set_major_formatter(_money_axis(currency))
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3))
+    for tick in axes.get_yticklabels():
+        tick.set_family(fonts)
+    axes.grid(axis="y", color="#dddddd", linewidth=0.8)
+    axes.set_axisbelow(True)
+    excluded = max(week.excluded for week in trend)
+    if excluded:
+        axes.set_xlabel(
+            f"Up to {excluded} deal(s) a week left out: no exchange rate into {currency}"
+            " (dealbot fx set).",
+            loc="left",
+            fontsize=9,
+            family=fonts,
+            parse_math=False,
+            color=INK,
+        )
+    # Right of the panel's heading, clear of the lines whatever their shape.
+    axes.legend(
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=2,
+        frameon=False,
+        prop=FontProperties(family=fonts, size=10),
+    )
+
+
+def _money_axis(currency: str) -> FuncFormatter:
+    def short(value: float, _position: float) -> str:
+        if value < 0:
+            return ""
+        return format_money_short(Money(Decimal(str(float(value))), currency))
+
+    return FuncFormatter(short)
+
+
+def _png(figure: Figure) -> bytes:
+    out = io.BytesIO()
+    # No "Software" (matplotlib's version) in the file: the same chart is the same bytes.
+    figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    return out.getvalue()
+
+
+@cache
+def _font_families() -> list[str]:
+    """Return DejaVu Sans, then each CJK fallback font installed here."""
+    installed = {font.name for font in fontManager.ttflist}
+    return [BASE_FONT, *(name for name in FALLBACK_FONTS if name in installed)]
+
+
+@cache
+def _charmap(family: str) -> frozenset[int]:
+    path = findfont(FontProperties(family=family), fallback_to_default=False)
+    return frozenset(FT2Font(path).get_charmap())
+
+
+def _can_draw(fonts: Sequence[str]) -> Callable[[str], bool]:
+    charmaps = [_charmap(family) for family in fonts]
+    return lambda char: char.isspace() or any(ord(char) in chars for chars in charmaps)
+
+
+def _drawable(text: str, fonts: Sequence[str]) -> str:
+    """Return `text` with each character no font in `fonts` has replaced by "?"."""
+    can_draw = _can_draw(fonts)
+    return "".join(char if can_draw(char) else UNDRAWABLE for char in text)
+
+
+def _drawable_names(names: Sequence[str], fonts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return the names as drawn, and the names that lost characters on the way."""
+    drawn = [_drawable(name, fonts) for name in names]
+    unreadable = [
+        drawn_name for name, drawn_name in zip(names, drawn, strict=True) if drawn_name != name
+    ]
+    return drawn, unreadable

@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from domain.checks import ChecksConfig, DealFacts
     from domain.follow_ups import DraftOutcome
+    from domain.forecast import RepCalibration
     from domain.nudges import ChaseItem, Digest, RepAccuracy
     from storage.database import Database
 
@@ -87,6 +88,7 @@ JOB_MODULES: tuple[str, ...] = (
     "reminders.accuracy",
     "reminders.digest",
     "reminders.follow_ups",
+    "reminders.calibration",
 )
 
 TEAM_TIMEZONE = "team"
@@ -175,6 +177,8 @@ class JobMessages(Protocol):
     ) -> RenderedMessage: ...
 
     def template_broken(self, template: str, problem: str) -> RenderedMessage: ...
+
+    def rep_calibration(self, calibration: RepCalibration) -> RenderedMessage: ...
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,11 @@ TWICE_A_WEEK = {"day_of_week": "mon,thu", "hour": "17", "minute": "5"}
         ({"minute": "*/15"}, "UTC", "every 15 minutes"),
         ({"minute": "*"}, "UTC", "every minute"),
         ({"day": "1", "hour": "9", "minute": "0"}, "UTC", "day=1 hour=9 minute=0 (UTC)"),
+        (
+            {"day": "1-7", "day_of_week": "mon", "hour": "9", "minute": "0"},
+            "rep",
+            "the first Monday of each month at 9:00 in each rep's timezone",
+        ),
     ],
 )
 def test_schedules_in_words(cron: dict[str, str], zone: str, words: str) -> None:

@@ -101,7 +101,7 @@ def test_the_demo_runs_each_job_and_shows_what_it_sends(
 ) -> None:
     """Regression: the demo seeded with the real clock while the test ran jobs on a fixed
     date, so this failed on any day after 2026-11-23. Both now read the injected clock."""
-    monkeypatch.chdir(tmp_path)  # the demo saves the digest's chart in the working directory
+    monkeypatch.chdir(tmp_path)  # the demo saves the digest's chart under the working directory
     out = io.StringIO()
     script = io.StringIO(
         ":jobs\n:run chase-next-steps 2026-11-23T10:00-05:00\n"
@@ -116,5 +116,6 @@ def test_the_demo_runs_each_job_and_shows_what_it_sends(
     shown = out.getvalue()
     assert "need your attention" in shown  # the chase DM
     assert "Pipeline accuracy · Enterprise" in shown and "(posted in #sales)" in shown
-    assert "Accuracy per rep" in shown and "(chart attached" in shown
-    assert (tmp_path / "dealbot-demo-chart.png").read_bytes().startswith(b"\x89PNG")
+    assert "Accuracy per rep" in shown and "(file attached: Enterprise pipeline" in shown
+    chart = tmp_path / "dealbot-demo-outbox" / "pipeline-2026-W48.png"
+    assert chart.read_bytes().startswith(b"\x89PNG")
