@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -83,6 +83,9 @@ class CrmPuller:
     call: Caller
     login_works: Callable[[Any], None]
     store_usage: Callable[[Any, ApiUsage | None], None]
+    # Owner -> the name key of their team that has the CRM's stages (None: none), asked once
+    # per owner in a run, not once per deal.
+    crm_team_of: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -380,20 +383,23 @@ class CrmPuller:
         has the CRM's stages (`/dealbot team stages <team> from-crm`); else None."""
         if deal.status != "open" or not crm_stage:
             return None
-        crm_teams = {
-            key
-            for key, stages in self.stage_book.teams.items()
-            if any(stage.crm_stage for stage in stages)
-        }
-        if not crm_teams:
-            return None  # no team takes the CRM's stages: no query
-        for team in TeamRepository(session).teams_of(deal.owner_id, role="rep"):
-            if team.name_key in crm_teams:
-                team_stage = self.stage_book.from_crm(team.name_key, crm_stage)
-                # Only while it stands for the stage the deal is stored in.
-                if self.stage_book.counting(team_stage, deal.stage) is not None:
-                    return team_stage
-        return None
+        if deal.owner_id not in self.crm_team_of:
+            crm_teams = {
+                key
+                for key, stages in self.stage_book.teams.items()
+                if any(stage.crm_stage for stage in stages)
+            }
+            # No team takes the CRM's stages: no query.
+            teams = TeamRepository(session).teams_of(deal.owner_id, role="rep") if crm_teams else []
+            self.crm_team_of[deal.owner_id] = next(
+                (team.name_key for team in teams if team.name_key in crm_teams), None
+            )
+        team_key = self.crm_team_of[deal.owner_id]
+        if team_key is None:
+            return None
+        team_stage = self.stage_book.from_crm(team_key, crm_stage)
+        # Only while it stands for the stage the deal is stored in.
+        return team_stage if self.stage_book.counting(team_stage, deal.stage) else None
 
     def stored_context(self, session: Any) -> PullContext | None:
         """Return the pull context as the last pull stored it; None before any pull."""
