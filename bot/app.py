@@ -174,6 +174,8 @@ def build_services(
             zones=zones,
             stage_book=stage_book,
             base_currency=settings.dealbot_currency,
+            stages_dir=settings.dealbot_stages_dir,
+            crm=settings.crm_kind,
         ),
         directory=directory,
         clock=clock,

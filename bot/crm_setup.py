@@ -47,6 +47,7 @@ from crm.records import (
 )
 from crm.sync import ConflictNotice, CrmStatus, CrmSync, RefusalNotice, SyncReport
 from domain.clock import Clock, SystemClock
+from domain.stages import load_stage_book
 from handlers import blocks
 from reminders.delivery import Delivery, DeliverySummary, OutgoingMessage
 from reminders.jobs import Job, JobContext, Schedule
@@ -409,6 +410,8 @@ class CrmRuntime:
             admins=self.settings.dealbot_admins,
             default_currency=self.settings.dealbot_currency,
             default_timezone=self.settings.timezone,
+            # Read at each run: a team that took the CRM's stages since start is in it.
+            stage_book=load_stage_book(self.settings.dealbot_stages_dir),
         )
         return engine, notices
 

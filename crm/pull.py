@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from crm.notices import ConflictNotice, CrmNotices, SlackDirectory
 from crm.records import CRM_LABELS, ApiUsage, CrmDeal, CrmFieldChange, CrmOwner, CrmStage, PullBatch
 from domain.clock import Clock
 from domain.deals import tracked_values
-from domain.stages import FORECAST_CATEGORIES, Stage
+from domain.stages import EMPTY_BOOK, FORECAST_CATEGORIES, Stage, StageBook
 from storage.crm import CrmRepository
 from storage.database import Database
 from storage.deals import name_key
@@ -81,12 +81,17 @@ class CrmPuller:
     admins: tuple[str, ...]
     default_currency: str
     stages: tuple[Stage, ...]
+    # Teams' own stages; those taken from this CRM name each CRM stage (`crm_stage`).
+    stage_book: StageBook = EMPTY_BOOK
     call: Caller
     login_works: Callable[[Any], None]
     store_usage: Callable[[Any, ApiUsage | None], None]
     # "Today" of an owner on no team (DEALBOT_TIMEZONE): the day a deal closed in a CRM
     # that gives no close date.
     default_timezone: ZoneInfo = UTC_ZONE
+    # Owner -> the name key of their team that has the CRM's stages (None: none), asked once
+    # per owner in a run, not once per deal.
+    crm_team_of: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -373,12 +378,39 @@ class CrmPuller:
         if remote.stage in context.stages and link.crm_stage != remote.stage:
             link.crm_stage = remote.stage
             wrote = True
+        team_stage = self._team_stage(session, deal, remote.stage)
+        if team_stage is not None and deal.team_stage != team_stage:
+            deal.team_stage = team_stage
+            wrote = True
         if not wrote:
             return "unchanged"
         link.remote_modified_at = remote.modified_at
         self._record_tracked(session, deal, before_tracked, by=owner, at=remote.modified_at)
         deal.updated_at = self.clock.now()
         return "written"
+
+    def _team_stage(self, session: Any, deal: Deal, crm_stage: str | None) -> str | None:
+        """Return the team stage an open deal takes from its CRM stage, when its owner's team
+        has the CRM's stages (`/dealbot team stages <team> from-crm`); else None."""
+        if deal.status != "open" or not crm_stage:
+            return None
+        if deal.owner_id not in self.crm_team_of:
+            crm_teams = {
+                key
+                for key, stages in self.stage_book.teams.items()
+                if any(stage.crm_stage for stage in stages)
+            }
+            # No team takes the CRM's stages: no query.
+            teams = TeamRepository(session).teams_of(deal.owner_id, role="rep") if crm_teams else []
+            self.crm_team_of[deal.owner_id] = next(
+                (team.name_key for team in teams if team.name_key in crm_teams), None
+            )
+        team_key = self.crm_team_of[deal.owner_id]
+        if team_key is None:
+            return None
+        team_stage = self.stage_book.from_crm(team_key, crm_stage)
+        # Only while it stands for the stage the deal is stored in.
+        return team_stage if self.stage_book.counting(team_stage, deal.stage) else None
 
     def stored_context(self, session: Any) -> PullContext | None:
         """Return the pull context as the last pull stored it; None before any pull."""
@@ -448,6 +480,7 @@ class CrmPuller:
             closed_at=remote.modified_at if status != "open" else None,
         )
         session.add(deal)
+        deal.team_stage = self._team_stage(session, deal, remote.stage)
         synced = {name: value for name, value in values.items()}
         step = next_step_of(remote)
         added = None

@@ -152,7 +152,15 @@ class CrmPusher:
             if not claimed:
                 return True
             rows = [_PushRow.of(push) for push in claimed]
-            snapshot = _DealSnapshot.of(deal, link, repository.synced_of(link) if link else {})
+            # A deal in a team stage taken from this CRM names its CRM stage exactly (two of
+            # the CRM's may stand for one dealbot stage): that is the one to write.
+            team_stage = self.pull.stage_book.counting(deal.team_stage, deal.stage)
+            snapshot = _DealSnapshot.of(
+                deal,
+                link,
+                repository.synced_of(link) if link else {},
+                crm_stage=team_stage.crm_stage if team_stage is not None else None,
+            )
             crm_stages = repository.stages(self.kind)
             owners = {
                 row.slack_user_id: row.crm_owner_id
@@ -354,7 +362,7 @@ class CrmPusher:
                 ):
                     link.crm_stage = crm_stage_for(
                         dealbot_stage,
-                        current=link.crm_stage,
+                        current=snapshot.team_crm_stage or link.crm_stage,
                         mapping=mapping,
                         order=[s.stage_id for s in stages if not s.is_closed]
                         + [s.stage_id for s in stages if s.is_closed],
@@ -443,18 +451,30 @@ class _DealSnapshot:
     values: dict[str, str | None]
     synced: dict[str, str]
     step_what: str | None
+    # The CRM stage the deal's team stage names (a team with the CRM's stages), if any.
+    team_crm_stage: str | None = None
 
     @classmethod
-    def of(cls, deal: Deal, link: CrmLink | None, synced: dict[str, str]) -> _DealSnapshot:
+    def of(
+        cls,
+        deal: Deal,
+        link: CrmLink | None,
+        synced: dict[str, str],
+        *,
+        crm_stage: str | None = None,
+    ) -> _DealSnapshot:
+        """`crm_stage`: the CRM stage the deal's team stage names, if it names one; it is
+        kept over the link's when both stand for the dealbot stage pushed."""
         step = current_open_step(deal)
         return cls(
             deal_id=deal.id,
             name=deal_name(deal),
             crm_id=link.crm_id if link else None,
-            crm_stage=link.crm_stage if link else None,
+            crm_stage=crm_stage or (link.crm_stage if link else None),
             values={name: local_text(deal, name) for name in _LOCAL_FIELDS},
             synced=synced,
             step_what=step.what if step else None,
+            team_crm_stage=crm_stage,
         )
 
     def linked(self, crm_id: str) -> _DealSnapshot:
@@ -466,6 +486,7 @@ class _DealSnapshot:
             values=self.values,
             synced=self.synced,
             step_what=self.step_what,
+            team_crm_stage=self.team_crm_stage,
         )
 
 

@@ -29,7 +29,7 @@ from crm.pull import HISTORY_TEXT_MAX, SLOW_PULL_INTERVAL, UTC_ZONE, CrmPuller
 from crm.push import PUSH_LEASE, CrmPusher, next_step_of_snapshot
 from crm.records import CRM_LABELS, ApiUsage, CrmAuthFailed, CrmError, DealFields, NewTask
 from domain.clock import Clock
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 from storage.crm import CrmRepository
 from storage.database import Database
 
@@ -109,6 +109,7 @@ class CrmSync:
         owner: str | None = None,
         lease: dt.timedelta = PUSH_LEASE,
         default_timezone: ZoneInfo = UTC_ZONE,
+        stage_book: StageBook = EMPTY_BOOK,
     ) -> None:
         self.database = database
         self.connector = connector
@@ -120,6 +121,9 @@ class CrmSync:
         # Added with the engine: the team's dealbot stages (what CRM stages map to), the
         # claim owner of pushes (one per process by default) and how long a claim holds.
         self.stages = stages
+        # Teams' own stages: a pulled deal on a team whose stages are the CRM's takes the
+        # team stage of its CRM stage.
+        self.stage_book = stage_book
         self.owner = owner or claim_owner()
         self.lease = lease
         # The owner's "today" when no team gives a zone: the day a deal closed in the CRM.
@@ -223,6 +227,7 @@ class CrmSync:
                 owner=self.owner,
                 lease=self.lease,
                 default_timezone=self.default_timezone,
+                stage_book=self.stage_book,
             )
             # The scratch transaction has one connection: no second thread may use it.
             engine._renews_leases = False
@@ -277,6 +282,7 @@ class CrmSync:
             admins=self.admins,
             default_currency=self.default_currency,
             stages=self.stages,
+            stage_book=self.stage_book,
             call=self._call,
             login_works=self._login_works,
             store_usage=self._store_usage,

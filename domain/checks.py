@@ -53,7 +53,7 @@ from domain.config_file import (
 from domain.evidence import COMMIT_EVIDENCE
 from domain.fx import RateBook
 from domain.money import Money
-from domain.stages import DEFAULT_STAGES, Stage
+from domain.stages import DEFAULT_STAGES, EMPTY_BOOK, Stage, StageBook
 
 CHECKS_FILE_ENV = "DEALBOT_CHECKS_FILE"
 DEFAULT_CHECKS_FILE: Final = Path(__file__).with_name("checks.yml")
@@ -230,6 +230,8 @@ class ChecksConfig:
     # "learned": STALLED_IN_STAGE's limits come from the team's won deals (see
     # reminders/calibration.py), wherever it has enough of them; "fixed": from this file.
     thresholds: ThresholdSource = "fixed"
+    # Teams' own stages: a deal in one is held to that stage's exit criteria (`with_stages`).
+    stage_book: StageBook = EMPTY_BOOK
 
     def with_stage_limits(self, days: Mapping[str, int]) -> ChecksConfig:
         """Return this configuration with STALLED_IN_STAGE's limit replaced for `days`' stages."""
@@ -245,6 +247,14 @@ class ChecksConfig:
     # Moving a deal to Commit without COMMIT_EVIDENCE cited: "require" refuses, "warn" saves
     # and says what is missing (domain.evidence).
     commit_evidence: CommitEvidence = "require"
+
+    def with_stages(self, book: StageBook) -> ChecksConfig:
+        """Return this configuration judging deals in a team's own stage by that stage."""
+        return replace(self, stage_book=book) if book is not self.stage_book else self
+
+    def deal_stage(self, stage: str, team_stage: str | None = None) -> Stage | None:
+        """Return the stage a deal goes by: its team stage while that counts, else `stage`."""
+        return self.stage_book.counting(team_stage, stage) or self.stage(stage)
 
     def threshold(self, check: str, name: str) -> Any:
         """Return the setting `name` of `check` (a Threshold, or a stage key)."""
@@ -272,13 +282,20 @@ class ChecksConfig:
             )
         return reached
 
-    def exit_evidence(self, stage: str) -> tuple[Callable[[DealFacts], bool], ...]:
-        """Return the tests of `stage`'s exit criteria (none for an unknown stage)."""
-        tests = self._exit_evidence.get(stage)
+    def exit_evidence(
+        self, stage: str, team_stage: str | None = None
+    ) -> tuple[Callable[[DealFacts], bool], ...]:
+        """Return the tests of the exit criteria of the stage a deal goes by (`deal_stage`);
+        none for an unknown stage."""
+        # A team stage is remembered as itself, not by name: `team stages … from-crm` may
+        # give the team other stages while this configuration is in use.
+        known = self.deal_stage(stage, team_stage) if team_stage else None
+        key: str | Stage = known if known is not None else stage
+        tests = self._exit_evidence.get(key)
         if tests is None:
-            known = self.stage(stage)
+            known = known or self.stage(stage)
             criteria = known.exit_criteria if known is not None else ()
-            tests = self._exit_evidence[stage] = tuple(_EVIDENCE[e] for e in criteria)
+            tests = self._exit_evidence[key] = tuple(_EVIDENCE[e] for e in criteria)
         return tests
 
     @cached_property
@@ -290,7 +307,7 @@ class ChecksConfig:
         return {}
 
     @cached_property
-    def _exit_evidence(self) -> dict[str, tuple[Callable[[DealFacts], bool], ...]]:
+    def _exit_evidence(self) -> dict[str | Stage, tuple[Callable[[DealFacts], bool], ...]]:
         return {}
 
     # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
@@ -340,7 +357,9 @@ _EVIDENCE: Final[dict[str, Callable[[DealFacts], bool]]] = {
 
 
 def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
-    return not all(present(facts) for present in config.exit_evidence(facts.stage))
+    return not all(
+        present(facts) for present in config.exit_evidence(facts.stage, facts.team_stage)
+    )
 
 
 Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, ChecksConfig], bool]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from domain.changes import ContactRef, DealChanges, DealRef
-from domain.checks import default_checks, fired_checks, score_reps
+from domain.checks import ChecksConfig, default_checks, fired_checks, score_reps
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds, quarter_of
 from domain.errors import (
@@ -165,6 +165,18 @@ class DealService:
         # Teams' own stages: a deal in one shows its label (its default stage is stored).
         self.stage_book = stage_book
         self.zones = zones or ZoneCache()
+        self._checks: ChecksConfig | None = None
+
+    def checks(self) -> ChecksConfig:
+        """Return the checks in effect, judging a deal in a team's own stage by that stage.
+
+        Read when first asked, not at construction: a bad checks file is reported where the
+        checks are first used, as before teams had stages. Kept, since a configuration
+        memoises its per-stage answers.
+        """
+        if self._checks is None:
+            self._checks = default_checks().with_stages(self.stage_book)
+        return self._checks
 
     # --- time -----------------------------------------------------------------------------
 
@@ -206,6 +218,7 @@ class DealService:
             if evidence_gate and changes.forecast == "commit":
                 self._gate_commit(account, cited=frozenset())
             stage = self._open_stage(changes.stage or self.first_stage.key)
+            entered = self.stage_book.counting(changes.team_stage, stage.key) or stage
             amount = changes.amount
             deal = Deal(
                 account=account,
@@ -219,7 +232,8 @@ class DealService:
                 team_stage=changes.team_stage,
                 stage_entered_at=now,
                 close_date=changes.close_date,
-                forecast_category=changes.forecast or "pipeline",
+                # A new deal enters its stage: it takes the stage's forecast unless told.
+                forecast_category=changes.forecast or entered.forecast_default,
                 status="open",
                 created_by=actor.user_id,
                 created_at=now,
@@ -285,8 +299,10 @@ class DealService:
             names_before = _identity_values(deal)
             said_before = _said_values(deal)
             crm_before = _crm_values(deal)
+            stage_forecast = None
             if changes.stage is not None:
                 stage = self._open_stage(changes.stage)
+                stage_forecast = self._stage_forecast(deal, stage, changes)
                 if stage.key != deal.stage:
                     deal.stage = stage.key
                     deal.stage_entered_at = now
@@ -298,6 +314,8 @@ class DealService:
                 deal.close_date = changes.close_date
             if changes.forecast is not None:
                 deal.forecast_category = changes.forecast
+            elif stage_forecast is not None:
+                deal.forecast_category = stage_forecast
             if changes.title is not None:
                 deal.title = changes.title
                 deal.title_key = name_key(changes.title)
@@ -317,6 +335,11 @@ class DealService:
                 for name in said_after
                 if said_before[name] != said_after[name]
             )
+            if stage_forecast is not None:
+                changed = tuple(
+                    replace(c, by_stage_default=True) if c.field == "forecast_category" else c
+                    for c in changed
+                )
             changed = (*renamed, *self._in_team_words(deal, changed), *said)
             deal.updated_at = now
             deal.last_touch_at = now
@@ -324,6 +347,35 @@ class DealService:
             self._enqueue_updates(session, deal, crm_before, by=actor.user_id, at=now)
             today = self._today(session, actor.user_id, given=today)
             return DealUpdate(deal=self._view(session, deal, today), changes=changed)
+
+    def _stage_forecast(self, deal: Deal, stage: Stage, changes: DealChanges) -> str | None:
+        """Return the forecast category a deal takes on moving to `stage` (a default stage,
+        or the team stage `changes` name): the stage's default, or None to leave it alone.
+
+        Left alone when the rep says `forecast:` in the same command, when the deal is not
+        changing stage, and when someone chose the category since the deal entered the
+        stage it leaves: it then differs from that stage's default (a rep's pick when the
+        deal was made, a CRM's), or it was changed after the stage was entered (a default
+        is written at the same moment as the move that brought it).
+        """
+        if changes.forecast is not None:
+            return None
+        entering = self.stage_book.counting(changes.team_stage, stage.key) or stage
+        leaving = self._stage_gone_by(deal)
+        if leaving == entering:
+            return None
+        if leaving is not None and deal.forecast_category != leaving.forecast_default:
+            return None
+        entered_at = deal.stage_entered_at
+        chosen_since = any(
+            change.field == "forecast_category" and change.changed_at > entered_at
+            for change in deal.changes
+        )
+        return None if chosen_since else entering.forecast_default
+
+    def _stage_gone_by(self, deal: Deal) -> Stage | None:
+        """Return the stage the deal goes by: its team stage while that counts, else its own."""
+        return self.stage_book.counting(deal.team_stage, deal.stage) or self.stages.get(deal.stage)
 
     def show_deal(self, actor: Actor, ref: DealRef, *, today: dt.date | None = None) -> DealView:
         """Return the deal with its contacts, next step, history and post-mortem."""
@@ -755,7 +807,7 @@ class DealService:
         zone: ZoneInfo,
     ) -> RollUp:
         """Return `team`'s roll-up for `reps` in its reporting currency, as the digest has it."""
-        config = default_checks()
+        config = self.checks()
         period = quarter_of(today)
         wanted = set(reps)
         rows = []
@@ -841,7 +893,7 @@ class DealService:
                 scores = score_reps(
                     [deal.facts for deal in listed],
                     lambda _owner: (today, zone),
-                    default_checks(),
+                    self.checks(),
                     currency=currency,
                     rates=FxRepository(session).rate_book(self.default_currency),
                 )
@@ -948,13 +1000,13 @@ class DealService:
         self, session: Session, listed: list[ListedDeal], today: dt.date
     ) -> tuple[DealView, ...]:
         """Return the list views of these listed deals, flagged as of `today`."""
-        config = default_checks()
+        config = self.checks()
         ids = [deal.facts.deal_id for deal in listed]
         marks = self._crm_marks(session, ids)
         if self.stage_book.teams:
             stage_of = {deal.facts.deal_id: deal.facts.stage for deal in listed}
             for deal_id, team_stage in TeamRepository(session).team_stages_of(ids).items():
-                team = _counting(self.stage_book.stage_of(team_stage), stage_of[deal_id])
+                team = self.stage_book.counting(team_stage, stage_of[deal_id])
                 if team is not None:
                     marks[deal_id] = {
                         **marks.get(deal_id, {}),
@@ -1030,7 +1082,7 @@ class DealService:
     def _headline(self, source: Deal) -> dict[str, Any]:
         """Return the fields every deal view has."""
         stage = self.stages.get(source.stage)
-        team_stage = _counting(self.stage_book.stage_of(source.team_stage), source.stage)
+        team_stage = self.stage_book.counting(source.team_stage, source.stage)
         shown = team_stage or stage
         return {
             "id": source.id,
@@ -1055,7 +1107,7 @@ class DealService:
         facts = ReminderRepository(session).deal_facts(
             quarter=quarter_bounds(today), deal_ids=[deal.id]
         )
-        config = default_checks()
+        config = self.checks()
         return fired_checks(facts[0], today, config) if facts else ()
 
     def _listed_view(
@@ -1552,12 +1604,3 @@ def _candidate_label(deal: Deal) -> str:
 def _team_key(deal: Deal) -> str | None:
     """Return the name key of the team whose stage the deal is in, if it is in one."""
     return deal.team_stage.rpartition(":")[0] if deal.team_stage else None
-
-
-def _counting(team_stage: Stage | None, key: str) -> Stage | None:
-    """Return the deal's team stage (whose label and probability it shows), if it counts.
-
-    It counts only while it maps to the stage the deal is in: a move made elsewhere (the
-    CRM, an import) changes the stage without naming a team stage.
-    """
-    return team_stage if team_stage is not None and team_stage.maps_to == key else None

@@ -33,10 +33,11 @@ class ForecastDeal:
 
 @dataclass(frozen=True, kw_only=True)
 class ExcludedDeal:
-    deal_id: int
+    deal_id: int  # 0: not a deal but `quota_of`'s quota
     name: str
     amount: Money | None
     reason: str  # said to the reader: "no EUR rate (dealbot fx set EUR …)", "no amount"
+    quota_of: str | None = None  # the rep whose quota could not be converted
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -92,10 +92,6 @@ class Digest:
     slipped: tuple[DealLine, ...]
     won: tuple[DealLine, ...]
     lost: tuple[DealLine, ...]
-    # Shown only while `closed` is None (its older, count-based form).
-    win_rate: Decimal | None
-    average_days_to_close: int | None
-    slip_rate: Decimal | None
     rep_scores: tuple[tuple[str, Decimal | None], ...]
     ignored_checks: tuple[tuple[str, int, int], ...]  # check, nudged, acted on
     flow: Flow | None = None

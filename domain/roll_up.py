@@ -185,7 +185,8 @@ def roll_up(
             excluded.append(
                 ExcludedDeal(
                     deal_id=0,
-                    name=f"quota of <@{rep}>",
+                    name="quota",
+                    quota_of=rep,
                     amount=quota,
                     reason=missing_rate_reason(quota.currency),
                 )

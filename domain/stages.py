@@ -7,12 +7,16 @@ criteria) a deal must show to sit in it honestly.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final
 
+import yaml
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import ErrorDetails
 
@@ -25,6 +29,7 @@ __all__ = [
     "EVIDENCE",
     "FORECAST_CATEGORIES",
     "FORECAST_LABELS",
+    "PipelineStage",
     "Stage",
     "StageBook",
     "StageSet",
@@ -36,6 +41,8 @@ __all__ = [
     "match_stage",
     "read_team_stages",
     "stage_by_key",
+    "team_stages_from_pipeline",
+    "write_team_stages",
 ]
 
 # The evidence names exit criteria may ask for; they match DealChanges field names so a
@@ -71,12 +78,13 @@ class Stage:
     order: int
     exit_criteria: tuple[str, ...]
     is_closed: bool
-    # The forecast category a deal in this stage is expected to carry. dealbot's defaults
-    # all say pipeline, which is what a new deal gets whatever its stage; a team's own
-    # stages may say otherwise.
+    # The forecast category a deal takes on entering this stage, unless the rep says
+    # otherwise (see `domain.deals`); a team's own stages may say their own.
     forecast_default: str = "pipeline"
     # A team's stage names the default stage it stands for; a default stage names none.
     maps_to: str | None = None
+    # A team stage taken from the CRM's pipeline: the CRM's id of that stage.
+    crm_stage: str | None = None
 
     @property
     def default_key(self) -> str:
@@ -105,7 +113,17 @@ DEFAULT_STAGES: Final[tuple[Stage, ...]] = (
     Stage("discovery", "Discovery", Decimal("0.20"), 2, _QUALIFIED, is_closed=False),
     Stage("demo", "Demo", Decimal("0.40"), 3, _DEMO, is_closed=False),
     Stage("proposal", "Proposal", Decimal("0.60"), 4, _PROPOSAL, is_closed=False),
-    Stage("negotiation", "Negotiation", Decimal("0.80"), 5, _NEGOTIATION, is_closed=False),
+    # A deal negotiating terms is a likely close, not yet a promise: commit is the rep's call,
+    # backed by cited evidence, never a stage's default.
+    Stage(
+        "negotiation",
+        "Negotiation",
+        Decimal("0.80"),
+        5,
+        _NEGOTIATION,
+        is_closed=False,
+        forecast_default="best_case",
+    ),
     Stage("closed_won", "Closed won", Decimal(1), 6, _NEGOTIATION, is_closed=True),
     Stage("closed_lost", "Closed lost", Decimal(0), 7, (), is_closed=True),
 )
@@ -229,6 +247,12 @@ def _evidence(value: object) -> str:
     return str(value)
 
 
+def _crm_stage_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 120:
+        raise refuse("must be the CRM's stage id, 1 to 120 characters")
+    return value
+
+
 def _label(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > 40:
         raise refuse("must be a name of 1 to 40 characters")
@@ -242,6 +266,7 @@ class _StageEntry(FileModel):
     forecast_default: Annotated[str, BeforeValidator(_forecast_category)] = "pipeline"
     exit_criteria: tuple[Annotated[str, BeforeValidator(_evidence)], ...] = ()
     maps_to: Annotated[str, BeforeValidator(_default_stage_key)]
+    crm_stage: Annotated[str, BeforeValidator(_crm_stage_id)] | None = None
 
 
 def _distinct(stages: tuple[_StageEntry, ...]) -> tuple[_StageEntry, ...]:
@@ -255,9 +280,12 @@ def _distinct(stages: tuple[_StageEntry, ...]) -> tuple[_StageEntry, ...]:
                 raise refuse(f"has {entry.label!r} named like {seen[name]!r}: names must differ")
             seen[name] = entry.label
     orders = [stage_by_key(entry.maps_to).order for entry in stages]
-    if orders != sorted(set(orders)):
+    from_crm = all(entry.crm_stage for entry in stages)
+    if orders != (sorted(orders) if from_crm else sorted(set(orders))):
         # One team stage per default, in the defaults' order: a move between two team
         # stages is then a move of the stored stage, kept in history and seen by checks.
+        # A CRM's pipeline has the stages it has (Salesforce's has seven open ones): there
+        # several may stand for one default, and the CRM keeps the moves between them.
         raise refuse(
             "must each map to a different one of dealbot's stages, in dealbot's order ("
             + ", ".join(stage.key for stage in DEFAULT_STAGES)
@@ -315,6 +343,7 @@ def read_team_stages(text: str, *, source: str) -> tuple[Stage, ...]:
             is_closed=stage_by_key(entry.maps_to).is_closed,
             forecast_default=entry.forecast_default,
             maps_to=entry.maps_to,
+            crm_stage=entry.crm_stage,
         )
         for index, entry in enumerate(parsed.stages)
     )
@@ -342,6 +371,31 @@ class StageBook:
             return None
         team_key, _, key = team_stage.rpartition(":")
         return next((s for s in self.teams.get(team_key, ()) if s.key == key), None)
+
+    def put(self, team_key: str, stages: tuple[Stage, ...]) -> None:
+        """Give the team these stages from now on (a file was just written for them).
+
+        The book is shared by the services of this process, so all of them see the change.
+        """
+        self.teams[team_key] = stages
+
+    def from_crm(self, team_key: str | None, crm_stage: str | None) -> str | None:
+        """Return `<team key>:<stage key>` of the team's stage taken from this CRM stage,
+        None when the team's stages are not the CRM's or list no such stage."""
+        found = next(
+            (s for s in self.teams.get(team_key or "", ()) if s.crm_stage == crm_stage), None
+        )
+        return f"{team_key}:{found.key}" if found is not None and crm_stage else None
+
+    def counting(self, team_stage: str | None, stage: str) -> Stage | None:
+        """Return the deal's team stage (whose label, probability and exit criteria it goes
+        by) while it still stands for `stage`, the default stage the deal stores.
+
+        A move made elsewhere (the CRM, an import) changes the stored stage without naming a
+        team stage: the deal then goes by its default stage.
+        """
+        found = self.stage_of(team_stage)
+        return found if found is not None and found.maps_to == stage else None
 
 
 EMPTY_BOOK: Final = StageBook(teams={})
@@ -380,3 +434,129 @@ def load_stage_book(directory: Path | None) -> StageBook:
             path.read_text(encoding="utf-8"), source=path.name
         )
     return StageBook(teams=teams)
+
+
+# --- a team's stages from the CRM's pipeline ----------------------------------------------
+# `/dealbot team stages <team> from-crm` writes the team's file from the pipeline the last
+# CRM pull stored, so the file stays the one store of a team's stages: it loads at start like
+# a hand-written one, and an admin may edit it afterwards.
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineStage:
+    """One stage of the CRM's pipeline as the last pull stored it, in plain values."""
+
+    id: str
+    label: str
+    probability: Decimal
+    order: int
+    # dealbot's category of the CRM's own (Salesforce's ForecastCategoryName); None: none.
+    forecast_category: str | None
+    # The dealbot stage the CRM stage maps to (`crm.mapping.dealbot_stage_for`, at the pull).
+    maps_to: str
+    pipeline: str | None = None
+
+
+_NOT_KEY: Final = re.compile(r"[^a-z0-9]+")
+
+
+def _key_from(label: str, taken: set[str]) -> str:
+    """Return a stage key made from a CRM label ("Proposal/Price Quote": proposal_price_quote)."""
+    base = _NOT_KEY.sub("_", label.casefold()).strip("_")[:32].strip("_")
+    if not base or not base[0].isalpha():
+        base = f"stage_{base}"[:32].strip("_")
+    key, n = base, 2
+    while key in taken:
+        suffix = f"_{n}"
+        key, n = base[: 32 - len(suffix)] + suffix, n + 1
+    taken.add(key)
+    return key
+
+
+def team_stages_from_pipeline(pipeline: Sequence[PipelineStage]) -> tuple[Stage, ...]:
+    """Return a team's stages made from the CRM's: label, probability, closed or won, the
+    forecast category as default, and the exit criteria of the dealbot stage each maps to.
+
+    With several pipelines (HubSpot's), the first is taken. Stages come in dealbot's order
+    of what they map to, the CRM's order within one, so a rep moves through them as the
+    checks expect. Raises ValueError when the pipeline has no open stage.
+    """
+    if not pipeline:
+        raise ValueError("the CRM's pipeline lists no stage")
+    first = min(pipeline, key=lambda s: s.order).pipeline
+    chosen = sorted(
+        (s for s in pipeline if s.pipeline == first),
+        key=lambda s: (stage_by_key(s.maps_to).order, s.order),
+    )
+    if all(stage_by_key(s.maps_to).is_closed for s in chosen):
+        raise ValueError("the CRM's pipeline lists no open stage")
+    keys: set[str] = set()
+    labels: set[str] = set()
+    stages: list[Stage] = []
+    for index, crm in enumerate(chosen):
+        label = " ".join(crm.label.split())[:40] or crm.id[:40]
+        while _normalized(label) in labels:
+            label = f"{label[:36]} ({index + 1})"
+        labels.add(_normalized(label))
+        default = stage_by_key(crm.maps_to)
+        stages.append(
+            Stage(
+                key=_key_from(label, keys),
+                label=label,
+                probability=min(max(crm.probability, Decimal(0)), Decimal(1)),
+                order=index + 1,
+                exit_criteria=default.exit_criteria,
+                is_closed=default.is_closed,
+                forecast_default=(
+                    crm.forecast_category
+                    if crm.forecast_category in FORECAST_CATEGORIES
+                    else "pipeline"
+                ),
+                maps_to=default.key,
+                crm_stage=crm.id,
+            )
+        )
+    return tuple(stages)
+
+
+def team_stages_text(stages: Sequence[Stage], *, taken_from: str) -> str:
+    """Return the stages file of `stages`, as `read_team_stages` reads it."""
+    entries = [
+        {
+            "key": stage.key,
+            "label": stage.label,
+            "probability": str(stage.probability.normalize()),
+            "forecast_default": stage.forecast_default,
+            "exit_criteria": list(stage.exit_criteria),
+            "maps_to": stage.maps_to,
+            "crm_stage": stage.crm_stage,
+        }
+        for stage in stages
+    ]
+    header = (
+        f"# Taken from {taken_from}'s pipeline by `/dealbot team stages <team> from-crm`.\n"
+        "# Run it again after the pipeline changes; edits made here are kept until then.\n"
+    )
+    return header + yaml.safe_dump({"stages": entries}, sort_keys=False, allow_unicode=True)
+
+
+def write_team_stages(
+    directory: Path, team_key: str, stages: Sequence[Stage], *, taken_from: str
+) -> tuple[Stage, ...]:
+    """Write `<team key>.yml` in `directory` at once (a reader never sees half a file);
+    return the stages as read back, which is what the next start will load."""
+    name = f"{team_key}.yml"
+    text = team_stages_text(stages, taken_from=taken_from)
+    written = read_team_stages(text, source=name)  # refuse before anything is written
+    # The temporary name does not end in .yml: a start meanwhile does not load it.
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{team_key}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, directory / name)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return written

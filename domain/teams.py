@@ -6,16 +6,27 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds, quarter_of
-from domain.deals import Actor
+from domain.deals import CRM_LABELS, Actor
 from domain.errors import InvalidChange, NotAllowed, Person, TeamNotFound
 from domain.fx import RateBook
 from domain.money import Money, is_currency_code
-from domain.stages import DEFAULT_SET, EMPTY_BOOK, Stage, StageBook, StageSet
+from domain.stages import (
+    DEFAULT_SET,
+    EMPTY_BOOK,
+    PipelineStage,
+    Stage,
+    StageBook,
+    StageSet,
+    team_stages_from_pipeline,
+    write_team_stages,
+)
 from domain.views import QuotaView, TeamView
+from storage.crm import CrmRepository
 from storage.database import Database
 from storage.deals import name_key
 from storage.fx import FxRepository
@@ -158,11 +169,17 @@ class TeamService:
         zones: ZoneCache | None = None,
         stage_book: StageBook = EMPTY_BOOK,
         base_currency: str = "USD",
+        stages_dir: Path | None = None,
+        crm: str | None = None,
     ) -> None:
         self.database = database
         # DEALBOT_CURRENCY: what every exchange rate is in, and a team's default currency.
         self.base_currency = base_currency
         self.stage_book = stage_book
+        # Where teams' stages files live (DEALBOT_STAGES_DIR), and the connected CRM, whose
+        # pipeline a team may take its stages from.
+        self.stages_dir = stages_dir
+        self.crm = crm
         self.clock = clock
         self.default_timezone = default_timezone
         # Shared with DealService: membership decides a user's "today".
@@ -442,6 +459,75 @@ class TeamService:
                     "/dealbot team show (your own teams)",
                 )
             return _team_view(team), self.stage_book.for_team(team.name_key)
+
+    def take_crm_stages(self, actor: Actor, name: str) -> tuple[TeamView, tuple[Stage, ...], str]:
+        """Return the team, the stages it now has from the CRM's pipeline, and the CRM's name.
+
+        For admins. The stages are made from the pipeline the last CRM pull stored (no call
+        to the CRM while Slack waits), written to the team's file in DEALBOT_STAGES_DIR (the
+        one store of a team's stages, loaded at every start) and taken into use at once. The
+        team's open deals linked to the CRM take the team stage of their CRM stage, in the
+        same transaction. Nothing is written on a refusal.
+        """
+        if not actor.is_admin():
+            raise NotAllowed("Only a workspace admin can set a team's stages.")
+        if self.crm is None:
+            raise InvalidChange(
+                "No CRM is connected, so there is no pipeline to take stages from.",
+                "Set DEALBOT_CRM to salesforce or hubspot, or write the team's stages file.",
+            )
+        crm_label = CRM_LABELS.get(self.crm, self.crm)
+        if self.stages_dir is None:
+            raise InvalidChange(
+                "A team's stages are kept in a file under DEALBOT_STAGES_DIR, which is not set.",
+                "Set DEALBOT_STAGES_DIR to a folder dealbot may write, restart dealbot, "
+                f"then run `/dealbot team stages {name} from-crm` again.",
+            )
+        with self.database.session() as session:
+            team = self._find(TeamRepository(session), name)
+            crm = CrmRepository(session)
+            pipeline = [
+                PipelineStage(
+                    id=row.stage_id,
+                    label=row.label,
+                    probability=row.probability,
+                    order=row.sort_order,
+                    forecast_category=row.forecast_category,
+                    maps_to=row.dealbot_stage,
+                    pipeline=row.pipeline,
+                )
+                for row in crm.stages(self.crm)
+            ]
+            if not pipeline:
+                raise InvalidChange(
+                    f"dealbot has not read {crm_label}'s pipeline yet.",
+                    f"Run `dealbot crm sync`, then `/dealbot team stages {name} from-crm`.",
+                )
+            try:
+                stages = team_stages_from_pipeline(pipeline)
+            except ValueError as error:  # StagesFileError too: nothing is written then
+                raise InvalidChange(f"{crm_label}: {error}.") from None
+            key = team.name_key
+            by_crm_stage = {stage.crm_stage: stage for stage in stages}
+            reps = [m.user_id for m in team.members if m.role == "rep"]
+            for deal, crm_stage in crm.open_deals_in_crm_stages(self.crm, reps):
+                stage = by_crm_stage.get(crm_stage)
+                # Only where the CRM stage still stands for the deal's stored stage.
+                if stage is not None and stage.maps_to == deal.stage:
+                    deal.team_stage = f"{key}:{stage.key}"
+            session.flush()
+            try:
+                # Last: a refused write rolls the deals back with it.
+                stages = write_team_stages(self.stages_dir, key, stages, taken_from=crm_label)
+            except ValueError as error:  # the file would not load again: not written
+                raise InvalidChange(f"{crm_label}: {error}.") from None
+            except OSError as error:
+                raise InvalidChange(
+                    f"Could not write {key}.yml in DEALBOT_STAGES_DIR ({error.strerror}).",
+                    "Let dealbot write to that folder, then run this again.",
+                ) from None
+            self.stage_book.put(key, stages)
+            return _team_view(team), stages, crm_label
 
     def stages_for(self, user_id: str) -> StageSet:
         """Return the stages this person types: their team's own, else dealbot's.

@@ -120,6 +120,8 @@ class FieldChange:
     field: str
     old: str | None
     new: str | None
+    # A forecast category the deal took from the stage it moved to, not one the rep typed.
+    by_stage_default: bool = False
 
 
 @dataclass(frozen=True)

@@ -560,6 +560,7 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
                 _changed_value(c.field, c.old, today),
                 _changed_value(c.field, c.new, today),
             )
+            + (f" ({messages.STAGE_FORECAST_DEFAULT})" if c.by_stage_default else "")
             for c in update.changes
         )
     blocks: list[Block] = [
@@ -586,6 +587,8 @@ def _changed_value(field: str, value: str | None, today: dt.date) -> str:
         return "—"
     if field == "owner":
         return f"<@{value}>"
+    if field == "forecast_category":
+        return messages.FORECAST_LABELS.get(value, value).lower()
     if field == "close_date":
         return format_day(dt.date.fromisoformat(value), today=today)
     if field == "amount":
@@ -717,7 +720,7 @@ def excluded_lines(excluded: Sequence[ExcludedDeal]) -> list[str]:
     for deal in excluded[:ROLL_UP_DEALS_SHOWN]:
         amount = f" {format_money(deal.amount)}" if deal.amount is not None else ""
         # A quota left out names its rep as a mention; a deal's name is data.
-        name = deal.name if deal.deal_id == 0 else escape_name(deal.name)
+        name = f"quota of <@{deal.quota_of}>" if deal.quota_of else escape_name(deal.name)
         lines.append(f"• *{name}*{amount}: {escape(deal.reason)}")
     if len(excluded) > ROLL_UP_DEALS_SHOWN:
         lines.append(f"• …and {len(excluded) - ROLL_UP_DEALS_SHOWN} more")
@@ -937,9 +940,16 @@ def team_standing_reply(standings: Sequence[TeamStanding]) -> Reply:
     return Reply(text=text, blocks=tuple(_sections(lines)))
 
 
-def team_stages_reply(team: TeamView, stages: Sequence[Stage]) -> Reply:
-    """Return `/dealbot team stages`: the team's stages in order, with what each asks."""
-    lines = [messages.team_stages_heading(escape_name(team.name), len(stages))]
+def team_stages_reply(
+    team: TeamView, stages: Sequence[Stage], *, taken_from: str | None = None
+) -> Reply:
+    """Return `/dealbot team stages`: the team's stages in order, with what each asks.
+
+    With `taken_from` (a CRM's name), the team just took them from that CRM's pipeline.
+    """
+    name = escape_name(team.name)
+    lines = [] if taken_from is None else [messages.team_stages_from_crm(name, taken_from)]
+    lines.append(messages.team_stages_heading(escape_name(team.name), len(stages)))
     for stage in sorted(stages, key=lambda s: s.order):
         lines.append(
             messages.stage_line(

@@ -94,6 +94,8 @@ CHANGED_FIELD_LABELS: dict[str, str] = {
     "competition": "Competition",
 }
 NOTHING_CHANGED = "Saved: nothing changed, the deal already says that."
+# Said after a forecast category the deal took from the stage it moved to.
+STAGE_FORECAST_DEFAULT = "the stage's default"
 
 
 def field_changed(label: str, old: str, new: str) -> str:
@@ -497,6 +499,14 @@ def deal_excluded(name: str, deal_id: int, amount: str | None, missing_rate: str
 
 def team_stages_heading(team: str, count: int) -> str:
     return f"*{team}* stages, in order ({count})"
+
+
+def team_stages_from_crm(team: str, crm: str) -> str:
+    """Return the line above the stages a team just took from the CRM (`team` is escaped)."""
+    return (
+        f":white_check_mark: *{team}* now uses {crm}'s pipeline as its stages; its deals in "
+        f"{crm} take them at the next sync. Run this again when the pipeline changes."
+    )
 
 
 STAGE_EVIDENCE_LABELS: dict[str, str] = {

@@ -22,7 +22,7 @@ from slack_sdk.models.views import View
 
 from domain.checks import DealFacts
 from domain.dates import format_day
-from domain.forecast import Flow, ForecastAccuracy, LearnedThresholds, RepCalibration
+from domain.forecast import Flow, ForecastAccuracy
 from domain.money import format_money, format_money_short
 from domain.nudges import ChaseItem, DealLine, Digest, RepAccuracy
 from domain.stages import DEFAULT_STAGES
@@ -39,6 +39,7 @@ from handlers.blocks import (
     plain_text_within,
     roll_up_blocks,
 )
+from handlers.calibration_blocks import calibration_lines, learned_lines
 
 if TYPE_CHECKING:
     from domain.checks import DealFacts, FailingDeal
@@ -330,42 +331,6 @@ def _accuracy_line(accuracy: ForecastAccuracy) -> str:
     )
 
 
-def _calibration_line(rep: RepCalibration) -> str:
-    line = (
-        f"<@{rep.rep_id}>: close dates hit *{_score(rep.close_date_hit_rate)}* · mean slip "
-        f"*{_days(rep.mean_slip_days)}* · commit → won *{_score(rep.commit_to_won)}* "
-        f"over {rep.closed_deals} closed deal(s)"
-    )
-    if rep.previous is not None:
-        line += (
-            f" (before: {_score(rep.previous.close_date_hit_rate)}, "
-            f"{_days(rep.previous.mean_slip_days)}, {_score(rep.previous.commit_to_won)})"
-        )
-    return line
-
-
-def _learned_lines(learned: LearnedThresholds) -> list[str]:
-    lines = [
-        f"*Learned thresholds* from {learned.deals_counted} closed deal(s): win rate "
-        f"*{_score(learned.win_rate)}* → required coverage *"
-        + ("—" if learned.required_coverage is None else f"{learned.required_coverage:.1f}×")
-        + "*"
-    ]
-    if learned.stalled_days:
-        lines.append(
-            "Stalled after: "
-            + ", ".join(
-                f"{escape_name(STAGE_LABELS.get(stage, stage))} {days} days"
-                for stage, days in learned.stalled_days
-            )
-        )
-    for segment, win_rate, days in learned.by_segment:
-        lines.append(
-            f"• {escape_name(segment)}: win rate {_score(win_rate)}, {_days(days)} to close"
-        )
-    return lines
-
-
 def manager_digest(digest: Digest) -> Reply:
     """Return a manager's weekly digest: the forecast roll-up first, then what moved."""
     roll = digest.roll_up
@@ -383,10 +348,19 @@ def manager_digest(digest: Digest) -> Reply:
     if digest.flow is not None:
         blocks.extend(_sections(_flow_lines(digest.flow)))
     week_parts = []
+    # The flow, when there is one, already says what was created, moved and slipped; the
+    # wins and losses stay for their post-mortems.
+    moves = (
+        ()
+        if digest.flow is not None
+        else (
+            ("New", digest.created),
+            ("Moved forward", digest.moved),
+            ("Slipped", digest.slipped),
+        )
+    )
     for title, lines in (
-        ("New", digest.created),
-        ("Moved forward", digest.moved),
-        ("Slipped", digest.slipped),
+        *moves,
         (":trophy: Won", digest.won),
         ("Lost", digest.lost),
     ):
@@ -398,32 +372,33 @@ def manager_digest(digest: Digest) -> Reply:
             + ("\n".join(week_parts) if week_parts else "A quiet week.")
         )
     )
+    quarter_lines = []
     closed = digest.closed
     if closed is not None:
-        figures = (
-            f"win rate *{_score(closed.win_rate)}* · average days to close "
-            f"*{_days(closed.average_days_to_close)}* · slip rate *{_score(closed.slip_rate)}*"
+        quarter_lines.append(
+            f"*{digest.quarter} so far*: win rate *{_score(closed.win_rate)}* · average days "
+            f"to close *{_days(closed.average_days_to_close)}* · slip rate "
+            f"*{_score(closed.slip_rate)}*"
         )
-    else:
-        figures = (
-            f"win rate *{_score(digest.win_rate)}* · average days to close "
-            f"*{_days(digest.average_days_to_close)}* · slip rate *{_score(digest.slip_rate)}*"
-        )
-    quarter_lines = [f"*{digest.quarter} so far*: {figures}"]
     if digest.accuracy is not None:
         quarter_lines.append(_accuracy_line(digest.accuracy))
-    blocks.append(_section("\n".join(quarter_lines)))
+    if quarter_lines:
+        blocks.append(_section("\n".join(quarter_lines)))
     if digest.calibration:
+        by_rep = {rep.rep_id: rep for rep in digest.calibration}
         blocks.extend(
             _sections(
                 [
-                    "*Rep calibration* (last 4 quarters)",
-                    *(_calibration_line(rep) for rep in digest.calibration),
+                    "*Rep calibration* (their calls over the last 4 quarters)",
+                    *calibration_lines(by_rep, list(by_rep)),
                 ]
             )
         )
     if digest.learned is not None:
-        blocks.extend(_sections(_learned_lines(digest.learned)))
+        # Shown only to a team on `thresholds: learned`: the figures its limits came from.
+        blocks.extend(
+            _sections(["*Learned thresholds*", *learned_lines(digest.learned, applied=True)])
+        )
     scores = " · ".join(f"<@{rep}> {_score(score)}" for rep, score in digest.rep_scores)
     blocks.append(_section(f"*Accuracy per rep*: {scores or 'no reps yet'}"))
     if digest.ignored_checks:
@@ -432,7 +407,12 @@ def manager_digest(digest: Digest) -> Reply:
             for check, nudged, acted in digest.ignored_checks
         )
         blocks.append(_context(f"Nudges reps ignore most (last 4 weeks): {ignored}"))
-    blocks.append(_context("Chart: the quarter's won, commit, best case and pipeline vs quota."))
+    blocks.append(
+        _context(
+            "Chart: each rep's won, commit, best case and pipeline vs quota, and the team's "
+            "commit and won week by week."
+        )
+    )
     if len(blocks) > MAX_BLOCKS:
         # Slack refuses a message over 50 blocks: keep the top, say where the rest is.
         blocks = [

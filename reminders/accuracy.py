@@ -40,7 +40,6 @@ from domain.checks import (
     DealFacts,
     RepScore,
     ScoreTally,
-    default_checks,
 )
 from domain.dates import quarter_bounds
 from domain.fx import RateBook
@@ -236,7 +235,7 @@ def rep_accuracy(
 
 def plan_accuracy(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one accuracy post per team in scope; snapshot the week and keep the scores."""
-    config = config or default_checks()
+    config = config or context.checks()
     messages: list[OutgoingMessage] = []
     teams = [team for team in teams_in_scope(context) if team.reps]
     all_scores = scores_by_team(context, teams, config)

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Collection, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
-from domain.checks import ChecksConfig, DealFacts, default_checks, fired_checks
+from domain.checks import ChecksConfig, DealFacts, fired_checks
 from domain.dates import quarter_bounds
 from domain.nudges import ChaseItem
 from reminders.accuracy import TeamScope, all_teams, team_checks
@@ -84,7 +84,7 @@ def plan_chase(
     A generator: at a million deals the DMs are tens of thousands, and `run_job` records
     them in batches as they come rather than holding every rendered message at once.
     """
-    config = config or default_checks()
+    config = config or context.checks()
     closed_since = context.now - POST_MORTEM_WINDOW - dt.timedelta(days=1)
     awake: dict[str, ZoneInfo] = {
         rep: zone

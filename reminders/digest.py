@@ -11,26 +11,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from slack_sdk.errors import SlackApiError
 
 from domain.checks import (
     ChecksConfig,
     DealFacts,
     RepScore,
-    default_checks,
     fired_checks,
 )
 from domain.dates import quarter_bounds, quarter_of
 from domain.fx import RateBook
-from domain.money import Money, format_money_short
+from domain.money import Money
 from domain.nudges import DealLine, Digest
 from domain.roll_up import AT_RISK_CATEGORIES, RollUpDeal, roll_up
 from domain.stages import DEFAULT_STAGES
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
-from reminders.chart import bar_chart
+from reminders.calibration import learned_thresholds, rep_calibration
+from reminders.chart import chart_reps, forecast_chart
 from reminders.delivery import ChartFile
+from reminders.forecast_history import closed_figures, forecast_accuracy, week_flow
 from reminders.jobs import Job, JobContext, OutgoingMessage, Schedule, message_of, week_period
+from reminders.trend import weekly_trend
 from storage.fx import FxRepository
 from storage.models import Team
 from storage.nudges import NudgeRepository
@@ -40,12 +43,6 @@ NAME = "manager-digest"
 STAGES = {stage.key: stage for stage in DEFAULT_STAGES}
 # How far back "which checks reps ignore" looks.
 NUDGE_WINDOW = dt.timedelta(days=28)
-
-
-def _ratio(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
-    if not whole:
-        return None
-    return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.01"))
 
 
 def _line(deal: TeamDeal, note: str = "") -> DealLine:
@@ -158,7 +155,33 @@ def build_digest(
             created_since=week_start,
         )
         changes = weekly.changes_since(owner_ids=team.reps, since=week_start)
-        pushed = weekly.close_date_pushes_since(owner_ids=team.reps, since=quarter_start)
+        # From history: closed figures, how the quarter's called commit is turning out,
+        # what moved since last week's snapshot, how each rep's calls turned out.
+        closed = closed_figures(session, reps=team.reps, zone=team.zone, today=today)
+        accuracy = forecast_accuracy(
+            session,
+            reps=team.reps,
+            zone=team.zone,
+            today=today,
+            currency=team.currency,
+            rates=rates,
+        )
+        flow = week_flow(
+            session, reps=team.reps, zone=team.zone, now=now, currency=team.currency, rates=rates
+        )
+        calibration = rep_calibration(session, rep_ids=team.reps, zone=team.zone, today=today)
+        learned = (
+            learned_thresholds(
+                session,
+                rep_ids=team.reps,
+                zone=team.zone,
+                today=today,
+                currency=team.currency,
+                rates=rates,
+            )
+            if config.thresholds == "learned"
+            else None
+        )
         NudgeRepository(session).mark_acted(at=now)
         response = NudgeRepository(session).check_response(
             rep_ids=team.reps, since=now - NUDGE_WINDOW
@@ -182,9 +205,6 @@ def build_digest(
         today=today,
     )
     open_deals = [d for d in deals if d.status == "open"]
-    closed_quarter = [d for d in deals if d.closed_at and d.closed_at >= quarter_start]
-    won_quarter = [d for d in closed_quarter if d.status == "won"]
-    lost_quarter = [d for d in closed_quarter if d.status == "lost"]
     by_id = {d.id: d for d in deals}
     moved: list[DealLine] = []
     slipped: list[DealLine] = []
@@ -215,7 +235,6 @@ def build_digest(
     lost_week = [
         d for d in deals if d.status == "lost" and d.closed_at and d.closed_at >= week_start
     ]
-    days_to_close = [(d.closed_at - d.created_at).days for d in won_quarter if d.closed_at]
     ignored = sorted(
         ((check, nudged, acted) for check, (nudged, acted) in response.items()),
         key=lambda row: (row[2] / row[1] if row[1] else 1, -row[1]),
@@ -232,41 +251,62 @@ def build_digest(
         slipped=tuple(slipped),
         won=tuple(_line(d, reason(d)) for d in won_week),
         lost=tuple(_line(d, reason(d)) for d in lost_week),
-        win_rate=_ratio(len(won_quarter), len(won_quarter) + len(lost_quarter)),
-        average_days_to_close=round(sum(days_to_close) / len(days_to_close))
-        if days_to_close
-        else None,
-        slip_rate=_ratio(pushed, len(open_deals) + len(closed_quarter)),
+        closed=closed,
+        accuracy=accuracy,
+        flow=flow,
+        calibration=tuple(calibration[rep] for rep in team.reps if rep in calibration),
+        learned=learned,
         rep_scores=tuple((rep, scores[rep].score if rep in scores else None) for rep in team.reps),
         ignored_checks=tuple(ignored[:5]),
     )
 
 
-def digest_chart(digest: Digest) -> bytes:
-    """Return the team's quarter as bars (won, commit, best case, pipeline) against quota."""
-    team = digest.roll_up.team
-    bars = [
-        (label, float(money.amount), format_money_short(money))
-        for label, money in (
-            ("Won", team.won),
-            ("Commit", team.commit),
-            ("Best case", team.best_case),
-            ("Pipeline", team.pipeline),
+# The chart draws this many reps (the rest are noted on it): names are looked up for those.
+CHART_REPS = 25
+
+
+def rep_names(context: JobContext, rep_ids: Sequence[str]) -> dict[str, str]:
+    """Return the names Slack shows for `rep_ids`; a rep Slack cannot name keeps their id."""
+    names: dict[str, str] = {}
+    for rep in rep_ids:
+        try:
+            user = context.client.users_info(user=rep)["user"]
+        except (SlackApiError, OSError):
+            continue  # the chart shows the id: a missing name is no reason to send nothing
+        profile = user.get("profile") or {}
+        name = profile.get("real_name") or profile.get("display_name") or user.get("name")
+        if name:
+            names[rep] = name
+    return names
+
+
+def digest_chart(context: JobContext, team: TeamScope, digest: Digest, rates: RateBook) -> bytes:
+    """Return the chart a manager would forward: the quarter per rep against quota, and the
+    team's weekly commit and won from the snapshots."""
+    roll = digest.roll_up
+    drawn = sorted(roll.reps, key=lambda rep: rep.won.amount + rep.commit.amount, reverse=True)
+    names = rep_names(context, [rep.rep_id for rep in drawn[:CHART_REPS] if rep.rep_id])
+    with context.database.session() as session:
+        trend = weekly_trend(
+            session,
+            reps=team.reps,
+            zone=team.zone,
+            quarter=quarter_bounds(team.today(context.now)),
+            currency=team.currency,
+            rates=rates,
+            now=context.now,
         )
-    ]
-    target = None
-    if team.quota is not None:
-        target = (
-            "Quota " + digest.quarter[-2:],
-            float(team.quota.amount),
-            format_money_short(team.quota),
-        )
-    return bar_chart(f"{digest.team_name}: {digest.quarter} forecast", bars, target=target)
+    return forecast_chart(
+        title=f"{team.name}: {digest.quarter} forecast, week {digest.week}",
+        currency=team.currency,
+        reps=chart_reps(roll, names),
+        trend=trend,
+    )
 
 
 def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list[OutgoingMessage]:
     """Return one digest DM per manager of each team in scope, each with its chart."""
-    config = config or default_checks()
+    config = config or context.checks()
     messages: list[OutgoingMessage] = []
     teams = [team for team in teams_in_scope(context) if team.managers]
     # Every team scored and rolled up in one streamed pass over the facts.
@@ -284,7 +324,7 @@ def plan_digest(context: JobContext, config: ChecksConfig | None = None) -> list
         chart = ChartFile(
             name=f"forecast-{week}.png",
             title=f"{team.name} forecast, {week}",
-            content=digest_chart(digest),
+            content=digest_chart(context, team, digest, rates),
         )
         for manager in team.managers:
             messages.append(

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
     from bot.app import Services
     from bot.settings import Settings
-    from domain.checks import DealFacts
+    from domain.checks import ChecksConfig, DealFacts
     from domain.follow_ups import DraftOutcome
     from domain.forecast import RepCalibration
     from domain.nudges import ChaseItem, Digest, RepAccuracy
@@ -198,6 +198,10 @@ class JobContext:
 
     def covers(self, zone: str) -> bool:
         return self.timezones is None or zone in self.timezones
+
+    def checks(self) -> ChecksConfig:
+        """Return the checks in effect: the app's, which know each team's own stages."""
+        return self.services.deals.checks()
 
     def reps_in_scope(self) -> list[tuple[str, ZoneInfo]]:
         """Return (rep user id, rep's timezone) for every team rep this firing covers."""

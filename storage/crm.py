@@ -366,6 +366,24 @@ class CrmRepository:
 
     # --- stages ---------------------------------------------------------------------------
 
+    def open_deals_in_crm_stages(
+        self, kind: str, owner_ids: Iterable[str]
+    ) -> list[tuple[Deal, str]]:
+        """Return the owners' open deals linked to this CRM, each with its CRM stage id."""
+        statement = (
+            select(Deal, CrmLink.crm_stage)
+            .join(CrmLink, CrmLink.deal_id == Deal.id)
+            .where(
+                CrmLink.kind == kind,
+                CrmLink.crm_stage.is_not(None),
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.status == "open",
+                Deal.is_live(),
+            )
+            .order_by(Deal.id)
+        )
+        return [(deal, stage) for deal, stage in self.session.execute(statement)]
+
     def stages(self, kind: str) -> list[CrmStageLink]:
         return list(
             self.session.scalars(

@@ -38,6 +38,8 @@ class TeamDeal(NamedTuple):
     created_at: dt.datetime
     close_reason: str | None
     post_mortem_reason: str | None  # None: no post-mortem
+    # `<team key>:<stage key>` on a team with its own stages (its probability weighs the deal).
+    team_stage: str | None = None
 
 
 def team_deals_query(
@@ -60,6 +62,7 @@ def team_deals_query(
             Deal.created_at,
             Deal.close_reason,
             PostMortem.primary_reason,
+            Deal.team_stage,
         )
         .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
         .where(

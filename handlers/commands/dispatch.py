@@ -343,6 +343,9 @@ def _run_dealbot(request: Request, parsed: dealbot.DealbotCommand) -> blocks.Rep
             return blocks.team_reply([team], heading=f"Quota for {period} saved.")
         case dealbot.TeamShow(name=name):
             return blocks.team_standing_reply(teams.show_teams(actor, name))
+        case dealbot.TeamStages(name=name, from_crm=True):
+            team, stages, crm_label = teams.take_crm_stages(actor, name)
+            return blocks.team_stages_reply(team, stages, taken_from=crm_label)
         case dealbot.TeamStages(name=name):
             return blocks.team_stages_reply(*teams.team_stages(actor, name))
         case _:

@@ -29,8 +29,8 @@ def test_the_digest_chart_is_saved_next_to_the_outbox_and_its_title_and_path_pri
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     assert run_demo(database_url=url, clock=FixedClock(at=MONDAY_EARLY), stdin=script, out=out) == 0
     shown = out.getvalue()
-    saved = "dealbot-demo-outbox/pipeline-2026-W48.png"
-    line = f"(file attached: Enterprise pipeline by stage, 2026-W48; saved to {saved})"
+    saved = "dealbot-demo-outbox/forecast-2026-W48.png"
+    line = f"(file attached: Enterprise forecast, 2026-W48; saved to {saved})"
     assert line in shown
     # Said after the DM it came with.
     assert shown.index("(DM to @maria)") < shown.index(line)

@@ -255,9 +255,6 @@ def _digest(**figures: Any) -> Any:
         slipped=(),
         won=(DealLine(1, "Initech", "U0ANA", Money(Decimal("60000"), "USD"), "ROI case"),),
         lost=(),
-        win_rate=Decimal("0.5"),
-        average_days_to_close=41,
-        slip_rate=Decimal("0.25"),
         rep_scores=(("U0ANA", Decimal("0.8")), ("U0BEN", None)),
         ignored_checks=(("NO_NEXT_STEP", 4, 1),),
         **figures,
@@ -304,6 +301,8 @@ def _full_digest() -> Any:
                 close_date_hit_rate=Decimal("0.56"),
                 mean_slip_days=Decimal("12.5"),
                 commit_to_won=Decimal("0.75"),
+                on_time=5,
+                called=9,
                 previous=RepCalibration(
                     rep_id="U0ANA",
                     closed_deals=7,
@@ -525,9 +524,6 @@ def _hostile_digest() -> Any:
         slipped=(),
         won=(),
         lost=(line,),
-        win_rate=None,
-        average_days_to_close=None,
-        slip_rate=None,
         rep_scores=(("U0ANA", Decimal("0.5")),),
         ignored_checks=(),
     )

@@ -116,6 +116,6 @@ def test_the_demo_runs_each_job_and_shows_what_it_sends(
     shown = out.getvalue()
     assert "need your attention" in shown  # the chase DM
     assert "Pipeline accuracy · Enterprise" in shown and "(posted in #sales)" in shown
-    assert "Accuracy per rep" in shown and "(file attached: Enterprise pipeline" in shown
-    chart = tmp_path / "dealbot-demo-outbox" / "pipeline-2026-W48.png"
+    assert "Accuracy per rep" in shown and "(file attached: Enterprise forecast" in shown
+    chart = tmp_path / "dealbot-demo-outbox" / "forecast-2026-W48.png"
     assert chart.read_bytes().startswith(b"\x89PNG")

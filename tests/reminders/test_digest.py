@@ -94,7 +94,13 @@ def seed(world: World) -> None:
 def roll_up_text(world: World) -> str:
     (maria,) = world.dms_to(MARIA)
     text = text_of(maria)
-    return text[: text.index("*This week*")]
+    return text[: text.index("*Week over week*")]
+
+
+def flow_text(world: World) -> str:
+    (maria,) = world.dms_to(MARIA)
+    text = text_of(maria)
+    return text[text.index("*Week over week*") : text.index("*This week*")]
 
 
 def test_digest_rolls_up_every_currency_per_rep_and_team(any_world: World) -> None:
@@ -129,6 +135,15 @@ def test_digest_rolls_up_every_currency_per_rep_and_team(any_world: World) -> No
         "• *Tyrell* £15,000: no GBP rate — dealbot fx set GBP &lt;rate&gt;\n"
         "Totals in USD, each deal converted at the rate of its close date (`dealbot fx`): "
         "1 EUR = 1.1 USD (rate of Thu 1 Oct 2026), 1 EUR = 1.2 USD (rate of Sun 15 Nov 2026).\n"
+    )
+    # No snapshot a week ago: the week is read from the last 7 days of history. Created:
+    #   Initech 80,000 + Globex €20,000 × 1.20 + Umbrella €10,000 × 1.10 + Cyberdyne 40,000
+    #   = 155,000, and Tyrell (no GBP rate: named, no money) — 5 deals. Won: Stark 50,000
+    #   on 21 Nov (Wayne was won on 10 Nov, before the week).
+    assert flow_text(world) == (
+        "*Week over week* (no earlier snapshot yet)\n"
+        "• Created: 5 · $155,000 — Initech, Globex, Umbrella and 2 more\n"
+        "• Won: 1 · $50,000 — Stark\n"
     )
 
 

@@ -6,7 +6,7 @@
 `/dealbot team add <name> rep|manager <@user> [<@user> …]`;
 `/dealbot team remove <name> <@user>`; `/dealbot team move <@user> <name>`;
 `/dealbot team list`; `/dealbot team quota <name> <@user> <amount> [period:<2026-Q4>]`;
-`/dealbot team show [<name>]`; `/dealbot team stages <name>`.
+`/dealbot team show [<name>]`; `/dealbot team stages <name> [from-crm]`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ FORMS: Final = Forms(
         "/dealbot team list": ("/dealbot team list",),
         "/dealbot team quota": ("/dealbot team quota East @jane 250k period:2026-Q4",),
         "/dealbot team show": ("/dealbot team show East",),
-        "/dealbot team stages": ("/dealbot team stages East",),
+        "/dealbot team stages": (
+            "/dealbot team stages East",
+            "/dealbot team stages East from-crm",
+        ),
     }
 )
 
@@ -139,9 +142,11 @@ class TeamShow:
 
 @dataclass(frozen=True)
 class TeamStages:
-    """`/dealbot team stages <name>`."""
+    """`/dealbot team stages <name> [from-crm]`."""
 
     name: str
+    # Take the team's stages from the connected CRM's pipeline (an admin's).
+    from_crm: bool = False
 
 
 DealbotCommand: TypeAlias = (
@@ -212,13 +217,16 @@ def _parse_dealbot(text: str, *, today: date, currency: str) -> DealbotCommand:
         usage = FORMS.usage("/dealbot team stages")
         if not rest:
             raise CommandSyntaxError("Give the team whose stages to show.", usage)
+        from_crm = len(rest) == 2 and rest[1].raw.casefold() in ("from-crm", "from_crm")
+        if from_crm:
+            rest = rest[:1]
         if len(rest) > 1:
             raise CommandSyntaxError(
                 f"`{clip(' '.join(w.raw for w in rest))}` is more than one team name: "
                 "quote names with spaces.",
                 usage,
             )
-        return TeamStages(team_name(rest[0], usage))
+        return TeamStages(team_name(rest[0], usage), from_crm=from_crm)
     if len(words) > 1:
         raise unknown_keyword(
             words[1], _TEAM_ACTIONS, command="/dealbot team", usage=FORMS.usages("/dealbot team")
