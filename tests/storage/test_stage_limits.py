@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
+import pytest
 from alembic import command
 from sqlalchemy import event, inspect, text
 from sqlalchemy.orm import Session
@@ -135,3 +137,41 @@ def test_an_owner_reads_their_teams_limits_as_a_rep_in_one_statement(
         assert limits.for_owner("U0BEN") == {"discovery": 8, "demo": 12}
         assert limits.for_owner("U0PIERRE") == {}
         assert limits.for_owners([]) == {}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_jobs_saving_one_team_at_once_both_succeed_the_last_one_kept(
+    database: Database,
+) -> None:
+    # The post and the chase may learn the same team at the same moment: without the lock on
+    # the team's row, the second delete misses the first's new rows and its insert breaks
+    # the primary key.
+    with database.session() as session:
+        east = _team(session, "East", ("U0ANA", "rep")).id
+    later = MONDAY + dt.timedelta(days=7)
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with database.session() as session:
+                StageLimitRepository(session).save_for_team(
+                    east, [("discovery", 9)], learned_on=later, won_deals={"discovery": 6}
+                )
+        except BaseException as error:  # reported to the test's thread below
+            errors.append(error)
+
+    with database.session() as session:
+        StageLimitRepository(session).save_for_team(
+            east, [("discovery", 8)], learned_on=MONDAY, won_deals={"discovery": 5}
+        )
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(timeout=1)
+        # The second save waits on the team's row until this transaction commits.
+        assert waiting.is_alive()
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and errors == []
+    with database.session() as session:
+        assert StageLimitRepository(session).for_team(east) == (
+            StageLimit(stage="discovery", days=9, learned_on=later, won_deals=6),
+        )
