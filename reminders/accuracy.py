@@ -101,12 +101,14 @@ def team_checks(
 ) -> ChecksConfig:
     """Return the checks `team`'s deals are held to as of `now`.
 
-    With `thresholds: learned`, STALLED_IN_STAGE's limits are those the team's won deals
-    teach. The weekly post and the chase DM both ask here, so they hold a deal to one limit.
+    The file's settings with the team's own (`teams:` in the checks file, by team name key),
+    so one team can opt in to `thresholds: learned` alone. With `learned`,
+    STALLED_IN_STAGE's limits are those the team's won deals teach. The weekly post and the
+    chase DM both ask here, so they hold a deal to one limit.
     """
     team_config, _ = checks_for_team(
         session,
-        config,
+        config.for_team(team.name),
         rep_ids=team.reps,
         zone=team.zone,
         today=team.today(now),
