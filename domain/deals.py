@@ -221,12 +221,17 @@ class DealService:
             deals = DealRepository(session)
             if check_duplicates:
                 self._refuse_duplicate(session, deals, actor, account, changes, today=today)
-            gate = self._commit_gate(session, actor.user_id) if evidence_gate else None
-            if gate is not None and changes.forecast == "commit":
-                self._gate_commit(account, gate=gate, cited=frozenset())
             stage = self._open_stage(changes.stage or self.first_stage.key)
             entered = self.stage_book.counting(changes.team_stage, stage.key) or stage
             forecast = changes.forecast or entered.forecast_default
+            # The owner's team is looked up only when the deal would start in Commit.
+            gate = (
+                self._commit_gate(session, actor.user_id)
+                if evidence_gate and forecast == "commit"
+                else None
+            )
+            if gate is not None and changes.forecast == "commit":
+                self._gate_commit(account, gate=gate, cited=frozenset())
             # A new deal has nothing cited: a stage defaulting to Commit gives it best case,
             # the category below, rather than Commit without evidence (see _hold_commit).
             held = self._hold_commit(gate, forecast, cited=frozenset())
@@ -306,7 +311,13 @@ class DealService:
                 # A closed deal's names and owner can still be corrected.
                 closed_too=changes.only_renames_or_reassigns(),
             )
-            gate = self._commit_gate(session, deal.owner_id) if evidence_gate else None
+            # The owner's team is looked up only when the change may bring the deal to Commit:
+            # by `forecast:`, or by a stage whose forecast default is Commit.
+            gate = (
+                self._commit_gate(session, deal.owner_id)
+                if evidence_gate and (changes.forecast == "commit" or changes.stage is not None)
+                else None
+            )
             if gate is not None and changes.forecast == "commit" != deal.forecast_category:
                 cited = EvidenceRepository(session).cited_kinds(deal.id)
                 self._gate_commit(deal.account, gate=gate, cited=cited)
@@ -1005,9 +1016,10 @@ class DealService:
         owner who is no team's rep goes by the one team they belong to in another role, and
         by the file's own setting on none or on several (no one team is theirs).
         """
-        teams = TeamRepository(session)
-        mine = teams.teams_of(owner_id, "rep") or teams.teams_of(owner_id)
-        key = mine[0].name_key if len(mine) == 1 else None
+        memberships = TeamRepository(session).memberships_of([owner_id]).get(owner_id, [])
+        as_rep = [m for m in memberships if m.role == "rep"]
+        teams = {m.team.name_key for m in as_rep or memberships}
+        key = teams.pop() if len(teams) == 1 else None
         return self.checks().for_team(key).commit_evidence
 
     @staticmethod
