@@ -16,6 +16,7 @@ import pytest
 
 from domain.checks import default_checks
 from reminders.accuracy import plan_accuracy
+from reminders.digest import plan_digest
 from tests.e2e.harness import blocks_text
 from tests.reminders.test_learned_thresholds_jobs import (
     MONDAY,
@@ -25,7 +26,7 @@ from tests.reminders.test_learned_thresholds_jobs import (
     east_post,
     seed,
 )
-from tests.reminders.world import ANA, BEN, PARIS_CHANNEL, PIERRE, World
+from tests.reminders.world import ANA, BEN, MARIA, PARIS_CHANNEL, PIERRE, World
 
 
 @pytest.fixture
@@ -71,3 +72,20 @@ def test_another_teams_learned_setting_leaves_east_on_the_files_limits(
     assert STALLED not in post
     assert "<@U0ANA> *100%*" in post and "<@U0BEN> *100%*" in post
     assert chased(world) == {}
+
+
+def east_digest(world: World) -> str:
+    messages = plan_digest(world.context(MONDAY), default_checks())
+    return blocks_text(list({m.recipient: m for m in messages}[MARIA].blocks))
+
+
+@pytest.mark.parametrize(("team", "shown"), [("east", True), ("paris", False)])
+def test_the_digest_shows_learned_figures_to_the_team_that_learns_alone(
+    world: World, team_learns: Callable[[str], None], team: str, shown: bool
+) -> None:
+    seed(world)
+    team_learns(team)
+    digest = east_digest(world)
+    # East's five wins, as the fixture made them (test_learned_thresholds_jobs.py).
+    assert ("*Learned thresholds*" in digest) is shown
+    assert ("From 5 deals closed in the last 4 quarters" in digest) is shown
