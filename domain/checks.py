@@ -211,6 +211,20 @@ class NudgeBudget:
 ThresholdSource = Literal["fixed", "learned"]
 
 
+def team_name_key(name: str) -> str:
+    """Return the key a team goes by in the checks file: its name as `storage.deals.name_key`
+    makes it (case and spacing ignored), so `EMEA` and `emea` in the file are one team."""
+    return " ".join(name.casefold().split())
+
+
+@dataclass(frozen=True)
+class TeamSettings:
+    """What a team's entry under `teams:` overrides; None keeps the file's own setting."""
+
+    commit_evidence: CommitEvidence | None = None
+    thresholds: ThresholdSource | None = None
+
+
 def _threshold_source(value: object) -> str | None:
     if value is not None and value not in ("fixed", "learned"):
         raise refuse(f"is {value!r}: write `thresholds: fixed` or `thresholds: learned`")
@@ -247,6 +261,41 @@ class ChecksConfig:
     # Moving a deal to Commit without COMMIT_EVIDENCE cited: "require" refuses, "warn" saves
     # and says what is missing (domain.evidence).
     commit_evidence: CommitEvidence = "require"
+    # Per-team overrides by team name key (`teams:` in the file); `for_team` applies them.
+    teams: Mapping[str, TeamSettings] = field(default_factory=dict)
+
+    def for_team(self, key: str | None) -> ChecksConfig:
+        """Return the configuration a team's deals are held to: this one with the team's
+        `teams:` overrides, or this one itself for no team or a team the file does not list.
+
+        Memoised per key: a configuration memoises its per-stage answers, and the jobs ask
+        once per team per run.
+        """
+        team = team_name_key(key) if key else ""
+        settings = self.teams.get(team)
+        if settings is None:
+            return self
+        config = self._for_team.get(team)
+        if config is None:
+            config = replace(
+                self,
+                commit_evidence=settings.commit_evidence or self.commit_evidence,
+                thresholds=settings.thresholds or self.thresholds,
+            )
+            self._for_team[team] = config
+        return config
+
+    @property
+    def learns_anywhere(self) -> bool:
+        """Return whether the file or any team in it asks for `thresholds: learned` (on
+        `fixed` everywhere a job need not read a team's history)."""
+        return self.thresholds == "learned" or any(
+            t.thresholds == "learned" for t in self.teams.values()
+        )
+
+    @cached_property
+    def _for_team(self) -> dict[str, ChecksConfig]:
+        return {}
 
     def with_stages(self, book: StageBook) -> ChecksConfig:
         """Return this configuration judging deals in a team's own stage by that stage."""
@@ -829,6 +878,33 @@ class _Nudges(FileModel):
     weekends: Flag | None = None
 
 
+def _team_keys(value: Any) -> Any:
+    """Refuse two entries under `teams:` that name one team (`EMEA` and `emea`).
+
+    The keys stay as written here, so a refusal inside an entry still finds its line; they
+    become name keys when the configuration is built.
+    """
+    if not isinstance(value, dict):
+        return value
+    seen: set[str] = set()
+    for name in value:
+        key = team_name_key(str(name))
+        if not key:
+            raise refuse("lists a team with no name: write its name, e.g. `emea:`")
+        if key in seen:
+            raise refuse(f"names the team {key!r} twice")
+        seen.add(key)
+    # `emea:` with nothing after it reads as null: the team, overriding nothing.
+    return {name: {} if body is None else body for name, body in value.items()}
+
+
+class _TeamSection(FileModel):
+    """One team's entry under `teams:`: the settings a team may hold for itself."""
+
+    commit_evidence: CommitEvidence | None = None
+    thresholds: Annotated[ThresholdSource | None, BeforeValidator(_threshold_source)] = None
+
+
 class _ChecksSection(FileModel):
     """The `checks:` mapping: one optional entry per check id (see `_CHECKS_SECTION`)."""
 
@@ -882,6 +958,7 @@ class _ChecksFile(FileModel):
     nudges: _Nudges | None = None
     thresholds: Annotated[ThresholdSource | None, BeforeValidator(_threshold_source)] = None
     commit_evidence: CommitEvidence | None = None
+    teams: Annotated[dict[str, _TeamSection] | None, BeforeValidator(_team_keys)] = None
 
     @model_validator(mode="after")
     def _complete_unless_defaulted(self, info: ValidationInfo) -> _ChecksFile:
@@ -927,6 +1004,13 @@ class _ChecksFile(FileModel):
             thresholds=self.thresholds or (defaults.thresholds if defaults else "fixed"),
             commit_evidence=self.commit_evidence
             or (unsaid("commit_evidence") if defaults is not None else "require"),
+            # A team's settings are the file's own: the bundled file's teams are not inherited.
+            teams={
+                team_name_key(name): TeamSettings(
+                    commit_evidence=t.commit_evidence, thresholds=t.thresholds
+                )
+                for name, t in (self.teams or {}).items()
+            },
         )
 
 
@@ -951,6 +1035,9 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> str:
             check = str(parent[1])
             allowed = ", ".join(_SETTINGS_BY_CHECK[check].model_fields)
             return f"{check} has no setting {key!r} (it takes {allowed})"
+        if len(parent) == 2 and parent[0] == "teams":
+            allowed = ", ".join(_TeamSection.model_fields)
+            return f"{_name(parent)} has no setting {key!r} (a team sets {allowed})"
         if key == "chase_per_rep_per_day":
             return (
                 "nudges has no setting 'chase_per_rep_per_day': a rep gets at most one chase"

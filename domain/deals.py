@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from domain.changes import ContactRef, DealChanges, DealRef
-from domain.checks import ChecksConfig, default_checks, fired_checks, score_reps
+from domain.checks import (
+    ChecksConfig,
+    CommitEvidence,
+    default_checks,
+    fired_checks,
+    score_reps,
+)
 from domain.clock import Clock, ZoneCache
 from domain.dates import quarter_bounds, quarter_of
 from domain.errors import (
@@ -189,16 +195,17 @@ class DealService:
     ) -> Callable[[str], ChecksConfig]:
         """Return the checks each of these owners' deals are held to, as the jobs hold them.
 
-        On `thresholds: learned`, STALLED_IN_STAGE's limits are those the weekly jobs last
-        learned for the owner's team (`reminders.accuracy.team_checks` keeps them), read in
-        one indexed read; learning them here, per request, would read four quarters of
-        closed deals. A team with no limits kept yet (the jobs have not run since it opted
-        in, or it won too few deals to learn from), and an owner on no team, keep the file's
-        limits, as the jobs keep them for too few deals. On `thresholds: fixed`, nothing is
-        read.
+        On `thresholds: learned` (the file's, or a team's in `teams:`), STALLED_IN_STAGE's
+        limits are those the weekly jobs last learned for the owner's team
+        (`reminders.accuracy.team_checks` keeps them, and clears them for a team on fixed
+        limits), read in one indexed read; learning them here, per request, would read four
+        quarters of closed deals. A team with no limits kept yet (the jobs have not run since
+        it opted in, or it won too few deals to learn from), and an owner on no team, keep
+        the file's limits, as the jobs keep them for too few deals. With `fixed` everywhere,
+        nothing is read.
         """
         config = self.checks()
-        if config.thresholds != "learned":
+        if not config.learns_anywhere:
             return lambda _owner: config
         kept = StageLimitRepository(session).for_owners(owner_ids)
         if len(self._learned) > _LEARNED_CONFIGS_KEPT:
@@ -248,10 +255,22 @@ class DealService:
             deals = DealRepository(session)
             if check_duplicates:
                 self._refuse_duplicate(session, deals, actor, account, changes, today=today)
-            if evidence_gate and changes.forecast == "commit":
-                self._gate_commit(account, cited=frozenset())
             stage = self._open_stage(changes.stage or self.first_stage.key)
             entered = self.stage_book.counting(changes.team_stage, stage.key) or stage
+            forecast = changes.forecast or entered.forecast_default
+            # The owner's team is looked up only when the deal would start in Commit.
+            gate = (
+                self._commit_gate(session, actor.user_id)
+                if evidence_gate and forecast == "commit"
+                else None
+            )
+            if gate is not None and changes.forecast == "commit":
+                self._gate_commit(account, gate=gate, cited=frozenset())
+            # A new deal has nothing cited: a stage defaulting to Commit gives it best case,
+            # the category below, rather than Commit without evidence (see _hold_commit).
+            held = self._hold_commit(gate, forecast, cited=frozenset())
+            if held:
+                forecast = "best_case"
             amount = changes.amount
             deal = Deal(
                 account=account,
@@ -266,7 +285,7 @@ class DealService:
                 stage_entered_at=now,
                 close_date=changes.close_date,
                 # A new deal enters its stage: it takes the stage's forecast unless told.
-                forecast_category=changes.forecast or entered.forecast_default,
+                forecast_category=forecast,
                 status="open",
                 created_by=actor.user_id,
                 created_at=now,
@@ -294,7 +313,8 @@ class DealService:
                 by=actor.user_id,
                 at=now,
             )
-            return self._view(session, deal, self._today(session, actor.user_id, given=today))
+            view = self._view(session, deal, self._today(session, actor.user_id, given=today))
+            return replace(view, commit_held=held) if held else view
 
     def update_deal(
         self,
@@ -325,9 +345,16 @@ class DealService:
                 # A closed deal's names and owner can still be corrected.
                 closed_too=changes.only_renames_or_reassigns(),
             )
-            if evidence_gate and changes.forecast == "commit" != deal.forecast_category:
+            # The owner's team is looked up only when the change may bring the deal to Commit:
+            # by `forecast:`, or by a stage whose forecast default is Commit.
+            gate = (
+                self._commit_gate(session, deal.owner_id)
+                if evidence_gate and (changes.forecast == "commit" or changes.stage is not None)
+                else None
+            )
+            if gate is not None and changes.forecast == "commit" != deal.forecast_category:
                 cited = EvidenceRepository(session).cited_kinds(deal.id)
-                self._gate_commit(deal.account, cited=cited)
+                self._gate_commit(deal.account, gate=gate, cited=cited)
             before = tracked_values(deal)
             names_before = _identity_values(deal)
             said_before = _said_values(deal)
@@ -345,6 +372,15 @@ class DealService:
                 deal.currency = changes.amount.currency
             if changes.close_date is not None:
                 deal.close_date = changes.close_date
+            held: tuple[str, ...] = ()
+            if stage_forecast is not None and stage_forecast != deal.forecast_category:
+                held = self._hold_commit(
+                    gate,
+                    stage_forecast,
+                    cited=lambda: EvidenceRepository(session).cited_kinds(deal.id),
+                )
+                if held:
+                    stage_forecast = None  # the stage applies; the forecast stays (see above)
             if changes.forecast is not None:
                 deal.forecast_category = changes.forecast
             elif stage_forecast is not None:
@@ -379,7 +415,10 @@ class DealService:
             session.flush()
             self._enqueue_updates(session, deal, crm_before, by=actor.user_id, at=now)
             today = self._today(session, actor.user_id, given=today)
-            return DealUpdate(deal=self._view(session, deal, today), changes=changed)
+            view = self._view(session, deal, today)
+            return DealUpdate(
+                deal=replace(view, commit_held=held) if held else view, changes=changed
+            )
 
     def _stage_forecast(self, deal: Deal, stage: Stage, changes: DealChanges) -> str | None:
         """Return the forecast category a deal takes on moving to `stage` (a default stage,
@@ -1017,14 +1056,48 @@ class DealService:
             )
             return self._listed_views(session, listed, today)
 
+    def _commit_gate(self, session: Session, owner_id: str) -> CommitEvidence:
+        """Return the `commit_evidence` setting a deal owned by `owner_id` is held to: their
+        team's (`teams:` in the checks file), else the file's.
+
+        The owner's team is the one they are a rep on (a rep is on one team at most); an
+        owner who is no team's rep goes by the one team they belong to in another role, and
+        by the file's own setting on none or on several (no one team is theirs).
+        """
+        memberships = TeamRepository(session).memberships_of([owner_id]).get(owner_id, [])
+        as_rep = [m for m in memberships if m.role == "rep"]
+        teams = {m.team.name_key for m in as_rep or memberships}
+        key = teams.pop() if len(teams) == 1 else None
+        return self.checks().for_team(key).commit_evidence
+
     @staticmethod
-    def _gate_commit(account: str, *, cited: frozenset[str]) -> None:
-        """Refuse a move to Commit without COMMIT_EVIDENCE cited, unless the checks file says
-        `commit_evidence: warn` (the card and the reply then say what is missing)."""
+    def _gate_commit(account: str, *, gate: CommitEvidence, cited: frozenset[str]) -> None:
+        """Refuse a move to Commit without COMMIT_EVIDENCE cited, unless the owner's team's
+        setting is `commit_evidence: warn` (the card and the reply then say what is missing)."""
         missing = missing_for_commit(cited)
-        if not missing or default_checks().commit_evidence == "warn":
+        if not missing or gate == "warn":
             return
         raise CommitNeedsEvidence(account, missing)
+
+    @staticmethod
+    def _hold_commit(
+        gate: CommitEvidence | None,
+        forecast: str,
+        *,
+        cited: frozenset[str] | Callable[[], frozenset[str]],
+    ) -> tuple[str, ...]:
+        """Return the evidence kinds missing when a stage's forecast default would put a deal
+        in Commit that the gate (`gate`, None: ungated) requires evidence for; () to let it.
+
+        Only a stage's default comes here (a `forecast: commit` the rep typed is refused by
+        `_gate_commit`). It is held rather than refused on purpose: the rep asked to move
+        the stage, which is true and worth saving; refusing the whole change would make them
+        retype it with `forecast: best case` to record where the deal is. So the stage
+        applies, the forecast stays where it was, and the reply says what Commit needs.
+        """
+        if gate != "require" or forecast != "commit":
+            return ()
+        return missing_for_commit(cited() if callable(cited) else cited)
 
     # --- internals ------------------------------------------------------------------------
 

@@ -98,6 +98,10 @@ class DealView:
     # Whether a check in the checks file's `attention:` list fails: what "Needs attention"
     # lists. None (a view built without the file) means any failing check.
     urgent: bool | None = None
+    # Set only on the reply to the change that entered a stage whose forecast default is
+    # Commit while the owner's team requires evidence: the evidence kinds still missing, for
+    # which the deal kept its forecast instead of taking Commit (DealService._hold_commit).
+    commit_held: tuple[str, ...] = ()
 
     @property
     def needs_attention(self) -> bool:

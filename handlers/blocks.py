@@ -545,7 +545,13 @@ def _ref(deal: DealView) -> str:
 
 def deal_created(deal: DealView, today: dt.date) -> Reply:
     card = deal_card(deal, today, heading=f"New deal: {deal.name}")
-    return Reply(text=f"Created {card.text}", blocks=card.blocks)
+    held = _commit_held(deal)
+    if held is None:
+        return Reply(text=f"Created {card.text}", blocks=card.blocks)
+    return Reply(
+        text=f"Created {card.text}\n{held}",
+        blocks=(*card.blocks, _context(f":warning: {held}")),
+    )
 
 
 def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
@@ -567,10 +573,13 @@ def deal_updated(update: DealUpdate, today: dt.date) -> Reply:
         _section(f":white_check_mark: {changed}"),
         _section(deal_line(deal, today)),
     ]
-    warning = _commit_warning(deal)
+    held = _commit_held(deal)
+    warning = held or _commit_warning(deal)
     if warning is not None:
         blocks.append(_context(f":warning: {warning}"))
-    return Reply(text=f"{escape_name(deal.name)}: {changed}", blocks=tuple(blocks))
+    # The notification text says a held forecast too: the rep asked for a stage, not this.
+    text = f"{escape_name(deal.name)}: {changed}" + (f" {held}" if held else "")
+    return Reply(text=text, blocks=tuple(blocks))
 
 
 _CHANGED_VALUE_LIMIT = 60
@@ -1312,6 +1321,18 @@ def _evidence_blocks(deal: DealView, today: dt.date) -> list[Block]:
     if warning is not None:
         blocks.append(_context(f":warning: {warning}"))
     return blocks
+
+
+def _commit_held(deal: DealView) -> str | None:
+    """Return why the stage the deal just entered did not make it Commit, if it did not."""
+    if not deal.commit_held:
+        return None
+    example = f"/deal {_ref(deal)} evidence {deal.commit_held[0]}: <link>"
+    return messages.commit_held(
+        messages.FORECAST_LABELS.get(deal.forecast_category, deal.forecast_category).lower(),
+        ", ".join(kind_label(kind) for kind in deal.commit_held),
+        escape(example),
+    )
 
 
 def _commit_warning(deal: DealView) -> str | None:

@@ -573,6 +573,15 @@ def evidence_cited(
     return f"Cited for {deal_name}: {kind_label} ← {source_words}{written}, cited by {by} on {day}"
 
 
+def commit_held(forecast: str, missing: str, example: str) -> str:
+    """Return why a stage's Commit default did not apply (`commit_evidence: require`)."""
+    return (
+        f"Forecast stays {forecast}: Commit needs cited evidence for {missing}. Cite with "
+        f"`{example}` or the message shortcut *{CITE_SHORTCUT_NAME}*, then set "
+        "`forecast: commit`."
+    )
+
+
 def commit_missing_evidence(missing: str, example: str) -> str:
     """Return the warning a Commit deal without its evidence shows (`commit_evidence: warn`)."""
     return (

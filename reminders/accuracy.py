@@ -102,14 +102,16 @@ def team_checks(
 ) -> ChecksConfig:
     """Return the checks `team`'s deals are held to as of `now`.
 
-    With `thresholds: learned`, STALLED_IN_STAGE's limits are those the team's won deals
-    teach. The weekly post and the chase DM both ask here, so they hold a deal to one limit.
-    The limits learned are kept for the team (replacing what it had), for the deal card,
-    /pipeline and App Home to hold a deal to them without learning them per request.
+    The file's settings with the team's own (`teams:` in the checks file, by team name key),
+    so one team can opt in to `thresholds: learned` alone. With `learned`,
+    STALLED_IN_STAGE's limits are those the team's won deals teach. The weekly post and the
+    chase DM both ask here, so they hold a deal to one limit. The limits learned are kept for
+    the team (replacing what it had), for the deal card, /pipeline and App Home to hold a
+    deal to them without learning them per request.
     """
     team_config, learned = checks_for_team(
         session,
-        config,
+        config.for_team(team.name),
         rep_ids=team.reps,
         zone=team.zone,
         today=team.today(now),
@@ -122,6 +124,12 @@ def team_checks(
             learned.stalled_days,
             learned_on=team.today(now),
             won_deals=dict(learned.stalled_won),
+        )
+    elif config.learns_anywhere:
+        # A team on fixed limits while others learn (or back on them): limits kept from
+        # before must not hold on its cards.
+        StageLimitRepository(session).save_for_team(
+            team.team_id, (), learned_on=team.today(now), won_deals={}
         )
     return team_config
 

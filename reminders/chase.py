@@ -57,10 +57,11 @@ def checks_by_rep(
 ) -> Mapping[str, ChecksConfig]:
     """Return the checks each of `reps` on a team is held to; a rep absent keeps `config`.
 
-    Only a file on `thresholds: learned` makes a team's checks differ from the file's, so
-    on `fixed` nothing is read. Each team's limits are learned once, however many deals.
+    Only `thresholds: learned` (the file's, or a team's under `teams:`) makes a team's
+    checks differ from the file's, so with `fixed` everywhere nothing is read. Each team's
+    limits are learned once, however many deals.
     """
-    if config.thresholds != "learned":
+    if not config.learns_anywhere:
         return {}
     # A rep is on one team at most (domain/teams.py refuses a second).
     team_of: dict[str, TeamScope] = {

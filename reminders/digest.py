@@ -173,7 +173,7 @@ def build_digest(
                 currency=team.currency,
                 rates=rates,
             )
-            if config.thresholds == "learned"
+            if config.for_team(team.name).thresholds == "learned"
             else None
         )
         NudgeRepository(session).mark_acted(at=now)
