@@ -82,8 +82,12 @@ Buttons and form fields are numbered: :click 2 presses button 2, :fill fills in 
 Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest,
   rep-calibration)
 Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
-  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/, and the
-  manager-digest's chart is saved there as a .png
+  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/
+Forecast: :as maria, then :run manager-digest (roll-up per rep, week over week, calibration);
+  its chart is saved as a .png in dealbot-demo-outbox/. Globex is Commit without evidence:
+  /deal globex evidence eb: https://demo.slack.com/archives/C0SALES/p1700000000000100
+  Brightwell's pounds have no rate: before the digest, in another terminal,
+  DATABASE_URL=sqlite:///dealbot-demo.db dealbot fx set GBP 1.27
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
