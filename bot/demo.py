@@ -547,18 +547,32 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
             )
 
     # Past quarters: each rep's calls, for rep calibration (date called vs the day closed).
-    for rep, account, amount, logged, called, closed, won in (
-        (ana, "Vehement Capital", 40_000, 260, 180, 175, True),
-        (ana, "Massive Dynamic", 30_000, 200, 120, 130, False),
-        (ben, "Oscorp", 80_000, 270, 200, 190, True),
-        (ben, "Tyrell Corp", 55_000, 170, 110, 112, True),
-        (chloe, "Gringotts", 20_000, 240, 150, 150, True),
-        (chloe, "Pied Piper", 35_000, 175, 100, 95, False),
-    ):
-        at(logged)
-        past = new(rep, account, amount=usd(amount), stage="proposal", close_date=day(-called))
-        at(closed)
-        deals.close_deal(rep, past, won=won, reason=None if won else "No budget this year")
+    # (owner, account, amount, logged and closed days ago, close date called in days ago)
+    past = (
+        (ben, "Oscorp", 80_000, 270, 190, 200),
+        (ana, "Vehement Capital", 40_000, 260, 175, 180),
+        (chloe, "Gringotts", 20_000, 240, 150, 150),
+        (ana, "Massive Dynamic", 30_000, 200, 130, 120),
+        (chloe, "Pied Piper", 35_000, 175, 95, 100),
+        (ben, "Tyrell Corp", 55_000, 170, 112, 110),
+    )
+    logged: dict[str, DealRef] = {}
+    # Logged and closed in the order it happened: (days ago, is it the close, the deal).
+    events = sorted(
+        [(row[3], False, row) for row in past] + [(row[4], True, row) for row in past],
+        key=lambda event: -event[0],
+    )
+    for days_ago, closing, (rep, account, amount, _, _, called) in events:
+        at(days_ago)
+        if not closing:
+            logged[account] = new(
+                rep, account, amount=usd(amount), stage="proposal", close_date=day(-called)
+            )
+            continue
+        lost = account in ("Massive Dynamic", "Pied Piper")
+        deals.close_deal(
+            rep, logged[account], won=not lost, reason="No budget this year" if lost else None
+        )
 
     # Six weeks ago: the quarter's deals are logged.
     at(45)
@@ -648,6 +662,7 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
     snapshot(42)
     snapshot(35)
     snapshot(28)
+    snapshot(21)
 
     at(20)
     deals.close_deal(ana, dunder, won=True, reason="Signed two days early")
@@ -659,7 +674,6 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         close_date=day(28),
         forecast="best_case",
     )
-    snapshot(21)
 
     # Two weeks ago: Hooli slips, the first time.
     at(15)
