@@ -82,10 +82,10 @@ def test_the_demo_digest_tells_the_forecast_story_and_its_chart_has_the_weekly_t
     assert "Week over week (since 2026-W47)" in digest
     assert "• Pushed out: 1 · $250,000 — Hooli (pushed out 14 days)" in digest
     assert "• Pulled in: 1 · $48,000 — Initech (pulled in 10 days)" in digest
-    assert "• Amount up: 1 · $20,000 — Globex (+$20,000)" in digest
+    assert "• Amount up: 1 · $8,000 — Initech (+$8,000)" in digest
     assert "• Moved category: 1 · $60,000 — Acme Corp (best case → commit)" in digest
     # The quarter's called commit (Dunder Mifflin, Hooli, Globex) against what closed of it.
-    assert "$35,000 won of $385,000 committed at the quarter's start" in digest
+    assert "$35,000 won of $405,000 committed at the quarter's start" in digest
     for rep in ("@ana", "@ben", "@chloe"):
         assert f"\n  {rep} 2 of 3 closed by the date called (67%)" in digest
     # The weekly post: Globex is claimed Commit without evidence; Acme's is cited.
@@ -110,13 +110,13 @@ def test_the_demo_digest_tells_the_forecast_story_and_its_chart_has_the_weekly_t
     database.dispose()
     k = Decimal(1000)
     assert [(w.week, w.commit / k, w.won / k) for w in trend] == [
-        ("2026-W42", 385, 0),
-        ("2026-W43", 385, 0),
-        ("2026-W44", 385, 0),
-        ("2026-W45", 385, 35),  # Dunder Mifflin won
-        ("2026-W46", 350, 35),
-        ("2026-W47", 350, 125),  # Wayne won
-        ("2026-W48", 430, 125),  # Globex up, Acme to commit
+        ("2026-W42", 405, 0),
+        ("2026-W43", 405, 0),
+        ("2026-W44", 405, 0),
+        ("2026-W45", 405, 35),  # Dunder Mifflin won
+        ("2026-W46", 370, 35),
+        ("2026-W47", 370, 125),  # Wayne won
+        ("2026-W48", 430, 125),  # Acme moved to commit
     ]
 
 
@@ -132,7 +132,7 @@ def test_the_demo_story_is_seeded_relative_to_its_clock(
     assert "2031-Q2 forecast · USD" in digest
     assert "Week over week (since 2031-W14)" in digest
     assert "Hooli (pushed out 14 days)" in digest and "Initech (pulled in 10 days)" in digest
-    assert "Globex (+$20,000)" in digest and "Acme Corp (best case → commit)" in digest
+    assert "Initech (+$8,000)" in digest and "Acme Corp (best case → commit)" in digest
     assert "• Brightwell Ltd £40,000: no GBP rate — dealbot fx set GBP <rate>" in digest
     assert "1 EUR = 1.08 USD" in digest
     for rep in ("@ana", "@ben", "@chloe"):
