@@ -59,6 +59,7 @@ from storage.evidence import Citation, EvidenceRepository
 from storage.facts import ListedDeal, ReminderRepository
 from storage.fx import FxRepository
 from storage.models import Contact, Deal, DealChange, NextStep, PostMortem, Team
+from storage.stage_limits import StageLimitRepository
 from storage.teams import TeamRepository
 
 # The CRM each `DealService(crm=...)` kind is shown as (the same words as crm.records, which
@@ -66,6 +67,8 @@ from storage.teams import TeamRepository
 CRM_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 # How far back a new next step's due date may be: `due:yesterday` is a step already overdue.
 PAST_DUE_DAYS = 30
+# Distinct sets of learned stage limits whose configurations are kept (a few per team).
+_LEARNED_CONFIGS_KEPT = 64
 
 CENT = Decimal("0.01")
 
@@ -166,6 +169,9 @@ class DealService:
         self.stage_book = stage_book
         self.zones = zones or ZoneCache()
         self._checks: ChecksConfig | None = None
+        # The configurations with a team's learned stage limits, by limits: a team's change
+        # weekly at most, and a configuration memoises its per-stage answers.
+        self._learned: dict[frozenset[tuple[str, int]], ChecksConfig] = {}
 
     def checks(self) -> ChecksConfig:
         """Return the checks in effect, judging a deal in a team's own stage by that stage.
@@ -177,6 +183,33 @@ class DealService:
         if self._checks is None:
             self._checks = default_checks().with_stages(self.stage_book)
         return self._checks
+
+    def checks_of_owners(
+        self, session: Session, owner_ids: Iterable[str]
+    ) -> Callable[[str], ChecksConfig]:
+        """Return the checks each of these owners' deals are held to, as the jobs hold them.
+
+        On `thresholds: learned`, STALLED_IN_STAGE's limits are those the weekly jobs last
+        learned for the owner's team (`reminders.accuracy.team_checks` keeps them), read in
+        one indexed read; learning them here, per request, would read four quarters of
+        closed deals. A team with no limits kept yet (the jobs have not run since it opted
+        in, or it won too few deals to learn from), and an owner on no team, keep the file's
+        limits, as the jobs keep them for too few deals. On `thresholds: fixed`, nothing is
+        read.
+        """
+        config = self.checks()
+        if config.thresholds != "learned":
+            return lambda _owner: config
+        kept = StageLimitRepository(session).for_owners(owner_ids)
+        if len(self._learned) > _LEARNED_CONFIGS_KEPT:
+            self._learned.clear()
+        configs = {
+            owner: self._learned.setdefault(
+                frozenset(limits.items()), config.with_stage_limits(limits)
+            )
+            for owner, limits in kept.items()
+        }
+        return lambda owner: configs.get(owner, config)
 
     # --- time -----------------------------------------------------------------------------
 
@@ -757,8 +790,14 @@ class DealService:
                 owner_ids=owners,
                 closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
             )
+            # The checks each owner's team holds their deals to, read once for the lines and
+            # the roll-ups' at-risk deals alike.
+            checks_of = self.checks_of_owners(session, owners)
             views = self._listed_views(
-                session, [deal for deal in listed if deal.facts.status == "open"], today
+                session,
+                [deal for deal in listed if deal.facts.status == "open"],
+                today,
+                checks_of=checks_of,
             )
             rates = FxRepository(session).rate_book(self.default_currency)
             # One rep outside any team still gets their line, in the workspace's currency.
@@ -772,6 +811,7 @@ class DealService:
                     rates=rates,
                     today=today,
                     zone=zone,
+                    checks_of=checks_of,
                 )
                 for team in (chosen or [None])
             )
@@ -805,9 +845,10 @@ class DealService:
         rates: RateBook,
         today: dt.date,
         zone: ZoneInfo,
+        checks_of: Callable[[str], ChecksConfig],
     ) -> RollUp:
-        """Return `team`'s roll-up for `reps` in its reporting currency, as the digest has it."""
-        config = self.checks()
+        """Return `team`'s roll-up for `reps` in its reporting currency, as the digest has it
+        (each at-risk deal flagged by the checks its owner's team holds it to)."""
         period = quarter_of(today)
         wanted = set(reps)
         rows = []
@@ -817,7 +858,7 @@ class DealService:
                 continue
             checks: tuple[str, ...] = ()
             if facts.status == "open" and facts.forecast_category in AT_RISK_CATEGORIES:
-                checks = fired_checks(facts, today, config, zone=zone)
+                checks = fired_checks(facts, today, checks_of(facts.owner_id), zone=zone)
             rows.append(
                 RollUpDeal(
                     deal_id=facts.deal_id,
@@ -866,8 +907,14 @@ class DealService:
                 owner_ids=[user_id],
                 closed_since=dt.datetime.combine(quarter[0], dt.time(), tzinfo=zone),
             )
+            # The score counts the user's deals only: one read of their team's limits serves
+            # the list and the score.
+            checks_of = self.checks_of_owners(session, [user_id])
             open_deals = self._listed_views(
-                session, [deal for deal in listed if deal.facts.status == "open"], today
+                session,
+                [deal for deal in listed if deal.facts.status == "open"],
+                today,
+                checks_of=checks_of,
             )
             overdue = tuple(
                 (
@@ -893,7 +940,7 @@ class DealService:
                 scores = score_reps(
                     [deal.facts for deal in listed],
                     lambda _owner: (today, zone),
-                    self.checks(),
+                    checks_of(user_id),
                     currency=currency,
                     rates=FxRepository(session).rate_book(self.default_currency),
                 )
@@ -997,10 +1044,18 @@ class DealService:
         return self.zones.get(user_id, load)
 
     def _listed_views(
-        self, session: Session, listed: list[ListedDeal], today: dt.date
+        self,
+        session: Session,
+        listed: list[ListedDeal],
+        today: dt.date,
+        *,
+        checks_of: Callable[[str], ChecksConfig] | None = None,
     ) -> tuple[DealView, ...]:
-        """Return the list views of these listed deals, flagged as of `today`."""
+        """Return the list views of these listed deals, flagged as of `today`, each by the
+        checks its owner's team holds it to (`checks_of`, read here if not given)."""
         config = self.checks()
+        if checks_of is None:
+            checks_of = self.checks_of_owners(session, {deal.facts.owner_id for deal in listed})
         ids = [deal.facts.deal_id for deal in listed]
         marks = self._crm_marks(session, ids)
         if self.stage_book.teams:
@@ -1019,7 +1074,7 @@ class DealService:
             for view in (
                 self._listed_view(deal, attention=fired, urgent=not urgent.isdisjoint(fired))
                 for deal in listed
-                for fired in (fired_checks(deal.facts, today, config),)
+                for fired in (fired_checks(deal.facts, today, checks_of(deal.facts.owner_id)),)
             )
         )
 
@@ -1107,8 +1162,10 @@ class DealService:
         facts = ReminderRepository(session).deal_facts(
             quarter=quarter_bounds(today), deal_ids=[deal.id]
         )
-        config = self.checks()
-        return fired_checks(facts[0], today, config) if facts else ()
+        if not facts:
+            return ()
+        config = self.checks_of_owners(session, [deal.owner_id])(deal.owner_id)
+        return fired_checks(facts[0], today, config)
 
     def _listed_view(
         self, deal: ListedDeal, *, attention: tuple[str, ...], urgent: bool

@@ -145,3 +145,5 @@ class LearnedThresholds:
     by_stage: tuple[tuple[str, Decimal | None, int | None], ...] = ()
     # How many of the deals counted have their post-mortem in (how much the figures rest on).
     post_mortems: int = 0
+    # stage key -> how many won deals each of `stalled_days`' limits was learned from.
+    stalled_won: tuple[tuple[str, int], ...] = ()

@@ -87,9 +87,6 @@ class Digest:
     currency: str
     open_deals: int
     roll_up: RollUp
-    created: tuple[DealLine, ...]
-    moved: tuple[DealLine, ...]
-    slipped: tuple[DealLine, ...]
     won: tuple[DealLine, ...]
     lost: tuple[DealLine, ...]
     rep_scores: tuple[tuple[str, Decimal | None], ...]

@@ -348,22 +348,9 @@ def manager_digest(digest: Digest) -> Reply:
     if digest.flow is not None:
         blocks.extend(_sections(_flow_lines(digest.flow)))
     week_parts = []
-    # The flow, when there is one, already says what was created, moved and slipped; the
-    # wins and losses stay for their post-mortems.
-    moves = (
-        ()
-        if digest.flow is not None
-        else (
-            ("New", digest.created),
-            ("Moved forward", digest.moved),
-            ("Slipped", digest.slipped),
-        )
-    )
-    for title, lines in (
-        *moves,
-        (":trophy: Won", digest.won),
-        ("Lost", digest.lost),
-    ):
+    # What was created, moved and slipped is the flow's; the wins and losses stay here for
+    # their post-mortems.
+    for title, lines in ((":trophy: Won", digest.won), ("Lost", digest.lost)):
         if lines:
             week_parts.append(f"*{title} ({len(lines)})*\n{_deal_lines(lines)}")
     blocks.append(

@@ -51,6 +51,7 @@ from storage.facts import ReminderRepository
 from storage.fx import FxRepository
 from storage.models import Team
 from storage.snapshots import WeeklyRepository
+from storage.stage_limits import StageLimitRepository
 from storage.teams import TeamRepository
 
 NAME = "pipeline-accuracy"
@@ -103,8 +104,10 @@ def team_checks(
 
     With `thresholds: learned`, STALLED_IN_STAGE's limits are those the team's won deals
     teach. The weekly post and the chase DM both ask here, so they hold a deal to one limit.
+    The limits learned are kept for the team (replacing what it had), for the deal card,
+    /pipeline and App Home to hold a deal to them without learning them per request.
     """
-    team_config, _ = checks_for_team(
+    team_config, learned = checks_for_team(
         session,
         config,
         rep_ids=team.reps,
@@ -113,6 +116,13 @@ def team_checks(
         currency=team.currency,
         rates=rates,
     )
+    if learned is not None:
+        StageLimitRepository(session).save_for_team(
+            team.team_id,
+            learned.stalled_days,
+            learned_on=team.today(now),
+            won_deals=dict(learned.stalled_won),
+        )
     return team_config
 
 

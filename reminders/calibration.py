@@ -312,6 +312,7 @@ def learn_thresholds(
         by_segment=tuple(by_segment),
         by_stage=by_stage,
         post_mortems=sum(d.has_post_mortem for d in deals),
+        stalled_won=tuple((stage, len(stage_days[stage])) for stage, _ in stalled),
     )
 
 

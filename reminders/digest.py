@@ -26,7 +26,6 @@ from domain.fx import RateBook
 from domain.money import Money
 from domain.nudges import DealLine, Digest
 from domain.roll_up import AT_RISK_CATEGORIES, RollUpDeal, roll_up
-from domain.stages import DEFAULT_STAGES
 from reminders.accuracy import TeamScope, scores_by_team, teams_in_scope
 from reminders.calibration import learned_thresholds, rep_calibration
 from reminders.chart import chart_reps, forecast_chart
@@ -40,7 +39,6 @@ from storage.nudges import NudgeRepository
 from storage.snapshots import TeamDeal, WeeklyRepository
 
 NAME = "manager-digest"
-STAGES = {stage.key: stage for stage in DEFAULT_STAGES}
 # How far back "which checks reps ignore" looks.
 NUDGE_WINDOW = dt.timedelta(days=28)
 
@@ -140,7 +138,6 @@ def build_digest(
     now = context.now
     today = team.today(now)
     quarter = quarter_bounds(today)
-    quarter_start = dt.datetime.combine(quarter[0], dt.time(), team.zone)
     week_start = now - dt.timedelta(days=7)
     if facts is None:
         facts = read_facts(context, [team], config)[team.team_id]
@@ -149,12 +146,9 @@ def build_digest(
         if rates is None:
             rates = FxRepository(session).rate_book(context.settings.dealbot_currency)
         weekly = WeeklyRepository(session)
-        deals = weekly.team_deals(
-            owner_ids=team.reps,
-            closed_since=min(quarter_start, week_start),
-            created_since=week_start,
-        )
-        changes = weekly.changes_since(owner_ids=team.reps, since=week_start)
+        # The open deals (counted) and the week's wins and losses, with their post-mortems;
+        # what else moved is the flow's.
+        deals = weekly.team_deals(owner_ids=team.reps, closed_since=week_start, created_since=now)
         # From history: closed figures, how the quarter's called commit is turning out,
         # what moved since last week's snapshot, how each rep's calls turned out.
         closed = closed_figures(session, reps=team.reps, zone=team.zone, today=today)
@@ -205,26 +199,6 @@ def build_digest(
         today=today,
     )
     open_deals = [d for d in deals if d.status == "open"]
-    by_id = {d.id: d for d in deals}
-    moved: list[DealLine] = []
-    slipped: list[DealLine] = []
-    for change in changes:
-        deal = by_id.get(change.deal_id)
-        if deal is None:
-            continue
-        if change.field == "stage" and change.old_value in STAGES and change.new_value in STAGES:
-            before, after = STAGES[change.old_value], STAGES[change.new_value]
-            if after.is_closed:
-                continue
-            note = f"{before.label} → {after.label}"
-            (moved if after.order > before.order else slipped).append(_line(deal, note))
-        elif (
-            change.field == "close_date"
-            and deal.status == "open"
-            and (change.new_value or "") > (change.old_value or "")
-        ):
-            # A closed deal's close date moving to the day it closed is not a slip.
-            slipped.append(_line(deal, f"close date {change.old_value} → {change.new_value}"))
 
     def reason(deal: TeamDeal) -> str:
         if deal.post_mortem_reason is not None:
@@ -246,9 +220,6 @@ def build_digest(
         currency=team.currency,
         open_deals=len(open_deals),
         roll_up=rolled,
-        created=tuple(_line(d) for d in deals if d.created_at >= week_start),
-        moved=tuple(moved),
-        slipped=tuple(slipped),
         won=tuple(_line(d, reason(d)) for d in won_week),
         lost=tuple(_line(d, reason(d)) for d in lost_week),
         closed=closed,

@@ -333,6 +333,26 @@ class FxRate(Base):
     set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class TeamStageLimit(Base):
+    """A limit STALLED_IN_STAGE holds a team's deals to in one stage, learned from its won deals.
+
+    Written by the weekly jobs whenever they learn a team's limits (`thresholds: learned`),
+    the team's rows replaced at once; the deal card, /pipeline and App Home read them, so they
+    flag a deal where the post does without re-reading four quarters of closed deals.
+    """
+
+    __tablename__ = "team_stage_limits"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    days: Mapped[int] = mapped_column(Integer)
+    # The team's day the limit was learned on, and from how many won deals through the stage.
+    learned_on: Mapped[dt.date] = mapped_column(Date)
+    won_deals: Mapped[int] = mapped_column(Integer)
+
+
 class PostMortem(Base):
     __tablename__ = "post_mortems"
     __table_args__ = (CheckConstraint("outcome IN ('won', 'lost')", name="outcome"),)

@@ -7,14 +7,13 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, literal, or_, select
+from sqlalchemy import Select, literal, or_, select
 from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
 from storage.models import (
     AccuracyScore,
     Deal,
-    DealChange,
     DealSnapshot,
     PostMortem,
     UTCDateTime,
@@ -126,27 +125,6 @@ class WeeklyRepository:
         )
         return list(self.session.scalars(statement))
 
-    def committed_in(
-        self, *, week: str, owner_ids: Iterable[str], quarter: tuple[dt.date, dt.date]
-    ) -> list[tuple[int, Decimal | None]]:
-        """Return (deal id, amount) of the owners' deals snapshotted in `week` as commit,
-        closing within `quarter`: what the team committed to, filtered in SQL, not loaded.
-        """
-        statement = select(DealSnapshot.deal_id, DealSnapshot.amount).where(
-            DealSnapshot.week == week,
-            DealSnapshot.owner_id.in_(list(owner_ids)),
-            DealSnapshot.forecast_category == "commit",
-            DealSnapshot.close_date >= quarter[0],
-            DealSnapshot.close_date <= quarter[1],
-        )
-        return [(deal_id, amount) for deal_id, amount in self.session.execute(statement)]
-
-    def earliest_week_since(self, *, first_week: str, owner_ids: Iterable[str]) -> str | None:
-        statement = select(func.min(DealSnapshot.week)).where(
-            DealSnapshot.week >= first_week, DealSnapshot.owner_id.in_(list(owner_ids))
-        )
-        return self.session.scalar(statement)
-
     def save_scores(
         self, *, week: str, scores: Iterable[tuple[str, int, int]], at: dt.datetime
     ) -> None:
@@ -176,35 +154,3 @@ class WeeklyRepository:
         )
         # Plain rows, not ORM Deals: a team's digest reads tens of thousands at a large org.
         return [TeamDeal(*row) for row in self.session.connection().execute(statement)]
-
-    def changes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[DealChange]:
-        """Return stage and close-date changes to the owners' deals since `since`."""
-        statement = (
-            select(DealChange)
-            .join(Deal)
-            .where(
-                Deal.owner_id.in_(list(owner_ids)),
-                Deal.is_live(),
-                DealChange.changed_at >= since,
-                DealChange.field.in_(("stage", "close_date")),
-                DealChange.old_value.is_not(None),
-            )
-            .order_by(DealChange.id)
-        )
-        return list(self.session.scalars(statement))
-
-    def close_date_pushes_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> int:
-        """Return how many of the owners' deals had their close date pushed since `since`."""
-        statement = (
-            select(func.count(func.distinct(DealChange.deal_id)))
-            .join(Deal)
-            .where(
-                Deal.owner_id.in_(list(owner_ids)),
-                Deal.is_live(),
-                DealChange.field == "close_date",
-                DealChange.changed_at >= since,
-                DealChange.old_value.is_not(None),
-                DealChange.new_value > DealChange.old_value,
-            )
-        )
-        return self.session.scalar(statement) or 0

@@ -242,7 +242,6 @@ def _roll_up() -> Any:
 def _digest(**figures: Any) -> Any:
     from domain.nudges import DealLine, Digest
 
-    line = DealLine(8, "Hooli", "U0BEN", Money(Decimal("40000"), "USD"), note="Demo → Proposal")
     return Digest(
         team_name="Enterprise",
         week="2026-W48",
@@ -250,9 +249,6 @@ def _digest(**figures: Any) -> Any:
         currency="USD",
         open_deals=3,
         roll_up=_roll_up(),
-        created=(),
-        moved=(line,),
-        slipped=(),
         won=(DealLine(1, "Initech", "U0ANA", Money(Decimal("60000"), "USD"), "ROI case"),),
         lost=(),
         rep_scores=(("U0ANA", Decimal("0.8")), ("U0BEN", None)),
@@ -519,9 +515,6 @@ def _hostile_digest() -> Any:
         currency="USD",
         open_deals=1,
         roll_up=_hostile_roll_up(),
-        created=(line,),
-        moved=(line,),
-        slipped=(),
         won=(),
         lost=(line,),
         rep_scores=(("U0ANA", Decimal("0.5")),),
