@@ -33,16 +33,22 @@ from domain.changes import ContactRef, DealChanges, DealRef
 from domain.clock import Clock, FixedClock, SystemClock
 from domain.dates import InvalidDate, parse_date
 from domain.deals import Actor, DealService
+from domain.evidence import COMMIT_EVIDENCE
 from domain.money import Money
 from domain.teams import TeamService
+from reminders.jobs import week_period
 from storage.database import Database
+from storage.fx import FxRepository
 from storage.migrate import upgrade
+from storage.snapshots import WeeklyRepository
 
 DEMO_TEAM = "Enterprise"
 DEMO_CHANNEL_ID = "C0SALES"
 DEMO_CHANNEL_NAME = "sales"
 DEMO_TIMEZONE = "America/New_York"
 DEMO_MAIL_DOMAIN = "dealbot-demo.example"
+DEMO_CURRENCY = "USD"  # the team's reporting currency, and the quotas'
+DEMO_EUR_RATE = Decimal("1.08")  # USD per euro, as `dealbot fx set EUR 1.08` stores it
 # Follow-up drafts land here as .eml files (the outbox backend), and files the jobs attach
 # (the digest's chart) as themselves; emptied of both on every run.
 DEMO_OUTBOX_DIR = Path("dealbot-demo-outbox")
@@ -76,8 +82,12 @@ Buttons and form fields are numbered: :click 2 presses button 2, :fill fills in 
 Scheduled jobs: :jobs lists them, :run chase-next-steps (or pipeline-accuracy, manager-digest,
   rep-calibration)
 Follow-up emails: /deal followup globex, /deal followup hooli redlines_review, or
-  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/, and the
-  manager-digest's chart is saved there as a .png
+  :run draft-follow-ups; drafts are .eml files in dealbot-demo-outbox/
+Forecast: :as maria, then :run manager-digest (roll-up per rep, week over week, calibration);
+  its chart is saved as a .png in dealbot-demo-outbox/. Globex is Commit without evidence:
+  /deal globex evidence eb: https://demo.slack.com/archives/C0SALES/p1700000000000100
+  Brightwell's pounds have no rate: before the digest, in another terminal,
+  DATABASE_URL=sqlite:///dealbot-demo.db dealbot fx set GBP 1.27
 You are @ana, a rep; @maria is the manager and an admin."""
 
 
@@ -472,44 +482,106 @@ class DemoConsole:
 
 
 def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
-    """Fill the demo database with a team and deals in every stage, some needing attention."""
-    clock = FixedClock(at=now - dt.timedelta(days=30))
+    """Fill the demo database with a team, its history and deals in every stage.
+
+    Seeded as it happened, oldest first, so the history, the weekly snapshots and the
+    figures read from them agree: past quarters' closed deals (each rep's calibration), the
+    quarter's deals logged six weeks ago, a snapshot every week as the digest job takes it,
+    and last week's moves (one deal pushed out, one pulled in with its amount raised, one
+    moved to Commit with its evidence cited). Everything is relative to `now`: no calendar date.
+    """
+    clock = FixedClock(at=now - dt.timedelta(days=300))
     deals = DealService(database=database, clock=clock, default_timezone=dt.UTC)  # type: ignore[arg-type]
     teams = TeamService(database=database, clock=clock, default_timezone=DEMO_TIMEZONE)
     ana, ben, chloe, maria = (Actor(u.user_id) for u in DEMO_USERS)
+    reps = [ana.user_id, ben.user_id, chloe.user_id]
     admin = Actor(maria.user_id, is_admin=lambda: True)
     teams.create_team(admin, name=DEMO_TEAM, channel_id=DEMO_CHANNEL_ID, timezone=DEMO_TIMEZONE)
     teams.add_members(admin, name=DEMO_TEAM, role="manager", user_ids=[maria.user_id])
-    teams.add_members(
-        admin, name=DEMO_TEAM, role="rep", user_ids=[ana.user_id, ben.user_id, chloe.user_id]
-    )
+    teams.add_members(admin, name=DEMO_TEAM, role="rep", user_ids=reps)
+    # The team's own reporting currency (`/dealbot team currency`), which the digest names.
+    teams.set_currency(admin, name=DEMO_TEAM, currency=DEMO_CURRENCY)
     today = now.date()
     quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
     for rep, quota in ((ana, 300_000), (ben, 450_000), (chloe, 250_000)):
         teams.set_quota(
             admin, name=DEMO_TEAM, user_id=rep.user_id, amount=usd(quota), period=quarter
         )
+    # Soylent is priced in euros and has a rate; Brightwell's pounds have none, so the
+    # digest shows one honest exclusion with its fix (`dealbot fx set GBP <rate>`).
+    with database.session() as session:
+        FxRepository(session).set_rate(
+            currency="EUR",
+            rate=DEMO_EUR_RATE,
+            effective_on=today - dt.timedelta(days=50),
+            by=maria.user_id,
+            at=clock.now(),
+        )
 
     def day(offset: int) -> dt.date:
         return today + dt.timedelta(days=offset)
 
+    def at(days_ago: int) -> None:
+        clock.at = now - dt.timedelta(days=days_ago)
+
     def new(actor: Actor, account: str, cite: tuple[str, ...] = (), **changes: Any) -> DealRef:
-        # The seed is last month's pipeline as it stood, Commits included: the gate on
-        # moving to Commit is shown by the cards (Globex still lacks evidence), not here.
+        # Globex was logged as Commit before the gate: the cards show it still lacks
+        # evidence. Every later move to Commit below goes through the gate.
         deal = deals.create_deal(actor, account, DealChanges(**changes), evidence_gate=False)
         ref = DealRef(name=None, deal_id=deal.id)
-        for number, kind in enumerate(cite):
-            message_id = f"msg-f:{1_780_000_000_000_000_000 + deal.id * 10 + number}"
-            deals.cite_evidence(actor, ref, kind, "gmail", message_id)
+        cite_all(actor, ref, cite)
         return ref
 
-    # A month ago: the quarter's deals are logged.
+    def cite_all(actor: Actor, ref: DealRef, kinds: tuple[str, ...]) -> None:
+        for number, kind in enumerate(kinds):
+            message_id = f"msg-f:{1_780_000_000_000_000_000 + (ref.deal_id or 0) * 10 + number}"
+            deals.cite_evidence(actor, ref, kind, "gmail", message_id)
+
+    def snapshot(days_ago: int) -> None:
+        # What the Monday digest job stores: the open deals as they stood that week.
+        at(days_ago)
+        taken = clock.now()
+        with database.session() as session:
+            WeeklyRepository(session).snapshot_open_deals(
+                week=week_period(taken, ZoneInfo(DEMO_TIMEZONE)), owner_ids=reps, at=taken
+            )
+
+    # Past quarters: each rep's calls, for rep calibration (date called vs the day closed).
+    # (owner, account, amount, logged and closed days ago, close date called in days ago)
+    past = (
+        (ben, "Oscorp", 80_000, 270, 190, 200),
+        (ana, "Vehement Capital", 40_000, 260, 175, 180),
+        (chloe, "Gringotts", 20_000, 240, 150, 150),
+        (ana, "Massive Dynamic", 30_000, 200, 130, 120),
+        (chloe, "Pied Piper", 35_000, 175, 95, 100),
+        (ben, "Tyrell Corp", 55_000, 170, 112, 110),
+    )
+    logged: dict[str, DealRef] = {}
+    # Logged and closed in the order it happened: (days ago, is it the close, the deal).
+    events = sorted(
+        [(row[3], False, row) for row in past] + [(row[4], True, row) for row in past],
+        key=lambda event: -event[0],
+    )
+    for days_ago, closing, (rep, account, amount, _, _, called) in events:
+        at(days_ago)
+        if not closing:
+            logged[account] = new(
+                rep, account, amount=usd(amount), stage="proposal", close_date=day(-called)
+            )
+            continue
+        lost = account in ("Massive Dynamic", "Pied Piper")
+        deals.close_deal(
+            rep, logged[account], won=not lost, reason="No budget this year" if lost else None
+        )
+
+    # Six weeks ago: the quarter's deals are logged.
+    at(45)
     initech = new(
         ana,
         "Initech",
-        amount=usd(48_000),
+        amount=usd(40_000),
         stage="demo",
-        close_date=day(20),
+        close_date=day(30),
         forecast="best_case",
         buying_criteria="SSO, audit log, EU hosting",
         economic_buyer=ContactRef("Bill Lumbergh", "bill@initech.com", None),
@@ -533,15 +605,37 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         amount=usd(250_000),
         stage="negotiation",
         close_date=day(-10),
-        forecast="commit",
-        cite=("eb", "process", "paper"),
+        forecast="best_case",
         paper_process="MSA redlines with legal; PO via Coupa",
         economic_buyer=ContactRef("Gavin Belson", "gavin@hooli.com", None),
         champion=ContactRef("Jared Dunn", "jared@hooli.com", None),
     )
+    dunder = new(
+        ana,
+        "Dunder Mifflin",
+        amount=usd(35_000),
+        stage="negotiation",
+        close_date=day(-18),
+        forecast="best_case",
+        paper_process="Order form; PO from Scranton",
+        economic_buyer=ContactRef("David Wallace", "david@dundermifflin.example", None),
+    )
     stark = new(ben, "Stark Industries", stage="prospecting")
     wayne = new(ben, "Wayne Enterprises", amount=usd(90_000), stage="proposal", close_date=day(-5))
-    acme = new(chloe, "Acme Corp", amount=usd(60_000), stage="demo", close_date=day(25))
+    acme = new(
+        chloe,
+        "Acme Corp",
+        amount=usd(60_000),
+        stage="proposal",
+        close_date=day(25),
+        forecast="best_case",
+        buying_criteria="Replaces three spreadsheets; live by Q1",
+        buying_process="Pilot, then procurement",
+        paper_process="Order form on their paper; PO from procurement",
+        economic_buyer=ContactRef("Wile E. Coyote", "wile@acme.example", None),
+        champion=ContactRef("Road Runner", "road@acme.example", None),
+        contacts=(ContactRef("Marvin Martian", "marvin@acme.example", None),),
+    )
     initrode = new(chloe, "Initrode", amount=usd(15_000), stage="discovery", close_date=day(12))
     soylent = new(
         chloe,
@@ -555,14 +649,40 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         ana, globex, what="Security questionnaire back to Hank", due=day(-2), owner_id=ana.user_id
     )
     deals.add_next_step(
-        chloe, acme, what="Pricing call with procurement", due=day(-4), owner_id=None
+        chloe, acme, what="Pricing call with procurement", due=day(5), owner_id=chloe.user_id
     )
     deals.add_next_step(ben, stark, what="Find the economic buyer", due=None, owner_id=None)
+    # Days later: Ben and Ana cite their evidence from the threads, then call Commit.
+    at(44)
+    cite_all(ben, hooli, COMMIT_EVIDENCE)
+    cite_all(ana, dunder, COMMIT_EVIDENCE)
+    at(43)
+    deals.update_deal(ben, hooli, DealChanges(forecast="commit"))
+    deals.update_deal(ana, dunder, DealChanges(forecast="commit"))
+    snapshot(42)
+    snapshot(35)
+    snapshot(28)
+    snapshot(21)
 
-    # Two weeks ago: Hooli slips, twice.
-    clock.at = now - dt.timedelta(days=14)
+    at(20)
+    deals.close_deal(ana, dunder, won=True, reason="Signed two days early")
+    new(
+        ben,
+        "Brightwell Ltd",
+        amount=Money(Decimal(40_000), "GBP"),
+        stage="demo",
+        close_date=day(28),
+        forecast="best_case",
+    )
+
+    # Two weeks ago: Hooli slips, the first time.
+    at(15)
     deals.update_deal(ben, hooli, DealChanges(close_date=day(7)))
-    clock.at = now - dt.timedelta(days=6)
+    snapshot(14)
+    snapshot(7)  # last week's: this week's flow is measured against it
+
+    # This week: Hooli slips again; Wayne is won and Initrode lost.
+    at(6)
     deals.update_deal(ben, hooli, DealChanges(close_date=day(21)))
     deals.close_deal(ben, wayne, won=True, reason="Champion pushed it through before year end")
     deals.record_post_mortem(
@@ -573,9 +693,16 @@ def seed_pipeline(database: Database, *, now: dt.datetime) -> None:
         lessons="Get to the CFO in discovery, not at proposal",
     )
     deals.close_deal(chloe, initrode, won=False, reason="Went with a cheaper point tool")
+    # Initech adds EU hosting and wants it live sooner; Acme earns its Commit. (Globex is
+    # left quiet since it was logged: the follow-up job drafts its re-engage email.)
+    at(3)
+    deals.update_deal(ana, initech, DealChanges(amount=usd(48_000), close_date=day(20)))
+    at(2)
+    cite_all(chloe, acme, COMMIT_EVIDENCE)
+    deals.update_deal(chloe, acme, DealChanges(forecast="commit"))
 
     # Today: fresh next steps.
-    clock.at = now
+    at(0)
     deals.add_next_step(
         ana, initech, what="Demo for the procurement team", due=day(3), owner_id=ana.user_id
     )

@@ -117,5 +117,12 @@ def test_the_demo_runs_each_job_and_shows_what_it_sends(
     assert "need your attention" in shown  # the chase DM
     assert "Pipeline accuracy · Enterprise" in shown and "(posted in #sales)" in shown
     assert "Accuracy per rep" in shown and "(file attached: Enterprise forecast" in shown
+    # The digest compares with last week's seeded snapshot and names the deal left out.
+    assert "Week over week (since 2026-W47)" in shown
+    assert "Brightwell Ltd £40,000: no GBP rate — dealbot fx set GBP <rate>" in shown
+    # The intro says how to cite evidence and set a rate, and where the chart goes.
+    intro = shown[: shown.index("ana> ")]
+    assert "/deal globex evidence eb: https://" in intro
+    assert "dealbot fx set GBP" in intro and ".png in dealbot-demo-outbox/" in intro
     chart = tmp_path / "dealbot-demo-outbox" / "forecast-2026-W48.png"
     assert chart.read_bytes().startswith(b"\x89PNG")
