@@ -17,6 +17,7 @@ ratio against a per-deal loop (one ORM load and lazy loads per deal), timed on a
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import json
 import os
@@ -719,10 +720,14 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
     }
 
 
-def child(kind: str, job: str, url: str, record: Path) -> dict[str, Any]:
+def child(
+    kind: str, job: str, url: str, record: Path, profile: Path | None = None
+) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it printed."""
     command = [sys.executable, "-m", "bench.plan_jobs", "--child", kind, "--job", job]
     command += ["--database", url, "--record", str(record)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
     finished = subprocess.run(command, check=False, capture_output=True, text=True)
     if finished.returncode:
         sys.stderr.write(finished.stderr)
@@ -744,10 +749,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=("job", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile each job's planning into FILE.<job>.pstats"
+    )
     arguments = parser.parse_args(argv)
     if arguments.child:
         database = Database.from_url(arguments.database)
-        if arguments.child == "job":
+        if arguments.child == "job" and arguments.profile:
+            with cProfile.Profile() as profile:
+                result = run_job(database, arguments.database, arguments.job, arguments.record)
+            profile.dump_stats(f"{arguments.profile}.{arguments.job}.pstats")
+        elif arguments.child == "job":
             result = run_job(database, arguments.database, arguments.job, arguments.record)
         elif arguments.job == "chase-next-steps":
             result = run_floor(database, arguments.job)
@@ -782,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
             reset_job_tables(database)
             with tempfile.TemporaryDirectory() as folder:
                 record = Path(folder) / "statements.pickle"
-                measured = child("job", job, url, record)
+                measured = child("job", job, url, record, arguments.profile)
                 floor = child("floor", job, url, record)
             ratio = measured["seconds"] / floor["seconds"]
             print(

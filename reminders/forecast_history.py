@@ -97,17 +97,16 @@ def closed_figures(
     average = (
         int((Decimal(sum(days)) / len(days)).quantize(Decimal(1), ROUND_HALF_UP)) if days else None
     )
-    counted = history.open_or_closed_since(
+    counted, slipped = history.slip_counts(
         owner_ids=reps,
         first_day=first_day,
         created_before=_start_of(today + dt.timedelta(days=1), zone),
+        pushed_since=_start_of(first_day, zone),
     )
-    pushed = history.pushed_since(owner_ids=reps, since=_start_of(first_day, zone))
-    slipped = sum(1 for deal in counted if deal.id in pushed)
     return ClosedFigures(
         win_rate=_ratio(Decimal(len(won)), Decimal(len(closed))),
         average_days_to_close=average,
-        slip_rate=_ratio(Decimal(slipped), Decimal(len(counted))),
+        slip_rate=_ratio(Decimal(slipped), Decimal(counted)),
     )
 
 
