@@ -720,6 +720,40 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
     }
 
 
+# Times importing the chart module (matplotlib) and drawing one chart, in a fresh interpreter.
+_CHART_ONE_OFF = """
+import time
+started = time.perf_counter()
+import reminders.chart as chart
+imported = time.perf_counter() - started
+started = time.perf_counter()
+chart.forecast_chart(title="t", currency="USD", reps=[], trend=[])
+print(imported, time.perf_counter() - started)
+"""
+
+
+def chart_one_off() -> tuple[tuple[float, float], tuple[float, float]]:
+    """Return (import s, first chart s) with matplotlib's font cache cold, then warm.
+
+    Both are paid once per process (the scheduler's), not once per digest: the job children
+    above import matplotlib before planning starts, so these are not in their times.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        environment = {**os.environ, "MPLCONFIGDIR": folder}
+        runs = []
+        for _ in ("cold", "warm"):
+            finished = subprocess.run(
+                [sys.executable, "-c", _CHART_ONE_OFF],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=environment,
+            )
+            imported, first = finished.stdout.split()
+            runs.append((float(imported), float(first)))
+    return runs[0], runs[1]
+
+
 def child(
     kind: str, job: str, url: str, record: Path, profile: Path | None = None
 ) -> dict[str, Any]:
@@ -813,6 +847,13 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(f"{name} {spent:.2f}" for name, spent in measured["stages"].items())
                 )
         reset_job_tables(database)
+        if "manager-digest" in arguments.jobs:
+            cold, warm = chart_one_off()
+            print(
+                f"matplotlib, once per process: import {cold[0]:.2f} s and first chart "
+                f"{cold[1]:.2f} s with its font cache cold, {warm[0]:.2f} s and {warm[1]:.2f} s "
+                "warm"
+            )
         if arguments.sample:
             with database.session() as session:
                 sample = list(

@@ -191,13 +191,8 @@ def forecast_accuracy(
             won_of_commit=Money(Decimal(0), currency),
             ratio=None,
         )
-    called = [
-        row
-        for row in history.snapshot(week=week, owner_ids=reps)
-        if row.forecast_category == "commit"
-        and row.close_date is not None
-        and first_day <= row.close_date <= last_day
-    ]
+    # The snapshot's commit deals closing in the quarter, filtered in SQL.
+    called = history.snapshot(week=week, owner_ids=reps, commit_closing=(first_day, last_day))
     deals = history.deals_by_ids(row.deal_id for row in called)
     called_money: list[Money | None] = []
     won_money: list[Money | None] = []

@@ -155,8 +155,27 @@ class HistoryRepository:
         )
         return self.session.scalar(statement)
 
-    def snapshot(self, *, week: str, owner_ids: Iterable[str]) -> list[SnapshotRow]:
-        """Return the owners' open deals as snapshotted in `week`, deleted deals aside."""
+    def snapshot(
+        self,
+        *,
+        week: str,
+        owner_ids: Iterable[str],
+        commit_closing: tuple[dt.date, dt.date] | None = None,
+    ) -> list[SnapshotRow]:
+        """Return the owners' open deals as snapshotted in `week`, deleted deals aside.
+
+        With `commit_closing` (first and last day, inclusive), only the commit deals closing
+        then: the commit called, filtered by the database rather than read and dropped.
+        """
+        called = (
+            ()
+            if commit_closing is None
+            else (
+                DealSnapshot.forecast_category == "commit",
+                DealSnapshot.close_date >= commit_closing[0],
+                DealSnapshot.close_date <= commit_closing[1],
+            )
+        )
         statement = (
             select(
                 DealSnapshot.deal_id,
@@ -172,6 +191,7 @@ class HistoryRepository:
                 DealSnapshot.week == week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
                 Deal.is_live(),
+                *called,
             )
             .order_by(DealSnapshot.deal_id)
         )
