@@ -69,7 +69,6 @@ from storage.database import Database, normalize_url
 from storage.facts import deal_facts_query
 from storage.migrate import upgrade
 from storage.models import Deal, FxRate, Team, TeamMember
-from storage.snapshots import WeeklyRepository, team_deals_query
 
 NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # a Monday, daytime in every zone below
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "Europe/London", "Europe/Paris")
@@ -638,54 +637,22 @@ def replay_floor(database: Database, record: Path) -> dict[str, Any]:
     }
 
 
-def run_floor(database: Database, job: str) -> dict[str, Any]:
-    """Time the bare SQL selecting the rows the chase plans from and writing its nudges."""
+def run_floor(database: Database) -> dict[str, Any]:
+    """Time the bare SQL selecting the facts the chase plans from and writing its nudges."""
     with database.session() as session:
-        context_teams = session.execute(select(Team.id, Team.timezone)).all()
-        members = session.execute(select(TeamMember.team_id, TeamMember.user_id, TeamMember.role))
-        reps_of: dict[int, list[str]] = {}
-        managed: set[int] = set()
-        for team_id, user_id, role in members:
-            if role == "rep":
-                reps_of.setdefault(team_id, []).append(user_id)
-            else:
-                managed.add(team_id)
         owners = list(session.scalars(select(Deal.owner_id).distinct()))
-    teams = [
-        (team_id, zone, reps_of.get(team_id, []))
-        for team_id, zone in context_teams
-        if job != "manager-digest" or team_id in managed
+    closed_since = NOW - POST_MORTEM_WINDOW - dt.timedelta(days=1)
+    reads = [
+        deal_facts_query(
+            quarter=quarter_bounds(NOW.date()), closed_since=closed_since, owner_ids=owners
+        )
     ]
-    reads: list[tuple[Any, dict[str, Any]]] = []
-    if job == "chase-next-steps":
-        closed_since = NOW - POST_MORTEM_WINDOW - dt.timedelta(days=1)
-        reads.append(
-            deal_facts_query(
-                quarter=quarter_bounds(NOW.date()), closed_since=closed_since, owner_ids=owners
-            )
-        )
-    else:
-        quarter = quarter_bounds(NOW.astimezone(ZoneInfo(teams[0][1])).date())
-        starts = [dt.datetime.combine(quarter[0], dt.time(), ZoneInfo(z)) for _, z, _ in teams]
-        team_reps = [rep for _, _, reps in teams for rep in reps]
-        reads.append(
-            deal_facts_query(quarter=quarter, closed_since=min(starts), owner_ids=team_reps)
-        )
-        if job == "manager-digest":
-            week_start = NOW - dt.timedelta(days=7)
-            for (_, _, reps), start in zip(teams, starts, strict=True):
-                statement = team_deals_query(
-                    owner_ids=reps, closed_since=min(start, week_start), created_since=week_start
-                )
-                reads.append((statement, {}))
-    nudges: list[Sequence[Any]] = []
-    if job == "chase-next-steps":
-        # The rows the job just wrote, written again bare: one executemany, driver values.
-        with database.engine.begin() as connection:
-            nudges = connection.exec_driver_sql(
-                "SELECT period, rep_id, deal_id, checks, nudged_at FROM nudges"
-            ).all()
-            connection.exec_driver_sql("DELETE FROM nudges")
+    # The rows the job just wrote, written again bare: one executemany, driver values.
+    with database.engine.begin() as connection:
+        nudges: Sequence[Sequence[Any]] = connection.exec_driver_sql(
+            "SELECT period, rep_id, deal_id, checks, nudged_at FROM nudges"
+        ).all()
+        connection.exec_driver_sql("DELETE FROM nudges")
     reset_job_tables(database)
     started_rss = peak_rss_mb()
     rows = 0
@@ -715,13 +682,6 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
             raw.commit()
         finally:
             raw.close()
-    elif job != "chase-next-steps":
-        # The week's snapshot, team by team as the job takes it: one INSERT … SELECT each.
-        with database.session() as session:
-            weekly = WeeklyRepository(session)
-            for _, zone, reps in teams:
-                week = week_period(NOW, ZoneInfo(zone))
-                weekly.snapshot_open_deals(week=week, owner_ids=reps, at=NOW)
     write_seconds = time.perf_counter() - started
     return {
         "seconds": read_seconds + write_seconds,
@@ -811,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         elif arguments.child == "job":
             result = run_job(database, arguments.database, arguments.job, arguments.record)
         elif arguments.job == "chase-next-steps":
-            result = run_floor(database, arguments.job)
+            result = run_floor(database)
         else:
             result = replay_floor(database, arguments.record)
         database.dispose()
