@@ -1,25 +1,42 @@
 """Planning time and memory of the weekly and daily jobs at a large org, each beside its SQL.
 
     python -m bench.plan_jobs [--deals 100000] [--reps 1000] [--database URL] [--reuse]
+                              [--profile FILE]
 
 Seeds open deals (and a few closed recently) across reps in 20 teams and five timezones,
-with next steps, contacts and close-date history, then plans `chase-next-steps`,
-`pipeline-accuracy` and `manager-digest`: working out who gets what, with no Slack calls.
+10% of them in EUR with `fx_rates` rows to convert them, with next steps, contacts,
+close-date pushes (some in the last week), moves to commit, closed deals' history (the
+status change and the close date set to the day closed) and a weekly snapshot for each week
+of the quarter so far (some deals stood differently then), so the digest's flow, accuracy,
+calibration and trend all have data. Then plans `chase-next-steps`, `pipeline-accuracy` and
+`manager-digest`: working out who gets what, with no Slack calls (the client points at a
+closed port: the digest's `users.info` lookups fail at once and the chart shows ids).
 Each job runs in a child process of its own so its peak RSS (`ru_maxrss`) is its own; each is
-printed beside its floor, the bare SQL that selects the same rows (and writes what the job
-writes), run through the driver's cursor with no ORM and no per-row Python, so the ratio is
-what planning adds to the database's own work. `--database` takes a PostgreSQL server URL
-(a throwaway database is created on it); without it a SQLite file is used. `--reuse` keeps
-the seeded database (named after the sizes) and reuses it on the next run. Also prints the
-ratio against a per-deal loop (one ORM load and lazy loads per deal), timed on a sample.
+printed beside its floor, run through the driver's cursor with no ORM and no per-row Python,
+so the ratio is what planning adds to the database's own work:
+- the chase's floor is the bare SQL selecting the same facts and writing its nudges (COPY on
+  PostgreSQL);
+- the accuracy post's and the digest's floor replays the job's own statements, recorded as it
+  ran (SQL and parameters: facts, rates, history, calibration, trend, quotas, nudges, and the
+  week's snapshot and scores written), every row fetched and dropped — so every read the job
+  adds is in its floor too.
+The digest's stages are timed one by one (chart drawing has no SQL: it is printed, and the
+ratio without it), and matplotlib's one-off import and first chart are timed apart.
+`--database` takes a PostgreSQL server URL (a throwaway database is created on it); without
+it a SQLite file is used. `--reuse` keeps the seeded database (named after the seed's version
+and sizes) and reuses it on the next run. `--profile FILE` writes each job's cProfile stats to
+FILE.<job>.pstats. Also prints the ratio against a per-deal loop (one ORM load and lazy loads
+per deal), timed on a sample.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import json
 import os
+import pickle
 import random
 import resource
 import secrets
@@ -29,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +60,7 @@ from bot.settings import load_settings
 from domain.checks import DealFacts, default_checks, fired_checks
 from domain.dates import quarter_bounds
 from handlers.blocks import Reply
+from reminders import digest as digest_module
 from reminders.accuracy import plan_accuracy
 from reminders.chase import POST_MORTEM_WINDOW, plan_chase
 from reminders.digest import plan_digest
@@ -49,13 +68,22 @@ from reminders.jobs import JobContext, OutgoingMessage, week_period
 from storage.database import Database, normalize_url
 from storage.facts import deal_facts_query
 from storage.migrate import upgrade
-from storage.models import Deal, Team, TeamMember
-from storage.snapshots import WeeklyRepository, team_deals_query
+from storage.models import Deal, FxRate, Team, TeamMember
 
 NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # a Monday, daytime in every zone below
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "Europe/London", "Europe/Paris")
 STAGES = ("prospecting", "discovery", "demo", "proposal", "negotiation")
 TEAMS = 20
+# The second currency: this share of deals is in EUR, converted by the rates below.
+EUR_SHARE = 0.10
+FX_RATES = ((dt.date(2025, 1, 1), "1.0800000000"), (dt.date(2026, 10, 1), "1.1000000000"))
+# Weekly snapshots from the quarter's first week to last week: the trend's points, the commit
+# called at the quarter's start, and last week's snapshot the flow compares with.
+SNAPSHOT_WEEKS = tuple(
+    week_period(NOW - dt.timedelta(days=7 * back), ZoneInfo("UTC")) for back in range(8, 0, -1)
+)
+# Bumped when the seed changes, so `--reuse` never plans on an older seed.
+SEED_VERSION = 2
 JOBS: dict[str, Callable[[JobContext], Iterable[OutgoingMessage]]] = {
     "chase-next-steps": plan_chase,
     "pipeline-accuracy": plan_accuracy,
@@ -63,6 +91,7 @@ JOBS: dict[str, Callable[[JobContext], Iterable[OutgoingMessage]]] = {
 }
 # What the jobs write; emptied before each measurement so every run does the same work.
 JOB_TABLES = ("nudges", "deal_snapshots", "accuracy_scores")
+THIS_WEEK = week_period(NOW, ZoneInfo("UTC"))  # the same ISO week in every zone above at NOW
 FETCH = 10_000
 
 
@@ -100,6 +129,19 @@ def seed(database: Database, *, deals: int, reps: int) -> None:
             ]
             + [
                 {"team_id": t + 1, "user_id": f"UM{t:07d}", "role": "manager"} for t in range(TEAMS)
+            ],
+        )
+        session.execute(
+            insert(FxRate),
+            [
+                {
+                    "currency": "EUR",
+                    "effective_on": day,
+                    "rate": Decimal(rate),
+                    "set_by": "cli:bench",
+                    "set_at": NOW,
+                }
+                for day, rate in FX_RATES
             ],
         )
     postgres = database.engine.dialect.name == "postgresql"
@@ -147,19 +189,36 @@ def _seed_rows(
     created_at = [at(NOW - dt.timedelta(days=d)) for d in range(0, 200)]
     dates = {offset: on(day + dt.timedelta(days=offset)) for offset in range(-200, 200)}
     iso = {offset: (day + dt.timedelta(days=offset)).isoformat() for offset in range(-400, 200)}
+    # Each snapshot week's Monday, as days before NOW, and its taken_at.
+    weeks = [
+        (week, (day - dt.date.fromisocalendar(*_week_parts(week), 1)).days)
+        for week in SNAPSHOT_WEEKS
+    ]
     done = False if postgres else 0
     batch = 20_000
     for start in range(0, deals, batch):
-        rows, steps, contacts, changes = [], [], [], []
+        rows, steps, contacts, changes, snapshots = [], [], [], [], []
         for deal_id in range(start + 1, min(deals, start + batch) + 1):
             owner = rep_ids[deal_id % len(rep_ids)]
             age = rng.randint(1, 120)
             close = rng.randint(-20, 90)
             amount = rng.randint(5, 500) * 1000 if rng.random() > 0.05 else None
-            status, closed_at = "open", None
+            currency = "EUR" if rng.random() < EUR_SHARE else "USD"
+            category = rng.choice(("pipeline", "best_case", "commit"))
+            stage = rng.choice(STAGES)
+            status, closed_at, closed_ago = "open", None, 0
+            close_date = dates[close]
             if rng.random() < 0.03:
                 status = rng.choice(("won", "lost"))
-                closed_at = created_at[rng.randint(0, min(age, 60))]
+                closed_ago = rng.randint(0, min(age, 60))
+                closed_at = created_at[closed_ago]
+                # History convention: a closed deal's close date is the day it closed, and
+                # the planned one is the old value of a close-date row written with the status.
+                close_date = dates[-closed_ago]
+                changes.append((deal_id, "status", "open", status, owner, closed_at))
+                changes.append(
+                    (deal_id, "close_date", iso[close], iso[-closed_ago], owner, closed_at)
+                )
             rows.append(
                 (
                     deal_id,
@@ -167,11 +226,11 @@ def _seed_rows(
                     f"account {deal_id}",
                     owner,
                     amount,
-                    "USD",
-                    rng.choice(STAGES),
+                    currency,
+                    stage,
                     created_at[age],
-                    dates[close],
-                    rng.choice(("pipeline", "best_case", "commit")),
+                    close_date,
+                    category,
                     status,
                     closed_at,
                     "SSO" if rng.random() > 0.4 else None,
@@ -186,7 +245,10 @@ def _seed_rows(
                 due = dates[rng.randint(-10, 30)]
                 steps.append((deal_id, "Follow up", step_owner, due, done, owner, created_at[age]))
             contacts.extend((deal_id, "Pat", "other") for _ in range(rng.randint(0, 3)))
+            # Close-date pushes, the latest within the last three weeks (some in the digest's
+            # week), and a move to commit for a third of the commit deals.
             for push in range(rng.choice((0, 0, 1, 2))):
+                when = rng.randint(0, 20) + 20 * push
                 changes.append(
                     (
                         deal_id,
@@ -194,7 +256,29 @@ def _seed_rows(
                         iso[close - 30 * (push + 1)],
                         iso[close - 30 * push],
                         owner,
-                        created_at[10 * (push + 1)],
+                        created_at[min(when, age)],
+                    )
+                )
+            if category == "commit" and rng.random() < 0.33:
+                moved = created_at[rng.randint(closed_ago, age)]
+                changes.append((deal_id, "forecast_category", "best_case", "commit", owner, moved))
+            # Weekly snapshots of the deal while it was open; some weeks it stood differently
+            # (an earlier close date, a lower amount, best case), so the flow has moves.
+            for week, monday_ago in weeks:
+                if age < monday_ago or (status != "open" and closed_ago >= monday_ago):
+                    continue
+                shifted = rng.random() < 0.1
+                snapshots.append(
+                    (
+                        week,
+                        deal_id,
+                        owner,
+                        stage,
+                        amount if amount is None or not shifted else amount - 1000,
+                        currency,
+                        "best_case" if shifted and category == "commit" else category,
+                        dates[close - 14] if shifted else dates[close],
+                        created_at[monday_ago],
                     )
                 )
         yield {
@@ -202,7 +286,13 @@ def _seed_rows(
             "next_steps": steps,
             "contacts": contacts,
             "deal_changes": changes,
+            "deal_snapshots": snapshots,
         }
+
+
+def _week_parts(week: str) -> tuple[int, int]:
+    year, number = week.split("-W")
+    return int(year), int(number)
 
 
 SEED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -228,15 +318,31 @@ SEED_COLUMNS: dict[str, tuple[str, ...]] = {
     "next_steps": ("deal_id", "what", "owner_id", "due_date", "done", "created_by", "created_at"),
     "contacts": ("deal_id", "name", "role"),
     "deal_changes": ("deal_id", "field", "old_value", "new_value", "changed_by", "changed_at"),
+    "deal_snapshots": (
+        "week",
+        "deal_id",
+        "owner_id",
+        "stage",
+        "amount",
+        "currency",
+        "forecast_category",
+        "close_date",
+        "taken_at",
+    ),
 }
 
 
+# A statement as the driver ran it: SQL, parameters, executemany.
+Recorded = tuple[str, Any, bool]
+
+
 @contextmanager
-def counting_statements(database: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
+def counting_statements(database: Database) -> Iterator[list[Recorded]]:
+    """Record every statement the driver runs, with its parameters (the floor replays them)."""
+    statements: list[Recorded] = []
 
     def count(*args: Any) -> None:
-        statements.append(args[2])
+        statements.append((args[2], args[3], bool(args[5])))
 
     event.listen(database.engine, "before_cursor_execute", count)
     try:
@@ -269,6 +375,46 @@ def timing_block_kit() -> Iterator[list[float]]:
         yield spent
     finally:
         Reply.block_dicts = original  # type: ignore[method-assign]
+
+
+# What the digest does beside the roll-up, timed one by one (names in reminders.digest).
+DIGEST_STAGES = (
+    "read_facts",
+    "closed_figures",
+    "forecast_accuracy",
+    "week_flow",
+    "rep_calibration",
+    "weekly_trend",
+    "rep_names",
+    "forecast_chart",
+)
+
+
+@contextmanager
+def timing_stages(module: Any, names: Sequence[str]) -> Iterator[dict[str, float]]:
+    """Accumulate the seconds spent in each of `module`'s functions `names`, by name."""
+    spent = dict.fromkeys(names, 0.0)
+    originals = {name: getattr(module, name) for name in names}
+
+    def timed_call(name: str) -> Callable[..., Any]:
+        original = originals[name]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+
+        return call
+
+    for name in names:
+        setattr(module, name, timed_call(name))
+    try:
+        yield spent
+    finally:
+        for name, original in originals.items():
+            setattr(module, name, original)
 
 
 def facts_from_deal(deal: Deal) -> DealFacts:
@@ -318,7 +464,7 @@ def per_deal_loop(database: Database, deal_ids: list[int]) -> int:
 @contextmanager
 def bench_database(arguments: argparse.Namespace) -> Iterator[tuple[str, bool]]:
     """Yield (URL, already seeded) of the database to plan on; drop it unless `--reuse`."""
-    name = f"dealbot_plan_jobs_{arguments.deals}_{arguments.reps}"
+    name = f"dealbot_plan_jobs_v{SEED_VERSION}_{arguments.deals}_{arguments.reps}"
     if arguments.database is None or arguments.database.startswith("sqlite"):
         if arguments.database is not None:
             url = arguments.database
@@ -380,7 +526,13 @@ def reset_job_tables(database: Database) -> None:
     """Empty what the jobs write, so each measurement starts from the same state."""
     with database.session() as session:
         for table in JOB_TABLES:
-            session.execute(text(f"DELETE FROM {table}"))
+            if table == "deal_snapshots":
+                # The seeded weeks stay: they are history the digest reads.
+                session.execute(
+                    text("DELETE FROM deal_snapshots WHERE week >= :week"), {"week": THIS_WEEK}
+                )
+            else:
+                session.execute(text(f"DELETE FROM {table}"))
 
 
 # --- the measured children -----------------------------------------------------------------
@@ -390,8 +542,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_job(database: Database, url: str, job: str) -> dict[str, Any]:
-    """Plan `job` as the scheduler would (Slack unreachable: planning only)."""
+def run_job(database: Database, url: str, job: str, record: Path) -> dict[str, Any]:
+    """Plan `job` as the scheduler would (Slack unreachable: planning only).
+
+    The statements it ran are pickled to `record`, for its floor to replay bare.
+    """
     settings = load_settings(_env_file=None, database_url=url)
     # Unreachable, and no retries: the job asks Slack for rep zones once, fails at once,
     # and plans with the stored zones (no retry back-off in the measured time).
@@ -400,11 +555,18 @@ def run_job(database: Database, url: str, job: str) -> dict[str, Any]:
     context = build(NOW, None)
     started_rss = peak_rss_mb()
     cpu = time.process_time()
-    with counting_statements(database) as statements, timing_block_kit() as rendering:
+    stages = DIGEST_STAGES if job == "manager-digest" else ()
+    with (
+        counting_statements(database) as statements,
+        timing_block_kit() as rendering,
+        timing_stages(digest_module, stages) as spent,
+    ):
         # Consumed as run_job consumes a plan: message by message, nothing kept (run_job
         # records them in batches; recording is delivery's work, not timed here).
         seconds, messages = timed(lambda: sum(1 for _ in JOBS[job](context)))
+    record.write_bytes(pickle.dumps(statements))
     return {
+        "stages": spent,
         "seconds": seconds,
         "cpu": time.process_time() - cpu,
         "messages": messages,
@@ -430,54 +592,67 @@ def fetch_bare(connection: Connection, statement: Any, parameters: dict[str, Any
     return rows
 
 
-def run_floor(database: Database, job: str) -> dict[str, Any]:
-    """Time the bare SQL selecting the rows `job` plans from and writing what it writes."""
-    with database.session() as session:
-        context_teams = session.execute(select(Team.id, Team.timezone)).all()
-        members = session.execute(select(TeamMember.team_id, TeamMember.user_id, TeamMember.role))
-        reps_of: dict[int, list[str]] = {}
-        managed: set[int] = set()
-        for team_id, user_id, role in members:
-            if role == "rep":
-                reps_of.setdefault(team_id, []).append(user_id)
+def replay_floor(database: Database, record: Path) -> dict[str, Any]:
+    """Time the job's own statements run again bare: the same SQL and parameters through the
+    driver's cursor, every row fetched and dropped, no ORM, no per-row Python.
+
+    What the job read (facts, history, calibration, trend, rates, quotas, nudges) and wrote
+    (the week's snapshot, scores, nudges marked acted) is the database's share of the job:
+    the ratio is what planning adds. Writes are replayed on emptied job tables, as the job ran.
+    """
+    statements: list[Recorded] = pickle.loads(record.read_bytes())
+    reset_job_tables(database)
+    started_rss = peak_rss_mb()
+    rows = 0
+    spent = {"reads": 0.0, "writes": 0.0}
+    cpu = time.process_time()
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters, many in statements:
+            started = time.perf_counter()
+            if many:
+                cursor.executemany(statement, parameters)
             else:
-                managed.add(team_id)
+                cursor.execute(statement, parameters)
+            if cursor.description is not None:
+                while batch := cursor.fetchmany(FETCH):
+                    rows += len(batch)
+            kind = "reads" if statement.lstrip()[:6].upper() in ("SELECT", "WITH") else "writes"
+            spent[kind] += time.perf_counter() - started
+        started = time.perf_counter()
+        raw.commit()
+        spent["writes"] += time.perf_counter() - started
+    finally:
+        raw.close()
+    return {
+        "seconds": spent["reads"] + spent["writes"],
+        "cpu": time.process_time() - cpu,
+        "reads": spent["reads"],
+        "writes": spent["writes"],
+        "rows": rows,
+        "written": 0,
+        "rss_start": started_rss,
+        "rss_peak": peak_rss_mb(),
+    }
+
+
+def run_floor(database: Database) -> dict[str, Any]:
+    """Time the bare SQL selecting the facts the chase plans from and writing its nudges."""
+    with database.session() as session:
         owners = list(session.scalars(select(Deal.owner_id).distinct()))
-    teams = [
-        (team_id, zone, reps_of.get(team_id, []))
-        for team_id, zone in context_teams
-        if job != "manager-digest" or team_id in managed
+    closed_since = NOW - POST_MORTEM_WINDOW - dt.timedelta(days=1)
+    reads = [
+        deal_facts_query(
+            quarter=quarter_bounds(NOW.date()), closed_since=closed_since, owner_ids=owners
+        )
     ]
-    reads: list[tuple[Any, dict[str, Any]]] = []
-    if job == "chase-next-steps":
-        closed_since = NOW - POST_MORTEM_WINDOW - dt.timedelta(days=1)
-        reads.append(
-            deal_facts_query(
-                quarter=quarter_bounds(NOW.date()), closed_since=closed_since, owner_ids=owners
-            )
-        )
-    else:
-        quarter = quarter_bounds(NOW.astimezone(ZoneInfo(teams[0][1])).date())
-        starts = [dt.datetime.combine(quarter[0], dt.time(), ZoneInfo(z)) for _, z, _ in teams]
-        team_reps = [rep for _, _, reps in teams for rep in reps]
-        reads.append(
-            deal_facts_query(quarter=quarter, closed_since=min(starts), owner_ids=team_reps)
-        )
-        if job == "manager-digest":
-            week_start = NOW - dt.timedelta(days=7)
-            for (_, _, reps), start in zip(teams, starts, strict=True):
-                statement = team_deals_query(
-                    owner_ids=reps, closed_since=min(start, week_start), created_since=week_start
-                )
-                reads.append((statement, {}))
-    nudges: list[Sequence[Any]] = []
-    if job == "chase-next-steps":
-        # The rows the job just wrote, written again bare: one executemany, driver values.
-        with database.engine.begin() as connection:
-            nudges = connection.exec_driver_sql(
-                "SELECT period, rep_id, deal_id, checks, nudged_at FROM nudges"
-            ).all()
-            connection.exec_driver_sql("DELETE FROM nudges")
+    # The rows the job just wrote, written again bare: one executemany, driver values.
+    with database.engine.begin() as connection:
+        nudges: Sequence[Sequence[Any]] = connection.exec_driver_sql(
+            "SELECT period, rep_id, deal_id, checks, nudged_at FROM nudges"
+        ).all()
+        connection.exec_driver_sql("DELETE FROM nudges")
     reset_job_tables(database)
     started_rss = peak_rss_mb()
     rows = 0
@@ -507,13 +682,6 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
             raw.commit()
         finally:
             raw.close()
-    elif job != "chase-next-steps":
-        # The week's snapshot, team by team as the job takes it: one INSERT … SELECT each.
-        with database.session() as session:
-            weekly = WeeklyRepository(session)
-            for _, zone, reps in teams:
-                week = week_period(NOW, ZoneInfo(zone))
-                weekly.snapshot_open_deals(week=week, owner_ids=reps, at=NOW)
     write_seconds = time.perf_counter() - started
     return {
         "seconds": read_seconds + write_seconds,
@@ -527,10 +695,48 @@ def run_floor(database: Database, job: str) -> dict[str, Any]:
     }
 
 
-def child(kind: str, job: str, url: str) -> dict[str, Any]:
+# Times importing the chart module (matplotlib) and drawing one chart, in a fresh interpreter.
+_CHART_ONE_OFF = """
+import time
+started = time.perf_counter()
+import reminders.chart as chart
+imported = time.perf_counter() - started
+started = time.perf_counter()
+chart.forecast_chart(title="t", currency="USD", reps=[], trend=[])
+print(imported, time.perf_counter() - started)
+"""
+
+
+def chart_one_off() -> tuple[tuple[float, float], tuple[float, float]]:
+    """Return (import s, first chart s) with matplotlib's font cache cold, then warm.
+
+    Both are paid once per process (the scheduler's), not once per digest: the job children
+    above import matplotlib before planning starts, so these are not in their times.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        environment = {**os.environ, "MPLCONFIGDIR": folder}
+        runs = []
+        for _ in ("cold", "warm"):
+            finished = subprocess.run(
+                [sys.executable, "-c", _CHART_ONE_OFF],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=environment,
+            )
+            imported, first = finished.stdout.split()
+            runs.append((float(imported), float(first)))
+    return runs[0], runs[1]
+
+
+def child(
+    kind: str, job: str, url: str, record: Path, profile: Path | None = None
+) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it printed."""
     command = [sys.executable, "-m", "bench.plan_jobs", "--child", kind, "--job", job]
-    command += ["--database", url]
+    command += ["--database", url, "--record", str(record)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
     finished = subprocess.run(command, check=False, capture_output=True, text=True)
     if finished.returncode:
         sys.stderr.write(finished.stderr)
@@ -551,13 +757,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=2_000, help="deals in the per-deal loop")
     parser.add_argument("--child", choices=("job", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
+    parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile each job's planning into FILE.<job>.pstats"
+    )
     arguments = parser.parse_args(argv)
     if arguments.child:
         database = Database.from_url(arguments.database)
-        if arguments.child == "job":
-            result = run_job(database, arguments.database, arguments.job)
+        if arguments.child == "job" and arguments.profile:
+            with cProfile.Profile() as profile:
+                result = run_job(database, arguments.database, arguments.job, arguments.record)
+            profile.dump_stats(f"{arguments.profile}.{arguments.job}.pstats")
+        elif arguments.child == "job":
+            result = run_job(database, arguments.database, arguments.job, arguments.record)
+        elif arguments.job == "chase-next-steps":
+            result = run_floor(database)
         else:
-            result = run_floor(database, arguments.job)
+            result = replay_floor(database, arguments.record)
         database.dispose()
         print(json.dumps(result))
         return 0
@@ -585,8 +801,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for job in arguments.jobs:
             reset_job_tables(database)
-            measured = child("job", job, url)
-            floor = child("floor", job, url)
+            with tempfile.TemporaryDirectory() as folder:
+                record = Path(folder) / "statements.pickle"
+                measured = child("job", job, url, record, arguments.profile)
+                floor = child("floor", job, url, record)
             ratio = measured["seconds"] / floor["seconds"]
             print(
                 f"{job:<18} {measured['seconds']:7.2f} {floor['seconds']:7.2f} {ratio:5.2f}x "
@@ -598,7 +816,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{measured['rendering']:.2f} s rendering Block Kit, "
                 f"{measured['rss_start']:.0f} MB before planning"
             )
+            if measured["stages"]:
+                print(
+                    "  digest stages, s: "
+                    + ", ".join(f"{name} {spent:.2f}" for name, spent in measured["stages"].items())
+                )
+                # Drawing has no SQL to compare with: the ratio of everything else too.
+                drawing = measured["stages"]["forecast_chart"]
+                print(
+                    f"  without chart drawing: {measured['seconds'] - drawing:.2f} s, "
+                    f"{(measured['seconds'] - drawing) / floor['seconds']:.2f}x its floor"
+                )
         reset_job_tables(database)
+        if "manager-digest" in arguments.jobs:
+            cold, warm = chart_one_off()
+            print(
+                f"matplotlib, once per process: import {cold[0]:.2f} s and first chart "
+                f"{cold[1]:.2f} s with its font cache cold, {warm[0]:.2f} s and {warm[1]:.2f} s "
+                "warm"
+            )
         if arguments.sample:
             with database.session() as session:
                 sample = list(

@@ -97,17 +97,16 @@ def closed_figures(
     average = (
         int((Decimal(sum(days)) / len(days)).quantize(Decimal(1), ROUND_HALF_UP)) if days else None
     )
-    counted = history.open_or_closed_since(
+    counted, slipped = history.slip_counts(
         owner_ids=reps,
         first_day=first_day,
         created_before=_start_of(today + dt.timedelta(days=1), zone),
+        pushed_since=_start_of(first_day, zone),
     )
-    pushed = history.pushed_since(owner_ids=reps, since=_start_of(first_day, zone))
-    slipped = sum(1 for deal in counted if deal.id in pushed)
     return ClosedFigures(
         win_rate=_ratio(Decimal(len(won)), Decimal(len(closed))),
         average_days_to_close=average,
-        slip_rate=_ratio(Decimal(slipped), Decimal(len(counted))),
+        slip_rate=_ratio(Decimal(slipped), Decimal(counted)),
     )
 
 
@@ -192,13 +191,8 @@ def forecast_accuracy(
             won_of_commit=Money(Decimal(0), currency),
             ratio=None,
         )
-    called = [
-        row
-        for row in history.snapshot(week=week, owner_ids=reps)
-        if row.forecast_category == "commit"
-        and row.close_date is not None
-        and first_day <= row.close_date <= last_day
-    ]
+    # The snapshot's commit deals closing in the quarter, filtered in SQL.
+    called = history.snapshot(week=week, owner_ids=reps, commit_closing=(first_day, last_day))
     deals = history.deals_by_ids(row.deal_id for row in called)
     called_money: list[Money | None] = []
     won_money: list[Money | None] = []

@@ -56,21 +56,27 @@ def weekly_trend(
     won = repository.won_between(
         owner_ids=owners, start=start, end=_midnight(quarter[1] + dt.timedelta(days=1), zone)
     )
+    # Each won deal converted once (at the day it closed), not once per week it counts in.
+    converted_won: list[tuple[dt.datetime, Decimal | None]] = []
+    for deal in won:
+        if deal.amount is None:
+            continue
+        closed_on = deal.closed_at.astimezone(zone).date()
+        converted = rates.convert(Money(deal.amount, deal.currency), currency, closed_on)
+        converted_won.append(
+            (deal.closed_at, None if converted is None else converted.money.amount)
+        )
     points = []
     for week in weeks:
         week_end = _midnight(_monday(week) + dt.timedelta(days=7), zone)
         won_so_far, unconverted = Decimal(0), 0
-        for deal in won:
-            if deal.closed_at >= week_end:
+        for closed_at, amount in converted_won:
+            if closed_at >= week_end:
                 break  # in the order they closed: the rest closed later
-            if deal.amount is None:
-                continue
-            closed_on = deal.closed_at.astimezone(zone).date()
-            converted = rates.convert(Money(deal.amount, deal.currency), currency, closed_on)
-            if converted is None:
+            if amount is None:
                 unconverted += 1
             else:
-                won_so_far += converted.money.amount
+                won_so_far += amount
         points.append(
             ChartWeek(
                 week=week,

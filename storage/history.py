@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Deal, DealChange, DealSnapshot
@@ -110,41 +110,38 @@ class HistoryRepository:
         )
         return [HistoryDeal(*row) for row in self.session.execute(statement)]
 
-    def open_or_closed_since(
-        self, *, owner_ids: Iterable[str], first_day: dt.date, created_before: dt.datetime
-    ) -> list[HistoryDeal]:
-        """Return the owners' deals open at any time from `first_day` on: created before
-        `created_before` and open now or closed on or after `first_day`."""
-        statement = (
-            select(*_deal_columns())
-            .where(
-                Deal.owner_id.in_(list(owner_ids)),
-                Deal.is_live(),
-                Deal.created_at < created_before,
-                or_(Deal.status == "open", Deal.close_date >= first_day),
-            )
-            .order_by(Deal.id)
-        )
-        return [HistoryDeal(*row) for row in self.session.execute(statement)]
+    def slip_counts(
+        self,
+        *,
+        owner_ids: Iterable[str],
+        first_day: dt.date,
+        created_before: dt.datetime,
+        pushed_since: dt.datetime,
+    ) -> tuple[int, int]:
+        """Return (deals counted, deals of those pushed) for the slip rate, counted in SQL.
 
-    def pushed_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> set[int]:
-        """Return the ids of the owners' deals whose close date was moved later since `since`,
-        the move written when a deal closed aside (ISO dates sort as text)."""
-        statement = (
-            select(DealChange.deal_id)
-            .join(Deal, Deal.id == DealChange.deal_id)
-            .where(
-                Deal.owner_id.in_(list(owner_ids)),
-                Deal.is_live(),
-                DealChange.field == "close_date",
-                DealChange.changed_at >= since,
-                DealChange.old_value.is_not(None),
-                DealChange.new_value > DealChange.old_value,
-                ~_closing_move(),  # type: ignore[operator]
-            )
-            .distinct()
+        Counted: the owners' deals open at any time from `first_day` on (created before
+        `created_before`, open now or closed on or after `first_day`). Pushed: their close
+        date was moved later since `pushed_since`, the move written when a deal closed aside
+        (ISO dates sort as text). Two counts, not every deal's row: a team's slip rate reads
+        one row however many deals it has.
+        """
+        pushed = exists().where(
+            DealChange.deal_id == Deal.id,
+            DealChange.field == "close_date",
+            DealChange.changed_at >= pushed_since,
+            DealChange.old_value.is_not(None),
+            DealChange.new_value > DealChange.old_value,
+            ~_closing_move(),  # type: ignore[operator]
         )
-        return set(self.session.scalars(statement))
+        statement = select(func.count(), func.count(case((pushed, 1)))).where(
+            Deal.owner_id.in_(list(owner_ids)),
+            Deal.is_live(),
+            Deal.created_at < created_before,
+            or_(Deal.status == "open", Deal.close_date >= first_day),
+        )
+        counted, slipped = self.session.execute(statement).one()
+        return int(counted), int(slipped)
 
     def earliest_snapshot_week(
         self, *, owner_ids: Iterable[str], first_week: str, last_week: str
@@ -158,8 +155,27 @@ class HistoryRepository:
         )
         return self.session.scalar(statement)
 
-    def snapshot(self, *, week: str, owner_ids: Iterable[str]) -> list[SnapshotRow]:
-        """Return the owners' open deals as snapshotted in `week`, deleted deals aside."""
+    def snapshot(
+        self,
+        *,
+        week: str,
+        owner_ids: Iterable[str],
+        commit_closing: tuple[dt.date, dt.date] | None = None,
+    ) -> list[SnapshotRow]:
+        """Return the owners' open deals as snapshotted in `week`, deleted deals aside.
+
+        With `commit_closing` (first and last day, inclusive), only the commit deals closing
+        then: the commit called, filtered by the database rather than read and dropped.
+        """
+        called = (
+            ()
+            if commit_closing is None
+            else (
+                DealSnapshot.forecast_category == "commit",
+                DealSnapshot.close_date >= commit_closing[0],
+                DealSnapshot.close_date <= commit_closing[1],
+            )
+        )
         statement = (
             select(
                 DealSnapshot.deal_id,
@@ -175,6 +191,7 @@ class HistoryRepository:
                 DealSnapshot.week == week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
                 Deal.is_live(),
+                *called,
             )
             .order_by(DealSnapshot.deal_id)
         )
