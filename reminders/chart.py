@@ -171,7 +171,13 @@ def forecast_figure(
     names, unreadable = _drawable_names([rep.name for rep in shown], fonts)
     _draw_reps(bars_axes, shown, names, currency=currency, fonts=fonts)
     bars_axes.set_title(
-        "This quarter per rep", loc="left", fontsize=12, family=fonts, parse_math=False, color=INK
+        "This quarter per rep",
+        loc="left",
+        y=1.0,  # where matplotlib would put it; given, so it does not measure every label
+        fontsize=12,
+        family=fonts,
+        parse_math=False,
+        color=INK,
     )
     if hidden:
         bars_axes.set_xlabel(
@@ -196,6 +202,11 @@ def forecast_figure(
             parse_math=False,
             color=INK,
         )
+    # matplotlib places an axis label under (or beside) the tick labels by measuring them
+    # all at each draw; an axis without a label has nothing to place.
+    for axis in (bars_axes.xaxis, bars_axes.yaxis, trend_axes.xaxis, trend_axes.yaxis):
+        if not axis.label.get_text():
+            axis.set_label_coords(0.0, 0.0)
     _place(
         figure,
         bars_axes,
@@ -447,6 +458,7 @@ def _draw_trend(axes: Axes, trend: Sequence[ChartWeek], *, currency: str, fonts:
     axes.set_title(
         "Team trend by week: commit called and won so far",
         loc="left",
+        y=1.0,  # as for the bars' title: no tick labels above the panel to clear
         fontsize=12,
         family=fonts,
         parse_math=False,
@@ -529,7 +541,16 @@ def _money_axis(currency: str) -> FuncFormatter:
 def _png(figure: Figure) -> bytes:
     out = io.BytesIO()
     # No "Software" (matplotlib's version) in the file: the same chart is the same bytes.
-    figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    # zlib's fastest level: about as small a file here (charts are flat colour) in two
+    # thirds of the time of Pillow's default level 6.
+    figure.savefig(
+        out,
+        format="png",
+        dpi=DPI,
+        metadata={"Software": None},
+        facecolor="white",
+        pil_kwargs={"compress_level": 1},
+    )
     return out.getvalue()
 
 
