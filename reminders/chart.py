@@ -41,6 +41,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image
 
 from domain.forecast import RollUp
 from domain.money import Money, format_money_short
@@ -547,18 +548,21 @@ def _money_axis(currency: str) -> FuncFormatter:
 
 
 def _png(figure: Figure) -> bytes:
+    """Return the figure as PNG bytes: RGB (the chart is opaque), zlib's fastest level.
+
+    Encoded here rather than by `savefig`, which writes RGBA at Pillow's default level 6:
+    this takes about half the time for a file about as small (charts are flat colour), and
+    PIL writes no "Software" (matplotlib's version) into it, so the same chart is the same
+    bytes.
+    """
+    figure.set_facecolor("white")
+    canvas = figure.canvas
+    canvas.draw()
+    rgba = canvas.buffer_rgba()  # type: ignore[attr-defined]
+    height, width = rgba.shape[:2]
+    image = Image.frombuffer("RGBA", (width, height), rgba, "raw", "RGBA", 0, 1).convert("RGB")
     out = io.BytesIO()
-    # No "Software" (matplotlib's version) in the file: the same chart is the same bytes.
-    # zlib's fastest level: about as small a file here (charts are flat colour) in two
-    # thirds of the time of Pillow's default level 6.
-    figure.savefig(
-        out,
-        format="png",
-        dpi=DPI,
-        metadata={"Software": None},
-        facecolor="white",
-        pil_kwargs={"compress_level": 1},
-    )
+    image.save(out, format="png", compress_level=1, dpi=(DPI, DPI))
     return out.getvalue()
 
 
