@@ -30,17 +30,28 @@ os.environ.setdefault(
     "MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), f"dealbot-matplotlib-{os.getuid()}")
 )
 
+import matplotlib
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont, fontManager
 from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image
 
 from domain.forecast import RollUp
 from domain.money import Money, format_money_short
+
+# Glyphs drawn unhinted: FreeType's hinting of DejaVu Sans was a third of the chart's drawing
+# time (every rep's name and note), for outlines a reader cannot tell apart at this size.
+# matplotlib reads this setting at draw time only, from its process-wide rcParams: set once
+# here, at import, never around a draw (that would race between job threads), and dealbot
+# draws with matplotlib nowhere else.
+matplotlib.rcParams["text.hinting"] = "no_hinting"
 
 __all__ = [
     "ChartRep",
@@ -78,6 +89,7 @@ MAX_REPS: Final = 25  # beyond this the bars get too thin to read in a preview
 _REP_ROW_INCHES: Final = 0.42
 _TREND_INCHES: Final = 3.3
 _HEADER_INCHES: Final = 2.1  # title, legend and axis labels around the bars
+_BAR_HEIGHT: Final = 0.62  # of a rep's row
 
 # Okabe-Ito: told apart by readers with any common colour-vision deficiency, and by
 # lightness alone (won dark green, commit dark blue, best case light blue, pipeline orange).
@@ -150,18 +162,31 @@ def forecast_figure(
     hidden = len(reps) - len(shown)
     rows = max(len(shown), 1)
     height = _HEADER_INCHES + rows * _REP_ROW_INCHES + _TREND_INCHES
-    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI, layout="constrained")
+    # No layout engine: constrained layout costs a whole extra draw of the figure and a
+    # bounding-box pass over every tick label, per chart. `_place` sets the same margins
+    # from the few texts that decide them (see there).
+    figure = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
     FigureCanvasAgg(figure)
-    bars_axes, trend_axes = figure.subplots(
-        2, 1, height_ratios=[rows * _REP_ROW_INCHES + 0.9, _TREND_INCHES - 0.4]
-    )
+    bars_axes, trend_axes = figure.subplots(2, 1)
     figure.suptitle(
-        _drawable(title, fonts), fontsize=15, family=fonts, parse_math=False, weight="bold"
+        _drawable(title, fonts),
+        y=1 - _PAD_PX / (height * DPI),
+        va="top",
+        fontsize=15,
+        family=fonts,
+        parse_math=False,
+        weight="bold",
     )
     names, unreadable = _drawable_names([rep.name for rep in shown], fonts)
     _draw_reps(bars_axes, shown, names, currency=currency, fonts=fonts)
     bars_axes.set_title(
-        "This quarter per rep", loc="left", fontsize=12, family=fonts, parse_math=False, color=INK
+        "This quarter per rep",
+        loc="left",
+        y=1.0,  # where matplotlib would put it; given, so it does not measure every label
+        fontsize=12,
+        family=fonts,
+        parse_math=False,
+        color=INK,
     )
     if hidden:
         bars_axes.set_xlabel(
@@ -173,18 +198,126 @@ def forecast_figure(
         )
     _draw_trend(trend_axes, trend, currency=currency, fonts=fonts)
     if unreadable:
-        # A figure-level x label: constrained layout keeps room for it under the trend.
+        # A figure-level x label: `_place` keeps room for it under the trend.
         figure.supxlabel(
             f'Shown with "{UNDRAWABLE}" for characters no font on this server can draw: '
             f"{', '.join(unreadable)}.",
             x=0.01,
+            y=_PAD_PX / (height * DPI),
             ha="left",
+            va="bottom",
             fontsize=9,
             family=fonts,
             parse_math=False,
             color=INK,
         )
+    # matplotlib places an axis label under (or beside) the tick labels by measuring them
+    # all at each draw; an axis without a label has nothing to place.
+    for axis in (bars_axes.xaxis, bars_axes.yaxis, trend_axes.xaxis, trend_axes.yaxis):
+        if not axis.label.get_text():
+            axis.set_label_coords(0.0, 0.0)
+    _place(
+        figure,
+        bars_axes,
+        trend_axes,
+        rows=rows,
+        fonts=fonts,
+        bars_note=bool(hidden),
+        trend_shown=bool(trend),
+        trend_note=bool(trend) and max(week.excluded for week in trend) > 0,
+        figure_note=bool(unreadable),
+    )
     return figure
+
+
+# Margins, in pixels at `DPI`, as matplotlib's constrained layout set them for this chart
+# (measured from it, fonts and sizes being fixed): the outer pad, the tick mark and its gap
+# to the label, the heading band above the bars (title, panel heading, legend), the band
+# between the panels (bar axis labels, trend heading and legend), and what each optional
+# note line adds.
+_PAD_PX: Final = 3 / 72 * DPI
+_TICK_PX: Final = 7 / 72 * DPI  # tick length 3.5 pt + label pad 3.5 pt
+_TOP_PX: Final = 65.9
+_BETWEEN_PX: Final = 64.7
+_BETWEEN_NO_TREND_PX: Final = 53.8  # an empty trend has a heading but no legend
+_BOTTOM_PX: Final = 27.8  # the trend's week labels
+_NOTE_BARS_PX: Final = 27.6  # "+N more reps not shown"
+_NOTE_TREND_PX: Final = 19.5  # deals left out for want of a rate (9 pt)
+_NOTE_FIGURE_PX: Final = 22.0  # characters no font can draw (9 pt)
+_NOTE_OFFSET_PX: Final = 8 / 72 * DPI  # the rep notes' xytext offset
+
+
+def _place(
+    figure: Figure,
+    bars_axes: Axes,
+    trend_axes: Axes,
+    *,
+    rows: int,
+    fonts: list[str],
+    bars_note: bool,
+    trend_shown: bool,
+    trend_note: bool,
+    figure_note: bool,
+) -> None:
+    """Position both panels as constrained layout would, measuring only the texts that set
+    the margins: the widest y label on the left; on the right, whichever reaches furthest of
+    the rep notes after their bars and the last money label under them."""
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    width_px, height_px = figure.bbox.width, figure.bbox.height
+
+    # Widths come from the texts themselves (not the renderer directly): matplotlib caches a
+    # text's metrics per renderer, so the draw that follows measures nothing twice.
+    def text_width(text: Text) -> float:
+        return float(text.get_window_extent(renderer).width)
+
+    def tick_labels(axes: Axes, axis: Axis) -> list[tuple[float, Text]]:
+        """Return (position as a fraction of the view, label) for each label to be drawn."""
+        start, end = axes.get_xlim() if axis is axes.xaxis else axes.get_ylim()
+        axis.get_majorticklabels()  # sets the labels' texts from the formatter
+        return [
+            ((tick.get_loc() - start) / (end - start), tick.label1)
+            for tick in axis.get_major_ticks()
+            if min(start, end) <= tick.get_loc() <= max(start, end) and tick.label1.get_text()
+        ]
+
+    labels = [label for _, label in tick_labels(bars_axes, bars_axes.yaxis)]
+    if trend_shown:
+        labels += [label for _, label in tick_labels(trend_axes, trend_axes.yaxis)]
+    left = _PAD_PX + max([text_width(label) for label in labels] + [0.0]) + _TICK_PX
+    # Each (fraction of the axes width, pixels beyond that point) must end inside the pad.
+    reaches: list[tuple[float, float]] = [(1.0, 0.0)]
+    xmax = bars_axes.get_xlim()[1]
+    for note in bars_axes.texts:
+        if isinstance(note, Annotation):
+            reaches.append((note.xy[0] / xmax, _NOTE_OFFSET_PX + text_width(note)))
+    money = tick_labels(bars_axes, bars_axes.xaxis)
+    if money:
+        fraction, last = max(money, key=lambda pair: pair[0])
+        reaches.append((fraction, text_width(last) / 2))
+    available = width_px - _PAD_PX - left
+    axes_width = min(
+        (available - beyond) / fraction if fraction > 0 else available
+        for fraction, beyond in reaches
+    )
+
+    bottom = (
+        (_BOTTOM_PX if trend_shown else _PAD_PX)
+        + (_NOTE_TREND_PX if trend_note else 0.0)
+        + (_NOTE_FIGURE_PX if figure_note else 0.0)
+    )
+    between = (_BETWEEN_PX if trend_shown else _BETWEEN_NO_TREND_PX) + (
+        _NOTE_BARS_PX if bars_note else 0.0
+    )
+    bars_ratio = rows * _REP_ROW_INCHES + 0.9
+    trend_ratio = _TREND_INCHES - 0.4
+    panels = height_px - _TOP_PX - between - bottom
+    bars_height = panels * bars_ratio / (bars_ratio + trend_ratio)
+    trend_height = panels - bars_height
+    for axes, y0, h in (
+        (bars_axes, height_px - _TOP_PX - bars_height, bars_height),
+        (trend_axes, bottom, trend_height),
+    ):
+        axes.set_position((left / width_px, y0 / height_px, axes_width / width_px, h / height_px))
 
 
 def bar_chart(
@@ -243,14 +376,12 @@ def _draw_reps(
     left = [0.0] * len(reps)
     for category, color in CATEGORY_COLORS.items():
         values = [float(getattr(rep, category)) for rep in reps]
-        axes.barh(
-            positions,
-            values,
-            left=left,
-            color=color,
-            height=0.62,
-            label=CATEGORY_LABELS[category],
-        )
+        for position, start, value in zip(positions, left, values, strict=True):
+            # What `barh` draws, without its per-bar data-limit update (most of its cost):
+            # both limits are set below, and the legend has its own handles.
+            axes.add_artist(
+                Rectangle((start, position - _BAR_HEIGHT / 2), value, _BAR_HEIGHT, facecolor=color)
+            )
         left = [start + value for start, value in zip(left, values, strict=True)]
     quotas = [(i, float(rep.quota)) for i, rep in enumerate(reps) if rep.quota is not None]
     if quotas:
@@ -336,6 +467,7 @@ def _draw_trend(axes: Axes, trend: Sequence[ChartWeek], *, currency: str, fonts:
     axes.set_title(
         "Team trend by week: commit called and won so far",
         loc="left",
+        y=1.0,  # as for the bars' title: no tick labels above the panel to clear
         fontsize=12,
         family=fonts,
         parse_math=False,
@@ -416,9 +548,21 @@ def _money_axis(currency: str) -> FuncFormatter:
 
 
 def _png(figure: Figure) -> bytes:
+    """Return the figure as PNG bytes: RGB (the chart is opaque), zlib's fastest level.
+
+    Encoded here rather than by `savefig`, which writes RGBA at Pillow's default level 6:
+    this takes about half the time for a file about as small (charts are flat colour), and
+    PIL writes no "Software" (matplotlib's version) into it, so the same chart is the same
+    bytes.
+    """
+    figure.set_facecolor("white")
+    canvas = figure.canvas
+    canvas.draw()
+    rgba = canvas.buffer_rgba()  # type: ignore[attr-defined]
+    height, width = rgba.shape[:2]
+    image = Image.frombuffer("RGBA", (width, height), rgba, "raw", "RGBA", 0, 1).convert("RGB")
     out = io.BytesIO()
-    # No "Software" (matplotlib's version) in the file: the same chart is the same bytes.
-    figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    image.save(out, format="png", compress_level=1, dpi=(DPI, DPI))
     return out.getvalue()
 
 
