@@ -56,7 +56,6 @@ matplotlib.rcParams["text.hinting"] = "no_hinting"
 __all__ = [
     "ChartRep",
     "ChartWeek",
-    "bar_chart",
     "chart_reps",
     "forecast_chart",
     "forecast_figure",
@@ -318,50 +317,6 @@ def _place(
         (trend_axes, bottom, trend_height),
     ):
         axes.set_position((left / width_px, y0 / height_px, axes_width / width_px, h / height_px))
-
-
-def bar_chart(
-    title: str,
-    bars: Sequence[tuple[str, float, str]],
-    *,
-    target: tuple[str, float, str] | None = None,
-) -> bytes:
-    """Return a PNG of horizontal bars: (label, value, value label) each, and an optional target.
-
-    The digest's chart by stage, until the digest draws `forecast_chart` instead.
-    """
-    fonts = _font_families()
-    rows = list(bars) + ([target] if target else [])
-    figure = Figure(
-        figsize=(WIDTH_INCHES * 0.6, 1.2 + 0.45 * max(len(rows), 1)), dpi=DPI, layout="constrained"
-    )
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    positions = list(range(len(rows)))
-    colors = [CATEGORY_COLORS["commit"]] * len(bars) + ([QUOTA_COLOR] if target else [])
-    axes.barh(positions, [value for _, value, _ in rows], color=colors, height=0.6)
-    axes.set_yticks(
-        positions, [_drawable(label, fonts) for label, _, _ in rows], family=fonts, parse_math=False
-    )
-    axes.invert_yaxis()
-    for position, (_, value, shown) in zip(positions, rows, strict=True):
-        axes.annotate(
-            _drawable(shown, fonts),
-            (value, position),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            family=fonts,
-            parse_math=False,
-        )
-    axes.set_xticks([])
-    # Room on the right for the value written after the longest bar.
-    axes.set_xlim(0, max([value for _, value, _ in rows] + [0.0]) * 1.15 or 1)
-    axes.spines[["top", "right", "bottom"]].set_visible(False)
-    axes.set_title(
-        _drawable(title, fonts), loc="left", family=fonts, parse_math=False, weight="bold"
-    )
-    return _png(figure)
 
 
 def _draw_reps(

@@ -21,7 +21,6 @@ from reminders.chart import (
     MAX_REPS,
     ChartRep,
     ChartWeek,
-    bar_chart,
     chart_reps,
     forecast_chart,
     forecast_figure,
@@ -215,16 +214,6 @@ def test_cjk_names_use_an_installed_cjk_font_or_show_question_marks_and_say_so(
         )
     finally:
         chart._font_families.cache_clear()
-
-
-def test_the_stage_bar_chart_is_drawn_by_matplotlib_too() -> None:
-    png = bar_chart(
-        "Enterprise: open pipeline by stage",
-        [("Discovery", 40_000.0, "$40k"), ("Proposal", 120_000.0, "$120k")],
-        target=("Quota Q4", 300_000.0, "$300k"),
-    )
-    width, height = decoded(png)
-    assert width == 720 and height > 100
 
 
 def test_matplotlib_writes_nothing_into_home(tmp_path: Path) -> None:
