@@ -188,7 +188,11 @@ class HistoryRepository:
             )
             .join(Deal, Deal.id == DealSnapshot.deal_id)
             .where(
-                DealSnapshot.week == week,
+                # A one-week range, not `week = :week`: with an equality SQLite takes the
+                # (week, deal_id) unique index and walks every owner's rows of the week; the
+                # range makes the (owner_id, week) index the cheaper path, as it is.
+                DealSnapshot.week >= week,
+                DealSnapshot.week <= week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
                 Deal.is_live(),
                 *called,
