@@ -764,8 +764,10 @@ class ScoreTally:
         self._tallies: dict[str, _RepTally] = {}
         self._current: _RepTally | None = None
 
-    def add(self, deal: DealFacts, today: dt.date, zone: dt.tzinfo) -> None:
-        """Count `deal` towards its owner's score as of `today` in `zone`."""
+    def add(self, deal: DealFacts, today: dt.date, zone: dt.tzinfo) -> tuple[str, ...]:
+        """Count `deal` towards its owner's score as of `today` in `zone`; return the checks
+        it fired (a caller that needs them too, the digest's roll-up, need not run them again).
+        """
         tally = self._tallies.get(deal.owner_id)
         if tally is None:
             if self._current is not None:
@@ -802,6 +804,7 @@ class ScoreTally:
                 tally.commit_claimed += weight
                 if deal.cited.issuperset(COMMIT_EVIDENCE):
                     tally.commit_evidenced += weight
+        return fired
 
     @staticmethod
     def _keep_failing(

@@ -139,7 +139,8 @@ def previous_week(now: dt.datetime, zone: ZoneInfo) -> str:
 
 
 class FactVisitor(Protocol):
-    """Called with each fact a team's score counts, and the checks that team is held to."""
+    """Called with each fact a team's score counts, the checks that team is held to and the
+    checks the fact fired (as scored: a visitor need not run them again)."""
 
     def __call__(
         self,
@@ -149,6 +150,7 @@ class FactVisitor(Protocol):
         today: dt.date,
         zone: ZoneInfo,
         config: ChecksConfig,
+        fired: tuple[str, ...],
     ) -> None: ...
 
 
@@ -200,9 +202,9 @@ def scores_by_team(
                     if deal.status == "open" or (
                         deal.closed_at is not None and deal.closed_at >= start
                     ):
-                        tallies[team_id].add(deal, today, zone)
+                        fired = tallies[team_id].add(deal, today, zone)
                         if visit is not None:
-                            visit(team_id, deal, quarter, today, zone, configs[team_id])
+                            visit(team_id, deal, quarter, today, zone, configs[team_id], fired)
         for team in members:
             scores[team.team_id] = tallies[team.team_id].scores()
     return scores

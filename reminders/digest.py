@@ -19,7 +19,6 @@ from domain.checks import (
     ChecksConfig,
     DealFacts,
     RepScore,
-    fired_checks,
 )
 from domain.dates import quarter_bounds, quarter_of
 from domain.fx import RateBook
@@ -76,8 +75,9 @@ def read_facts(
         today: dt.date,
         zone: ZoneInfo,
         team_config: ChecksConfig,
+        fired: tuple[str, ...],
     ) -> None:
-        row = _roll_up_row(deal, quarter, today, zone, team_config)
+        row = _roll_up_row(deal, quarter, zone, fired)
         if row is not None:
             found[team_id].deals.append(row)
 
@@ -90,21 +90,20 @@ def read_facts(
 def _roll_up_row(
     deal: DealFacts,
     quarter: tuple[dt.date, dt.date],
-    today: dt.date,
     zone: ZoneInfo,
-    config: ChecksConfig,
+    fired: tuple[str, ...],
 ) -> RollUpDeal | None:
-    """Return the roll-up's row for `deal`, or None if no roll-up figure can count it."""
+    """Return the roll-up's row for `deal`, or None if no roll-up figure can count it.
+
+    `fired` are the checks the score tally ran on the deal, with the team's checks as of
+    its today: the same the roll-up shows, so they are not run a second time.
+    """
     closed_on = deal.closed_at.astimezone(zone).date() if deal.closed_at else None
     if deal.status == "open":
         if deal.close_date is None or not quarter[0] <= deal.close_date <= quarter[1]:
             return None
-        # Only commit and best-case money is "at risk": spare the checks on the rest.
-        checks = (
-            fired_checks(deal, today, config, zone=zone)
-            if deal.forecast_category in AT_RISK_CATEGORIES
-            else ()
-        )
+        # Only commit and best-case money is "at risk": the rest shows no checks.
+        checks = fired if deal.forecast_category in AT_RISK_CATEGORIES else ()
     elif deal.status == "won":
         checks = ()
     else:

@@ -32,7 +32,7 @@ from domain.fx import RateBook
 from domain.money import Money, format_money
 from domain.stages import FORECAST_CATEGORIES
 from reminders.jobs import week_period
-from storage.history import FieldChange, HistoryDeal, HistoryRepository, SnapshotRow
+from storage.history import FieldChange, HistoryDeal, HistoryRepository, SnapshotStand
 
 # The flow's lines, in the order a forecast call walks through them.
 FLOW_KINDS = (
@@ -268,17 +268,20 @@ def week_flow(
     """
     history = HistoryRepository(session)
     last_week = week_period(now - dt.timedelta(days=7), zone)
-    snapshot = history.snapshot(week=last_week, owner_ids=reps)
-    if snapshot:
-        since = min(row.taken_at for row in snapshot)
-        since_week: str | None = last_week
-        then = {row.deal_id: _then_of(row) for row in snapshot}
+    taken = history.snapshot_taken(week=last_week, owner_ids=reps)
+    since_week: str | None
+    if taken is not None:
+        since = taken
+        since_week = last_week
+        # Only the deals that moved (the database compares each with its snapshot row): a
+        # team's unchanged deals are most of them and add no line.
+        moved = history.moved_since_snapshot(week=last_week, owner_ids=reps, since=since)
+        deals = {row.deal.id: row.deal for row in moved}
+        then = {row.deal.id: _then_of(row.then) for row in moved if row.then is not None}
     else:
         since = now - dt.timedelta(days=7)
         since_week = None
-        then = {}
-    deals = {deal.id: deal for deal in history.live_since(owner_ids=reps, since=since)}
-    if not snapshot:
+        deals = {deal.id: deal for deal in history.live_since(owner_ids=reps, since=since)}
         then = _rebuilt(deals.values(), history.changes_since(owner_ids=reps, since=since), since)
     since_day = since.astimezone(zone).date()
     converter = _Converter(currency, rates, {})
@@ -328,7 +331,7 @@ def week_flow(
     )
 
 
-def _then_of(row: SnapshotRow) -> _Then:
+def _then_of(row: SnapshotStand) -> _Then:
     return _Then(
         amount=_money(row.amount, row.currency),
         forecast_category=row.forecast_category,

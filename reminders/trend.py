@@ -42,8 +42,22 @@ def weekly_trend(
         return []
     commit: dict[str, Decimal] = dict.fromkeys(weeks, Decimal(0))
     excluded: dict[str, int] = dict.fromkeys(weeks, 0)
+    # The commit already in `currency` (most of it) is summed by the database; the rest is
+    # converted deal by deal, each at its own close date's rate.
+    for week, total in repository.commit_totals(
+        owner_ids=owners,
+        first_week=first_week,
+        last_week=last_week,
+        closing=quarter,
+        currency=currency,
+    ).items():
+        commit[week] += total
     for row in repository.commit_snapshots(
-        owner_ids=owners, first_week=first_week, last_week=last_week, closing=quarter
+        owner_ids=owners,
+        first_week=first_week,
+        last_week=last_week,
+        closing=quarter,
+        other_than=currency,
     ):
         if row.amount is None:
             continue

@@ -49,6 +49,22 @@ class SnapshotRow(NamedTuple):
     taken_at: dt.datetime
 
 
+class SnapshotStand(NamedTuple):
+    """How a deal stood in a weekly snapshot: the fields the week's flow compares."""
+
+    amount: Decimal | None
+    currency: str
+    forecast_category: str
+    close_date: dt.date | None
+
+
+class FlowRow(NamedTuple):
+    """A deal the week's flow may list, with how it stood in the snapshot (None: not in it)."""
+
+    deal: HistoryDeal
+    then: SnapshotStand | None
+
+
 class FieldChange(NamedTuple):
     deal_id: int
     field: str
@@ -188,7 +204,11 @@ class HistoryRepository:
             )
             .join(Deal, Deal.id == DealSnapshot.deal_id)
             .where(
-                DealSnapshot.week == week,
+                # A one-week range, not `week = :week`: with an equality SQLite takes the
+                # (week, deal_id) unique index and walks every owner's rows of the week; the
+                # range makes the (owner_id, week) index the cheaper path, as it is.
+                DealSnapshot.week >= week,
+                DealSnapshot.week <= week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
                 Deal.is_live(),
                 *called,
@@ -196,6 +216,83 @@ class HistoryRepository:
             .order_by(DealSnapshot.deal_id)
         )
         return [SnapshotRow(*row) for row in self.session.execute(statement)]
+
+    def snapshot_taken(self, *, week: str, owner_ids: Iterable[str]) -> dt.datetime | None:
+        """Return when the owners' snapshot of `week` was taken (its first row), deleted deals
+        aside; None when there is none."""
+        statement = (
+            select(func.min(DealSnapshot.taken_at))
+            .join(Deal, Deal.id == DealSnapshot.deal_id)
+            .where(
+                # A one-week range for the (owner_id, week) index, as in `snapshot`.
+                DealSnapshot.week >= week,
+                DealSnapshot.week <= week,
+                DealSnapshot.owner_id.in_(list(owner_ids)),
+                Deal.is_live(),
+            )
+        )
+        taken: dt.datetime | None = self.session.scalar(statement)
+        return taken
+
+    def moved_since_snapshot(
+        self, *, week: str, owner_ids: Iterable[str], since: dt.datetime
+    ) -> list[FlowRow]:
+        """Return the owners' deals that may sit on a line of the week's flow, by id.
+
+        Each deal open now, or closed or created since `since`, beside its row of the owners'
+        snapshot of `week`, but only if something could have moved: not in the snapshot and
+        created or closed since, in it and closed since, or in it, open, and its close date,
+        amount (or currency) or category differs from the snapshot's. The database compares,
+        so a team's unchanged deals (most of them) are never read; the caller decides the
+        lines exactly from what is returned.
+        """
+        owners = list(owner_ids)
+        closed_since = and_(Deal.closed_at.is_not(None), Deal.closed_at >= since)
+        in_snapshot = DealSnapshot.id.is_not(None)
+        # A NULL on either side compares as unknown, i.e. not different: as the flow treats it.
+        differs = or_(
+            DealSnapshot.close_date != Deal.close_date,
+            and_(
+                Deal.amount.is_not(None),
+                DealSnapshot.amount.is_not(None),
+                or_(Deal.amount != DealSnapshot.amount, Deal.currency != DealSnapshot.currency),
+            ),
+            DealSnapshot.forecast_category != Deal.forecast_category,
+        )
+        statement = (
+            select(
+                *_deal_columns(),
+                DealSnapshot.id,
+                DealSnapshot.amount,
+                DealSnapshot.currency,
+                DealSnapshot.forecast_category,
+                DealSnapshot.close_date,
+            )
+            .outerjoin(
+                DealSnapshot,
+                and_(
+                    DealSnapshot.deal_id == Deal.id,
+                    DealSnapshot.week == week,
+                    DealSnapshot.owner_id.in_(owners),
+                ),
+            )
+            .where(
+                Deal.owner_id.in_(owners),
+                Deal.is_live(),
+                or_(
+                    and_(~in_snapshot, or_(Deal.created_at >= since, closed_since)),
+                    and_(in_snapshot, Deal.status != "open", closed_since),
+                    and_(in_snapshot, Deal.status == "open", differs),
+                ),
+            )
+            .order_by(Deal.id)
+        )
+        rows = []
+        for row in self.session.execute(statement):
+            deal = HistoryDeal(*row[:11])
+            then = SnapshotStand(*row[12:]) if row[11] is not None else None
+            rows.append(FlowRow(deal, then))
+        return rows
 
     def deals_by_ids(self, deal_ids: Iterable[int]) -> dict[int, HistoryDeal]:
         ids = list(deal_ids)

@@ -742,3 +742,67 @@ def test_the_weeks_flow_without_a_snapshot_reads_the_last_seven_days_of_history(
     assert _line(flow.lines, "won") == (1, usd("25000.00"), [("F6", "")])
     assert _line(flow.lines, "lost") == (0, usd(0), [])
     assert flow.excluded == ()
+
+
+def test_the_weeks_flow_compares_in_the_database_what_python_would(database: Database) -> None:
+    """The deals unchanged since the snapshot are never read: these are the edges the
+    database's comparison must judge as the flow does (a currency alone changed, a NULL on
+    one side, a deal handed over from outside the team, a deal deleted since)."""
+    week, taken = "2026-W48", "2026-11-23T07:00"
+    with database.session() as s:
+        # G1: $10,000 re-entered as €10,000 closing 15 Dec: 10,000 × 1.20 = 12,000, up 2,000.
+        g1 = deal(s, "G1", created="2026-09-01T10:00", close="2026-12-15", amount=10000)
+        g1.currency = "EUR"
+        snapshot(s, g1, week, taken=taken, amount=10000, category="pipeline", close="2026-12-15")
+        # G2: no amount at the snapshot, $5,000 now; no close date then, 20 Dec now: no line.
+        g2 = deal(s, "G2", created="2026-09-01T10:00", close="2026-12-20", amount=5000)
+        s.add(
+            DealSnapshot(
+                week=week,
+                deal_id=g2.id,
+                owner_id=ANA,
+                stage="demo",
+                amount=None,
+                currency="USD",
+                forecast_category="pipeline",
+                close_date=None,
+                taken_at=at(taken),
+            )
+        )
+        # G3: ZED's best case at the snapshot, handed to Ana as commit since: it was not the
+        # team's then, so it is not "moved" (nor created: it is older than the snapshot).
+        g3 = deal(
+            s, "G3", created="2026-09-01T10:00", close="2026-12-10", amount=7000, category="commit"
+        )
+        s.add(
+            DealSnapshot(
+                week=week,
+                deal_id=g3.id,
+                owner_id=ZED,
+                stage="demo",
+                amount=Decimal(7000),
+                currency="USD",
+                forecast_category="best_case",
+                close_date=dt.date(2026, 12, 1),
+                taken_at=at(taken),
+            )
+        )
+        # G4: pushed 10 days, then deleted (logged by mistake): on no line.
+        g4 = deal(s, "G4", created="2026-09-01T10:00", close="2026-12-20", deleted=True)
+        snapshot(s, g4, week, taken=taken, amount=None, category="pipeline", close="2026-12-10")
+        # G5: amount and category unchanged, closing 2 days earlier: pulled in.
+        g5 = deal(
+            s, "G5", created="2026-09-01T10:00", close="2026-12-08", amount=900, category="commit"
+        )
+        snapshot(s, g5, week, taken=taken, amount=900, category="commit", close="2026-12-10")
+
+    with database.session() as session:
+        rates = FxRepository(session).rate_book("USD")
+        flow = week_flow(session, reps=REPS, zone=PARIS, now=NOW, currency="USD", rates=rates)
+
+    assert flow.since_week == "2026-W48"
+    assert _line(flow.lines, "amount_up") == (1, usd("2000.00"), [("G1", "+$2,000")])
+    assert _line(flow.lines, "pulled_in") == (1, usd("900.00"), [("G5", "pulled in 2 days")])
+    for kind in ("created", "pushed_out", "amount_down", "moved", "won", "lost"):
+        assert _line(flow.lines, kind) == (0, usd(0), []), kind
+    assert flow.excluded == ()

@@ -210,3 +210,33 @@ def test_no_snapshots_gives_an_empty_trend(database: Database) -> None:
             )
             == []
         )
+
+
+def test_commit_in_the_reporting_currency_adds_up_to_the_cent(database: Database) -> None:
+    """The database sums the commit already in the reporting currency: exactly, even where
+    amounts are stored as floats (ten dimes are a dollar, not 0.9999…)."""
+    with database.session() as session:
+        deals = [deal(f"Dime{n}", "U0ANA", None) for n in range(10)]
+        big = deal("Big", "U0BEN", None)
+        for made in deals:
+            made.amount = Decimal("0.10")
+        big.amount = Decimal("1234567.89")
+        session.add_all([*deals, big])
+        session.flush()
+        session.add_all(
+            [snapshot("2026-W47", made, "commit", dt.date(2026, 12, 15)) for made in deals]
+            + [snapshot("2026-W47", big, "commit", dt.date(2026, 12, 15))]
+        )
+    with database.session() as session:
+        trend = weekly_trend(
+            session,
+            reps=REPS,
+            zone=NEW_YORK,
+            quarter=QUARTER,
+            currency="USD",
+            rates=FxRepository(session).rate_book("USD"),
+            now=NOW,
+        )
+    assert [(week.week, str(week.commit), week.excluded) for week in trend] == [
+        ("2026-W47", "1234568.89", 0)
+    ]
