@@ -1,9 +1,12 @@
 """`manager-digest`: each manager's weekly DM about their team, with a chart.
 
-The quarter's roll-up (won, commit, best case, pipeline against quota, per rep and for the
-team, in the team's reporting currency, `domain.roll_up`), the week's moves from the deal
-history (`deal_changes`), the nudges and whether reps acted on them. Weekly, Monday 8:00
-in the team's timezone.
+The quarter's roll-up (won, commit, best case, pipeline against quota, coverage and money
+at risk, per rep and for the team, in the team's reporting currency: `domain.roll_up`), the
+week over week flow since last week's snapshot, the quarter's closed figures and forecast
+accuracy from history (`reminders.forecast_history`), each rep's calibration and, for a team
+on learned thresholds, the figures they came from (`reminders.calibration`), the week's wins
+and losses with their post-mortems, the nudges and whether reps acted on them, and a chart
+(`reminders.chart`). Weekly, Monday 8:00 in the team's timezone.
 """
 
 from __future__ import annotations
@@ -15,11 +18,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.errors import SlackApiError
 
-from domain.checks import (
-    ChecksConfig,
-    DealFacts,
-    RepScore,
-)
+from domain.checks import ChecksConfig, DealFacts, RepScore
 from domain.dates import quarter_bounds, quarter_of
 from domain.fx import RateBook
 from domain.money import Money
