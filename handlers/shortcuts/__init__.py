@@ -1,4 +1,4 @@
-"""Message shortcuts: *Cite as evidence for a deal*, and the form it opens."""
+"""Message shortcuts: *Cite as deal evidence*, and the form it opens."""
 
 from __future__ import annotations
 
