@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot.fake_slack import FakeSlackWebAPI
 from bot.jobs_cli import run_job_now
 from bot.settings import Settings, load_settings
+from domain.clock import SystemClock
 from tests.databases import BACKENDS, database_url_for
 from tests.e2e.harness import CONFIGURED_ADMIN, NOW, SIGNING_SECRET, RunningApp, running_app
 from tests.fakes.hubspot_api import FakeHubSpot
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.SystemTimeWa
 
 ANA = "U0ANA"
 ANA_EMAIL = "ana@initech.com"
-
-
-class WallClock:
-    """The fake org's clock: the connector signs its JWT by the real clock."""
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -97,7 +91,7 @@ def salesforce(
     slack_api.set_user(CONFIGURED_ADMIN, name="root", is_admin=True)
     slack_api.set_user(ANA, name="ana", email=ANA_EMAIL)
     slack_api.set_user("U0CARL", name="carl")
-    with FakeSalesforce(clock=WallClock()).start(tmp_path) as org:
+    with FakeSalesforce(clock=SystemClock()).start(tmp_path) as org:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(org.ca_bundle_path))
         key = tmp_path / "connected-app.key"
         key.write_bytes(org.private_key_pem)
