@@ -22,7 +22,6 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
     ContextBlock,
     DatePickerElement,
     DividerBlock,
@@ -162,6 +161,30 @@ def _header(text: str, *, emoji: bool = False) -> Block:
 
 def _divider() -> Block:
     return DividerBlock() if _validating else BuiltBlock({"type": "divider"})
+
+
+def _button(text: str, *, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    """Return a button as Slack's JSON, for `_actions` (which checks it when validating)."""
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
+
+
+def _actions(buttons: Sequence[dict[str, Any]], *, block_id: str | None = None) -> Block:
+    """Return an actions block of `_button`s: the chase puts one under each of its deals."""
+    if _validating:
+        # slack_sdk parses each button into its model, which checks Slack's limits.
+        return ActionsBlock(elements=list(buttons), block_id=block_id)
+    payload: dict[str, Any] = {"type": "actions", "elements": list(buttons)}
+    if block_id is not None:
+        payload["block_id"] = block_id
+    return BuiltBlock(payload)
 
 
 def _sections(lines: Iterable[str]) -> list[Block]:
@@ -335,8 +358,8 @@ def ambiguous_reply(
             ),
         )
     buttons = [
-        ButtonElement(
-            text=plain_text_within(candidate.label, 75),
+        _button(
+            plain_text_within(candidate.label, 75),
             action_id=f"{PICK_DEAL_ACTION}_{index}",
             value=value,
         )
@@ -347,7 +370,7 @@ def ambiguous_reply(
         text=f"{problem} {messages.PICK_ONE}",
         blocks=(
             _section(f":mag: {problem}"),
-            ActionsBlock(elements=buttons, block_id="pick_deal"),
+            _actions(buttons, block_id="pick_deal"),
             _context(messages.PICK_ONE),
         ),
     )
@@ -358,13 +381,14 @@ def with_share_button(reply: Reply, *, command: str, text: str) -> Reply:
     value = json.dumps({"command": command, "text": text})
     if len(value) > BUTTON_VALUE_LIMIT or len(reply.blocks) >= 50:
         return reply
-    button = ButtonElement(text="Share in channel", action_id=SHARE_ACTION, value=value)
-    return Reply(text=reply.text, blocks=(*reply.blocks, ActionsBlock(elements=[button])))
+    button = _button("Share in channel", action_id=SHARE_ACTION, value=value)
+    return Reply(text=reply.text, blocks=(*reply.blocks, _actions([button])))
 
 
 def shared_reply(reply: Reply, *, user_id: str) -> Reply:
     """Return `reply` as posted to a channel: who shared it, and no buttons of the sharer's."""
-    kept = tuple(block for block in reply.blocks if not isinstance(block, ActionsBlock))
+    # By type: in production an actions block is a `BuiltBlock`, not slack_sdk's model.
+    kept = tuple(block for block in reply.blocks if block.type != "actions")
     return Reply(text=reply.text, blocks=(*kept[:49], _context(messages.shared_by(user_id))))
 
 
@@ -425,15 +449,15 @@ def deal_card(deal: DealView, today: dt.date, *, heading: str | None = None) -> 
     if deal.status == "open":
         blocks = blocks[:49]
         blocks.append(
-            ActionsBlock(
-                block_id="deal_actions",
-                elements=[
-                    ButtonElement(
-                        text="Draft follow-up email",
+            _actions(
+                [
+                    _button(
+                        "Draft follow-up email",
                         action_id=DRAFT_FOLLOW_UP_ACTION,
                         value=str(deal.id),
                     )
                 ],
+                block_id="deal_actions",
             )
         )
     closes = _close_words(deal, today)
@@ -623,10 +647,10 @@ def deal_closed(deal: DealView, today: dt.date) -> Reply:
                 f"({_money(deal.amount)})."
             ),
             _context(messages.POST_MORTEM_PROMPT),
-            ActionsBlock(
-                elements=[
-                    ButtonElement(
-                        text="Write post-mortem",
+            _actions(
+                [
+                    _button(
+                        "Write post-mortem",
                         action_id=OPEN_POST_MORTEM_ACTION,
                         value=str(deal.id),
                     )
@@ -1194,17 +1218,17 @@ def confirm_question(
     if len(value) > BUTTON_VALUE_LIMIT:
         return error_reply(question, messages.DUPLICATE_TOO_LONG)
     buttons = [
-        ButtonElement(
-            text=confirm,
+        _button(
+            confirm,
             action_id=CONFIRM_ACTION,
             value=value,
             style="danger" if danger else "primary",
         ),
-        ButtonElement(text=messages.CANCEL_BUTTON, action_id=CANCEL_ACTION, value="cancel"),
+        _button(messages.CANCEL_BUTTON, action_id=CANCEL_ACTION, value="cancel"),
     ]
     shown: list[Block] = [
         _section(f":question: {question}"),
-        ActionsBlock(elements=buttons, block_id="confirm"),
+        _actions(buttons, block_id="confirm"),
     ]
     if note:
         shown.append(_context(escape(note)))

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import Block
 
 from domain.follow_ups import DraftOutcome
 from handlers import messages
-from handlers.blocks import BUTTON_VALUE_LIMIT, Reply, _context, _section, escape, escape_name
+from handlers.blocks import (
+    BUTTON_VALUE_LIMIT,
+    Reply,
+    _actions,
+    _button,
+    _context,
+    _section,
+    escape,
+    escape_name,
+)
 
 # The answers to "A discovery recap draft … was already made. Make another?": the first
 # carries the `/deal followup` asked, parsed, naming the draft it follows; the second
@@ -149,19 +158,17 @@ def fresh_draft_question(outcome: DraftOutcome, *, value: str, window_days: int)
     ]
     if len(value) <= BUTTON_VALUE_LIMIT:  # a template name is short; a forged one is not
         shown.append(
-            ActionsBlock(
-                block_id="fresh_draft",
-                elements=[
-                    ButtonElement(
-                        text=messages.MAKE_ANOTHER_BUTTON,
+            _actions(
+                [
+                    _button(
+                        messages.MAKE_ANOTHER_BUTTON,
                         action_id=MAKE_ANOTHER_ACTION,
                         value=value,
                         style="primary",
                     ),
-                    ButtonElement(
-                        text=messages.KEEP_IT_BUTTON, action_id=KEEP_IT_ACTION, value="keep"
-                    ),
+                    _button(messages.KEEP_IT_BUTTON, action_id=KEEP_IT_ACTION, value="keep"),
                 ],
+                block_id="fresh_draft",
             )
         )
     return Reply(text=escape_name(question), blocks=tuple(shown), is_error=True)

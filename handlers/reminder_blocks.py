@@ -9,9 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
     DatePickerElement,
     DividerBlock,
     HeaderBlock,
@@ -31,6 +29,8 @@ from handlers.blocks import (
     OPEN_POST_MORTEM_ACTION,
     SECTION_TEXT_LIMIT,
     Reply,
+    _actions,
+    _button,
     _context,
     _section,
     _sections,
@@ -84,29 +84,18 @@ def chase_message(items: Sequence[ChaseItem], today: dt.date) -> Reply:
     for item in items[:CHASE_DEALS_SHOWN]:
         deal_id = str(item.deal.deal_id)
         buttons = [
-            ButtonElement(
-                text="Log next step",
-                action_id=LOG_STEP_ACTION,
-                value=deal_id,
-                style="primary",
-            )
+            _button("Log next step", action_id=LOG_STEP_ACTION, value=deal_id, style="primary")
         ]
         if item.deal.open_steps:
-            buttons.append(
-                ButtonElement(text="Mark done", action_id=MARK_DONE_ACTION, value=deal_id)
-            )
+            buttons.append(_button("Mark done", action_id=MARK_DONE_ACTION, value=deal_id))
         buttons += [
-            ButtonElement(
-                text="Snooze 1 day", action_id=f"{SNOOZE_ACTION}_1", value=f"{deal_id}:1"
-            ),
-            ButtonElement(
-                text="Snooze 1 week", action_id=f"{SNOOZE_ACTION}_7", value=f"{deal_id}:7"
-            ),
+            _button("Snooze 1 day", action_id=f"{SNOOZE_ACTION}_1", value=f"{deal_id}:1"),
+            _button("Snooze 1 week", action_id=f"{SNOOZE_ACTION}_7", value=f"{deal_id}:7"),
         ]
         blocks.append(
             _section(f"*{escape_name(item.deal.name)}* (#{deal_id})\n:warning: {_why(item, today)}")
         )
-        blocks.append(ActionsBlock(block_id=f"chase_{deal_id}", elements=buttons))
+        blocks.append(_actions(buttons, block_id=f"chase_{deal_id}"))
     if count > CHASE_DEALS_SHOWN:
         blocks.append(_context(f"…and {count - CHASE_DEALS_SHOWN} more: `/pipeline` lists them."))
     blocks.append(_context("One reminder a day at most, on weekdays. Snooze a deal to skip it."))
@@ -124,10 +113,10 @@ def post_mortem_prompt(deal: DealFacts) -> Reply:
                 f"*{escape_name(deal.name)}* closed *{outcome}* two days ago. "
                 "What decided it? Two minutes now make the next forecast better."
             ),
-            ActionsBlock(
-                elements=[
-                    ButtonElement(
-                        text="Write the post-mortem",
+            _actions(
+                [
+                    _button(
+                        "Write the post-mortem",
                         action_id=OPEN_POST_MORTEM_ACTION,
                         value=str(deal.deal_id),
                         style="primary",
