@@ -43,6 +43,16 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _use_utc_sessions(dbapi_connection: Any, _record: Any) -> None:
+    # Every timestamp dealbot stores is UTC, whatever the server's default zone: in a UTC
+    # session psycopg reads them as datetime.timezone.utc ones, which need no conversion
+    # (under a named zone, each timestamp a job reads is converted to it and back).
+    # Committed: a SET in a transaction rolled back later would be undone.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Return an engine for `url` configured for concurrent use by web threads and jobs."""
     url = normalize_url(url)
@@ -52,7 +62,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _use_utc_sessions)
+    return engine
 
 
 class Database:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
+from sqlalchemy import Dialect, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from domain.checks import DealFacts
@@ -287,8 +287,6 @@ class ReminderRepository:
         statement, parameters = deal_facts_query(
             quarter=quarter, closed_since=closed_since, owner_ids=owner_ids, deal_ids=deal_ids
         )
-        # Core rows straight from the connection, unpacked as tuples: no ORM result machinery
-        # and no by-name column lookups per row (a weekly run reads a million of them).
         # Options on this statement only: set on the connection, they would also send the
         # session's later statements (a job's batched inserts) through a server-side cursor.
         result = self.session.connection().execute(
@@ -297,8 +295,18 @@ class ReminderRepository:
             execution_options={"stream_results": True, "max_row_buffer": FACTS_BATCH},
         )
         try:
-            for rows in result.partitions(FACTS_BATCH):
-                yield from map(_facts_of, rows)
+            # The first batch through SQLAlchemy's rows, which also takes the row it reads
+            # ahead on a server-side cursor; after it SQLAlchemy holds none, and the rest come
+            # from the driver's cursor as plain tuples, each converted by the same column
+            # processors SQLAlchemy would run. Its Row objects cost more per deal than the
+            # checks that follow, and a weekly run reads every deal.
+            yield from map(_facts_of, result.fetchmany(FACTS_BATCH))
+            cursor = result.cursor
+            if cursor is None:  # closed already: the first batch was all there was
+                return
+            convert = _driver_row_converter(statement, result.dialect, cursor.description)
+            while rows := cursor.fetchmany(FACTS_BATCH):
+                yield from map(_facts_of, map(convert, rows))
         finally:
             result.close()
 
@@ -358,6 +366,31 @@ def _facts_parameters(
     if closed_since is not None:
         parameters["closed_since"] = closed_since
     return parameters
+
+
+def _driver_row_converter(
+    statement: Select[Any], dialect: Dialect, description: Sequence[Sequence[Any]]
+) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Return a function turning a driver's row of `statement` into the values SQLAlchemy's
+    row would hold: each column's own result processor (SQLite's text dates parsed, its
+    numbers made Decimal, timestamps made UTC-aware), only where the column has one."""
+    processors = [
+        (index, processor)
+        for index, (column, described) in enumerate(
+            zip(statement.selected_columns, description, strict=True)
+        )
+        # The dialect's own type, as SQLAlchemy's result takes it (SQLite's DATETIME parses).
+        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, described[1]))
+        is not None
+    ]
+
+    def convert(row: Sequence[Any]) -> Sequence[Any]:
+        values = list(row)
+        for index, processor in processors:
+            values[index] = processor(values[index])  # each takes None as None
+        return values
+
+    return convert
 
 
 def _facts_of(row: Sequence[Any]) -> DealFacts:

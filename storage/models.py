@@ -77,13 +77,24 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         """
         parse = self.impl_instance.result_processor(dialect, coltype)
         utc = dt.UTC
+        from_iso = dt.datetime.fromisoformat
 
         def process(value: Any) -> dt.datetime | None:
             if value is None:
                 return None
+            if isinstance(value, str):
+                # SQLite's text, written naive in UTC by process_bind_param: read aware in one
+                # parse (a `replace(tzinfo=)` after parsing costs five times the parse).
+                try:
+                    return from_iso(value + "+00:00")
+                except ValueError:
+                    pass  # another format, or one with its own offset: parsed below
             if parse is not None:
                 value = parse(value)
-            if value.tzinfo is None:
+            tzinfo = value.tzinfo
+            if tzinfo is utc:  # PostgreSQL's, as connections are set to UTC (storage/database)
+                return value  # type: ignore[no-any-return]
+            if tzinfo is None:
                 return value.replace(tzinfo=utc)  # type: ignore[no-any-return]
             return value.astimezone(utc)  # type: ignore[no-any-return]
 

@@ -114,3 +114,41 @@ def test_naive_datetimes_are_refused_rather_than_guessed(database: Database) -> 
     with pytest.raises(StatementError, match="timezone-aware"), database.session() as session:
         session.add(_team(created_at=dt.datetime(2026, 11, 23, 9, 0)))
         session.flush()
+
+
+def test_timestamps_read_back_as_utc_whatever_the_stored_text_or_session_zone(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        team = _team()
+        session.add(team)
+        session.flush()
+        team_id = team.id
+    postgresql = database.engine.dialect.name == "postgresql"
+    # SQLite: text another writer may have left (no fraction, a "T", an offset of its own).
+    # PostgreSQL: read in a session zone other than the UTC dealbot sets.
+    stored_texts = (
+        ["2026-11-23 09:00:00-05:00"]
+        if postgresql
+        else ["2026-11-23 14:00:00", "2026-11-23T14:00:00", "2026-11-23 15:00:00+01:00"]
+    )
+    expected = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
+    for stored_text in stored_texts:
+        with database.session() as session:
+            session.execute(
+                text("UPDATE teams SET created_at = :at WHERE id = :id"),
+                {"at": stored_text, "id": team_id},
+            )
+            if postgresql:
+                session.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+            stored = session.scalar(select(Team.created_at).where(Team.id == team_id))
+        assert stored == expected
+        assert stored is not None and stored.tzinfo is dt.UTC
+
+
+def test_postgresql_sessions_are_in_utc(database: Database) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's session time zone")
+    with database.engine.connect() as connection:
+        assert connection.scalar(text("SHOW TIME ZONE")) == "UTC"
+        assert connection.scalar(text("SELECT now()")).tzinfo is dt.UTC

@@ -19,7 +19,7 @@ from domain.errors import InvalidChange
 from domain.money import Money
 from storage.database import Database
 from storage.deals import MAX_CANDIDATES, DealRepository, name_key
-from storage.facts import ReminderRepository
+from storage.facts import ReminderRepository, _facts_of, deal_facts_query
 from storage.models import Deal, DealChange, NextStep, Team, TeamMember
 from storage.teams import TeamRepository
 
@@ -387,6 +387,61 @@ def test_streamed_facts_come_grouped_by_owner_across_batches(
         listed = ReminderRepository(session).deal_facts(quarter=QUARTER, owner_ids=set(owners))
     assert streamed == listed
     assert [f.owner_id for f in streamed] == sorted(owners)  # each owner's deals contiguous
+
+
+def test_streamed_facts_past_the_first_batch_are_typed_as_sqlalchemy_types_them(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After the first batch the rows come from the driver and are converted by the columns'
+    # own processors: batches of one, so every deal but the first takes that path.
+    monkeypatch.setattr("storage.facts.FACTS_BATCH", 1)
+    entered = dt.datetime(2026, 10, 1, 8, 15, 30, 123456, tzinfo=ZoneInfo("Europe/Paris"))
+    ids = _add(
+        database,
+        _deal("Initech", amount=Decimal("40000.50"), close_date=dt.date(2026, 12, 20)),
+        _deal(
+            "Hooli",
+            amount=Decimal("0"),
+            close_date=dt.date(2027, 1, 5),
+            stage_entered_at=entered,
+            last_touch_at=NOW - dt.timedelta(days=2),
+            buying_criteria="SSO",
+        ),
+        _deal("Globex"),  # no amount, no close date, no activity: every value None
+        _deal(
+            "Umbrella",
+            status="won",
+            amount=Decimal("12.34"),
+            close_date=dt.date(2026, 11, 20),
+            closed_at=NOW - dt.timedelta(days=3),
+            close_reason="Champion",
+        ),
+    )
+    with database.session() as session:
+        session.add(
+            NextStep(deal_id=ids[0], what="Demo", due_date=dt.date(2026, 12, 1), created_by="UREP")
+        )
+    closed_since = NOW - dt.timedelta(days=30)
+    statement, parameters = deal_facts_query(
+        quarter=QUARTER, closed_since=closed_since, deal_ids=ids
+    )
+    with database.session() as session:
+        expected = [_facts_of(row) for row in session.execute(statement, parameters)]
+        streamed = list(
+            ReminderRepository(session).stream_deal_facts(
+                quarter=QUARTER, closed_since=closed_since, deal_ids=ids
+            )
+        )
+    assert len(streamed) == 4
+    assert streamed == expected
+    for got, want in zip(streamed, expected, strict=True):
+        assert [type(value) for value in got] == [type(value) for value in want]
+    by_account = {facts.account: facts for facts in streamed}
+    assert by_account["Hooli"].stage_entered_at == entered
+    assert by_account["Hooli"].stage_entered_at.utcoffset() == dt.timedelta(0)
+    assert by_account["Initech"].amount == Decimal("40000.50")
+    assert by_account["Initech"].next_step_due == dt.date(2026, 12, 1)
+    assert by_account["Umbrella"].closed_at == NOW - dt.timedelta(days=3)
 
 
 @pytest.mark.parametrize("later", ["last_touch_at", "updated_at"])
