@@ -524,6 +524,7 @@ CHECK_IDS: Final = tuple(check.id for check in CHECKS)
 CLOSED_DEAL_CHECKS: Final = tuple(check.id for check in CHECKS if check.closed_deals)
 PREDICATES: Final[dict[str, Predicate]] = {check.id: check.fires for check in CHECKS}
 _CHECK_ORDER: Final = {check: index for index, check in enumerate(CHECK_IDS)}
+_ZERO: Final = Decimal(0)
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -666,37 +667,32 @@ class RepScore:
 
 
 class _RepTally:
-    """One rep's running sums. Deals with a weight add weighted points at once; those
-    without add plain counts, multiplied by the rep's median weight when the rep is done."""
+    """One rep's running sums, kept per outcome: the deals that fired the same checks (and
+    are open, or not) are added up together, and the per-check figures are worked out once
+    the rep is done. A deal costs a dictionary update or two rather than one per check it
+    fired; a rep's deals fall into a handful of outcomes. Deals without a weight are counted,
+    and multiplied by the rep's median weight when the rep is done."""
 
     __slots__ = (
-        "bare_checked",
-        "bare_failing",
-        "bare_passed",
-        "checked",
+        "bare",
         "commit_claimed",
         "commit_evidenced",
         "commit_unpriced",
+        "counts",
         "deals",
-        "deals_failing",
         "failing",
-        "failing_weight",
-        "failures",
         "median",
         "open_weights",
-        "passed",
+        "score_parts",
+        "weights",
     )
 
     def __init__(self) -> None:
-        self.passed = Decimal(0)
-        self.checked = Decimal(0)
-        self.bare_passed = 0
-        self.bare_checked = 0
+        # (open, checks fired) -> deals; the weight of those with one; how many had none.
+        self.counts: dict[tuple[bool, tuple[str, ...]], int] = {}
+        self.weights: dict[tuple[bool, tuple[str, ...]], Decimal] = {}
+        self.bare: dict[tuple[bool, tuple[str, ...]], int] = {}
         self.deals = 0
-        self.deals_failing = 0
-        self.failures: dict[str, int] = {}
-        self.failing_weight: dict[str, Decimal] = {}
-        self.bare_failing: dict[str, int] = {}
         # The largest failing deals: (weight or -1, -deal id, deal), at most FAILING_DEALS_KEPT.
         self.failing: list[tuple[Decimal, int, FailingDeal]] = []
         self.commit_claimed = Decimal(0)
@@ -705,35 +701,59 @@ class _RepTally:
         # Held only while this rep's deals stream past; None once the median is taken.
         self.open_weights: list[Decimal] | None = []
         self.median: Decimal | None = None
+        self.score_parts: _ScoreParts | None = None
 
-    def finish(self) -> None:
-        """Take the median weight and weigh the deals that had none (once)."""
+    def finish(self, *, open_counted: int, closed_counted: int) -> None:
+        """Take the median weight and work out the rep's figures (once)."""
         if self.open_weights is None:
             return
         median = statistics.median(self.open_weights) if self.open_weights else Decimal(1)
         self.median, self.open_weights = median, None
-        self.passed += median * self.bare_passed
-        self.checked += median * self.bare_checked
-        for check, deals in self.bare_failing.items():
-            self.failing_weight[check] = self.failing_weight.get(check, Decimal(0)) + (
-                median * deals
-            )
+        passed = checked = Decimal(0)
+        failures: dict[str, int] = {}
+        failing_weight: dict[str, Decimal] = {}
+        deals_failing = 0
+        # In the order each outcome first came, so `failures` lists checks in the order
+        # the rep's deals first failed them (ties in "most common" keep that order).
+        for key, deals in self.counts.items():
+            is_open, fired = key
+            counted = open_counted if is_open else closed_counted
+            weight = self.weights.get(key, Decimal(0)) + median * self.bare.get(key, 0)
+            passed += weight * (counted - len(fired))
+            checked += weight * counted
+            if fired:
+                deals_failing += deals
+            for check in fired:
+                failures[check] = failures.get(check, 0) + deals
+                failing_weight[check] = failing_weight.get(check, Decimal(0)) + weight
+        self.score_parts = _ScoreParts(passed, checked, failures, failing_weight, deals_failing)
 
     def score(self, rep_id: str) -> RepScore:
-        self.finish()
+        parts = self.score_parts
+        assert parts is not None, "finish() first"
         return RepScore(
             rep_id=rep_id,
-            passed=self.passed,
-            checked=self.checked,
-            failures=self.failures,
+            passed=parts.passed,
+            checked=parts.checked,
+            failures=parts.failures,
             deals=self.deals,
-            failing_weight=self.failing_weight,
+            failing_weight=parts.failing_weight,
             failing_deals=tuple(deal for *_, deal in sorted(self.failing, reverse=True)),
-            deals_failing=self.deals_failing,
+            deals_failing=parts.deals_failing,
             commit_claimed=self.commit_claimed,
             commit_evidenced=self.commit_evidenced,
             commit_unpriced=self.commit_unpriced,
         )
+
+
+class _ScoreParts(NamedTuple):
+    """A finished rep's sums over their outcomes (see `_RepTally.finish`)."""
+
+    passed: Decimal
+    checked: Decimal
+    failures: dict[str, int]
+    failing_weight: dict[str, Decimal]
+    deals_failing: int
 
 
 class ScoreTally:
@@ -771,31 +791,23 @@ class ScoreTally:
         tally = self._tallies.get(deal.owner_id)
         if tally is None:
             if self._current is not None:
-                self._current.finish()
+                self._finish(self._current)
             tally = self._current = self._tallies[deal.owner_id] = _RepTally()
         elif tally is not self._current:
             raise ValueError(f"deal facts must come grouped by owner ({deal.owner_id} again)")
         fired = fired_checks(deal, today, self.config, zone=zone)
         is_open = deal.status == "open"
-        counted = self._open_counted if is_open else self._closed_counted
+        key = (is_open, fired)
         weight = deal_weight(deal, self.rates, self.currency, today)
         if weight is None:
-            tally.bare_passed += counted - len(fired)
-            tally.bare_checked += counted
-            for check in fired:
-                tally.bare_failing[check] = tally.bare_failing.get(check, 0) + 1
+            tally.bare[key] = tally.bare.get(key, 0) + 1
         else:
-            tally.passed += weight * (counted - len(fired))
-            tally.checked += weight * counted
-            for check in fired:
-                tally.failing_weight[check] = tally.failing_weight.get(check, Decimal(0)) + weight
+            tally.weights[key] = tally.weights.get(key, _ZERO) + weight
             if is_open:
                 tally.open_weights.append(weight)  # type: ignore[union-attr]
+        tally.counts[key] = tally.counts.get(key, 0) + 1
         tally.deals += is_open
-        for check in fired:
-            tally.failures[check] = tally.failures.get(check, 0) + 1
         if fired:
-            tally.deals_failing += 1
             self._keep_failing(tally, deal, weight, fired)
         if is_open and deal.forecast_category == "commit":
             if weight is None:
@@ -805,6 +817,9 @@ class ScoreTally:
                 if deal.cited.issuperset(COMMIT_EVIDENCE):
                     tally.commit_evidenced += weight
         return fired
+
+    def _finish(self, tally: _RepTally) -> None:
+        tally.finish(open_counted=self._open_counted, closed_counted=self._closed_counted)
 
     @staticmethod
     def _keep_failing(
@@ -826,6 +841,8 @@ class ScoreTally:
             heapq.heapreplace(tally.failing, entry)
 
     def scores(self) -> dict[str, RepScore]:
+        for tally in self._tallies.values():
+            self._finish(tally)
         return {rep: tally.score(rep) for rep, tally in self._tallies.items()}
 
 
