@@ -26,7 +26,8 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
@@ -331,21 +332,36 @@ class ChecksConfig:
             )
         return reached
 
-    def exit_evidence(
-        self, stage: str, team_stage: str | None = None
-    ) -> tuple[Callable[[DealFacts], bool], ...]:
-        """Return the tests of the exit criteria of the stage a deal goes by (`deal_stage`);
-        none for an unknown stage."""
+    def stage_rules(self, stage: str, team_stage: str | None = None) -> StageRules:
+        """Return what the checks hold a deal in `stage` to (and, for its exit criteria, the
+        stage it goes by: `deal_stage`), worked out once per stage (see `StageRules`)."""
+        if not team_stage:
+            rules = self._stage_rules.get(stage)
+            if rules is None:
+                rules = self._stage_rules[stage] = self._rules_for(stage, self.stage(stage))
+            return rules
         # A team stage is remembered as itself, not by name: `team stages … from-crm` may
         # give the team other stages while this configuration is in use.
-        known = self.deal_stage(stage, team_stage) if team_stage else None
-        key: str | Stage = known if known is not None else stage
-        tests = self._exit_evidence.get(key)
-        if tests is None:
-            known = known or self.stage(stage)
-            criteria = known.exit_criteria if known is not None else ()
-            tests = self._exit_evidence[key] = tuple(_EVIDENCE[e] for e in criteria)
-        return tests
+        known = self.deal_stage(stage, team_stage)
+        key = (stage, known)
+        rules = self._stage_rules.get(key)
+        if rules is None:
+            rules = self._stage_rules[key] = self._rules_for(stage, known or self.stage(stage))
+        return rules
+
+    def _rules_for(self, stage: str, goes_by: Stage | None) -> StageRules:
+        single_threaded = self.stage_at_least("SINGLE_THREADED", stage)
+        return StageRules(
+            too_far_days=self.limit("NEXT_STEP_TOO_FAR", "max_days", stage),
+            max_pushes=self.limit("CLOSE_DATE_SLIPPED", "max_pushes", stage),
+            stale_after=dt.timedelta(days=self.limit("STALE", "max_days", stage)),
+            stalled_after=dt.timedelta(days=self.limit("STALLED_IN_STAGE", "max_days", stage)),
+            needs_buyer=self.stage_at_least("NO_ECONOMIC_BUYER", stage),
+            min_contacts=(
+                self.limit("SINGLE_THREADED", "min_contacts", stage) if single_threaded else 0
+            ),
+            criteria_unmet=_criteria_test(goes_by.exit_criteria if goes_by is not None else ()),
+        )
 
     @cached_property
     def _limits(self) -> dict[tuple[str, str, str], int]:
@@ -356,7 +372,7 @@ class ChecksConfig:
         return {}
 
     @cached_property
-    def _exit_evidence(self) -> dict[str | Stage, tuple[Callable[[DealFacts], bool], ...]]:
+    def _stage_rules(self) -> dict[str | tuple[str, Stage | None], StageRules]:
         return {}
 
     # Cached: scoring asks these once or more per deal, 100,000 times in a weekly run.
@@ -386,55 +402,68 @@ class ChecksConfig:
 # --- the checks ------------------------------------------------------------------------------
 
 
-def _days_between(earlier: dt.date, later: dt.date) -> int:
-    return (later - earlier).days
+class StageRules(NamedTuple):
+    """What the checks hold a deal in one stage to, from a configuration: its limits, and
+    whether the stage is past the point a check starts at. Worked out once per stage
+    (`ChecksConfig.stage_rules`), so a deal's checks read plain fields: a weekly run checks
+    every deal, and looking each limit up per deal cost more than the checks themselves."""
+
+    too_far_days: int  # NEXT_STEP_TOO_FAR
+    max_pushes: int  # CLOSE_DATE_SLIPPED
+    stale_after: dt.timedelta  # STALE: quiet for more whole days than this
+    stalled_after: dt.timedelta  # STALLED_IN_STAGE
+    needs_buyer: bool  # NO_ECONOMIC_BUYER: at or past its from_stage
+    min_contacts: int  # SINGLE_THREADED's minimum at or past its from_stage, else 0
+    criteria_unmet: Callable[[DealFacts], bool]  # STAGE_CRITERIA_UNMET
 
 
-def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
-    return moment.astimezone(zone).date() if moment is not None else None
-
-
-# How a deal shows each piece of exit-criteria evidence.
-_EVIDENCE: Final[dict[str, Callable[[DealFacts], bool]]] = {
-    "amount": lambda f: f.has_amount,
-    "close_date": lambda f: f.close_date is not None,
-    "buying_criteria": lambda f: f.has_buying_criteria,
-    "buying_process": lambda f: f.has_buying_process,
-    "paper_process": lambda f: f.has_paper_process,
-    "economic_buyer": lambda f: f.has_economic_buyer,
+# The DealFacts field that shows each piece of exit-criteria evidence: the evidence is there
+# when the field is truthy (a close date, any date, is).
+_EVIDENCE_FIELDS: Final[dict[str, str]] = {
+    "amount": "has_amount",
+    "close_date": "close_date",
+    "buying_criteria": "has_buying_criteria",
+    "buying_process": "has_buying_process",
+    "paper_process": "has_paper_process",
+    "economic_buyer": "has_economic_buyer",
 }
 
 
-def _criteria_unmet(facts: DealFacts, config: ChecksConfig) -> bool:
-    return not all(
-        present(facts) for present in config.exit_evidence(facts.stage, facts.team_stage)
-    )
+def _never(facts: DealFacts) -> bool:
+    return False
 
 
-Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, ChecksConfig], bool]
+def _criteria_test(criteria: Iterable[str]) -> Callable[[DealFacts], bool]:
+    """Return a test of whether a deal lacks evidence for any of a stage's exit criteria."""
+    fields = tuple(DealFacts._fields.index(_EVIDENCE_FIELDS[c]) for c in criteria)
+    if not fields:
+        return _never
+    if len(fields) == 1:
+        (only,) = fields
+        return lambda facts: not facts[only]
+    shown = itemgetter(*fields)
+    return lambda facts: not all(shown(facts))
 
 
-def _stage_at_least(facts: DealFacts, config: ChecksConfig, check: str) -> bool:
-    return config.stage_at_least(check, facts.stage)
+@lru_cache(maxsize=4096)
+def _day_starts(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
+    """Return the instant `day` starts in `zone`, in UTC (as timestamps are read)."""
+    return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
 
 
 def _quiet_too_long(
-    since: dt.datetime | None,
-    facts: DealFacts,
-    today: dt.date,
-    zone: dt.tzinfo,
-    config: ChecksConfig,
-    check: str,
+    since: dt.datetime | None, today: dt.date, zone: dt.tzinfo, after: dt.timedelta
 ) -> bool:
-    """Return whether more whole days than the check's `max_days` have passed since `since`.
+    """Return whether more whole days than `after` have passed since `since`.
 
-    Days are counted on the calendar of `zone` (the deal's today), not the server's; a deal
-    with no such moment yet is never flagged.
+    Days are counted on the calendar of `zone` (the deal's today), not the server's: more
+    than N days have passed when `since` is before the start of the day N days before
+    today there. A deal with no such moment yet is never flagged.
     """
-    if since is None:
-        return False
-    days = _days_between(since.astimezone(zone).date(), today)
-    return days > config.limit(check, "max_days", facts.stage)
+    return since is not None and since < _day_starts(today - after, zone)
+
+
+Predicate = Callable[[DealFacts, dt.date, dt.tzinfo, StageRules], bool]
 
 
 @dataclass(frozen=True)
@@ -451,70 +480,59 @@ class Check:
 # The SPEC's table order, which is also the order checks are listed and evaluated in.
 # COMMIT_WITHOUT_EVIDENCE fires on what the others fire (see `fired_checks`).
 CHECKS: Final[tuple[Check, ...]] = (
-    Check("NO_NEXT_STEP", lambda f, today, zone, c: f.open_steps_dated == 0),
-    Check("NEXT_STEP_NO_OWNER", lambda f, today, zone, c: f.open_steps_without_owner > 0),
+    Check("NO_NEXT_STEP", lambda f, today, zone, r: f.open_steps_dated == 0),
+    Check("NEXT_STEP_NO_OWNER", lambda f, today, zone, r: f.open_steps_without_owner > 0),
     # Due today is not overdue: the rep still has the day.
     Check(
         "NEXT_STEP_OVERDUE",
-        lambda f, today, zone, c: f.next_step_due is not None and f.next_step_due < today,
+        lambda f, today, zone, r: f.next_step_due is not None and f.next_step_due < today,
     ),
     Check(
         "NEXT_STEP_TOO_FAR",
-        lambda f, today, zone, c: (
-            f.next_step_due is not None
-            and _days_between(today, f.next_step_due)
-            > c.limit("NEXT_STEP_TOO_FAR", "max_days", f.stage)
+        lambda f, today, zone, r: (
+            f.next_step_due is not None and (f.next_step_due - today).days > r.too_far_days
         ),
         MaxDays,
     ),
     Check(
         "CLOSE_DATE_PAST",
-        lambda f, today, zone, c: f.close_date is not None and f.close_date < today,
+        lambda f, today, zone, r: f.close_date is not None and f.close_date < today,
     ),
     Check(
         "CLOSE_DATE_SLIPPED",
-        lambda f, today, zone, c: (
-            f.pushed_out_of_quarter
-            or f.close_date_pushes_this_quarter
-            >= c.limit("CLOSE_DATE_SLIPPED", "max_pushes", f.stage)
+        lambda f, today, zone, r: (
+            f.pushed_out_of_quarter or f.close_date_pushes_this_quarter >= r.max_pushes
         ),
         MaxPushes,
     ),
     # The 14th quiet day is not stale yet; the 15th is.
     Check(
         "STALE",
-        lambda f, today, zone, c: _quiet_too_long(f.last_activity_at, f, today, zone, c, "STALE"),
+        lambda f, today, zone, r: _quiet_too_long(f.last_activity_at, today, zone, r.stale_after),
         MaxDays,
     ),
     Check(
         "STALLED_IN_STAGE",
-        lambda f, today, zone, c: _quiet_too_long(
-            f.stage_entered_at, f, today, zone, c, "STALLED_IN_STAGE"
-        ),
+        lambda f, today, zone, r: _quiet_too_long(f.stage_entered_at, today, zone, r.stalled_after),
         MaxDays,
     ),
     Check(
         "NO_ECONOMIC_BUYER",
-        lambda f, today, zone, c: (
-            _stage_at_least(f, c, "NO_ECONOMIC_BUYER") and not f.has_economic_buyer
-        ),
+        lambda f, today, zone, r: r.needs_buyer and not f.has_economic_buyer,
         FromStage,
     ),
     Check(
         "SINGLE_THREADED",
-        lambda f, today, zone, c: (
-            _stage_at_least(f, c, "SINGLE_THREADED")
-            and f.contacts < c.limit("SINGLE_THREADED", "min_contacts", f.stage)
-        ),
+        lambda f, today, zone, r: f.contacts < r.min_contacts,
         FromStageMinContacts,
     ),
-    Check("STAGE_CRITERIA_UNMET", lambda f, today, zone, c: _criteria_unmet(f, c)),
+    Check("STAGE_CRITERIA_UNMET", lambda f, today, zone, r: r.criteria_unmet(f)),
     # Never asked directly: `fired_checks` fires it when a commit deal fires any other check.
-    Check("COMMIT_WITHOUT_EVIDENCE", lambda f, today, zone, c: False),
-    Check("NO_AMOUNT", lambda f, today, zone, c: not f.has_amount),
+    Check("COMMIT_WITHOUT_EVIDENCE", lambda f, today, zone, r: False),
+    Check("NO_AMOUNT", lambda f, today, zone, r: not f.has_amount),
     Check(
         "LOST_WITHOUT_REASON",
-        lambda f, today, zone, c: (
+        lambda f, today, zone, r: (
             f.status != "open" and not f.has_post_mortem and not f.has_close_reason
         ),
         closed_deals=True,
@@ -573,14 +591,15 @@ def fired_checks(
 ) -> tuple[str, ...]:
     """Return the ids of the enabled checks this deal fails as of `today` (in `zone`)."""
     plan = _check_plan(config, only)
+    rules = config.stage_rules(facts.stage, facts.team_stage)
     if facts.status != "open":
-        return tuple(c for c, fires in plan.closed if fires(facts, today, zone, config))
-    fired = [c for c, fires in plan.open if fires(facts, today, zone, config)]
+        return tuple(c for c, fires in plan.closed if fires(facts, today, zone, rules))
+    fired = [c for c, fires in plan.open if fires(facts, today, zone, rules)]
     # "Any of the above" means every evidence check, whether or not `only` asked for it.
     if (
         plan.commit
         and facts.forecast_category == "commit"
-        and (fired or any(fires(facts, today, zone, config) for fires in plan.evidence))
+        and (fired or any(fires(facts, today, zone, rules) for fires in plan.evidence))
     ):
         fired.append("COMMIT_WITHOUT_EVIDENCE")
         fired.sort(key=_CHECK_ORDER.__getitem__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -257,3 +258,34 @@ def test_commit_evidence_is_required_unless_the_file_says_warn() -> None:
 def test_a_commit_evidence_setting_dealbot_does_not_know_is_refused_naming_its_line() -> None:
     with pytest.raises(ChecksFileError, match=r"checks.yml:3: commit_evidence: .*require.*warn"):
         parse_checks("version: 1\nchecks: {}\ncommit_evidence: maybe\n")
+
+
+@pytest.mark.parametrize(
+    ("zone", "today", "stale_from", "day_starts"),
+    [
+        # Midnight on the fifteenth day back, in New York (EST, UTC-5).
+        ("America/New_York", dt.date(2026, 11, 23), dt.date(2026, 11, 9), "2026-11-09T05:00"),
+        # That day is the one Paris moves its clocks forward (at 02:00, not at midnight).
+        ("Europe/Paris", dt.date(2026, 4, 12), dt.date(2026, 3, 29), "2026-03-28T23:00"),
+        # Santiago moves its clocks forward at midnight: that day starts at 01:00 (UTC-3).
+        ("America/Santiago", dt.date(2026, 9, 20), dt.date(2026, 9, 6), "2026-09-06T04:00"),
+    ],
+)
+def test_quiet_days_are_counted_on_the_deals_own_calendar(
+    zone: str, today: dt.date, stale_from: dt.date, day_starts: str
+) -> None:
+    # STALE's limit is 14 days: quiet since any moment before the day 14 days back starts.
+    local = ZoneInfo(zone)
+    starts = dt.datetime.fromisoformat(day_starts).replace(tzinfo=dt.UTC)
+    last_quiet = starts - dt.timedelta(microseconds=1)
+    assert (today - stale_from).days == 14
+    assert last_quiet.astimezone(local).date() < stale_from == starts.astimezone(local).date()
+    for moment, expected in ((last_quiet, ("STALE",)), (starts, ())):
+        deal = HEALTHY._replace(
+            forecast_category="best_case",  # a commit deal failing a check fires one more
+            last_activity_at=moment,
+            next_step_due=today + dt.timedelta(days=3),
+            close_date=today + dt.timedelta(days=20),
+            stage_entered_at=moment + dt.timedelta(days=10),
+        )
+        assert fired_checks(deal, today, CONFIG, zone=local) == expected, moment
