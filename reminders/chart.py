@@ -9,6 +9,12 @@ as "?" and the chart says so, rather than a row of empty boxes and a log full of
 The bytes are the same for the same input (no timestamp or version in the PNG), so a chart
 can be snapshot-tested and a resend is the same file.
 
+The weekly digest draws a chart per team, so drawing is kept cheap: the reps' names, the
+weeks and the money amounts are plain texts placed where tick labels would be (with their
+tick marks and gridlines as one artist per axis), not matplotlib Ticks; each category's bars
+are one collection; and the margins are computed, not found by a layout engine. What is
+left is mostly FreeType laying out and rendering the glyphs.
+
 matplotlib keeps a font cache (and reads a matplotlibrc) in $HOME unless MPLCONFIGDIR says
 otherwise: a server's $HOME may be read-only, and a user's matplotlibrc would change the
 chart. So, unless the operator set MPLCONFIGDIR, it points at a dealbot folder in the temp
@@ -34,13 +40,16 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont, fontManager
 from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
-from matplotlib.text import Annotation, Text
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.markers import TICKDOWN, TICKLEFT
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation, Transform, TransformedPatchPath
 from PIL import Image
 
 from domain.forecast import RollUp
@@ -120,6 +129,14 @@ FALLBACK_FONTS: Final = (
     "Droid Sans Fallback",
 )
 UNDRAWABLE: Final = "?"
+
+# The `gid` of the texts drawn in place of tick labels, to tell them from the other texts of
+# their panel: the reps' names, the notes after their bars, the trend's weeks, and the
+# amounts on the money axes.
+NAME_GID: Final = "rep-name"
+NOTE_GID: Final = "rep-note"
+WEEK_GID: Final = "week"
+MONEY_GID: Final = "money"
 
 
 def chart_reps(roll_up: RollUp, names: Mapping[str, str]) -> list[ChartRep]:
@@ -220,7 +237,6 @@ def forecast_figure(
         bars_axes,
         trend_axes,
         rows=rows,
-        fonts=fonts,
         bars_note=bool(hidden),
         trend_shown=bool(trend),
         trend_note=bool(trend) and max(week.excluded for week in trend) > 0,
@@ -243,7 +259,8 @@ _BOTTOM_PX: Final = 27.8  # the trend's week labels
 _NOTE_BARS_PX: Final = 27.6  # "+N more reps not shown"
 _NOTE_TREND_PX: Final = 19.5  # deals left out for want of a rate (9 pt)
 _NOTE_FIGURE_PX: Final = 22.0  # characters no font can draw (9 pt)
-_NOTE_OFFSET_PX: Final = 8 / 72 * DPI  # the rep notes' xytext offset
+_NOTE_OFFSET_PX: Final = 8 / 72 * DPI  # from a bar's end to its note
+_LABEL_PAD_PX: Final = 4 / 72 * DPI  # from the tick labels to the axis label under them
 
 
 def _place(
@@ -252,15 +269,15 @@ def _place(
     trend_axes: Axes,
     *,
     rows: int,
-    fonts: list[str],
     bars_note: bool,
     trend_shown: bool,
     trend_note: bool,
     figure_note: bool,
 ) -> None:
     """Position both panels as constrained layout would, measuring only the texts that set
-    the margins: the widest y label on the left; on the right, whichever reaches furthest of
-    the rep notes after their bars and the last money label under them."""
+    the margins: the widest name or money label on the left; on the right, whichever reaches
+    furthest of the rep notes after their bars and the last money label under them. Put
+    each x axis label under its panel's labels."""
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     width_px, height_px = figure.bbox.width, figure.bbox.height
 
@@ -269,30 +286,34 @@ def _place(
     def text_width(text: Text) -> float:
         return float(text.get_window_extent(renderer).width)
 
-    def tick_labels(axes: Axes, axis: Axis) -> list[tuple[float, Text]]:
-        """Return (position as a fraction of the view, label) for each label to be drawn."""
-        start, end = axes.get_xlim() if axis is axes.xaxis else axes.get_ylim()
-        axis.get_majorticklabels()  # sets the labels' texts from the formatter
-        return [
-            ((tick.get_loc() - start) / (end - start), tick.label1)
-            for tick in axis.get_major_ticks()
-            if min(start, end) <= tick.get_loc() <= max(start, end) and tick.label1.get_text()
-        ]
+    def texts(axes: Axes, gid: str) -> list[Text]:
+        return [text for text in axes.texts if text.get_gid() == gid]
 
-    labels = [label for _, label in tick_labels(bars_axes, bars_axes.yaxis)]
-    if trend_shown:
-        labels += [label for _, label in tick_labels(trend_axes, trend_axes.yaxis)]
+    labels = texts(bars_axes, NAME_GID) + texts(trend_axes, MONEY_GID)
     left = _PAD_PX + max([text_width(label) for label in labels] + [0.0]) + _TICK_PX
     # Each (fraction of the axes width, pixels beyond that point) must end inside the pad.
     reaches: list[tuple[float, float]] = [(1.0, 0.0)]
     xmax = bars_axes.get_xlim()[1]
-    for note in bars_axes.texts:
-        if isinstance(note, Annotation):
-            reaches.append((note.xy[0] / xmax, _NOTE_OFFSET_PX + text_width(note)))
-    money = tick_labels(bars_axes, bars_axes.xaxis)
+    for note in texts(bars_axes, NOTE_GID):
+        reaches.append((note.get_position()[0] / xmax, _NOTE_OFFSET_PX + text_width(note)))
+    money = texts(bars_axes, MONEY_GID)
     if money:
-        fraction, last = max(money, key=lambda pair: pair[0])
-        reaches.append((fraction, text_width(last) / 2))
+        last = max(money, key=lambda label: label.get_position()[0])
+        reaches.append((last.get_position()[0] / xmax, text_width(last) / 2))
+    # An x axis label goes under the labels, as matplotlib would put it (it looks for them
+    # among the axis's ticks, and there are none).
+    for axes, gid in ((bars_axes, MONEY_GID), (trend_axes, WEEK_GID)):
+        if axes.xaxis.label.get_text():
+            below = _TICK_PX + max(
+                [float(text.get_window_extent(renderer).height) for text in texts(axes, gid)]
+                + [0.0]
+            )
+            axes.xaxis.set_label_coords(
+                0.0,
+                0.0,
+                transform=axes.transAxes
+                + ScaledTranslation(0.0, -(below + _LABEL_PAD_PX) / DPI, figure.dpi_scale_trans),
+            )
     available = width_px - _PAD_PX - left
     axes_width = min(
         (available - beyond) / fraction if fraction > 0 else available
@@ -331,12 +352,20 @@ def _draw_reps(
     left = [0.0] * len(reps)
     for category, color in CATEGORY_COLORS.items():
         values = [float(getattr(rep, category)) for rep in reps]
-        for position, start, value in zip(positions, left, values, strict=True):
-            # What `barh` draws, without its per-bar data-limit update (most of its cost):
-            # both limits are set below, and the legend has its own handles.
-            axes.add_artist(
-                Rectangle((start, position - _BAR_HEIGHT / 2), value, _BAR_HEIGHT, facecolor=color)
-            )
+        # One collection per category, not one Rectangle per bar (what `barh` draws): Agg
+        # fills all of a category's bars in one call, and neither limits nor the legend
+        # need the bars (both are set below).
+        axes.add_collection(
+            PolyCollection(
+                [
+                    _bar(start, position, value)
+                    for position, start, value in zip(positions, left, values, strict=True)
+                ],
+                facecolors=color,
+                label=CATEGORY_LABELS[category],
+            ),
+            autolim=False,
+        )
         left = [start + value for start, value in zip(left, values, strict=True)]
     quotas = [(i, float(rep.quota)) for i, rep in enumerate(reps) if rep.quota is not None]
     if quotas:
@@ -349,35 +378,58 @@ def _draw_reps(
             linewidths=2.5,
             color=QUOTA_COLOR,
             zorder=3,
+            label="Quota",
         )
-    labels = [
-        name if rep.quota is not None else f"{name} (no quota)"
-        for name, rep in zip(names, reps, strict=True)
-    ]
-    axes.set_yticks(positions, labels, family=fonts, parse_math=False, fontsize=11)
     axes.set_ylim(len(reps) - 0.5 if reps else 0.5, -0.5)  # first (largest) rep on top
+    # The names are drawn as y tick labels would be (right-aligned, a tick mark and a pad
+    # left of the panel) but as plain texts and one line of tick marks: a matplotlib Tick
+    # per rep builds five artists (two marks, a gridline, two labels) and copies properties
+    # between them, and the axis lays them all out again at each draw.
+    axes.set_yticks([])
+    clip = _panel_clip(axes)
+    for position, name, rep in zip(positions, names, reps, strict=True):
+        axes.text(
+            0.0,
+            position,
+            name if rep.quota is not None else f"{name} (no quota)",
+            transform=_left_of(axes),
+            ha="right",
+            va="center_baseline",
+            fontsize=11,
+            family=fonts,
+            parse_math=False,
+            gid=NAME_GID,
+            clip_path=clip,
+        )
+    axes.add_artist(_tick_marks(axes.yaxis, positions))
     widest = max([*left, *(quota for _, quota in quotas), 0.0])
+    # The notes: 8 points right of the bar's end (or of the quota mark beyond it).
+    note_transform = axes.transData + ScaledTranslation(
+        _NOTE_OFFSET_PX / DPI, 0.0, axes.figure.dpi_scale_trans
+    )
     for i, rep in enumerate(reps):
-        axes.annotate(
+        axes.text(
+            max(left[i], float(rep.quota or 0)),
+            i,
             _rep_note(rep, currency),
-            (max(left[i], float(rep.quota or 0)), i),
-            xytext=(8, 0),
-            textcoords="offset points",
+            transform=note_transform,
             va="center",
             fontsize=10,
             family=fonts,
             parse_math=False,
             color=INK,
+            gid=NOTE_GID,
+            clip_path=clip,
         )
     # Room on the right for the notes at the end of the longest bar.
     axes.set_xlim(0, widest * 1.22 if widest > 0 else 1)
-    axes.xaxis.set_major_formatter(_money_axis(currency))
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3))
-    axes.grid(axis="x", color="#dddddd", linewidth=0.8)
-    axes.set_axisbelow(True)
+    _money_axis(
+        axes.xaxis,
+        MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3),
+        currency=currency,
+        fonts=fonts,
+    )
     axes.spines[["top", "right"]].set_visible(False)
-    for tick in axes.get_xticklabels():
-        tick.set_family(fonts)
     if not reps:
         axes.text(
             0.5,
@@ -406,6 +458,59 @@ def _draw_reps(
         ncols=len(handles),
         frameon=False,
         prop=FontProperties(family=fonts, size=10),
+    )
+
+
+def _panel_clip(axes: Axes) -> TransformedPatchPath:
+    """Return the clip matplotlib gives a text added to `axes` (the panel's background), for
+    a function adding many texts to build once: `Axes.text` builds one, and registers it with
+    the panel's transforms, for each text given none, about 0.3 ms a text here (some 20 ms
+    for a chart's 70-odd texts). These texts are not clipped (`clip_on` is off) either way."""
+    return TransformedPatchPath(axes.patch)
+
+
+def _bar(start: float, position: float, value: float) -> list[tuple[float, float]]:
+    """Return the corners of a bar from `start` to `start + value` centred on `position`."""
+    top, bottom = position - _BAR_HEIGHT / 2, position + _BAR_HEIGHT / 2
+    return [(start, top), (start + value, top), (start + value, bottom), (start, bottom)]
+
+
+def _left_of(axes: Axes) -> Transform:
+    """Return where matplotlib puts a y tick label: x in axes fractions, y in data, left of
+    the axis by the tick mark and its pad."""
+    return axes.get_yaxis_transform() + ScaledTranslation(
+        -_TICK_PX / DPI, 0.0, axes.figure.dpi_scale_trans
+    )
+
+
+def _below(axes: Axes) -> Transform:
+    """Return where matplotlib puts an x tick label: x in data, y in axes fractions, below
+    the axis by the tick mark and its pad."""
+    return axes.get_xaxis_transform() + ScaledTranslation(
+        0.0, -_TICK_PX / DPI, axes.figure.dpi_scale_trans
+    )
+
+
+def _tick_marks(axis: Axis, positions: Sequence[float]) -> Line2D:
+    """Return the major tick marks `axis` would draw at `positions`, as one line of markers
+    (one artist, where each matplotlib Tick has its own)."""
+    axes = axis.axes
+    if axis is axes.yaxis:
+        xs, ys, marker, name = [0.0] * len(positions), positions, TICKLEFT, "ytick"
+        transform = axes.get_yaxis_transform()
+    else:
+        xs, ys, marker, name = positions, [0.0] * len(positions), TICKDOWN, "xtick"
+        transform = axes.get_xaxis_transform()
+    return Line2D(
+        xs,
+        ys,
+        linestyle="",
+        marker=marker,
+        markersize=matplotlib.rcParams[f"{name}.major.size"],
+        markeredgewidth=matplotlib.rcParams[f"{name}.major.width"],
+        color=matplotlib.rcParams[f"{name}.color"],
+        transform=transform,
+        clip_on=False,
     )
 
 
@@ -463,15 +568,32 @@ def _draw_trend(axes: Axes, trend: Sequence[ChartWeek], *, currency: str, fonts:
         linewidth=2.2,
         label="Won so far",
     )
-    axes.set_xticks(positions, [week.week for week in trend], family=fonts, parse_math=False)
+    # The weeks as x tick labels would be, but plain texts (as the reps' names are).
+    axes.set_xticks([])
+    clip = _panel_clip(axes)
+    for position, week in zip(positions, trend, strict=True):
+        axes.text(
+            position,
+            0.0,
+            week.week,
+            transform=_below(axes),
+            ha="center",
+            va="top",
+            family=fonts,
+            parse_math=False,
+            gid=WEEK_GID,
+            clip_path=clip,
+        )
+    axes.add_artist(_tick_marks(axes.xaxis, positions))
     axes.set_xlim(-0.3, len(trend) - 0.7)  # room for the first and last markers
+    # The top from the lines' data, as `_money_axis` reads it: nothing added later moves it.
     axes.set_ylim(bottom=0)
-    axes.yaxis.set_major_formatter(_money_axis(currency))
-    axes.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3))
-    for tick in axes.get_yticklabels():
-        tick.set_family(fonts)
-    axes.grid(axis="y", color="#dddddd", linewidth=0.8)
-    axes.set_axisbelow(True)
+    _money_axis(
+        axes.yaxis,
+        MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], min_n_ticks=3),
+        currency=currency,
+        fonts=fonts,
+    )
     excluded = max(week.excluded for week in trend)
     if excluded:
         axes.set_xlabel(
@@ -493,13 +615,54 @@ def _draw_trend(axes: Axes, trend: Sequence[ChartWeek], *, currency: str, fonts:
     )
 
 
-def _money_axis(currency: str) -> FuncFormatter:
-    def short(value: float, _position: float) -> str:
-        if value < 0:
-            return ""
-        return format_money_short(Money(Decimal(str(float(value))), currency))
+def _money_axis(axis: Axis, locator: MaxNLocator, *, currency: str, fonts: list[str]) -> None:
+    """Draw what `axis` would draw with `locator` and short money labels ("$100k"): at each
+    round amount in view a label, a tick mark and a light gridline across the panel.
 
-    return FuncFormatter(short)
+    As plain artists, the names' way: a Tick per amount builds five artists, and the axis
+    formats and lays them out again at each draw. The view limits must be final.
+    """
+    axes = axis.axes
+    vertical = axis is axes.xaxis  # gridlines up from the x axis, or across from the y axis
+    start, end = sorted(axes.get_xlim() if vertical else axes.get_ylim())
+    slack = (end - start) * 1e-10  # as matplotlib's own test for a tick in view
+    amounts = [
+        float(amount)
+        for amount in locator.tick_values(start, end)
+        if start - slack <= amount <= end + slack
+    ]
+    axis.set_ticks([])
+    clip = _panel_clip(axes)
+    for amount in amounts:
+        if amount < 0:  # a mark and a gridline, but no negative money
+            continue
+        label = format_money_short(Money(Decimal(str(amount)), currency))
+        axes.text(
+            *((amount, 0.0) if vertical else (0.0, amount)),
+            label,
+            transform=_below(axes) if vertical else _left_of(axes),
+            ha="center" if vertical else "right",
+            va="top" if vertical else "center_baseline",
+            family=fonts,
+            parse_math=False,
+            gid=MONEY_GID,
+            clip_path=clip,
+        )
+    axes.add_artist(_tick_marks(axis, amounts))
+    axes.add_collection(
+        LineCollection(
+            [
+                [(amount, 0.0), (amount, 1.0)] if vertical else [(0.0, amount), (1.0, amount)]
+                for amount in amounts
+            ],
+            transform=axes.get_xaxis_transform() if vertical else axes.get_yaxis_transform(),
+            colors="#dddddd",
+            linewidths=0.8,
+            capstyle=matplotlib.rcParams["lines.solid_capstyle"],  # as a gridline's Line2D
+            zorder=0.5,  # under the bars and lines, as `set_axisbelow(True)` puts a grid
+        ),
+        autolim=False,
+    )
 
 
 def _png(figure: Figure) -> bytes:
@@ -515,7 +678,9 @@ def _png(figure: Figure) -> bytes:
     canvas.draw()
     rgba = canvas.buffer_rgba()  # type: ignore[attr-defined]
     height, width = rgba.shape[:2]
-    image = Image.frombuffer("RGBA", (width, height), rgba, "raw", "RGBA", 0, 1).convert("RGB")
+    # Read as RGB straight from the RGBA buffer (its alpha skipped as padding): one pass over
+    # the pixels, where reading RGBA and converting made two, for the same bytes.
+    image = Image.frombytes("RGB", (width, height), rgba, "raw", "RGBX")
     out = io.BytesIO()
     image.save(out, format="png", compress_level=1, dpi=(DPI, DPI))
     return out.getvalue()

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 import reminders.chart as chart
@@ -19,6 +21,10 @@ from domain.forecast import RepForecast, RollUp
 from domain.money import Money
 from reminders.chart import (
     MAX_REPS,
+    MONEY_GID,
+    NAME_GID,
+    NOTE_GID,
+    WEEK_GID,
     ChartRep,
     ChartWeek,
     chart_reps,
@@ -64,10 +70,28 @@ def decoded(png: bytes) -> tuple[int, int]:
     return pixels.shape[1], pixels.shape[0]
 
 
-def tick_labels(reps: tuple[ChartRep, ...] | list[ChartRep]) -> list[str]:
-    figure = forecast_figure(title="Enterprise · 2026-Q4", currency="USD", reps=reps, trend=TREND)
+def texts(axes: Axes, gid: str) -> list[str]:
+    """Return the texts of one kind (`gid`) drawn in `axes`, in the order drawn."""
+    return [text.get_text() for text in axes.texts if text.get_gid() == gid]
+
+
+def drawn_names(figure: Figure) -> list[str]:
+    """Return the reps' names as drawn left of the bars, top to bottom, each checked to be
+    on its rep's row and whole inside the image."""
     figure.canvas.draw()
-    return [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    bars_axes = figure.axes[0]
+    names = [text for text in bars_axes.texts if text.get_gid() == NAME_GID]
+    assert [text.get_position()[1] for text in names] == list(range(len(names)))
+    for text in names:
+        extent = text.get_window_extent()
+        assert extent.x0 >= 0 and extent.x1 <= bars_axes.get_window_extent().x0
+    return [text.get_text() for text in names]
+
+
+def rep_names(reps: tuple[ChartRep, ...] | list[ChartRep]) -> list[str]:
+    return drawn_names(
+        forecast_figure(title="Enterprise · 2026-Q4", currency="USD", reps=reps, trend=TREND)
+    )
 
 
 def test_the_chart_is_a_png_about_slacks_preview_size_growing_with_reps() -> None:
@@ -81,24 +105,28 @@ def test_the_chart_is_a_png_about_slacks_preview_size_growing_with_reps() -> Non
 
 def test_every_rep_is_drawn_with_its_bars_and_no_quota_said() -> None:
     figure = forecast_figure(title="Enterprise", currency="USD", reps=TEAM, trend=TREND)
-    figure.canvas.draw()
     bars_axes = figure.axes[0]
     # Largest won + commit first (on top): Zoë 310k, Ana 210k, Chloé 48k.
-    assert [t.get_text() for t in bars_axes.get_yticklabels()] == [
+    assert drawn_names(figure) == [
         "Zoë Müller",
         "Ana Ruiz",
         "Chloé Martin (no quota)",
     ]
+    marks = {c.get_label(): c for c in bars_axes.collections if not c.get_label().startswith("_")}
+    assert list(marks) == ["Won", "Commit", "Best case", "Pipeline", "Quota"]
     # Four stacked categories, one bar each per rep.
-    assert len(bars_axes.patches) == 4 * len(TEAM)
-    widths = sorted(round(p.get_width()) for p in bars_axes.patches if p.get_width())
+    bars = [
+        path.get_extents() for category in list(marks)[:4] for path in marks[category].get_paths()
+    ]
+    assert len(bars) == 4 * len(TEAM)
+    widths = sorted(round(bar.width) for bar in bars if bar.width)
     assert widths == sorted(
         [310_000, 75_000, 20_000, 120_000, 90_000, 40_000, 150_000, 48_000, 60_000]
     )
     # A quota mark for the two reps with one, none for Chloé.
-    (quota_marks,) = bars_axes.collections
+    quota_marks = marks["Quota"]
     assert sorted(map(tuple, quota_marks.get_offsets().tolist())) == [(250_000, 0), (300_000, 1)]
-    notes = [t.get_text() for t in bars_axes.texts]
+    notes = texts(bars_axes, NOTE_GID)
     assert notes == ["won $310k · 124% of $250k", "won $120k · 40% of $300k", "won $0"]
     legend = bars_axes.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
@@ -114,22 +142,23 @@ def test_amounts_on_the_axes_are_short_with_the_currency_symbol() -> None:
     figure = forecast_figure(title="Paris", currency="EUR", reps=TEAM, trend=TREND)
     figure.canvas.draw()
     bars_axes, trend_axes = figure.axes
-    money_ticks = [t.get_text() for t in bars_axes.get_xticklabels() if t.get_text()]
+    money_ticks = texts(bars_axes, MONEY_GID)
     assert "€0" in money_ticks and "€100k" in money_ticks
-    assert any(t.get_text() == "€200k" for t in trend_axes.get_yticklabels())
-    assert [t.get_text() for t in trend_axes.get_xticklabels()] == [
+    assert "€200k" in texts(trend_axes, MONEY_GID)
+    assert texts(trend_axes, WEEK_GID) == [
         "2026-W46",
         "2026-W47",
         "2026-W48",
     ]
-    commit_line, won_line = trend_axes.get_lines()
+    lines = {line.get_label(): line for line in trend_axes.get_lines()}
+    commit_line, won_line = lines["Commit called"], lines["Won so far"]
     assert list(commit_line.get_ydata()) == [410_000, 380_500, 138_000]
     assert list(won_line.get_ydata()) == [90_000, 250_000, 430_000]
 
 
 def test_more_than_25_reps_draws_the_top_25_by_won_plus_commit_and_says_how_many_more() -> None:
     reps = [rep(f"Rep {i:02d}", won=1000 * i, commit=500) for i in range(30)]
-    labels = tick_labels(reps)
+    labels = rep_names(reps)
     assert len(labels) == MAX_REPS
     assert labels[0] == "Rep 29 (no quota)" and labels[-1] == "Rep 05 (no quota)"
     figure = forecast_figure(title="Big", currency="USD", reps=reps, trend=TREND)
@@ -184,7 +213,7 @@ def test_accented_names_render_without_missing_glyph_warnings(
                 trend=TREND,
             )
     assert not [r for r in caplog.records if "missing" in r.getMessage().lower()]
-    assert tick_labels([rep("Łukasz Żółć", 5), rep("Пётр", 3)]) == [
+    assert rep_names([rep("Łukasz Żółć", 5), rep("Пётр", 3)]) == [
         "Łukasz Żółć (no quota)",
         "Пётр (no quota)",
     ]
@@ -206,8 +235,7 @@ def test_cjk_names_use_an_installed_cjk_font_or_show_question_marks_and_say_so(
                 figure.canvas.draw()
                 forecast_chart(title="東京", currency="USD", reps=reps, trend=TREND)
         assert not [r for r in caplog.records if "missing" in r.getMessage().lower()]
-        labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
-        assert labels == ["?? Hiro", "Zoë"]
+        assert drawn_names(figure) == ["?? Hiro", "Zoë"]
         assert figure.get_suptitle() == "??"
         assert figure.get_supxlabel() == (
             'Shown with "?" for characters no font on this server can draw: ?? Hiro.'
