@@ -584,9 +584,11 @@ def fetch_bare(connection: Connection, statement: Any, parameters: dict[str, Any
     through its result processing (PostgreSQL: a server-side cursor, like the jobs').
     """
     result = connection.execute(statement, parameters, execution_options={"stream_results": True})
+    # A server-side cursor's result reads one row ahead at execute: counted here, the rest
+    # fetched bare from the driver's cursor.
+    rows = len(result.fetchmany(1))
     cursor = result.cursor
-    rows = 0
-    while batch := cursor.fetchmany(FETCH):
+    while cursor is not None and (batch := cursor.fetchmany(FETCH)):
         rows += len(batch)
     result.close()
     return rows

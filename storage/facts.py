@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Dialect, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
@@ -304,9 +304,10 @@ class ReminderRepository:
             cursor = result.cursor
             if cursor is None:  # closed already: the first batch was all there was
                 return
-            convert = _driver_row_converter(statement, result.dialect, cursor.description)
+            typed = _driver_types(statement, result.dialect, cursor.description)
             while rows := cursor.fetchmany(FACTS_BATCH):
-                yield from map(_facts_of, map(convert, rows))
+                for row in rows:
+                    yield _facts_of(row, typed)
         finally:
             result.close()
 
@@ -368,33 +369,47 @@ def _facts_parameters(
     return parameters
 
 
-def _driver_row_converter(
+def _same(value: Any) -> Any:
+    return value
+
+
+class _TypedColumns(NamedTuple):
+    """How `_facts_of` converts the facts' columns a driver may return in another type."""
+
+    amount: Callable[[Any], Decimal | None] = _same
+    close_date: Callable[[Any], dt.date | None] = _same
+    last_activity_at: Callable[[Any], dt.datetime | None] = _same
+    stage_entered_at: Callable[[Any], dt.datetime | None] = _same
+    closed_at: Callable[[Any], dt.datetime | None] = _same
+    next_due: Callable[[Any], dt.date | None] = _same
+
+
+# SQLAlchemy's rows, converted already.
+_AS_READ: Final = _TypedColumns()
+
+
+def _driver_types(
     statement: Select[Any], dialect: Dialect, description: Sequence[Sequence[Any]]
-) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """Return a function turning a driver's row of `statement` into the values SQLAlchemy's
-    row would hold: each column's own result processor (SQLite's text dates parsed, its
-    numbers made Decimal, timestamps made UTC-aware), only where the column has one."""
-    processors = [
-        (index, processor)
-        for index, (column, described) in enumerate(
-            zip(statement.selected_columns, description, strict=True)
-        )
+) -> _TypedColumns:
+    """Return the result processors SQLAlchemy would run on a driver's row of the facts
+    statement (SQLite's text dates parsed, its numbers made Decimal, timestamps made
+    UTC-aware), for `_facts_of` to run on the columns that have one."""
+    processors = {
+        column.key: processor
+        for column, described in zip(statement.selected_columns, description, strict=True)
         # The dialect's own type, as SQLAlchemy's result takes it (SQLite's DATETIME parses).
         if (processor := column.type.dialect_impl(dialect).result_processor(dialect, described[1]))
         is not None
-    ]
-
-    def convert(row: Sequence[Any]) -> Sequence[Any]:
-        values = list(row)
-        for index, processor in processors:
-            values[index] = processor(values[index])  # each takes None as None
-        return values
-
-    return convert
+    }
+    unconverted = set(processors) - set(_TypedColumns._fields)
+    if unconverted:
+        raise RuntimeError(f"facts columns {sorted(unconverted)} need converting: see _facts_of")
+    return _TypedColumns(**processors)
 
 
-def _facts_of(row: Sequence[Any]) -> DealFacts:
-    """Return the facts in a row of _deal_facts_statement (a listed row's first columns).
+def _facts_of(row: Sequence[Any], typed: _TypedColumns = _AS_READ) -> DealFacts:
+    """Return the facts in a row of _deal_facts_statement (a listed row's first columns),
+    its typed columns converted by `typed` (a driver's row: see `_driver_types`).
 
     Positional, in DealFacts' field order: keyword arguments cost a visible share of a
     million-deal run.
@@ -439,13 +454,13 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         status,
         forecast_category,
         amount is not None,  # has_amount
-        close_date,
+        typed.close_date(close_date),
         open_steps or 0,
         dated or 0,  # open_steps_dated
         unowned or 0,  # open_steps_without_owner
-        next_due,  # next_step_due
-        last_activity_at,
-        stage_entered_at,
+        typed.next_due(next_due),  # next_step_due
+        typed.last_activity_at(last_activity_at),
+        typed.stage_entered_at(stage_entered_at),
         contacts or 0,
         bool(buyer),  # has_economic_buyer
         bool(buying_criteria),
@@ -455,9 +470,9 @@ def _facts_of(row: Sequence[Any]) -> DealFacts:
         bool(pushed_out),  # pushed_out_of_quarter
         post_mortem_id is not None,  # has_post_mortem
         bool(close_reason),  # has_close_reason
-        closed_at,
+        typed.closed_at(closed_at),
         title,
-        amount,
+        typed.amount(amount),
         currency,
         cited_kinds(cited),
         team_stage,
