@@ -6,13 +6,24 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
 from storage.models import Deal, DealChange, DealSnooze, NextStep, Nudge, OutboxMessage
 
 _NUDGES = Nudge.__table__
+_NUDGE_COLUMNS = ("period", "rep_id", "deal_id", "checks", "nudged_at")
+_NUDGES_FROM_ARRAYS = text(
+    """
+    INSERT INTO nudges (period, rep_id, deal_id, checks, nudged_at)
+    SELECT * FROM unnest(
+        CAST(:period AS varchar[]), CAST(:rep_id AS varchar[]), CAST(:deal_id AS integer[]),
+        CAST(:checks AS varchar[]), CAST(:nudged_at AS timestamptz[])
+    )
+    ON CONFLICT (period, rep_id, deal_id) DO NOTHING
+    """
+)
 
 
 class NudgeRepository:
@@ -37,11 +48,20 @@ class NudgeRepository:
 
     def record_nudges(self, rows: list[dict[str, Any]]) -> None:
         """Insert the (period, rep, deal) nudges not yet recorded, in one batch."""
-        if rows:
-            statement = insert_ignoring_conflicts(
-                self.session, _NUDGES, ["period", "rep_id", "deal_id"]
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement over one array per column: a chase records tens of thousands of
+            # nudges, and a row-by-row executemany cost PostgreSQL ten times as long.
+            self.session.execute(
+                _NUDGES_FROM_ARRAYS,
+                {column: [row[column] for row in rows] for column in _NUDGE_COLUMNS},
             )
-            self.session.execute(statement, rows)
+            return
+        statement = insert_ignoring_conflicts(
+            self.session, _NUDGES, ["period", "rep_id", "deal_id"]
+        )
+        self.session.execute(statement, rows)
 
     def mark_acted(self, *, at: dt.datetime) -> int:
         """Record, set-based, which open nudges the rep acted on since; return how many."""
