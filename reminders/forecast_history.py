@@ -143,8 +143,23 @@ class _Converter:
             return None
         return conversion.money
 
+    def amount_of(
+        self, deal_id: int, name: str, amount: Decimal | None, currency: str, on: dt.date
+    ) -> Decimal | None:
+        """Return `convert`'s amount for an amount and its currency as read: no Money is built
+        for one already in the reporting currency."""
+        if amount is None:
+            return None
+        if currency == self.currency:
+            return amount
+        converted = self.convert(deal_id, name, Money(amount, currency), on)
+        return None if converted is None else converted.amount
+
     def total(self, amounts: Iterable[Money | None]) -> Money:
-        return Money(sum((m.amount for m in amounts if m is not None), Decimal(0)), self.currency)
+        return self.total_of(m.amount if m is not None else None for m in amounts)
+
+    def total_of(self, amounts: Iterable[Decimal | None]) -> Money:
+        return Money(sum((a for a in amounts if a is not None), Decimal(0)), self.currency)
 
 
 def _money(amount: Decimal | None, currency: str) -> Money | None:
@@ -193,32 +208,30 @@ def forecast_accuracy(
             won_of_commit=Money(Decimal(0), currency),
             ratio=None,
         )
-    # The snapshot's commit deals closing in the quarter, filtered in SQL.
-    called = history.snapshot(week=week, owner_ids=reps, commit_closing=(first_day, last_day))
-    deals = history.deals_by_ids(row.deal_id for row in called)
-    called_money: list[Money | None] = []
-    won_money: list[Money | None] = []
+    # The snapshot's commit deals closing in the quarter (filtered in SQL), each beside what
+    # it became.
+    called = history.commit_called(week=week, owner_ids=reps, closing=(first_day, last_day))
+    called_amounts: list[Decimal | None] = []
+    won_amounts: list[Decimal | None] = []
     for row in called:
-        deal = deals.get(row.deal_id)
-        name = _name(deal.account, deal.title) if deal else f"#{row.deal_id}"
+        name = _name(row.account, row.title)
         on = row.close_date or row.taken_at.astimezone(zone).date()
-        at_call = converter.convert(row.deal_id, name, _money(row.amount, row.currency), on)
+        at_call = converter.amount_of(row.deal_id, name, row.amount, row.currency, on)
         if at_call is None and row.amount is not None:
             continue  # no rate: excluded from both sides
-        called_money.append(at_call)
+        called_amounts.append(at_call)
         if (
-            deal is not None
-            and deal.status == "won"
-            and deal.close_date is not None
-            and first_day <= deal.close_date <= last_day
+            row.status == "won"
+            and row.closed_on is not None
+            and first_day <= row.closed_on <= last_day
         ):
-            won_money.append(
-                converter.convert(
-                    deal.id, name, _money(deal.amount, deal.currency), deal.close_date
+            won_amounts.append(
+                converter.amount_of(
+                    row.deal_id, name, row.amount_now, row.currency_now, row.closed_on
                 )
             )
-    commit_called = converter.total(called_money)
-    won_of_commit = converter.total(won_money)
+    commit_called = converter.total_of(called_amounts)
+    won_of_commit = converter.total_of(won_amounts)
     return ForecastAccuracy(
         quarter=quarter,
         final=final,
