@@ -140,31 +140,39 @@ def roll_up(
             category = deal.forecast_category
         else:
             continue
-        own = None
-        if deal.amount is not None:
-            own = Money(deal.amount, deal.currency or rates.base)
-        if own is None:
+        if deal.amount is None:
             excluded.append(
                 ExcludedDeal(deal_id=deal.deal_id, name=deal.name, amount=None, reason="no amount")
             )
             continue
-        converted = convert(own, day)
-        if converted is None:
-            excluded.append(
-                ExcludedDeal(
-                    deal_id=deal.deal_id,
-                    name=deal.name,
-                    amount=own,
-                    reason=missing_rate_reason(own.currency),
+        own_currency = deal.currency or rates.base
+        own: Money | None = None
+        converted: Money | None = None
+        if own_currency == currency:
+            # Most deals: summed as read; Money is built below only for a deal at risk.
+            amount = deal.amount
+        else:
+            own = Money(deal.amount, own_currency)
+            converted = convert(own, day)
+            if converted is None:
+                excluded.append(
+                    ExcludedDeal(
+                        deal_id=deal.deal_id,
+                        name=deal.name,
+                        amount=own,
+                        reason=missing_rate_reason(own.currency),
+                    )
                 )
-            )
-            continue
+                continue
+            amount = converted.amount
         tally = tallies.get(deal.owner_id)
         if tally is None:
             tally = tallies[deal.owner_id] = _Tally()
-        tally.sums[category] += converted.amount
+        tally.sums[category] += amount
         if category in AT_RISK_CATEGORIES and deal.checks:
-            tally.at_risk += converted.amount
+            if own is None:
+                own = converted = Money(deal.amount, own_currency)
+            tally.at_risk += amount
             tally.at_risk_deals.append(
                 ForecastDeal(
                     deal_id=deal.deal_id,

@@ -138,7 +138,11 @@ def _close_date_in_force(deal: ClosedDeal, at: dt.datetime) -> dt.date | None:
 
 def called_close_date(deal: ClosedDeal) -> dt.date | None:
     """Return the close date the rep called: at the first commit, else 30 days before closing."""
-    committed = _first_commit(deal)
+    return _called_at_commit(deal, _first_commit(deal))
+
+
+def _called_at_commit(deal: ClosedDeal, committed: dt.datetime | None) -> dt.date | None:
+    """Return `called_close_date` of a deal first committed at `committed` (None: never)."""
     at = committed if committed is not None else deal.closed_at - UNCOMMITTED_LOOKBACK
     return _close_date_in_force(deal, at)
 
@@ -159,12 +163,13 @@ def calibrate(rep_id: str, deals: Sequence[ClosedDeal], zone: ZoneInfo) -> RepCa
     on_time = called = slip_days = committed = committed_won = 0
     for deal in deals:
         closed_day = deal.closed_at.astimezone(zone).date()
-        call = called_close_date(deal)
+        committed_at = _first_commit(deal)  # read once: the call is dated by it too
+        call = _called_at_commit(deal, committed_at)
         if call is not None:
             called += 1
             on_time += closed_day <= call
             slip_days += (closed_day - call).days
-        if _first_commit(deal) is not None:
+        if committed_at is not None:
             committed += 1
             committed_won += deal.status == "won"
     return RepCalibration(

@@ -34,17 +34,23 @@ from reminders.trend import weekly_trend
 from storage.fx import FxRepository
 from storage.models import Team
 from storage.nudges import NudgeRepository
-from storage.snapshots import TeamDeal, WeeklyRepository
+from storage.snapshots import ClosedTeamDeal, WeeklyRepository
 
 NAME = "manager-digest"
 # How far back "which checks reps ignore" looks.
 NUDGE_WINDOW = dt.timedelta(days=28)
 
 
-def _line(deal: TeamDeal, note: str = "") -> DealLine:
+def _line(deal: ClosedTeamDeal) -> DealLine:
+    """Return the digest's line of a deal won or lost: its post-mortem's reason, else the
+    reason given when it closed."""
     name = f"{deal.account} — {deal.title}" if deal.title else deal.account
     amount = Money(deal.amount, deal.currency) if deal.amount is not None else None
-    return DealLine(deal.id, name, deal.owner_id, amount, note)
+    if deal.post_mortem_reason is not None:
+        reason = deal.post_mortem_reason
+    else:
+        reason = deal.close_reason or "no post-mortem yet"
+    return DealLine(deal.id, name, deal.owner_id, amount, reason)
 
 
 @dataclass
@@ -146,7 +152,8 @@ def build_digest(
         weekly = WeeklyRepository(session)
         # The open deals (counted) and the week's wins and losses, with their post-mortems;
         # what else moved is the flow's.
-        deals = weekly.team_deals(owner_ids=team.reps, closed_since=week_start, created_since=now)
+        open_deals = weekly.open_deal_count(owner_ids=team.reps)
+        closed_week = weekly.closed_since(owner_ids=team.reps, since=week_start)
         # From history: closed figures, how the quarter's called commit is turning out,
         # what moved since last week's snapshot, how each rep's calls turned out.
         closed = closed_figures(session, reps=team.reps, zone=team.zone, today=today)
@@ -196,17 +203,6 @@ def build_digest(
         quarter=quarter,
         today=today,
     )
-    open_deals = [d for d in deals if d.status == "open"]
-
-    def reason(deal: TeamDeal) -> str:
-        if deal.post_mortem_reason is not None:
-            return deal.post_mortem_reason
-        return deal.close_reason or "no post-mortem yet"
-
-    won_week = [d for d in deals if d.status == "won" and d.closed_at and d.closed_at >= week_start]
-    lost_week = [
-        d for d in deals if d.status == "lost" and d.closed_at and d.closed_at >= week_start
-    ]
     ignored = sorted(
         ((check, nudged, acted) for check, (nudged, acted) in response.items()),
         key=lambda row: (row[2] / row[1] if row[1] else 1, -row[1]),
@@ -216,10 +212,10 @@ def build_digest(
         week=week_period(now, team.zone),
         quarter=period,
         currency=team.currency,
-        open_deals=len(open_deals),
+        open_deals=open_deals,
         roll_up=rolled,
-        won=tuple(_line(d, reason(d)) for d in won_week),
-        lost=tuple(_line(d, reason(d)) for d in lost_week),
+        won=tuple(_line(deal) for deal in closed_week if deal.status == "won"),
+        lost=tuple(_line(deal) for deal in closed_week if deal.status == "lost"),
         closed=closed,
         accuracy=accuracy,
         flow=flow,

@@ -12,7 +12,7 @@ the reason, so a total never silently leaves it out.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -125,6 +125,8 @@ class _Converter:
         """Return `amount` in the reporting currency; None without an amount or a rate."""
         if amount is None:
             return None
+        if amount.currency == self.currency:
+            return amount  # what `RateBook.convert` would give, without its Conversion
         conversion = self.rates.convert(amount, to=self.currency, on=on)
         if conversion is None:
             missing = amount.currency if self.rates.to_base(amount.currency, on) is None else None
@@ -141,8 +143,23 @@ class _Converter:
             return None
         return conversion.money
 
+    def amount_of(
+        self, deal_id: int, name: str, amount: Decimal | None, currency: str, on: dt.date
+    ) -> Decimal | None:
+        """Return `convert`'s amount for an amount and its currency as read: no Money is built
+        for one already in the reporting currency."""
+        if amount is None:
+            return None
+        if currency == self.currency:
+            return amount
+        converted = self.convert(deal_id, name, Money(amount, currency), on)
+        return None if converted is None else converted.amount
+
     def total(self, amounts: Iterable[Money | None]) -> Money:
-        return Money(sum((m.amount for m in amounts if m is not None), Decimal(0)), self.currency)
+        return self.total_of(m.amount if m is not None else None for m in amounts)
+
+    def total_of(self, amounts: Iterable[Decimal | None]) -> Money:
+        return Money(sum((a for a in amounts if a is not None), Decimal(0)), self.currency)
 
 
 def _money(amount: Decimal | None, currency: str) -> Money | None:
@@ -191,32 +208,30 @@ def forecast_accuracy(
             won_of_commit=Money(Decimal(0), currency),
             ratio=None,
         )
-    # The snapshot's commit deals closing in the quarter, filtered in SQL.
-    called = history.snapshot(week=week, owner_ids=reps, commit_closing=(first_day, last_day))
-    deals = history.deals_by_ids(row.deal_id for row in called)
-    called_money: list[Money | None] = []
-    won_money: list[Money | None] = []
+    # The snapshot's commit deals closing in the quarter (filtered in SQL), each beside what
+    # it became.
+    called = history.commit_called(week=week, owner_ids=reps, closing=(first_day, last_day))
+    called_amounts: list[Decimal | None] = []
+    won_amounts: list[Decimal | None] = []
     for row in called:
-        deal = deals.get(row.deal_id)
-        name = _name(deal.account, deal.title) if deal else f"#{row.deal_id}"
+        name = _name(row.account, row.title)
         on = row.close_date or row.taken_at.astimezone(zone).date()
-        at_call = converter.convert(row.deal_id, name, _money(row.amount, row.currency), on)
+        at_call = converter.amount_of(row.deal_id, name, row.amount, row.currency, on)
         if at_call is None and row.amount is not None:
             continue  # no rate: excluded from both sides
-        called_money.append(at_call)
+        called_amounts.append(at_call)
         if (
-            deal is not None
-            and deal.status == "won"
-            and deal.close_date is not None
-            and first_day <= deal.close_date <= last_day
+            row.status == "won"
+            and row.closed_on is not None
+            and first_day <= row.closed_on <= last_day
         ):
-            won_money.append(
-                converter.convert(
-                    deal.id, name, _money(deal.amount, deal.currency), deal.close_date
+            won_amounts.append(
+                converter.amount_of(
+                    row.deal_id, name, row.amount_now, row.currency_now, row.closed_on
                 )
             )
-    commit_called = converter.total(called_money)
-    won_of_commit = converter.total(won_money)
+    commit_called = converter.total_of(called_amounts)
+    won_of_commit = converter.total_of(won_amounts)
     return ForecastAccuracy(
         quarter=quarter,
         final=final,
@@ -230,17 +245,43 @@ def forecast_accuracy(
 # --- the week's flow ------------------------------------------------------------------------
 
 
-# add(kind, deal, money, note): one deal on one of the flow's lines.
-_Adder = Callable[[str, HistoryDeal, Money | None, str], None]
+class _FlowLines:
+    """The flow's lines as they fill: each deal named and converted once, however many lines
+    it sits on (pushed and moved to best case), at its close date (else the snapshot's day)."""
 
+    def __init__(self, converter: _Converter, since_day: dt.date) -> None:
+        self.converter = converter
+        self.since_day = since_day
+        self.lines: dict[str, list[tuple[ForecastDeal, Money | None]]] = {
+            kind: [] for kind in FLOW_KINDS
+        }
+        self._named: dict[int, tuple[str, Money | None, Money | None]] = {}
 
-@dataclass(frozen=True)
-class _Then:
-    """How a deal stood at the start of the week compared against."""
+    def named(self, deal: HistoryDeal) -> tuple[str, Money | None, Money | None]:
+        """Return the deal's (name, amount, amount in the reporting currency)."""
+        found = self._named.get(deal.id)
+        if found is None:
+            name = _name(deal.account, deal.title)
+            amount = _money(deal.amount, deal.currency)
+            converted = self.converter.convert(
+                deal.id, name, amount, deal.close_date or self.since_day
+            )
+            found = self._named[deal.id] = (name, amount, converted)
+        return found
 
-    amount: Money | None
-    forecast_category: str
-    close_date: dt.date | None
+    def add(self, kind: str, deal: HistoryDeal, money: Money | None, note: str) -> None:
+        """Put the deal on the `kind` line; `money` is an amount line's difference."""
+        name, amount, converted = self.named(deal)
+        line = ForecastDeal(
+            deal_id=deal.id,
+            name=name,
+            owner_id=deal.owner_id,
+            amount=amount,
+            converted=converted,
+            note=note,
+        )
+        # An amount line carries the difference; every other line the deal's converted amount.
+        self.lines[kind].append((line, money if money is not None else converted))
 
 
 def week_flow(
@@ -277,7 +318,7 @@ def week_flow(
         # team's unchanged deals are most of them and add no line.
         moved = history.moved_since_snapshot(week=last_week, owner_ids=reps, since=since)
         deals = {row.deal.id: row.deal for row in moved}
-        then = {row.deal.id: _then_of(row.then) for row in moved if row.then is not None}
+        then = {row.deal.id: row.then for row in moved if row.then is not None}
     else:
         since = now - dt.timedelta(days=7)
         since_week = None
@@ -285,35 +326,20 @@ def week_flow(
         then = _rebuilt(deals.values(), history.changes_since(owner_ids=reps, since=since), since)
     since_day = since.astimezone(zone).date()
     converter = _Converter(currency, rates, {})
-    lines: dict[str, list[tuple[ForecastDeal, Money | None]]] = {kind: [] for kind in FLOW_KINDS}
-
-    def add(kind: str, deal: HistoryDeal, money: Money | None, note: str) -> None:
-        amount = _money(deal.amount, deal.currency)
-        on = deal.close_date or since_day
-        named = ForecastDeal(
-            deal_id=deal.id,
-            name=_name(deal.account, deal.title),
-            owner_id=deal.owner_id,
-            amount=amount,
-            converted=converter.convert(deal.id, _name(deal.account, deal.title), amount, on),
-            note=note,
-        )
-        # An amount line carries the difference; every other line the deal's converted amount.
-        lines[kind].append((named, money if money is not None else named.converted))
-
+    flow = _FlowLines(converter, since_day)
     for deal in deals.values():
         before = then.get(deal.id)
         if before is None:
             if deal.created_at >= since:
-                add("created", deal, None, "")
+                flow.add("created", deal, None, "")
             if deal.status != "open" and deal.closed_at is not None and deal.closed_at >= since:
-                add(deal.status, deal, None, "")  # created and closed within the week
+                flow.add(deal.status, deal, None, "")  # created and closed within the week
             continue
         if deal.status != "open":
             if deal.closed_at is not None and deal.closed_at >= since:
-                add(deal.status, deal, None, "")
+                flow.add(deal.status, deal, None, "")
             continue
-        _compare(deal, before, add=add, converter=converter, since_day=since_day)
+        _compare(deal, before, flow)
 
     return Flow(
         since_week=since_week,
@@ -325,28 +351,20 @@ def week_flow(
                 money=converter.total(money for _, money in entries),
                 deals=tuple(named for named, _ in entries),
             )
-            for kind, entries in lines.items()
+            for kind, entries in flow.lines.items()
         ),
         excluded=tuple(converter.excluded.values()),
     )
 
 
-def _then_of(row: SnapshotStand) -> _Then:
-    return _Then(
-        amount=_money(row.amount, row.currency),
-        forecast_category=row.forecast_category,
-        close_date=row.close_date,
-    )
-
-
 def _rebuilt(
     deals: Iterable[HistoryDeal], changes: Sequence[FieldChange], since: dt.datetime
-) -> dict[int, _Then]:
+) -> dict[int, SnapshotStand]:
     """Return how the deals that existed at `since`, and were open then, stood then."""
     first_old: dict[tuple[int, str], str | None] = {}
     for change in changes:
         first_old.setdefault((change.deal_id, change.field), change.old_value)
-    rebuilt: dict[int, _Then] = {}
+    rebuilt: dict[int, SnapshotStand] = {}
     for deal in deals:
         if deal.created_at >= since:
             continue
@@ -362,8 +380,10 @@ def _rebuilt(
         )
         close_text = then("close_date", deal.close_date.isoformat() if deal.close_date else None)
         category = then("forecast_category", deal.forecast_category) or deal.forecast_category
-        rebuilt[deal.id] = _Then(
-            amount=_parsed_amount(amount_text),
+        amount = _parsed_amount(amount_text)
+        rebuilt[deal.id] = SnapshotStand(
+            amount=None if amount is None else amount.amount,
+            currency=deal.currency if amount is None else amount.currency,
             forecast_category=category,
             close_date=dt.date.fromisoformat(close_text) if close_text else None,
         )
@@ -378,40 +398,39 @@ def _parsed_amount(text: str | None) -> Money | None:
     return Money(Decimal(value), code)
 
 
-def _compare(
-    deal: HistoryDeal,
-    before: _Then,
-    *,
-    add: _Adder,
-    converter: _Converter,
-    since_day: dt.date,
-) -> None:
+def _compare(deal: HistoryDeal, before: SnapshotStand, flow: _FlowLines) -> None:
     """Add the lines of an open deal that was open at the start of the week too."""
     old, new = before.close_date, deal.close_date
     if old is not None and new is not None and new != old:
         days = abs((new - old).days)
         if new < old:
-            add("pulled_in", deal, None, f"pulled in {days} days")
+            flow.add("pulled_in", deal, None, f"pulled in {days} days")
         else:
             note = f"pushed out {days} days"
             quarter_end = quarter_bounds(old)[1]
             if old <= quarter_end < new:
                 note += f", out of {quarter_of(old)}"
-            add("pushed_out", deal, None, note)
-    amount = _money(deal.amount, deal.currency)
-    if amount is not None and before.amount is not None and amount != before.amount:
-        on = deal.close_date or since_day
+            flow.add("pushed_out", deal, None, note)
+    # Decimals and codes compared first: Money is built only for an amount that changed.
+    if (
+        deal.amount is not None
+        and before.amount is not None
+        and (deal.amount != before.amount or deal.currency != before.currency)
+    ):
         name = _name(deal.account, deal.title)
-        was = converter.convert(deal.id, name, before.amount, on)
-        now = converter.convert(deal.id, name, amount, on)
+        on = deal.close_date or flow.since_day
+        # The old amount converted before the deal's own (named once for all its lines): when
+        # neither has a rate, the deal's exclusion reports the one converted first.
+        was = flow.converter.convert(deal.id, name, Money(before.amount, before.currency), on)
+        _, _, now = flow.named(deal)
         if was is not None and now is not None and was.amount != now.amount:
-            difference = Money(abs(now.amount - was.amount), converter.currency)
+            difference = Money(abs(now.amount - was.amount), flow.converter.currency)
             kind = "amount_up" if now.amount > was.amount else "amount_down"
             sign = "+" if kind == "amount_up" else "−"
-            add(kind, deal, difference, f"{sign}{format_money(difference)}")
+            flow.add(kind, deal, difference, f"{sign}{format_money(difference)}")
         elif was is None or now is None:
-            kind = "amount_up" if amount.amount > before.amount.amount else "amount_down"
-            add(kind, deal, None, "")
+            kind = "amount_up" if deal.amount > before.amount else "amount_down"
+            flow.add(kind, deal, None, "")
     if (
         before.forecast_category != deal.forecast_category
         and before.forecast_category in FORECAST_CATEGORIES
@@ -420,4 +439,4 @@ def _compare(
             f"{_CATEGORY_WORDS.get(before.forecast_category, before.forecast_category)} → "
             f"{_CATEGORY_WORDS.get(deal.forecast_category, deal.forecast_category)}"
         )
-        add("moved", deal, None, words)
+        flow.add("moved", deal, None, words)

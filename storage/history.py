@@ -37,16 +37,21 @@ class HistoryDeal(NamedTuple):
     closed_at: dt.datetime | None
 
 
-class SnapshotRow(NamedTuple):
-    """An open deal as it stood in a weekly snapshot."""
+class CalledCommit(NamedTuple):
+    """A commit deal as a weekly snapshot called it, beside how the deal stands now."""
 
     deal_id: int
-    owner_id: str
-    amount: Decimal | None
+    amount: Decimal | None  # as called
     currency: str
-    forecast_category: str
     close_date: dt.date | None
     taken_at: dt.datetime
+    # The deal now: its name, whether and when it closed, at what amount.
+    account: str
+    title: str | None
+    status: str
+    closed_on: dt.date | None  # the close date now: the day it closed, once closed
+    amount_now: Decimal | None
+    currency_now: str
 
 
 class SnapshotStand(NamedTuple):
@@ -171,36 +176,28 @@ class HistoryRepository:
         )
         return self.session.scalar(statement)
 
-    def snapshot(
-        self,
-        *,
-        week: str,
-        owner_ids: Iterable[str],
-        commit_closing: tuple[dt.date, dt.date] | None = None,
-    ) -> list[SnapshotRow]:
-        """Return the owners' open deals as snapshotted in `week`, deleted deals aside.
+    def commit_called(
+        self, *, week: str, owner_ids: Iterable[str], closing: tuple[dt.date, dt.date]
+    ) -> list[CalledCommit]:
+        """Return the owners' commit deals snapshotted in `week` closing in `closing` (first
+        and last day, inclusive), by deal, each beside the deal now, deleted deals aside.
 
-        With `commit_closing` (first and last day, inclusive), only the commit deals closing
-        then: the commit called, filtered by the database rather than read and dropped.
+        The commit called, filtered by the database rather than read and dropped, and read
+        with the deals it joins anyway: what each became is in the same row.
         """
-        called = (
-            ()
-            if commit_closing is None
-            else (
-                DealSnapshot.forecast_category == "commit",
-                DealSnapshot.close_date >= commit_closing[0],
-                DealSnapshot.close_date <= commit_closing[1],
-            )
-        )
         statement = (
             select(
                 DealSnapshot.deal_id,
-                DealSnapshot.owner_id,
                 DealSnapshot.amount,
                 DealSnapshot.currency,
-                DealSnapshot.forecast_category,
                 DealSnapshot.close_date,
                 DealSnapshot.taken_at,
+                Deal.account,
+                Deal.title,
+                Deal.status,
+                Deal.close_date,
+                Deal.amount,
+                Deal.currency,
             )
             .join(Deal, Deal.id == DealSnapshot.deal_id)
             .where(
@@ -211,11 +208,13 @@ class HistoryRepository:
                 DealSnapshot.week <= week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
                 Deal.is_live(),
-                *called,
+                DealSnapshot.forecast_category == "commit",
+                DealSnapshot.close_date >= closing[0],
+                DealSnapshot.close_date <= closing[1],
             )
             .order_by(DealSnapshot.deal_id)
         )
-        return [SnapshotRow(*row) for row in self.session.execute(statement)]
+        return [CalledCommit(*row) for row in self.session.execute(statement)]
 
     def snapshot_taken(self, *, week: str, owner_ids: Iterable[str]) -> dt.datetime | None:
         """Return when the owners' snapshot of `week` was taken (its first row), deleted deals
@@ -224,7 +223,7 @@ class HistoryRepository:
             select(func.min(DealSnapshot.taken_at))
             .join(Deal, Deal.id == DealSnapshot.deal_id)
             .where(
-                # A one-week range for the (owner_id, week) index, as in `snapshot`.
+                # A one-week range for the (owner_id, week) index, as in `commit_called`.
                 DealSnapshot.week >= week,
                 DealSnapshot.week <= week,
                 DealSnapshot.owner_id.in_(list(owner_ids)),
@@ -293,13 +292,6 @@ class HistoryRepository:
             then = SnapshotStand(*row[12:]) if row[11] is not None else None
             rows.append(FlowRow(deal, then))
         return rows
-
-    def deals_by_ids(self, deal_ids: Iterable[int]) -> dict[int, HistoryDeal]:
-        ids = list(deal_ids)
-        if not ids:
-            return {}
-        statement = select(*_deal_columns()).where(Deal.id.in_(ids), Deal.is_live())
-        return {row.id: HistoryDeal(*row) for row in self.session.execute(statement)}
 
     def live_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[HistoryDeal]:
         """Return the owners' deals open now, or closed or created since `since`."""

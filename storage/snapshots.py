@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Select, literal, or_, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from storage.database import insert_ignoring_conflicts
@@ -20,8 +20,8 @@ from storage.models import (
 )
 
 
-class TeamDeal(NamedTuple):
-    """A deal as the manager digest reads it: its columns and its post-mortem's reason."""
+class ClosedTeamDeal(NamedTuple):
+    """A deal won or lost as the manager digest lists it: with its post-mortem's reason."""
 
     id: int
     account: str
@@ -29,52 +29,10 @@ class TeamDeal(NamedTuple):
     owner_id: str
     amount: Decimal | None
     currency: str
-    stage: str
-    forecast_category: str
-    close_date: dt.date | None
-    status: str
-    closed_at: dt.datetime | None
-    created_at: dt.datetime
+    status: str  # "won" or "lost"
+    closed_at: dt.datetime
     close_reason: str | None
     post_mortem_reason: str | None  # None: no post-mortem
-    # `<team key>:<stage key>` on a team with its own stages (its probability weighs the deal).
-    team_stage: str | None = None
-
-
-def team_deals_query(
-    *, owner_ids: Iterable[str], closed_since: dt.datetime, created_since: dt.datetime
-) -> Select[Any]:
-    """Return the statement of `WeeklyRepository.team_deals` (`bench.plan_jobs` times it bare)."""
-    return (
-        select(
-            Deal.id,
-            Deal.account,
-            Deal.title,
-            Deal.owner_id,
-            Deal.amount,
-            Deal.currency,
-            Deal.stage,
-            Deal.forecast_category,
-            Deal.close_date,
-            Deal.status,
-            Deal.closed_at,
-            Deal.created_at,
-            Deal.close_reason,
-            PostMortem.primary_reason,
-            Deal.team_stage,
-        )
-        .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
-        .where(
-            Deal.owner_id.in_(list(owner_ids)),
-            Deal.is_live(),
-            or_(
-                Deal.status == "open",
-                Deal.closed_at >= closed_since,
-                Deal.created_at >= created_since,
-            ),
-        )
-        .order_by(Deal.id)
-    )
 
 
 class WeeklyRepository:
@@ -145,12 +103,37 @@ class WeeklyRepository:
         )
         return {rep: (passed, checked) for rep, passed, checked in self.session.execute(statement)}
 
-    def team_deals(
-        self, *, owner_ids: Iterable[str], closed_since: dt.datetime, created_since: dt.datetime
-    ) -> list[TeamDeal]:
-        """Return the owners' open deals, deals closed or created since the given times."""
-        statement = team_deals_query(
-            owner_ids=owner_ids, closed_since=closed_since, created_since=created_since
+    def open_deal_count(self, *, owner_ids: Iterable[str]) -> int:
+        """Return how many of the owners' deals are open, counted by the database: the digest
+        shows the number, so a team's tens of thousands of open deals are never read."""
+        statement = select(func.count()).where(
+            Deal.owner_id.in_(list(owner_ids)), Deal.status == "open", Deal.is_live()
         )
-        # Plain rows, not ORM Deals: a team's digest reads tens of thousands at a large org.
-        return [TeamDeal(*row) for row in self.session.connection().execute(statement)]
+        return int(self.session.execute(statement).scalar_one())
+
+    def closed_since(self, *, owner_ids: Iterable[str], since: dt.datetime) -> list[ClosedTeamDeal]:
+        """Return the owners' deals won or lost since `since`, by id, with their post-mortems'
+        reasons."""
+        statement = (
+            select(
+                Deal.id,
+                Deal.account,
+                Deal.title,
+                Deal.owner_id,
+                Deal.amount,
+                Deal.currency,
+                Deal.status,
+                Deal.closed_at,
+                Deal.close_reason,
+                PostMortem.primary_reason,
+            )
+            .outerjoin(PostMortem, PostMortem.deal_id == Deal.id)
+            .where(
+                Deal.owner_id.in_(list(owner_ids)),
+                Deal.status.in_(("won", "lost")),
+                Deal.is_live(),
+                Deal.closed_at >= since,
+            )
+            .order_by(Deal.id)
+        )
+        return [ClosedTeamDeal(*row) for row in self.session.connection().execute(statement)]

@@ -73,11 +73,8 @@ def test_no_query_of_deals_finds_a_deleted_one(database: Database) -> None:
             "overdue": {step.deal_id for step in overdue},
             "quiet": {deal_id for deal_id, _, _ in follow_ups.quiet_deals(untouched_since=later)},
             "titles": set(follow_ups.deal_titles([kept, gone])),
-            "team": {
-                deal.id
-                for deal in weekly.team_deals(
-                    owner_ids=["U0ANA"], closed_since=NOW, created_since=NOW
-                )
+            "closed this week": {
+                deal.id for deal in weekly.closed_since(owner_ids=["U0ANA"], since=NOW)
             },
             "snapshots": {
                 row.deal_id for row in weekly.snapshots(weeks=["2026-W47"], owner_ids=["U0ANA"])
@@ -91,6 +88,7 @@ def test_no_query_of_deals_finds_a_deleted_one(database: Database) -> None:
             },
         }
         assert repository.get_even_deleted(gone) is not None
+        assert weekly.open_deal_count(owner_ids=["U0ANA"]) == 1  # the kept deal alone
 
     assert found["snapshots"] == set()  # taken before either deal existed: none of them
     del found["snapshots"]
