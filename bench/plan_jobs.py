@@ -64,7 +64,7 @@ from reminders import digest as digest_module
 from reminders.accuracy import plan_accuracy
 from reminders.chase import POST_MORTEM_WINDOW, plan_chase
 from reminders.digest import plan_digest
-from reminders.jobs import JobContext, OutgoingMessage, week_period
+from reminders.jobs import JobContext, OutgoingMessage, collect_garbage_less_often, week_period
 from storage.database import Database, normalize_url
 from storage.facts import deal_facts_query
 from storage.migrate import upgrade
@@ -553,6 +553,7 @@ def run_job(database: Database, url: str, job: str, record: Path) -> dict[str, A
     client = WebClient(base_url="http://127.0.0.1:9/api/", retry_handlers=[])
     build = context_factory(settings, database=database, client=client)
     context = build(NOW, None)
+    collect_garbage_less_often()  # as in the scheduler's process (reminders/jobs.py)
     started_rss = peak_rss_mb()
     cpu = time.process_time()
     stages = DIGEST_STAGES if job == "manager-digest" else ()

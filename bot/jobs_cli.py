@@ -14,7 +14,7 @@ from bot.slack import build_web_client
 from domain.clock import Clock, FixedClock, SystemClock
 from handlers.job_messages import SlackJobMessages
 from reminders.delivery import DeliverySummary
-from reminders.jobs import Job, JobContext, load_jobs, run_job
+from reminders.jobs import Job, JobContext, collect_garbage_less_often, load_jobs, run_job
 from reminders.scheduler import ContextFactory, JobScheduler
 from storage.database import Database
 
@@ -135,6 +135,7 @@ def run_job_now(
         now = SystemClock().now()  # the one real clock, as `serve` reads it
     elif now.tzinfo is None:
         now = now.replace(tzinfo=settings.timezone)
+    collect_garbage_less_often()
     database = open_database(settings)
     try:
         context = context_factory(settings, database=database, client=client)(now, None)

@@ -38,7 +38,14 @@ from slack_sdk import WebClient
 
 from domain.clock import Clock, SystemClock
 from reminders.delivery import Delivery, DeliverySummary
-from reminders.jobs import REP_TIMEZONE, TEAM_TIMEZONE, Job, JobContext, run_job
+from reminders.jobs import (
+    REP_TIMEZONE,
+    TEAM_TIMEZONE,
+    Job,
+    JobContext,
+    collect_garbage_less_often,
+    run_job,
+)
 from reminders.rep_zones import ACTIVE_OWNER_WINDOW, cached_owner_timezones, refresh_rep_zones
 from storage.database import Database
 from storage.facts import ReminderRepository
@@ -244,6 +251,7 @@ class JobScheduler:
 
     def start(self) -> None:
         """Start ticking in a background thread, after catching up on missed firings."""
+        collect_garbage_less_often()
         self._scheduler = BackgroundScheduler(
             timezone=dt.UTC,
             job_defaults={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from domain.changes import DealRef
 from domain.clock import FixedClock
 from domain.deals import Actor
 from domain.nudges import snooze_deal
-from reminders.jobs import load_jobs
+from reminders.jobs import JOB_PROCESS_GC_THRESHOLD, collect_garbage_less_often, load_jobs
 from reminders.scheduler import trigger_for
 from storage.models import AccuracyScore, DealSnapshot, Nudge
 from tests.e2e.harness import blocks_text
@@ -297,3 +298,16 @@ def test_the_scheduler_keeps_one_trigger_per_job_and_team_timezone(world: World)
         assert defaults["coalesce"] is True and defaults["max_instances"] == 1
     finally:
         scheduler.shutdown()
+
+
+def test_a_process_running_jobs_collects_garbage_less_often_never_more() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        collect_garbage_less_often()
+        assert gc.get_threshold() == (JOB_PROCESS_GC_THRESHOLD, 10, 10)
+        gc.set_threshold(JOB_PROCESS_GC_THRESHOLD * 2, 10, 10)
+        collect_garbage_less_often()  # an operator's higher setting stays
+        assert gc.get_threshold() == (JOB_PROCESS_GC_THRESHOLD * 2, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
