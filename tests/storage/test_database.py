@@ -125,6 +125,11 @@ def test_timestamps_read_back_as_utc_whatever_the_stored_text_or_session_zone(
         session.flush()
         team_id = team.id
     postgresql = database.engine.dialect.name == "postgresql"
+    if postgresql:
+        # dealbot's sessions are in UTC, whatever the server's default zone.
+        with database.engine.connect() as connection:
+            assert connection.scalar(text("SHOW TIME ZONE")) == "UTC"
+            assert connection.scalar(text("SELECT now()")).tzinfo is dt.UTC
     # SQLite: text another writer may have left (no fraction, a "T", an offset of its own).
     # PostgreSQL: read in a session zone other than the UTC dealbot sets.
     stored_texts = (
@@ -144,11 +149,3 @@ def test_timestamps_read_back_as_utc_whatever_the_stored_text_or_session_zone(
             stored = session.scalar(select(Team.created_at).where(Team.id == team_id))
         assert stored == expected
         assert stored is not None and stored.tzinfo is dt.UTC
-
-
-def test_postgresql_sessions_are_in_utc(database: Database) -> None:
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's session time zone")
-    with database.engine.connect() as connection:
-        assert connection.scalar(text("SHOW TIME ZONE")) == "UTC"
-        assert connection.scalar(text("SELECT now()")).tzinfo is dt.UTC
