@@ -700,7 +700,6 @@ class _RepTally:
         "counts",
         "deals",
         "failing",
-        "median",
         "open_weights",
         "score_parts",
         "weights",
@@ -719,7 +718,6 @@ class _RepTally:
         self.commit_unpriced = 0
         # Held only while this rep's deals stream past; None once the median is taken.
         self.open_weights: list[Decimal] | None = []
-        self.median: Decimal | None = None
         self.score_parts: _ScoreParts | None = None
 
     def finish(self, *, open_counted: int, closed_counted: int) -> None:
@@ -727,7 +725,7 @@ class _RepTally:
         if self.open_weights is None:
             return
         median = statistics.median(self.open_weights) if self.open_weights else Decimal(1)
-        self.median, self.open_weights = median, None
+        self.open_weights = None
         passed = checked = Decimal(0)
         failures: dict[str, int] = {}
         failing_weight: dict[str, Decimal] = {}
