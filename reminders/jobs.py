@@ -266,8 +266,8 @@ def week_period(now: dt.datetime, zone: ZoneInfo) -> str:
 # collector, in a process that runs jobs (CPython's default is 700). A weekly job holds a
 # hundred thousand deals' facts and rows while it plans, and at 700 the collector ran over a
 # thousand times a digest and walked them on every older-generation pass: 10% of the
-# digest's time at 100k deals (1.7 s; 0.5 s at this threshold). The objects a job frees
-# are tuples and dicts reference counting frees at once; only cycles wait for a collection.
+# digest's time at 100k deals (1.7 s; 0.5 s at this threshold). Most of what a job drops,
+# reference counting frees at once: only reference cycles wait for a collection.
 JOB_PROCESS_GC_THRESHOLD = 50_000
 
 
